@@ -1,0 +1,129 @@
+//! Minting and verifying beside raw ed25519-dalek on the same bytes.
+//!
+//! Run: `cargo bench --bench tokens`. Figures and ratios are recorded in `docs/benchmarks.md`.
+
+#![allow(missing_docs)] // criterion_main! generates an undocumented `main`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark may stop on broken setup.
+
+use criterion::{Criterion, black_box, criterion_group, criterion_main};
+use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+use ed25519_dalek::{Signature, Signer as _};
+use keysmith::{Config, Issuer, Keyring, MintRequest, SigningKey};
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+const CONFIG: &str = r#"
+version = 7
+issuer = "https://keys.example.com"
+[projects.demo]
+[[templates]]
+id = "upload-widget"
+project = "demo"
+permissions = ["FILE_UPLOAD", "OBJECTS_LIST", "OBJECTS_FETCH"]
+[templates.upload]
+limit_per_min = 30
+dir_scope = "/uploads/*"
+[templates.restrict]
+whitelist_ip_ranges = ["10.0.0.0/8", "192.168.0.0/16", "::1"]
+[templates.listing]
+directory_scope = ["/uploads/*", "/public/*"]
+"#;
+
+fn setup() -> (Issuer, ed25519_dalek::SigningKey) {
+    let dalek = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
+    let config = Config::from_toml(CONFIG, Path::new(".")).unwrap();
+    let issuer = Issuer::from_parts(config, Keyring::single(SigningKey::new(&dalek)), None);
+    (issuer, dalek)
+}
+
+fn now() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+fn bench_mint(c: &mut Criterion) {
+    let (issuer, dalek) = setup();
+    let caller: IpAddr = "10.1.2.3".parse().unwrap();
+    let request = MintRequest::default();
+    let token = issuer
+        .mint("demo", "upload-widget", &request, Some(caller), now())
+        .unwrap()
+        .token;
+    let input = token.rsplit_once('.').unwrap().0.as_bytes().to_vec();
+
+    let mut group = c.benchmark_group("mint");
+    group.bench_function("keysmith_mint", |b| {
+        b.iter(|| {
+            issuer
+                .mint(
+                    "demo",
+                    "upload-widget",
+                    black_box(&request),
+                    Some(caller),
+                    now(),
+                )
+                .unwrap()
+        })
+    });
+    group.bench_function("dalek_sign_same_bytes", |b| {
+        b.iter(|| dalek.sign(black_box(&input)))
+    });
+
+    // For scale: jsonwebtoken's encode re-derives the key from its bytes on every call.
+    let claims: serde_json::Value =
+        serde_json::from_slice(&base64_decode(token.split('.').nth(1).unwrap())).unwrap();
+    let der = dalek.to_pkcs8_der().unwrap();
+    let key = jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes());
+    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    group.bench_function("jsonwebtoken_encode", |b| {
+        b.iter(|| jsonwebtoken::encode(&header, black_box(&claims), &key).unwrap())
+    });
+    group.finish();
+}
+
+fn bench_verify(c: &mut Criterion) {
+    let (issuer, dalek) = setup();
+    let caller: IpAddr = "10.1.2.3".parse().unwrap();
+    let token = issuer
+        .mint(
+            "demo",
+            "upload-widget",
+            &MintRequest::default(),
+            Some(caller),
+            now(),
+        )
+        .unwrap()
+        .token;
+    let verifier = issuer.verifier("demo");
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let sig = Signature::from_slice(&base64_decode(sig)).unwrap();
+    let public = dalek.verifying_key();
+
+    let mut group = c.benchmark_group("verify");
+    group.bench_function("keysmith_verify_authorize", |b| {
+        b.iter(|| {
+            let grant = verifier.verify(black_box(&token), now()).unwrap();
+            grant
+                .authorize("FILE_UPLOAD", Some("/uploads/avatars/2026"), Some(caller))
+                .unwrap();
+        })
+    });
+    group.bench_function("dalek_verify_strict_same_bytes", |b| {
+        b.iter(|| {
+            public
+                .verify_strict(black_box(input.as_bytes()), &sig)
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .unwrap()
+}
+
+criterion_group!(benches, bench_mint, bench_verify);
+criterion_main!(benches);

@@ -1,0 +1,21 @@
+//! `keysmith keygen`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The directory of signing keys (created 0700 if missing).
+    #[arg(long, env = "KEYSMITH_KEYS", default_value = "keys")]
+    keys: PathBuf,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (path, kid) = keysmith::keyring::generate_key_file(&args.keys)?;
+    println!("generated {} (kid {kid})", path.display());
+    println!(
+        "the newest key in {} signs; all keys there are published",
+        args.keys.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,66 @@
+//! `keysmith mint`.
+
+use keysmith::{Config, Issuer, Keyring, MintRequest};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The project id.
+    #[arg(long)]
+    project: String,
+    /// The template id.
+    #[arg(long)]
+    template: String,
+    /// The config file.
+    #[arg(long, env = "KEYSMITH_CONFIG", default_value = "config.toml")]
+    config: PathBuf,
+    /// The directory of signing keys.
+    #[arg(long, env = "KEYSMITH_KEYS", default_value = "keys")]
+    keys: PathBuf,
+    /// Mint as a caller at this address (needed for IP- or country-restricted templates).
+    #[arg(long)]
+    ip: Option<IpAddr>,
+    /// Narrow the permissions (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    permissions: Option<Vec<String>>,
+    /// Narrow the lifetime, in seconds.
+    #[arg(long)]
+    expiration: Option<u64>,
+    /// Bind the key to `--ip`.
+    #[arg(long, requires = "ip")]
+    bind_ip: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{}: {e}", args.config.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let issuer = Issuer::new(config, Keyring::load_dir(&args.keys)?)?;
+    let mut request = MintRequest::default();
+    request.permissions = args.permissions;
+    request.expiration_duration = args.expiration;
+    request.bind_ip = args.bind_ip;
+    match issuer.mint(
+        &args.project,
+        &args.template,
+        &request,
+        args.ip,
+        SystemTime::now(),
+    ) {
+        Ok(minted) => {
+            println!("{}", minted.token);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("refused ({}): {e}", e.code());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! `keysmith serve`.
+
+use anyhow::Context as _;
+use keysmith::{Config, Issuer, Keyring};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The config file.
+    #[arg(long, env = "KEYSMITH_CONFIG", default_value = "config.toml")]
+    config: PathBuf,
+    /// The directory of signing keys.
+    #[arg(long, env = "KEYSMITH_KEYS", default_value = "keys")]
+    keys: PathBuf,
+    /// Listen address, overriding `server.listen`.
+    #[arg(long, env = "KEYSMITH_LISTEN")]
+    listen: Option<SocketAddr>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    crate::init_logging("info,tower_http=info");
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{}: {e}", args.config.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let (keys, generated) = Keyring::load_or_generate(&args.keys)?;
+    if let Some(path) = generated {
+        tracing::warn!(
+            path = %path.display(),
+            kid = keys.signing().kid(),
+            "NO SIGNING KEY WAS FOUND: GENERATED A NEW DEVELOPMENT KEY. Tokens minted by earlier \
+             keys no longer verify. For production, create keys deliberately with `keysmith keygen` \
+             and keep them out of git."
+        );
+    }
+    let listen = args.listen.unwrap_or(config.server.listen);
+    let version = config.version;
+    let issuer = Issuer::new(config, keys)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        let local = listener.local_addr()?;
+        tracing::info!(
+            address = %local,
+            config_version = version,
+            kid = issuer.keyring().signing().kid(),
+            "keysmith listening on http://{local}"
+        );
+        keysmith::server::serve(listener, issuer, keysmith::server::shutdown_signal()).await?;
+        tracing::info!("stopped");
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}

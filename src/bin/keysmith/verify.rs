@@ -1,0 +1,147 @@
+//! `keysmith verify`.
+
+use anyhow::Context as _;
+use keysmith::{KeySet, Verifier};
+use serde_json::json;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+/// Largest JWKS read, in bytes.
+const MAX_JWKS_BYTES: u64 = 1024 * 1024;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The key to verify (`-` reads it from standard input).
+    token: String,
+    /// The JWKS: a file path or an http(s) URL.
+    #[arg(long)]
+    jwks: String,
+    /// The expected issuer; defaults to `issuer` of `--config`.
+    #[arg(long)]
+    issuer: Option<String>,
+    /// The config file to read the issuer from when `--issuer` is not given.
+    #[arg(long, env = "KEYSMITH_CONFIG", default_value = "config.toml")]
+    config: PathBuf,
+    /// The expected audience (project id). Without it the audience is not pinned.
+    #[arg(long)]
+    audience: Option<String>,
+    /// Decide one operation under this permission.
+    #[arg(long)]
+    permission: Option<String>,
+    /// The directory the operation acts on.
+    #[arg(long, requires = "permission")]
+    dir: Option<String>,
+    /// The caller's address.
+    #[arg(long, requires = "permission")]
+    ip: Option<IpAddr>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let token = if args.token == "-" {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim().to_owned()
+    } else {
+        args.token.clone()
+    };
+    let keys = match KeySet::from_jwks_json(&read_jwks(&args.jwks)?) {
+        Ok(keys) => keys,
+        Err(e) => {
+            eprintln!("{}: {e}", args.jwks);
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let issuer = match args.issuer.clone() {
+        Some(issuer) => issuer,
+        None => match keysmith::Config::load(&args.config) {
+            Ok(config) => config.issuer,
+            Err(e) => {
+                eprintln!(
+                    "pass --issuer, or --config with a valid config ({}: {e})",
+                    args.config.display()
+                );
+                return Ok(ExitCode::from(2));
+            }
+        },
+    };
+    let (audience, pinned) = match &args.audience {
+        Some(a) => (a.clone(), true),
+        None => (unverified_audience(&token).unwrap_or_default(), false),
+    };
+    let verifier = Verifier::new(keys, issuer, audience);
+    let grant = match verifier.verify(&token, SystemTime::now()) {
+        Ok(grant) => grant,
+        Err(e) => {
+            print_json(&json!({ "valid": false, "code": e.code(), "error": e.to_string() }));
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut out = json!({ "valid": true, "audience_pinned": pinned, "claims": grant.claims() });
+    let mut code = ExitCode::SUCCESS;
+    if let Some(permission) = &args.permission {
+        let decision = match grant.authorize(permission, args.dir.as_deref(), args.ip) {
+            Ok(()) => json!({ "allowed": true, "permission": permission }),
+            Err(denied) => {
+                code = ExitCode::FAILURE;
+                json!({ "allowed": false, "permission": permission, "code": denied.code(), "reason": denied.to_string() })
+            }
+        };
+        out["decision"] = decision;
+    }
+    print_json(&out);
+    Ok(code)
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+/// The `aud` of a token before verification, only to choose which audience to verify against
+/// when none was given; the signature and every other claim are still checked.
+fn unverified_audience(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    match &value["aud"] {
+        serde_json::Value::String(a) => Some(a.clone()),
+        serde_json::Value::Array(all) => all.first()?.as_str().map(str::to_owned),
+        _ => None,
+    }
+}
+
+fn read_jwks(source: &str) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read as _;
+    if source.starts_with("http://") || source.starts_with("https://") {
+        let response = ureq::get(source)
+            .timeout(Duration::from_secs(10))
+            .call()
+            .with_context(|| format!("fetching {source}"))?;
+        let mut body = Vec::new();
+        response
+            .into_reader()
+            .take(MAX_JWKS_BYTES + 1)
+            .read_to_end(&mut body)?;
+        anyhow::ensure!(
+            body.len() as u64 <= MAX_JWKS_BYTES,
+            "{source}: JWKS larger than {MAX_JWKS_BYTES} bytes"
+        );
+        Ok(body)
+    } else {
+        let file = std::fs::File::open(source).with_context(|| format!("reading {source}"))?;
+        let mut body = Vec::new();
+        file.take(MAX_JWKS_BYTES + 1).read_to_end(&mut body)?;
+        anyhow::ensure!(
+            body.len() as u64 <= MAX_JWKS_BYTES,
+            "{source}: JWKS larger than {MAX_JWKS_BYTES} bytes"
+        );
+        Ok(body)
+    }
+}

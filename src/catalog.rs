@@ -1,0 +1,167 @@
+//! The permission catalogue and which directory scope each permission checks.
+//!
+//! By default the catalogue is the 31 Scaleflex DAM permissions (`OBJECTS_LIST` …
+//! `ACCESS_MANAGE`). A deployment may declare its own vocabulary instead (for example
+//! Immich-style `asset.read`); it then also says which of its permissions are checked against
+//! the upload scope and which against the listing scope.
+
+use std::collections::HashMap;
+
+/// The 31 Scaleflex DAM permissions, in the order the product documents them.
+pub const SCALEFLEX_PERMISSIONS: [&str; 31] = [
+    "OBJECTS_LIST",
+    "OBJECTS_FETCH",
+    "FILE_UPLOAD",
+    "FILE_META_CREATE",
+    "FILE_META_CHANGE",
+    "FILE_RENAME",
+    "FILE_MOVE",
+    "FILE_DELETE",
+    "FILE_SET_VISIBILITY",
+    "FILE_LABEL_CHANGE",
+    "FILE_IMAGE_EDITOR",
+    "DIR_CREATE",
+    "DIR_RENAME",
+    "DIR_META_CHANGE",
+    "DIR_MOVE",
+    "DIR_DELETE",
+    "DIR_SET_VISIBILITY",
+    "CONFIG_CHANGE",
+    "CONFIG_LIST",
+    "FILE_PRODUCT_CHANGE",
+    "FILE_PROCESS_AUTOTAGGING",
+    "COLLECTIONS_LIST",
+    "COLLECTIONS_MANAGE",
+    "LABELS_LIST",
+    "LABEL_MANAGE",
+    "OBJECTS_SHARE_MANAGE",
+    "OBJECTS_AIRBOX_MANAGE",
+    "OBJECTS_APPROVAL_MANAGE",
+    "OBJECTS_APPROVAL_VOTE",
+    "ACCESS_READ",
+    "ACCESS_MANAGE",
+];
+
+/// Scaleflex permissions that write to files or directories: checked against `upload_dirs`.
+const SCALEFLEX_UPLOAD_SCOPED: [&str; 17] = [
+    "FILE_UPLOAD",
+    "FILE_META_CREATE",
+    "FILE_META_CHANGE",
+    "FILE_RENAME",
+    "FILE_MOVE",
+    "FILE_DELETE",
+    "FILE_SET_VISIBILITY",
+    "FILE_LABEL_CHANGE",
+    "FILE_IMAGE_EDITOR",
+    "FILE_PRODUCT_CHANGE",
+    "FILE_PROCESS_AUTOTAGGING",
+    "DIR_CREATE",
+    "DIR_RENAME",
+    "DIR_META_CHANGE",
+    "DIR_MOVE",
+    "DIR_DELETE",
+    "DIR_SET_VISIBILITY",
+];
+
+/// Scaleflex permissions that read files or directories: checked against `list_dirs`.
+const SCALEFLEX_LIST_SCOPED: [&str; 2] = ["OBJECTS_LIST", "OBJECTS_FETCH"];
+
+/// Which directory scope of a token an operation under a permission is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ScopeKind {
+    /// The upload scope (`upload_dirs`, from the template's `upload.dir_scope`).
+    Upload,
+    /// The listing scope (`list_dirs`, from the template's `listing.directory_scope`).
+    List,
+    /// The permission does not act on a directory; no directory is checked.
+    None,
+}
+
+/// Maps each permission to the directory scope it is checked against.
+///
+/// Permissions the rules do not name act on no directory ([`ScopeKind::None`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeRules {
+    rules: HashMap<String, ScopeKind>,
+}
+
+impl ScopeRules {
+    /// The rules for the default Scaleflex catalogue: file and directory writes check the upload
+    /// scope, `OBJECTS_LIST` and `OBJECTS_FETCH` check the listing scope, the rest check none.
+    pub fn scaleflex() -> Self {
+        Self::new(SCALEFLEX_UPLOAD_SCOPED, SCALEFLEX_LIST_SCOPED)
+    }
+
+    /// Rules for a custom catalogue: the permissions checked against the upload scope and those
+    /// checked against the listing scope. A permission in both lists checks the upload scope.
+    pub fn new<U, L>(upload: U, list: L) -> Self
+    where
+        U: IntoIterator,
+        U::Item: Into<String>,
+        L: IntoIterator,
+        L::Item: Into<String>,
+    {
+        let mut rules: HashMap<String, ScopeKind> = list
+            .into_iter()
+            .map(|p| (p.into(), ScopeKind::List))
+            .collect();
+        rules.extend(upload.into_iter().map(|p| (p.into(), ScopeKind::Upload)));
+        Self { rules }
+    }
+
+    /// The scope `permission` is checked against.
+    pub fn kind(&self, permission: &str) -> ScopeKind {
+        self.rules
+            .get(permission)
+            .copied()
+            .unwrap_or(ScopeKind::None)
+    }
+}
+
+impl Default for ScopeRules {
+    fn default() -> Self {
+        Self::scaleflex()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn catalogue_has_31_distinct_permissions() {
+        let set: HashSet<_> = SCALEFLEX_PERMISSIONS.iter().collect();
+        assert_eq!(set.len(), 31);
+        assert_eq!(SCALEFLEX_PERMISSIONS[0], "OBJECTS_LIST");
+        assert_eq!(SCALEFLEX_PERMISSIONS[30], "ACCESS_MANAGE");
+    }
+
+    #[test]
+    fn every_scoped_permission_is_in_the_catalogue() {
+        for p in SCALEFLEX_UPLOAD_SCOPED.iter().chain(&SCALEFLEX_LIST_SCOPED) {
+            assert!(SCALEFLEX_PERMISSIONS.contains(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn scaleflex_rules() {
+        let rules = ScopeRules::scaleflex();
+        assert_eq!(rules.kind("FILE_UPLOAD"), ScopeKind::Upload);
+        assert_eq!(rules.kind("DIR_DELETE"), ScopeKind::Upload);
+        assert_eq!(rules.kind("OBJECTS_LIST"), ScopeKind::List);
+        assert_eq!(rules.kind("OBJECTS_FETCH"), ScopeKind::List);
+        assert_eq!(rules.kind("ACCESS_MANAGE"), ScopeKind::None);
+        assert_eq!(rules.kind("unknown"), ScopeKind::None);
+    }
+
+    #[test]
+    fn custom_rules_prefer_upload() {
+        let rules = ScopeRules::new(["asset.upload", "both"], ["asset.read", "both"]);
+        assert_eq!(rules.kind("asset.upload"), ScopeKind::Upload);
+        assert_eq!(rules.kind("asset.read"), ScopeKind::List);
+        assert_eq!(rules.kind("both"), ScopeKind::Upload);
+        assert_eq!(rules.kind("FILE_UPLOAD"), ScopeKind::None);
+    }
+}

@@ -1,0 +1,114 @@
+//! The claims of a keysmith access token (see `docs/token.md`, the public contract).
+//!
+//! These are plain serde types: constructing one proves nothing. Only
+//! [`Verifier::verify`](crate::Verifier::verify) turns a token into a [`Grant`](crate::Grant).
+
+use serde::{Deserialize, Serialize};
+
+/// The `typ` header of a short-lived access token (RFC 9068).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// The payload of a short-lived access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer: the config's `issuer`.
+    pub iss: String,
+    /// Audience: the project id.
+    pub aud: Audience,
+    /// Subject: the template id.
+    pub sub: String,
+    /// The template id again, as RFC 9068 asks for `client_id`.
+    pub client_id: String,
+    /// Issued at, seconds since the Unix epoch.
+    pub iat: u64,
+    /// Not before, seconds since the Unix epoch (equal to `iat`).
+    pub nbf: u64,
+    /// Expiry, seconds since the Unix epoch (`iat + expiration_duration`).
+    pub exp: u64,
+    /// Unique token id: 128 random bits, base64url.
+    pub jti: String,
+    /// Granted permissions, space-separated.
+    pub scope: String,
+    /// Version of the config the token was minted under.
+    pub ver: u64,
+    /// Directory scopes for uploads and other writes; `["/*"]` means everywhere.
+    pub upload_dirs: Vec<String>,
+    /// Directory scopes for listing and fetching; `["/*"]` means everywhere.
+    pub list_dirs: Vec<String>,
+    /// CIDR ranges the token may be used from; `["0.0.0.0/0", "::/0"]` means anywhere.
+    pub ips: Vec<String>,
+    /// ISO 3166-1 alpha-2 countries the token was restricted to; absent when unrestricted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub countries: Option<Vec<String>>,
+    /// Upload limits for the downstream service to enforce; absent when unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
+}
+
+/// The `aud` claim: keysmith writes one string; RFC 7519 also allows an array of strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// A single audience.
+    One(String),
+    /// Several audiences.
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// Whether `audience` is one of the token's audiences.
+    pub fn contains(&self, audience: &str) -> bool {
+        match self {
+            Self::One(a) => a == audience,
+            Self::Many(all) => all.iter().any(|a| a == audience),
+        }
+    }
+}
+
+/// Upload limits copied from the template (`upload.limit_per_min`,
+/// `upload.limit_per_source_ip`). Each is absent when unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Most uploads per minute with this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_min: Option<u32>,
+    /// Most uploads per source IP with this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_source_ip: Option<u32>,
+}
+
+impl Limits {
+    /// `Some` when at least one limit is set.
+    pub fn if_any(self) -> Option<Self> {
+        (self.per_min.is_some() || self.per_source_ip.is_some()).then_some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audience_accepts_string_or_array_only() {
+        let one: Audience = serde_json::from_str(r#""p""#).unwrap();
+        assert!(one.contains("p") && !one.contains("q"));
+        let many: Audience = serde_json::from_str(r#"["q","p"]"#).unwrap();
+        assert!(many.contains("p"));
+        for bad in ["7", "null", "[1]", "{}"] {
+            assert!(serde_json::from_str::<Audience>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn optional_claims_are_omitted() {
+        assert_eq!(
+            serde_json::to_string(&Limits {
+                per_min: Some(3),
+                per_source_ip: None
+            })
+            .unwrap(),
+            r#"{"per_min":3}"#
+        );
+        assert_eq!(Limits::default().if_any(), None);
+    }
+}

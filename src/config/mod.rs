@@ -1,0 +1,230 @@
+//! `config.toml`: parsed strictly, then validated as a whole.
+//!
+//! [`Config::load`] reads the file, parses it with unknown keys refused, and validates every
+//! setting, reporting *all* problems at once, each with its TOML path
+//! (`templates[1].upload.dir_scope[0]: …`).
+
+mod countries;
+pub(crate) mod raw;
+mod validate;
+
+use crate::catalog::ScopeRules;
+use crate::claims::Limits;
+use crate::ip::IpRules;
+use crate::scope::ScopeSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub use validate::{DEFAULT_EXPIRATION, DEFAULT_LISTEN, MAX_EXPIRATION};
+
+/// Largest config file read, in bytes.
+pub const MAX_CONFIG_LEN: u64 = 4 * 1024 * 1024;
+
+/// One validation problem, located by its TOML path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where, as a TOML path such as `templates[0].restrict.whitelist_ip_ranges[2]`.
+    pub path: String,
+    /// What is wrong, and where useful what to write instead.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The config file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is larger than [`MAX_CONFIG_LEN`].
+    #[error("config is larger than {MAX_CONFIG_LEN} bytes")]
+    TooLarge,
+    /// The file is not valid TOML, or does not fit the config's shape (unknown key, wrong type).
+    #[error("{0}")]
+    Parse(String),
+    /// The file parsed but some settings are invalid.
+    #[error("{} invalid setting(s):\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+}
+
+/// A validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Config version, bumped on every change; copied into every token as `ver`.
+    pub version: u64,
+    /// The `iss` claim of every token.
+    pub issuer: String,
+    /// Server settings.
+    pub server: ServerConfig,
+    /// The permission catalogue.
+    pub catalog: Catalog,
+    /// Projects by id; the id is the `{project}` path segment and the token audience.
+    pub projects: BTreeMap<String, Project>,
+    templates: Vec<Template>,
+    by_id: HashMap<String, usize>,
+}
+
+impl Config {
+    /// Reads and validates a config file. A relative `server.geoip_database` is resolved against
+    /// the file's directory.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`]; [`ConfigError::Invalid`] lists every problem.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let io = |source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let len = std::fs::metadata(path).map_err(io)?.len();
+        if len > MAX_CONFIG_LEN {
+            return Err(ConfigError::TooLarge);
+        }
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, base)
+    }
+
+    /// Parses and validates config text; relative paths are resolved against `base_dir`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::load`].
+    pub fn from_toml(text: &str, base_dir: &Path) -> Result<Self, ConfigError> {
+        if text.len() as u64 > MAX_CONFIG_LEN {
+            return Err(ConfigError::TooLarge);
+        }
+        let raw: raw::RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        validate::validate(raw, base_dir).map_err(ConfigError::Invalid)
+    }
+
+    /// The templates, in file order.
+    pub fn templates(&self) -> &[Template] {
+        &self.templates
+    }
+
+    /// The template `id` of `project`, if both exist.
+    pub fn template(&self, project: &str, id: &str) -> Option<&Template> {
+        self.by_id
+            .get(id)
+            .map(|&i| &self.templates[i])
+            .filter(|t| t.project == project)
+    }
+
+    /// The longest `expiration_duration` of any template, in seconds.
+    pub fn longest_expiration(&self) -> u32 {
+        self.templates
+            .iter()
+            .map(|t| t.expiration_duration)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Listen address. Defaults to [`DEFAULT_LISTEN`].
+    pub listen: SocketAddr,
+    /// Proxies whose `X-Forwarded-For` is believed. Defaults to none.
+    pub trusted_proxies: IpRules,
+    /// Origins allowed to call the service from a browser (CORS). Defaults to none.
+    pub cors_origins: Vec<String>,
+    /// The GeoIP country database, resolved to an absolute or config-relative path.
+    pub geoip_database: Option<PathBuf>,
+}
+
+/// `[projects.<id>]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    /// Free text.
+    pub description: String,
+}
+
+/// The permission catalogue: the default Scaleflex list or one declared under `[catalog]`.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    permissions: Vec<String>,
+    known: HashSet<String>,
+    rules: ScopeRules,
+}
+
+impl Catalog {
+    /// The 31 Scaleflex permissions with their scope rules.
+    pub fn scaleflex() -> Self {
+        Self::new(
+            crate::catalog::SCALEFLEX_PERMISSIONS
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect(),
+            ScopeRules::scaleflex(),
+        )
+    }
+
+    fn new(permissions: Vec<String>, rules: ScopeRules) -> Self {
+        let known = permissions.iter().cloned().collect();
+        Self {
+            permissions,
+            known,
+            rules,
+        }
+    }
+
+    /// Whether `permission` is in the catalogue.
+    pub fn contains(&self, permission: &str) -> bool {
+        self.known.contains(permission)
+    }
+
+    /// The permissions, in declaration order.
+    pub fn permissions(&self) -> &[String] {
+        &self.permissions
+    }
+
+    /// Which scope each permission is checked against.
+    pub fn rules(&self) -> &ScopeRules {
+        &self.rules
+    }
+}
+
+/// One `[[templates]]` entry: what a key minted from it may do.
+#[derive(Debug, Clone)]
+pub struct Template {
+    /// Slug, unique across the config; the `{template}` path segment and the token's `sub`.
+    pub id: String,
+    /// The project it belongs to.
+    pub project: String,
+    /// Free text.
+    pub description: String,
+    /// Whether keys may be minted from it. Defaults to `true`.
+    pub active: bool,
+    /// When it was created (RFC 3339), for people.
+    pub created_at: Option<String>,
+    /// Permissions granted, in catalogue terms, without duplicates.
+    pub permissions: Vec<String>,
+    /// Key lifetime in seconds. Defaults to [`DEFAULT_EXPIRATION`] (1200 s).
+    pub expiration_duration: u32,
+    /// `upload.limit_per_min` and `upload.limit_per_source_ip`. Default: unlimited.
+    pub limits: Limits,
+    /// `upload.dir_scope`. Default: all directories (`/*`).
+    pub upload_dirs: ScopeSet,
+    /// `listing.directory_scope`. Default: all directories (`/*`).
+    pub list_dirs: ScopeSet,
+    /// `restrict.whitelist_ip_ranges`. Default: no restriction.
+    pub ips: IpRules,
+    /// `restrict.whitelist_countries`. Default: all countries (`None`).
+    pub countries: Option<Vec<String>>,
+}

@@ -1,0 +1,383 @@
+//! Raw TOML model → validated [`Config`], collecting every problem with its path.
+
+use super::raw::{OneOrMany, RawCatalog, RawConfig, RawServer, RawTemplate};
+use super::{Catalog, Config, Problem, Project, ServerConfig, Template, countries};
+use crate::catalog::ScopeRules;
+use crate::claims::Limits;
+use crate::ip::IpRules;
+use crate::scope::ScopeSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Default key lifetime: 1200 s (20 minutes), as the security-template documentation says.
+pub const DEFAULT_EXPIRATION: u32 = 1200;
+/// Longest key lifetime a template may set: 7 days.
+pub const MAX_EXPIRATION: u32 = 7 * 24 * 3600;
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Most scopes or IP ranges in one setting.
+const MAX_ENTRIES: usize = 64;
+
+/// Collects problems while validating.
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>> {
+    let mut p = Problems(Vec::new());
+
+    let version = u64::try_from(raw.version)
+        .ok()
+        .filter(|v| *v >= 1)
+        .unwrap_or_else(|| {
+            p.add(
+                "version",
+                "must be a positive integer, bumped on every change",
+            );
+            0
+        });
+    if raw.issuer.is_empty() || raw.issuer.len() > 256 || raw.issuer.chars().any(char::is_control) {
+        p.add(
+            "issuer",
+            "must be 1 to 256 characters without control characters",
+        );
+    }
+    let server = server(raw.server, base_dir, &mut p);
+    let catalog = catalog(raw.catalog, &mut p);
+
+    let mut projects = BTreeMap::new();
+    for (id, project) in raw.projects {
+        if !is_slug(&id) {
+            p.add(format!("projects.{id}"), "project id must be a slug: 1 to 64 of a-z, 0-9, '-', '_', starting with a letter or digit");
+        }
+        projects.insert(
+            id,
+            Project {
+                description: project.description,
+            },
+        );
+    }
+
+    let mut templates = Vec::with_capacity(raw.templates.len());
+    let mut by_id = HashMap::new();
+    for (i, t) in raw.templates.into_iter().enumerate() {
+        let path = format!("templates[{i}]");
+        if let Some(first) = by_id.get(&t.id) {
+            p.add(
+                format!("{path}.id"),
+                format!("duplicate template id {:?} (also templates[{first}])", t.id),
+            );
+        } else {
+            by_id.insert(t.id.clone(), i);
+        }
+        if !projects.contains_key(&t.project) {
+            p.add(
+                format!("{path}.project"),
+                format!(
+                    "unknown project {:?}; declare it under [projects.{}]",
+                    t.project, t.project
+                ),
+            );
+        }
+        templates.push(template(t, &path, &catalog, &server, &mut p));
+    }
+
+    if !p.0.is_empty() {
+        return Err(p.0);
+    }
+    Ok(Config {
+        version,
+        issuer: raw.issuer,
+        server,
+        catalog,
+        projects,
+        templates,
+        by_id,
+    })
+}
+
+fn server(raw: RawServer, base_dir: &Path, p: &mut Problems) -> ServerConfig {
+    let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+        p.add(
+            "server.listen",
+            format!("{listen_text:?} is not an address:port such as {DEFAULT_LISTEN:?}"),
+        );
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    });
+    let trusted_proxies = ip_rules(&raw.trusted_proxies, "server.trusted_proxies", p);
+    for (i, origin) in raw.cors_origins.iter().enumerate() {
+        if !is_origin(origin) {
+            p.add(
+                format!("server.cors_origins[{i}]"),
+                format!("{origin:?} is not an origin: scheme://host[:port], http or https, no path or trailing slash"),
+            );
+        }
+    }
+    let geoip_database = raw.geoip_database.map(|db| base_dir.join(db));
+    ServerConfig {
+        listen,
+        trusted_proxies,
+        cors_origins: raw.cors_origins,
+        geoip_database,
+    }
+}
+
+fn catalog(raw: Option<RawCatalog>, p: &mut Problems) -> Catalog {
+    let Some(raw) = raw else {
+        return Catalog::scaleflex();
+    };
+    if raw.permissions.is_empty() {
+        p.add("catalog.permissions", "must list at least one permission (omit [catalog] for the default Scaleflex catalogue)");
+    }
+    let mut seen = HashSet::new();
+    for (i, perm) in raw.permissions.iter().enumerate() {
+        if !is_permission_name(perm) {
+            p.add(
+                format!("catalog.permissions[{i}]"),
+                format!("{perm:?} must be 1 to 64 of A-Z, a-z, 0-9, '_', '.', ':', '-'"),
+            );
+        }
+        if !seen.insert(perm.as_str()) {
+            p.add(
+                format!("catalog.permissions[{i}]"),
+                format!("duplicate permission {perm:?}"),
+            );
+        }
+    }
+    for (key, list) in [
+        ("upload_scoped", &raw.upload_scoped),
+        ("list_scoped", &raw.list_scoped),
+    ] {
+        for (i, perm) in list.iter().enumerate() {
+            if !seen.contains(perm.as_str()) {
+                p.add(
+                    format!("catalog.{key}[{i}]"),
+                    format!("{perm:?} is not in catalog.permissions"),
+                );
+            }
+        }
+    }
+    let rules = ScopeRules::new(raw.upload_scoped, raw.list_scoped);
+    Catalog::new(raw.permissions, rules)
+}
+
+fn template(
+    t: RawTemplate,
+    path: &str,
+    catalog: &Catalog,
+    server: &ServerConfig,
+    p: &mut Problems,
+) -> Template {
+    if !is_slug(&t.id) {
+        p.add(format!("{path}.id"), format!("{:?} must be a slug: 1 to 64 of a-z, 0-9, '-', '_', starting with a letter or digit", t.id));
+    }
+    if t.description.len() > 1024 {
+        p.add(format!("{path}.description"), "must be at most 1024 bytes");
+    }
+    let created_at = t.created_at.and_then(|dt| {
+        // A local date-time or a bare time names no instant.
+        let date_only = dt.date.is_some() && dt.time.is_none();
+        let instant = dt.date.is_some() && dt.time.is_some() && dt.offset.is_some();
+        if date_only || instant {
+            Some(dt.to_string())
+        } else {
+            p.add(
+                format!("{path}.created_at"),
+                "must be a date (2026-01-31) or a date-time with offset (2026-01-31T09:00:00Z)",
+            );
+            None
+        }
+    });
+
+    if t.permissions.is_empty() {
+        p.add(
+            format!("{path}.permissions"),
+            "must grant at least one permission",
+        );
+    }
+    let mut permissions: Vec<String> = Vec::with_capacity(t.permissions.len());
+    for (i, perm) in t.permissions.into_iter().enumerate() {
+        if !catalog.contains(&perm) {
+            p.add(
+                format!("{path}.permissions[{i}]"),
+                format!("unknown permission {perm:?}"),
+            );
+        } else if permissions.contains(&perm) {
+            p.add(
+                format!("{path}.permissions[{i}]"),
+                format!("duplicate permission {perm:?}"),
+            );
+        } else {
+            permissions.push(perm);
+        }
+    }
+
+    let expiration_duration = match t.expiration_duration {
+        None => DEFAULT_EXPIRATION,
+        Some(secs) => match u32::try_from(secs) {
+            Ok(secs) if (1..=MAX_EXPIRATION).contains(&secs) => secs,
+            _ => {
+                p.add(
+                    format!("{path}.expiration_duration"),
+                    format!("{secs} is out of bounds: 1 to {MAX_EXPIRATION} seconds"),
+                );
+                DEFAULT_EXPIRATION
+            }
+        },
+    };
+
+    let mut limit = |value: Option<i64>, key: &str| {
+        value.and_then(|n| match u32::try_from(n) {
+            Ok(n) if n >= 1 => Some(n),
+            _ => {
+                p.add(
+                    format!("{path}.upload.{key}"),
+                    format!("{n} must be a positive integer (omit it for unlimited)"),
+                );
+                None
+            }
+        })
+    };
+    let limits = Limits {
+        per_min: limit(t.upload.limit_per_min, "limit_per_min"),
+        per_source_ip: limit(t.upload.limit_per_source_ip, "limit_per_source_ip"),
+    };
+
+    let upload_dirs = scopes(t.upload.dir_scope, &format!("{path}.upload.dir_scope"), p);
+    let list_dirs = scopes(
+        t.listing.directory_scope,
+        &format!("{path}.listing.directory_scope"),
+        p,
+    );
+
+    let ips = match t.restrict.whitelist_ip_ranges {
+        None => IpRules::anywhere(),
+        Some(ranges) if ranges.is_empty() => {
+            p.add(
+                format!("{path}.restrict.whitelist_ip_ranges"),
+                "is empty, which would allow no address; omit it for no restriction",
+            );
+            IpRules::anywhere()
+        }
+        Some(ranges) => ip_rules(&ranges, &format!("{path}.restrict.whitelist_ip_ranges"), p),
+    };
+
+    let countries = t.restrict.whitelist_countries.map(|list| {
+        let key = format!("{path}.restrict.whitelist_countries");
+        if list.is_empty() {
+            p.add(&key, "is empty, which would allow no country; omit it for all countries");
+        }
+        let mut out: Vec<String> = Vec::with_capacity(list.len());
+        for (i, code) in list.into_iter().enumerate() {
+            if !countries::is_iso_alpha2(&code) {
+                let hint = if code.eq_ignore_ascii_case("UK") { " (the United Kingdom is \"GB\")" } else { "" };
+                p.add(format!("{key}[{i}]"), format!("{code:?} is not an ISO 3166-1 alpha-2 code in upper case{hint}"));
+            } else if !out.contains(&code) {
+                out.push(code);
+            }
+        }
+        if server.geoip_database.is_none() {
+            p.add(&key, "restricting countries needs server.geoip_database; without it every request would be refused");
+        }
+        out
+    });
+
+    Template {
+        id: t.id,
+        project: t.project,
+        description: t.description,
+        active: t.active,
+        created_at,
+        permissions,
+        expiration_duration,
+        limits,
+        upload_dirs,
+        list_dirs,
+        ips,
+        countries,
+    }
+}
+
+fn scopes(raw: Option<OneOrMany>, path: &str, p: &mut Problems) -> ScopeSet {
+    let Some(raw) = raw else {
+        return ScopeSet::everything();
+    };
+    let texts = raw.into_vec();
+    if texts.len() > MAX_ENTRIES {
+        p.add(path, format!("holds more than {MAX_ENTRIES} scopes"));
+        return ScopeSet::everything();
+    }
+    match ScopeSet::parse(&texts) {
+        Ok(set) => set,
+        Err((index, e)) => {
+            match index {
+                Some(i) => p.add(format!("{path}[{i}]"), format!("{:?} {e}", texts[i])),
+                None => p.add(
+                    path,
+                    "is empty, which would allow no directory; omit it for all directories",
+                ),
+            }
+            // Report every bad entry, not only the first.
+            for (i, text) in texts
+                .iter()
+                .enumerate()
+                .skip(index.map_or(texts.len(), |i| i + 1))
+            {
+                if let Err(e) = crate::scope::DirScope::parse(text) {
+                    p.add(format!("{path}[{i}]"), format!("{text:?} {e}"));
+                }
+            }
+            ScopeSet::everything()
+        }
+    }
+}
+
+fn ip_rules(texts: &[String], path: &str, p: &mut Problems) -> IpRules {
+    if texts.len() > MAX_ENTRIES * 4 {
+        p.add(path, format!("holds more than {} ranges", MAX_ENTRIES * 4));
+    }
+    let mut ranges = Vec::with_capacity(texts.len());
+    for (i, text) in texts.iter().enumerate() {
+        match crate::ip::IpRange::parse(text) {
+            Ok(r) => ranges.push(r),
+            Err(e) => p.add(format!("{path}[{i}]"), format!("{text:?} {e}")),
+        }
+    }
+    IpRules::new(ranges)
+}
+
+fn is_slug(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_')
+}
+
+fn is_permission_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.:-".contains(&c))
+}
+
+fn is_origin(s: &str) -> bool {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"));
+    rest.is_some_and(|host| {
+        !host.is_empty()
+            && !host.contains(['/', '?', '#', '@', ' '])
+            && host.bytes().all(|c| c.is_ascii_graphic())
+    })
+}

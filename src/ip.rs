@@ -1,0 +1,382 @@
+//! IP rules: canonical CIDR ranges, matching, and resolving the caller's address behind
+//! trusted proxies.
+//!
+//! Addresses are canonicalised before matching: an IPv4-mapped IPv6 address such as
+//! `::ffff:10.1.2.3` is the IPv4 address `10.1.2.3`, so IPv4 ranges apply to it.
+
+use ipnet::IpNet;
+use std::fmt;
+use std::net::IpAddr;
+
+/// Most `X-Forwarded-For` entries looked at before the header is refused.
+pub const MAX_FORWARDED_HOPS: usize = 32;
+
+/// Why a CIDR range was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IpRangeError {
+    /// Not an address or `address/prefix` in canonical notation.
+    #[error("is not an IP address or CIDR range")]
+    Malformed,
+    /// The address has bits set past the prefix length.
+    #[error("has host bits set; the canonical range is {canonical}")]
+    HostBits {
+        /// The range with the host bits cleared.
+        canonical: String,
+    },
+    /// An IPv4-mapped IPv6 range, which must be written in its IPv4 form.
+    #[error("is an IPv4-mapped IPv6 range; write it as IPv4")]
+    Ipv4Mapped,
+}
+
+/// One canonical CIDR range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpRange(IpNet);
+
+impl IpRange {
+    /// Parses `address/prefix` or a bare address (a single host: `/32` or `/128`).
+    ///
+    /// Host bits are refused, not cleared: `10.0.0.1/8` is an error that names `10.0.0.0/8`.
+    /// Octets with leading zeros (`010.0.0.1`, read as octal by some parsers) are refused.
+    ///
+    /// # Errors
+    ///
+    /// An [`IpRangeError`] describing what is wrong.
+    pub fn parse(text: &str) -> Result<Self, IpRangeError> {
+        let net = match text.parse::<IpNet>() {
+            Ok(net) => net,
+            Err(_) => IpNet::from(
+                text.parse::<IpAddr>()
+                    .map_err(|_| IpRangeError::Malformed)?,
+            ),
+        };
+        if let IpNet::V6(v6) = net {
+            if v6.addr().to_ipv4_mapped().is_some() && v6.prefix_len() >= 96 {
+                return Err(IpRangeError::Ipv4Mapped);
+            }
+        }
+        if net.trunc() != net {
+            return Err(IpRangeError::HostBits {
+                canonical: net.trunc().to_string(),
+            });
+        }
+        Ok(Self(net))
+    }
+
+    /// Whether the range contains `ip` (already canonical).
+    fn contains(&self, ip: &IpAddr) -> bool {
+        self.0.contains(ip)
+    }
+
+    /// The underlying network.
+    pub fn net(&self) -> IpNet {
+        self.0
+    }
+}
+
+impl From<IpAddr> for IpRange {
+    fn from(ip: IpAddr) -> Self {
+        Self(IpNet::from(ip.to_canonical()))
+    }
+}
+
+impl fmt::Display for IpRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A set of ranges: an address is allowed when any range contains it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpRules(Vec<IpRange>);
+
+impl IpRules {
+    /// Rules that allow every address: `0.0.0.0/0` and `::/0`.
+    pub fn anywhere() -> Self {
+        // The default networks are 0.0.0.0/0 and ::/0.
+        Self(vec![
+            IpRange(IpNet::V4(ipnet::Ipv4Net::default())),
+            IpRange(IpNet::V6(ipnet::Ipv6Net::default())),
+        ])
+    }
+
+    /// Rules from ranges (may be empty: then nothing is allowed).
+    pub fn new(ranges: Vec<IpRange>) -> Self {
+        Self(ranges)
+    }
+
+    /// Parses each text with [`IpRange::parse`].
+    ///
+    /// # Errors
+    ///
+    /// The index and error of the first text that is not a canonical range.
+    pub fn parse<S: AsRef<str>>(texts: &[S]) -> Result<Self, (usize, IpRangeError)> {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| IpRange::parse(t.as_ref()).map_err(|e| (i, e)))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self)
+    }
+
+    /// Whether any range contains `ip` (canonicalised first).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|r| r.contains(&ip))
+    }
+
+    /// Whether these rules allow every IPv4 and IPv6 address.
+    pub fn is_anywhere(&self) -> bool {
+        let nets = || self.0.iter().map(|r| r.0);
+        nets().any(|n| matches!(n, IpNet::V4(v4) if v4.prefix_len() == 0))
+            && nets().any(|n| matches!(n, IpNet::V6(v6) if v6.prefix_len() == 0))
+    }
+
+    /// Whether every address `other` allows is also allowed here.
+    pub fn covers(&self, other: &IpRules) -> bool {
+        other
+            .0
+            .iter()
+            .all(|b| self.0.iter().any(|a| a.0.contains(&b.0)))
+    }
+
+    /// The ranges.
+    pub fn ranges(&self) -> &[IpRange] {
+        &self.0
+    }
+
+    /// The ranges as canonical strings, as they appear in a token.
+    pub fn to_strings(&self) -> Vec<String> {
+        self.0.iter().map(ToString::to_string).collect()
+    }
+}
+
+/// Why the forwarding headers of a request from a trusted proxy were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ForwardedError {
+    /// An entry is not a plain IP address.
+    #[error("X-Forwarded-For holds an entry that is not an IP address")]
+    Malformed,
+    /// More entries than [`MAX_FORWARDED_HOPS`].
+    #[error("X-Forwarded-For holds more than {MAX_FORWARDED_HOPS} entries")]
+    TooManyHops,
+}
+
+/// Resolves the caller's address.
+///
+/// The socket peer is the caller unless it is a trusted proxy. Then the `X-Forwarded-For`
+/// values (all header lines, in order) are read right to left, skipping trusted hops; the first
+/// untrusted address is the caller. If every hop is trusted, the leftmost one is. Entries from
+/// an untrusted peer are never read.
+///
+/// # Errors
+///
+/// A [`ForwardedError`] when a trusted proxy sent a malformed or oversized header: it is
+/// refused, never skipped, so a bad entry cannot move the decision to another address.
+pub fn client_ip<'a>(
+    peer: IpAddr,
+    forwarded_for: impl IntoIterator<Item = &'a str>,
+    trusted_proxies: &IpRules,
+) -> Result<IpAddr, ForwardedError> {
+    let peer = peer.to_canonical();
+    if !trusted_proxies.contains(peer) {
+        return Ok(peer);
+    }
+    let entries: Vec<&str> = forwarded_for
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .collect();
+    if entries.len() > MAX_FORWARDED_HOPS {
+        return Err(ForwardedError::TooManyHops);
+    }
+    let mut client = peer;
+    for entry in entries.iter().rev() {
+        let ip = entry
+            .trim_matches([' ', '\t'])
+            .parse::<IpAddr>()
+            .map_err(|_| ForwardedError::Malformed)?
+            .to_canonical();
+        client = ip;
+        if !trusted_proxies.contains(ip) {
+            break;
+        }
+    }
+    Ok(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parses_canonical_ranges() {
+        assert_eq!(
+            IpRange::parse("10.0.0.0/8").unwrap().to_string(),
+            "10.0.0.0/8"
+        );
+        assert_eq!(
+            IpRange::parse("203.0.113.7").unwrap().to_string(),
+            "203.0.113.7/32"
+        );
+        assert_eq!(
+            IpRange::parse("2001:db8::/32").unwrap().to_string(),
+            "2001:db8::/32"
+        );
+        assert_eq!(IpRange::parse("::1").unwrap().to_string(), "::1/128");
+    }
+
+    #[test]
+    fn refuses_non_canonical_ranges() {
+        assert_eq!(
+            IpRange::parse("10.0.0.1/8"),
+            Err(IpRangeError::HostBits {
+                canonical: "10.0.0.0/8".into()
+            })
+        );
+        for bad in [
+            "010.0.0.0/8",
+            "10.0.0.0/33",
+            "10.0.0",
+            "10.0.0.0/",
+            "",
+            " 10.0.0.0/8",
+            "fe80::1%eth0",
+        ] {
+            assert_eq!(IpRange::parse(bad), Err(IpRangeError::Malformed), "{bad:?}");
+        }
+        assert_eq!(
+            IpRange::parse("::ffff:10.0.0.0/104"),
+            Err(IpRangeError::Ipv4Mapped)
+        );
+    }
+
+    #[test]
+    fn mapped_addresses_match_ipv4_ranges() {
+        let rules = IpRules::parse(&["10.0.0.0/8"]).unwrap();
+        assert!(rules.contains(ip("10.1.2.3")));
+        assert!(rules.contains(ip("::ffff:10.1.2.3")));
+        assert!(!rules.contains(ip("11.0.0.1")));
+        assert!(!rules.contains(ip("::1")));
+    }
+
+    #[test]
+    fn anywhere() {
+        let any = IpRules::anywhere();
+        assert!(any.is_anywhere());
+        assert!(any.contains(ip("1.2.3.4")) && any.contains(ip("2001:db8::1")));
+        assert_eq!(any.to_strings(), ["0.0.0.0/0", "::/0"]);
+        assert!(!IpRules::parse(&["0.0.0.0/0"]).unwrap().is_anywhere());
+        assert!(!IpRules::new(vec![]).contains(ip("1.2.3.4")));
+    }
+
+    #[test]
+    fn covers() {
+        let wide = IpRules::parse(&["10.0.0.0/8", "::1"]).unwrap();
+        assert!(wide.covers(&IpRules::parse(&["10.1.0.0/16"]).unwrap()));
+        assert!(wide.covers(&IpRules::parse(&["::1"]).unwrap()));
+        assert!(!wide.covers(&IpRules::parse(&["0.0.0.0/0"]).unwrap()));
+    }
+
+    #[test]
+    fn untrusted_peer_headers_are_ignored() {
+        let trusted = IpRules::parse(&["127.0.0.1"]).unwrap();
+        assert_eq!(
+            client_ip(ip("198.51.100.9"), ["1.2.3.4"], &trusted),
+            Ok(ip("198.51.100.9"))
+        );
+        // Even garbage from an untrusted peer does not matter: it is not read.
+        assert_eq!(
+            client_ip(ip("198.51.100.9"), ["garbage"], &trusted),
+            Ok(ip("198.51.100.9"))
+        );
+    }
+
+    #[test]
+    fn trusted_chain_is_read_right_to_left() {
+        let trusted = IpRules::parse(&["127.0.0.1", "10.0.0.0/8"]).unwrap();
+        let peer = ip("127.0.0.1");
+        assert_eq!(client_ip(peer, [] as [&str; 0], &trusted), Ok(peer));
+        assert_eq!(
+            client_ip(peer, ["203.0.113.5"], &trusted),
+            Ok(ip("203.0.113.5"))
+        );
+        // The client may put anything on the left; only the first untrusted hop counts.
+        assert_eq!(
+            client_ip(peer, ["6.6.6.6, 203.0.113.5, 10.0.0.2"], &trusted),
+            Ok(ip("203.0.113.5"))
+        );
+        assert_eq!(
+            client_ip(peer, ["6.6.6.6", "203.0.113.5,10.0.0.2"], &trusted),
+            Ok(ip("203.0.113.5"))
+        );
+        assert_eq!(
+            client_ip(peer, ["10.0.0.3, 10.0.0.2"], &trusted),
+            Ok(ip("10.0.0.3"))
+        );
+        assert_eq!(
+            client_ip(peer, ["::ffff:203.0.113.5"], &trusted),
+            Ok(ip("203.0.113.5"))
+        );
+        assert_eq!(
+            client_ip(ip("::ffff:127.0.0.1"), ["203.0.113.5"], &trusted),
+            Ok(ip("203.0.113.5"))
+        );
+    }
+
+    #[test]
+    fn malformed_entries_are_refused_not_skipped() {
+        let trusted = IpRules::parse(&["127.0.0.1"]).unwrap();
+        let peer = ip("127.0.0.1");
+        for bad in [
+            "203.0.113.5, junk",
+            "203.0.113.5:80",
+            "",
+            "1.2.3.4,",
+            "[::1]",
+        ] {
+            assert_eq!(
+                client_ip(peer, [bad], &trusted),
+                Err(ForwardedError::Malformed),
+                "{bad:?}"
+            );
+        }
+        let long = vec!["10.0.0.1"; MAX_FORWARDED_HOPS + 1].join(",");
+        assert_eq!(
+            client_ip(peer, [long.as_str()], &trusted),
+            Err(ForwardedError::TooManyHops)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(text in ".{0,48}") {
+            let _ = IpRange::parse(&text);
+            let _ = client_ip(ip("127.0.0.1"), [text.as_str()], &IpRules::anywhere());
+        }
+
+        #[test]
+        fn v4_range_matches_like_arithmetic(a: u32, prefix in 0u8..=32, probe: u32) {
+            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+            let net = std::net::Ipv4Addr::from(a & mask);
+            let rules = IpRules::parse(&[format!("{net}/{prefix}")]).unwrap();
+            let probe4 = std::net::Ipv4Addr::from(probe);
+            let expected = probe & mask == a & mask;
+            prop_assert_eq!(rules.contains(IpAddr::V4(probe4)), expected);
+            prop_assert_eq!(rules.contains(IpAddr::V6(probe4.to_ipv6_mapped())), expected);
+        }
+
+        #[test]
+        fn host_bits_are_always_refused(a: u32, prefix in 0u8..32) {
+            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+            let text = format!("{}/{prefix}", std::net::Ipv4Addr::from(a));
+            let parsed = IpRange::parse(&text);
+            prop_assert_eq!(parsed.is_ok(), a & !mask == 0);
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! Minting: a template, an optional narrowing request and the caller's address in, a signed
+//! access token out. No HTTP here; the server and the CLI call [`Issuer::mint`].
+
+use crate::claims::{AccessClaims, Audience};
+use crate::config::raw::OneOrMany;
+use crate::config::{Config, Template};
+use crate::geoip::{GeoIp, GeoIpError};
+use crate::ip::{IpRange, IpRules};
+use crate::jwk::KeySet;
+use crate::keyring::Keyring;
+use crate::scope::{ScopeError, ScopeSet};
+use crate::verify::{Verifier, unix_seconds};
+use chrono::{DateTime, Utc};
+use rand_core::{OsRng, RngCore as _};
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// What a caller may ask for when minting. Every field may only narrow the template; anything
+/// wider is refused, never clamped.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MintRequest {
+    /// A subset of the template's permissions. Default: all of them.
+    #[serde(default)]
+    pub permissions: Option<Vec<String>>,
+    /// Upload scopes inside the template's `upload.dir_scope`. Default: the template's.
+    #[serde(default)]
+    dir_scope: Option<OneOrMany>,
+    /// Listing scopes inside the template's `listing.directory_scope`. Default: the template's.
+    #[serde(default)]
+    directory_scope: Option<OneOrMany>,
+    /// A lifetime in seconds no longer than the template's. Default: the template's.
+    #[serde(default)]
+    pub expiration_duration: Option<u64>,
+    /// Restrict the key to the caller's own address. Default: `false`.
+    #[serde(default)]
+    pub bind_ip: bool,
+}
+
+impl MintRequest {
+    /// Narrows the upload scope.
+    pub fn with_dir_scope(mut self, scopes: Vec<String>) -> Self {
+        self.dir_scope = Some(OneOrMany::Many(scopes));
+        self
+    }
+
+    /// Narrows the listing scope.
+    pub fn with_directory_scope(mut self, scopes: Vec<String>) -> Self {
+        self.directory_scope = Some(OneOrMany::Many(scopes));
+        self
+    }
+}
+
+/// Why a key was not minted. Each variant has a stable [`code`](MintError::code).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MintError {
+    /// No such project.
+    #[error("unknown project {0:?}")]
+    UnknownProject(String),
+    /// No such template in the project.
+    #[error("unknown template {0:?} in this project")]
+    UnknownTemplate(String),
+    /// The template is deactivated.
+    #[error("template {0:?} is deactivated")]
+    TemplateInactive(String),
+    /// The template restricts callers (or `bind_ip` was asked) and no caller address is known.
+    #[error("this template restricts callers by address; a caller address is required")]
+    CallerIpRequired,
+    /// The caller's address is outside the template's `whitelist_ip_ranges`.
+    #[error("address {0} is not allowed by this template")]
+    IpNotAllowed(IpAddr),
+    /// The caller's country is not in the template's `whitelist_countries`.
+    #[error("country {0} is not allowed by this template")]
+    CountryNotAllowed(String),
+    /// The template restricts countries and the caller's address has no known country.
+    #[error("the country of address {0} is unknown and this template restricts countries")]
+    CountryUnknown(IpAddr),
+    /// The GeoIP database is missing or failed, so a country restriction cannot be checked.
+    #[error("country check unavailable")]
+    GeoIpUnavailable(#[source] Option<GeoIpError>),
+    /// A requested permission is not in the catalogue.
+    #[error("unknown permission {0:?}")]
+    UnknownPermission(String),
+    /// A requested permission is in the catalogue but not in the template.
+    #[error("permission {0:?} is not granted by this template")]
+    PermissionNotInTemplate(String),
+    /// The request asked for an empty permission list.
+    #[error("permissions must not be empty")]
+    EmptyPermissions,
+    /// A requested scope is not canonical.
+    #[error("{field}: {error}")]
+    InvalidScope {
+        /// `dir_scope` or `directory_scope`.
+        field: &'static str,
+        /// What is wrong with it.
+        error: ScopeError,
+    },
+    /// A requested scope is wider than the template's.
+    #[error("{0} is wider than the template allows")]
+    ScopeNotInTemplate(&'static str),
+    /// The requested lifetime is zero.
+    #[error("expiration_duration must be at least 1 second")]
+    InvalidExpiration,
+    /// The requested lifetime is longer than the template's.
+    #[error("expiration_duration may be at most {0} seconds for this template")]
+    ExpirationTooLong(u32),
+}
+
+impl MintError {
+    /// A stable machine-readable code, such as `template_inactive`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownProject(_) => "unknown_project",
+            Self::UnknownTemplate(_) => "unknown_template",
+            Self::TemplateInactive(_) => "template_inactive",
+            Self::CallerIpRequired => "caller_ip_required",
+            Self::IpNotAllowed(_) => "ip_not_allowed",
+            Self::CountryNotAllowed(_) => "country_not_allowed",
+            Self::CountryUnknown(_) => "country_unknown",
+            Self::GeoIpUnavailable(_) => "geoip_unavailable",
+            Self::UnknownPermission(_) => "unknown_permission",
+            Self::PermissionNotInTemplate(_) => "permission_not_in_template",
+            Self::EmptyPermissions => "empty_permissions",
+            Self::InvalidScope { .. } => "invalid_scope",
+            Self::ScopeNotInTemplate(_) => "scope_not_in_template",
+            Self::InvalidExpiration => "invalid_expiration",
+            Self::ExpirationTooLong(_) => "expiration_too_long",
+        }
+    }
+}
+
+/// A freshly minted key.
+#[derive(Debug, Clone)]
+pub struct Minted {
+    /// The compact JWS. A secret: give it to the caller, never log it.
+    pub token: String,
+    /// Its `jti`, safe to log.
+    pub jti: String,
+    /// The `kid` of the key that signed it.
+    pub kid: String,
+    /// Lifetime in seconds.
+    pub expires_in: u32,
+    /// Expiry time.
+    pub expires_at: DateTime<Utc>,
+    /// Granted permissions.
+    pub permissions: Vec<String>,
+}
+
+/// Mints keys from a validated config with a signing keyring.
+#[derive(Debug, Clone)]
+pub struct Issuer {
+    config: Arc<Config>,
+    keys: Arc<Keyring>,
+    geoip: Option<Arc<GeoIp>>,
+}
+
+impl Issuer {
+    /// An issuer over `config` and `keys`, opening `server.geoip_database` when configured.
+    ///
+    /// # Errors
+    ///
+    /// [`GeoIpError`] when the configured database cannot be opened (fail closed: a config
+    /// that restricts countries never runs without its database).
+    pub fn new(config: Config, keys: Keyring) -> Result<Self, GeoIpError> {
+        let geoip = config
+            .server
+            .geoip_database
+            .as_deref()
+            .map(GeoIp::open)
+            .transpose()?;
+        Ok(Self::from_parts(config, keys, geoip))
+    }
+
+    /// An issuer from already loaded parts.
+    pub fn from_parts(config: Config, keys: Keyring, geoip: Option<GeoIp>) -> Self {
+        Self {
+            config: Arc::new(config),
+            keys: Arc::new(keys),
+            geoip: geoip.map(Arc::new),
+        }
+    }
+
+    /// The config in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The signing keys.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keys
+    }
+
+    /// A verifier for this issuer's tokens to `project`, using its published keys.
+    pub fn verifier(&self, project: &str) -> Verifier {
+        Verifier::new(
+            KeySet::from_keys(self.keys.published().iter().copied()),
+            &self.config.issuer,
+            project,
+        )
+        .scope_rules(self.config.catalog.rules().clone())
+    }
+
+    /// Mints a key from template `template` of `project` for a caller at `caller` (the socket
+    /// peer or the address trusted proxies vouch for; `None` offline), at time `now`.
+    ///
+    /// # Errors
+    ///
+    /// A [`MintError`]: unknown project or template, deactivated template, caller outside the
+    /// template's addresses or countries, or a request wider than the template.
+    pub fn mint(
+        &self,
+        project: &str,
+        template: &str,
+        request: &MintRequest,
+        caller: Option<IpAddr>,
+        now: SystemTime,
+    ) -> Result<Minted, MintError> {
+        if !self.config.projects.contains_key(project) {
+            return Err(MintError::UnknownProject(project.to_owned()));
+        }
+        let t = self
+            .config
+            .template(project, template)
+            .ok_or_else(|| MintError::UnknownTemplate(template.to_owned()))?;
+        if !t.active {
+            return Err(MintError::TemplateInactive(t.id.clone()));
+        }
+        let caller = self.check_caller(t, caller, request.bind_ip)?;
+        let permissions = self.permissions(t, request.permissions.as_deref())?;
+        let upload_dirs = narrow_scope(&t.upload_dirs, request.dir_scope.as_ref(), "dir_scope")?;
+        let list_dirs = narrow_scope(
+            &t.list_dirs,
+            request.directory_scope.as_ref(),
+            "directory_scope",
+        )?;
+        let expires_in = match request.expiration_duration {
+            None => t.expiration_duration,
+            Some(0) => return Err(MintError::InvalidExpiration),
+            Some(s) => u32::try_from(s)
+                .ok()
+                .filter(|s| *s <= t.expiration_duration)
+                .ok_or(MintError::ExpirationTooLong(t.expiration_duration))?,
+        };
+        let ips = match caller {
+            Some(ip) if request.bind_ip => IpRules::new(vec![IpRange::from(ip)]),
+            _ => t.ips.clone(),
+        };
+
+        let iat = unix_seconds(now);
+        let exp = iat + u64::from(expires_in);
+        let jti = random_jti();
+        let claims = AccessClaims {
+            iss: self.config.issuer.clone(),
+            aud: Audience::One(project.to_owned()),
+            sub: t.id.clone(),
+            client_id: t.id.clone(),
+            iat,
+            nbf: iat,
+            exp,
+            jti: jti.clone(),
+            scope: permissions.join(" "),
+            ver: self.config.version,
+            upload_dirs: upload_dirs.to_strings(),
+            list_dirs: list_dirs.to_strings(),
+            ips: ips.to_strings(),
+            countries: t.countries.clone(),
+            limits: t.limits.if_any(),
+        };
+        // Serialising plain strings and integers cannot fail.
+        let payload = serde_json::to_vec(&claims).unwrap_or_default();
+        let signing = self.keys.signing();
+        Ok(Minted {
+            token: signing.sign_access_token(&payload),
+            jti,
+            kid: signing.kid().to_owned(),
+            expires_in,
+            expires_at: DateTime::<Utc>::from_timestamp(i64::try_from(exp).unwrap_or(i64::MAX), 0)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            permissions,
+        })
+    }
+
+    /// Checks the caller against the template's addresses and countries; returns its canonical
+    /// address when one is needed or known.
+    fn check_caller(
+        &self,
+        t: &Template,
+        caller: Option<IpAddr>,
+        bind_ip: bool,
+    ) -> Result<Option<IpAddr>, MintError> {
+        let restricted = !t.ips.is_anywhere() || t.countries.is_some() || bind_ip;
+        let Some(ip) = caller.map(|ip| ip.to_canonical()) else {
+            return if restricted {
+                Err(MintError::CallerIpRequired)
+            } else {
+                Ok(None)
+            };
+        };
+        if !t.ips.contains(ip) {
+            return Err(MintError::IpNotAllowed(ip));
+        }
+        if let Some(allowed) = &t.countries {
+            let geoip = self
+                .geoip
+                .as_ref()
+                .ok_or(MintError::GeoIpUnavailable(None))?;
+            let country = geoip
+                .country(ip)
+                .map_err(|e| MintError::GeoIpUnavailable(Some(e)))?
+                .ok_or(MintError::CountryUnknown(ip))?;
+            if !allowed.contains(&country) {
+                return Err(MintError::CountryNotAllowed(country));
+            }
+        }
+        Ok(Some(ip))
+    }
+
+    fn permissions(
+        &self,
+        t: &Template,
+        requested: Option<&[String]>,
+    ) -> Result<Vec<String>, MintError> {
+        let Some(requested) = requested else {
+            return Ok(t.permissions.clone());
+        };
+        if requested.is_empty() {
+            return Err(MintError::EmptyPermissions);
+        }
+        let mut out: Vec<String> = Vec::with_capacity(requested.len());
+        for p in requested {
+            if !self.config.catalog.contains(p) {
+                return Err(MintError::UnknownPermission(p.clone()));
+            }
+            if !t.permissions.contains(p) {
+                return Err(MintError::PermissionNotInTemplate(p.clone()));
+            }
+            if !out.contains(p) {
+                out.push(p.clone());
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn narrow_scope(
+    template: &ScopeSet,
+    requested: Option<&OneOrMany>,
+    field: &'static str,
+) -> Result<ScopeSet, MintError> {
+    let Some(requested) = requested else {
+        return Ok(template.clone());
+    };
+    let texts = requested.clone().into_vec();
+    if texts.len() > 64 {
+        return Err(MintError::InvalidScope {
+            field,
+            error: ScopeError::TooLong,
+        });
+    }
+    let set =
+        ScopeSet::parse(&texts).map_err(|(_, error)| MintError::InvalidScope { field, error })?;
+    if !template.covers(&set) {
+        return Err(MintError::ScopeNotInTemplate(field));
+    }
+    Ok(set)
+}
+
+/// 128 random bits from the operating system, base64url.
+fn random_jti() -> String {
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    crate::b64::encode(bytes)
+}

@@ -1,0 +1,367 @@
+//! Ed25519 signing keys on disk (`keys/*.pem`, PKCS#8) and in memory.
+//!
+//! The signing key is expanded once at load (SHA-512 of the seed), so minting a token costs one
+//! signature and no key parsing. Private key material zeroizes on drop and never prints.
+
+use crate::b64;
+use crate::jwk::{PublicJwk, thumbprint};
+use ed25519_dalek::hazmat::{ExpandedSecretKey, raw_sign};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, spki::der::pem::LineEnding};
+use ed25519_dalek::{SigningKey as DalekSigningKey, VerifyingKey};
+use sha2::Sha512;
+use std::fmt;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// Why keys could not be loaded or created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// Reading or writing a key file or the key directory failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A key file is not an Ed25519 private key in PKCS#8 PEM.
+    #[error("{0}: not an Ed25519 private key in PKCS#8 PEM")]
+    NotAKey(PathBuf),
+    /// A key file can be read by other users.
+    #[error(
+        "{path}: private key is readable by group or others (mode {mode:o}); run `chmod 600 {path}`"
+    )]
+    InsecurePermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The directory holds no `*.pem` key.
+    #[error("{0}: no signing key (*.pem); create one with `keysmith keygen`")]
+    NoKeys(PathBuf),
+}
+
+impl KeyError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// A private Ed25519 key, pre-expanded for signing.
+pub struct SigningKey {
+    kid: String,
+    expanded: ExpandedSecretKey,
+    public: VerifyingKey,
+    /// The base64url header `{"alg":"EdDSA","typ":"at+jwt","kid":…}`, encoded once.
+    access_header: String,
+}
+
+impl SigningKey {
+    /// Wraps a dalek key, expanding it once.
+    pub fn new(key: &DalekSigningKey) -> Self {
+        let public = key.verifying_key();
+        let kid = thumbprint(&public);
+        let expanded = ExpandedSecretKey::from(key.as_bytes());
+        let access_header = b64::encode(format!(
+            r#"{{"alg":"EdDSA","typ":"{}","kid":"{kid}"}}"#,
+            crate::claims::ACCESS_TOKEN_TYP
+        ));
+        Self {
+            kid,
+            expanded,
+            public,
+            access_header,
+        }
+    }
+
+    /// Generates a fresh key from the operating system's random source.
+    pub fn generate() -> Self {
+        Self::new(&DalekSigningKey::generate(&mut rand_core::OsRng))
+    }
+
+    /// The key id (RFC 7638 thumbprint).
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The public half.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.public
+    }
+
+    /// Signs a JSON payload as a compact JWS with the access-token header.
+    pub fn sign_access_token(&self, payload_json: &[u8]) -> String {
+        self.sign_compact(&self.access_header, payload_json)
+    }
+
+    /// Signs `payload_json` under an already encoded header.
+    fn sign_compact(&self, header_b64: &str, payload_json: &[u8]) -> String {
+        let mut token = String::with_capacity(header_b64.len() + payload_json.len() * 4 / 3 + 92);
+        token.push_str(header_b64);
+        token.push('.');
+        b64::encode_into(payload_json, &mut token);
+        let signature = raw_sign::<Sha512>(&self.expanded, token.as_bytes(), &self.public);
+        token.push('.');
+        b64::encode_into(signature.to_bytes(), &mut token);
+        token
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
+/// The keys of a running issuer: one signs, all are published in the JWKS.
+#[derive(Debug)]
+pub struct Keyring {
+    signing: SigningKey,
+    published: Vec<VerifyingKey>,
+}
+
+impl Keyring {
+    /// A keyring of one key.
+    pub fn single(key: SigningKey) -> Self {
+        let published = vec![key.verifying_key()];
+        Self {
+            signing: key,
+            published,
+        }
+    }
+
+    /// Loads every `*.pem` in `dir`. All are published; the one whose file name sorts last (the
+    /// newest, as `keygen` names files by creation time) signs.
+    ///
+    /// # Errors
+    ///
+    /// A [`KeyError`] for an unreadable directory or file, a file that is not a key, a key
+    /// readable by group or others, or a directory without keys.
+    pub fn load_dir(dir: &Path) -> Result<Self, KeyError> {
+        let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+            .map_err(|e| KeyError::io(dir, e))?
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "pem"))
+            .collect();
+        paths.sort();
+        let mut keys = paths
+            .iter()
+            .map(|p| load_pem(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let signing = keys.pop().ok_or_else(|| KeyError::NoKeys(dir.to_owned()))?;
+        let mut published: Vec<VerifyingKey> = keys.iter().map(SigningKey::verifying_key).collect();
+        published.push(signing.verifying_key());
+        Ok(Self { signing, published })
+    }
+
+    /// Loads `dir`, first generating a key into it when it holds none. Returns the path of the
+    /// generated key, if any, so the caller can say so loudly.
+    ///
+    /// # Errors
+    ///
+    /// As [`Keyring::load_dir`] and [`generate_key_file`].
+    pub fn load_or_generate(dir: &Path) -> Result<(Self, Option<PathBuf>), KeyError> {
+        match Self::load_dir(dir) {
+            Err(KeyError::NoKeys(_)) => {
+                let (path, _) = generate_key_file(dir)?;
+                Ok((Self::load_dir(dir)?, Some(path)))
+            }
+            Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                let (path, _) = generate_key_file(dir)?;
+                Ok((Self::load_dir(dir)?, Some(path)))
+            }
+            other => other.map(|k| (k, None)),
+        }
+    }
+
+    /// The key that signs.
+    pub fn signing(&self) -> &SigningKey {
+        &self.signing
+    }
+
+    /// Every published public key, the signing one included.
+    pub fn published(&self) -> &[VerifyingKey] {
+        &self.published
+    }
+
+    /// The JWKS document of the published keys.
+    pub fn jwks(&self) -> crate::jwk::Jwks {
+        crate::jwk::Jwks {
+            keys: self.published.iter().map(PublicJwk::from_key).collect(),
+        }
+    }
+}
+
+fn load_pem(path: &Path) -> Result<SigningKey, KeyError> {
+    check_permissions(path)?;
+    let pem = Zeroizing::new(fs::read_to_string(path).map_err(|e| KeyError::io(path, e))?);
+    let key =
+        DalekSigningKey::from_pkcs8_pem(&pem).map_err(|_| KeyError::NotAKey(path.to_owned()))?;
+    Ok(SigningKey::new(&key))
+}
+
+#[cfg(unix)]
+fn check_permissions(path: &Path) -> Result<(), KeyError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = fs::metadata(path)
+        .map_err(|e| KeyError::io(path, e))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::InsecurePermissions {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_permissions(_path: &Path) -> Result<(), KeyError> {
+    Ok(())
+}
+
+/// Generates a key into `dir` (created `0700` if missing) as `<UTC time>-<kid>.pem`, mode `0600`.
+/// Returns the path and the key id.
+///
+/// # Errors
+///
+/// [`KeyError::Io`] when the directory or file cannot be written.
+pub fn generate_key_file(dir: &Path) -> Result<(PathBuf, String), KeyError> {
+    create_private_dir(dir)?;
+    let key = DalekSigningKey::generate(&mut rand_core::OsRng);
+    let kid = thumbprint(&key.verifying_key());
+    let pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| KeyError::io(dir, std::io::Error::other(e.to_string())))?;
+    let name = format!(
+        "{}-{kid}.pem",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ")
+    );
+    let path = dir.join(name);
+    write_private(&path, pem.as_bytes())?;
+    Ok((path, kid))
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| KeyError::io(dir, e))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| KeyError::io(path, e))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| KeyError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::{Signer as _, Verifier as _};
+
+    #[test]
+    fn pre_expanded_signing_matches_dalek() {
+        let dalek = DalekSigningKey::from_bytes(&[9u8; 32]);
+        let key = SigningKey::new(&dalek);
+        let token = key.sign_access_token(br#"{"a":1}"#);
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let sig = b64::decode_array::<64>(sig).unwrap();
+        assert_eq!(sig, dalek.sign(input.as_bytes()).to_bytes());
+        assert!(
+            dalek
+                .verifying_key()
+                .verify(
+                    input.as_bytes(),
+                    &ed25519_dalek::Signature::from_bytes(&sig)
+                )
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn debug_redacts() {
+        let text = format!("{:?}", SigningKey::generate());
+        assert!(text.contains("[redacted]"));
+        assert!(!text.contains("expanded"));
+    }
+
+    #[test]
+    fn generate_then_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let (ring, generated) = Keyring::load_or_generate(&keys).unwrap();
+        let path = generated.unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+            assert_eq!(
+                fs::metadata(&keys).unwrap().permissions().mode() & 0o777,
+                0o700
+            );
+        }
+        let (again, none) = Keyring::load_or_generate(&keys).unwrap();
+        assert!(none.is_none());
+        assert_eq!(ring.signing().kid(), again.signing().kid());
+        assert!(path.to_string_lossy().contains(ring.signing().kid()));
+
+        // A newer key signs; both are published.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let (_, kid2) = generate_key_file(&keys).unwrap();
+        let ring = Keyring::load_dir(&keys).unwrap();
+        assert_eq!(ring.signing().kid(), kid2);
+        assert_eq!(ring.jwks().keys.len(), 2);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn refuses_group_readable_keys() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = generate_key_file(dir.path()).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let err = Keyring::load_dir(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, KeyError::InsecurePermissions { mode: 0o640, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("chmod 600"));
+    }
+
+    #[test]
+    fn refuses_garbage_and_empty_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            Keyring::load_dir(dir.path()),
+            Err(KeyError::NoKeys(_))
+        ));
+        write_private(&dir.path().join("x.pem"), b"not a key").unwrap();
+        assert!(matches!(
+            Keyring::load_dir(dir.path()),
+            Err(KeyError::NotAKey(_))
+        ));
+    }
+}

@@ -1,0 +1,99 @@
+//! keysmith issues short-lived, Ed25519-signed access tokens from *security templates* and
+//! verifies them offline.
+//!
+//! Frontends (an upload widget, a mobile app) never hold a permanent secret: they ask keysmith
+//! for a key minted from a template in `config.toml`. The key is a JWT (RFC 9068 access-token
+//! shape) signed with EdDSA that carries everything a downstream service needs to decide:
+//! permissions, upload and listing directory scopes, allowed IP ranges and countries, upload
+//! limits and expiry. Downstream services verify it with the public keys (JWKS) alone.
+//!
+//! # Design overview
+//!
+//! ```text
+//! config.toml ──► Config (validated) ──► Issuer::mint ──► compact JWS ──► Verifier::verify ──► Grant::authorize
+//!   templates        all errors at once     narrowing only     EdDSA, at+jwt     offline, JWKS only    permission, dir, ip
+//! ```
+//!
+//! 1. [`Config`] parses `config.toml` with unknown keys refused, then validates the whole file
+//!    and reports every problem with its TOML path.
+//! 2. [`Issuer::mint`] checks the caller against the template (active, IP ranges, countries),
+//!    applies an optional request that may only *narrow* the template, and signs the claims
+//!    with the pre-expanded Ed25519 key of the [`Keyring`].
+//! 3. [`Verifier::verify`] checks a token against a [`KeySet`] loaded from a JWKS and returns a
+//!    [`Grant`]; [`Grant::authorize`] decides one operation with a typed [`Denied`] reason.
+//!
+//! # Security model
+//!
+//! The verifier trusts only the keys it was given. It pins `alg` to `EdDSA` before any
+//! signature work, requires `typ` `at+jwt` and a known `kid`, refuses `crit`, `b64` and `zip`,
+//! never follows `jku`, `x5u` or an embedded `jwk`, verifies with strict Ed25519
+//! (`verify_strict`), refuses weak (small-order) public keys when a JWKS is loaded, checks
+//! `iss`, `aud`, `exp`, `nbf` and `iat`, bounds the token's size before decoding it, and
+//! decodes claims into typed structs. Only the verifier can construct a [`Grant`].
+//!
+//! The issuer fails closed: a template that restricts countries cannot be loaded without a
+//! GeoIP database, an address the database does not know is refused, and the caller's address
+//! is the socket peer unless a trusted proxy vouches for another.
+//!
+//! ## Non-goals
+//!
+//! - Enforcing upload rate limits: `limits` are carried in the token for the upload service.
+//! - Revoking short-lived keys one by one: they expire; keep `expiration_duration` short.
+//! - Hiding token contents: a JWS is signed, not encrypted. Put no secrets in templates.
+//!
+//! # Crate features
+//!
+//! - `issuer` (default, via `cli`): config loading, private keys, GeoIP and minting.
+//! - `server` (default, via `cli`): the axum HTTP service on top of `issuer`.
+//! - `cli` (default): the `keysmith` binary.
+//!
+//! With `default-features = false` the crate is the verifier alone: no tokio, axum or hyper.
+//!
+//! # Getting started
+//!
+//! Verify a key offline with the JWKS a keysmith server publishes:
+//!
+//! ```no_run
+//! use keysmith::{KeySet, Verifier};
+//! use std::time::SystemTime;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let jwks = std::fs::read("jwks.json")?;
+//! let verifier = Verifier::new(KeySet::from_jwks_json(&jwks)?, "https://keys.example.com", "demo");
+//! let grant = verifier.verify("eyJhbGciOiJFZERTQSIs…", SystemTime::now())?;
+//! grant.authorize("FILE_UPLOAD", Some("/uploads/avatars"), Some("203.0.113.7".parse()?))?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod b64;
+pub mod catalog;
+pub mod claims;
+pub mod ip;
+pub mod jwk;
+pub mod scope;
+pub mod verify;
+
+#[cfg(feature = "issuer")]
+pub mod config;
+#[cfg(feature = "issuer")]
+pub mod geoip;
+#[cfg(feature = "issuer")]
+pub mod issue;
+#[cfg(feature = "issuer")]
+pub mod keyring;
+#[cfg(feature = "server")]
+pub mod server;
+
+pub use catalog::{ScopeKind, ScopeRules};
+pub use claims::{AccessClaims, Limits};
+pub use jwk::{JwkError, Jwks, KeySet, PublicJwk};
+pub use scope::{DirScope, ScopeSet};
+pub use verify::{Denied, Grant, Verifier, VerifyError};
+
+#[cfg(feature = "issuer")]
+pub use config::{Config, ConfigError};
+#[cfg(feature = "issuer")]
+pub use issue::{Issuer, MintError, MintRequest, Minted};
+#[cfg(feature = "issuer")]
+pub use keyring::{Keyring, SigningKey};

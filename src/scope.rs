@@ -1,0 +1,444 @@
+//! Directory scopes: `/folder` (that folder only) and `/folder/*` (that folder and everything
+//! below it).
+//!
+//! Scopes in a config, a mint request or a token must be *canonical*: absolute, no empty, `.` or
+//! `..` segments, no `\`, `%`, NUL or control characters, NFC-normalised text, and `*` only as
+//! a final `/*`. Anything else is refused, never repaired, so that what a reviewer reads in
+//! `config.toml` is exactly what is enforced.
+//!
+//! Paths handed to [`DirScope::allows`] come from a downstream request and are normalised first
+//! (`//` and `.` collapse), while `..`, percent-encoded separators, `\` and NUL are refused.
+
+use std::fmt;
+use unicode_normalization::is_nfc;
+
+/// Longest scope or path accepted, in bytes.
+pub const MAX_PATH_LEN: usize = 1024;
+
+/// Why a scope or a path was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScopeError {
+    /// The text is empty.
+    #[error("is empty")]
+    Empty,
+    /// The text does not start with `/`.
+    #[error("must be absolute (start with `/`)")]
+    NotAbsolute,
+    /// The text is longer than [`MAX_PATH_LEN`].
+    #[error("is longer than {MAX_PATH_LEN} bytes")]
+    TooLong,
+    /// The text holds a character that is never allowed (`\`, `%`, NUL, a control character).
+    #[error("contains the forbidden character {0:?}")]
+    ForbiddenChar(char),
+    /// The text holds a `.` or `..` segment.
+    #[error("contains a `.` or `..` segment")]
+    DotSegment,
+    /// The text holds an empty segment (`//` or a trailing `/`).
+    #[error("contains an empty segment (`//` or a trailing `/`)")]
+    EmptySegment,
+    /// `*` appears other than as a final `/*`.
+    #[error("may use `*` only as a final `/*`")]
+    MisplacedWildcard,
+    /// The text is not in Unicode Normalization Form C.
+    #[error("is not NFC-normalised Unicode")]
+    NotNfc,
+    /// A path holds a percent-encoded separator, dot or NUL.
+    #[error("contains a percent-encoded separator, dot or NUL")]
+    EncodedSeparator,
+}
+
+/// One directory scope.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DirScope {
+    /// Exactly this directory (`/folder`; `/` is the root alone).
+    Exact(String),
+    /// This directory and everything below it (`/folder/*`); the root subtree `/*` is stored
+    /// with an empty prefix.
+    Subtree(String),
+}
+
+impl DirScope {
+    /// The scope that allows every directory, `/*`.
+    pub fn everything() -> Self {
+        Self::Subtree(String::new())
+    }
+
+    /// Parses a canonical scope such as `/uploads/*`.
+    ///
+    /// # Errors
+    ///
+    /// A [`ScopeError`] naming the first rule the text breaks.
+    pub fn parse(text: &str) -> Result<Self, ScopeError> {
+        check_text(text)?;
+        if text.contains('%') {
+            return Err(ScopeError::ForbiddenChar('%'));
+        }
+        if text == "/" {
+            return Ok(Self::Exact(text.to_owned()));
+        }
+        let (base, subtree) = match text.strip_suffix("/*") {
+            Some(base) => (base, true),
+            None => (text, false),
+        };
+        // `base` is "" (for "/*") or "/seg/seg...".
+        for segment in base.split('/').skip(1) {
+            match segment {
+                "" => return Err(ScopeError::EmptySegment),
+                "." | ".." => return Err(ScopeError::DotSegment),
+                s if s.contains('*') => return Err(ScopeError::MisplacedWildcard),
+                _ => {}
+            }
+        }
+        Ok(if subtree {
+            Self::Subtree(base.to_owned())
+        } else {
+            Self::Exact(base.to_owned())
+        })
+    }
+
+    /// Whether this scope allows the directory `path`, after normalising it.
+    ///
+    /// # Errors
+    ///
+    /// A [`ScopeError`] when the path is malformed or tries to escape (`..`, `%2f`, NUL …).
+    pub fn allows(&self, path: &str) -> Result<bool, ScopeError> {
+        Ok(self.allows_normalised(&normalise_path(path)?))
+    }
+
+    /// Whether this scope allows an already normalised path (see [`normalise_path`]).
+    pub fn allows_normalised(&self, path: &str) -> bool {
+        match self {
+            Self::Exact(dir) => dir == path,
+            Self::Subtree(prefix) => is_at_or_below(path, prefix),
+        }
+    }
+
+    /// Whether everything `other` allows is also allowed by `self`.
+    pub fn covers(&self, other: &DirScope) -> bool {
+        match (self, other) {
+            (Self::Exact(a), Self::Exact(b)) => a == b,
+            (Self::Exact(_), Self::Subtree(_)) => false,
+            (Self::Subtree(prefix), Self::Exact(b) | Self::Subtree(b)) => is_at_or_below(b, prefix),
+        }
+    }
+}
+
+/// Whether `path` ("/" or "/a/b") is `prefix` itself or lies below it; an empty prefix is the
+/// root subtree.
+fn is_at_or_below(path: &str, prefix: &str) -> bool {
+    if prefix.is_empty() {
+        return true;
+    }
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+impl fmt::Display for DirScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exact(dir) => f.write_str(dir),
+            Self::Subtree(prefix) => write!(f, "{prefix}/*"),
+        }
+    }
+}
+
+impl std::str::FromStr for DirScope {
+    type Err = ScopeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+/// A set of directory scopes: a directory is allowed when any member allows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeSet(Vec<DirScope>);
+
+impl ScopeSet {
+    /// The set that allows every directory, `["/*"]`.
+    pub fn everything() -> Self {
+        Self(vec![DirScope::everything()])
+    }
+
+    /// A set from parsed scopes; `None` when `scopes` is empty (an empty set would allow
+    /// nothing, which is never what a template means).
+    pub fn new(scopes: Vec<DirScope>) -> Option<Self> {
+        (!scopes.is_empty()).then_some(Self(scopes))
+    }
+
+    /// Parses each text with [`DirScope::parse`].
+    ///
+    /// # Errors
+    ///
+    /// The index and error of the first text that is not a canonical scope, or `None` as the
+    /// index when the list is empty.
+    pub fn parse<S: AsRef<str>>(texts: &[S]) -> Result<Self, (Option<usize>, ScopeError)> {
+        let scopes = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| DirScope::parse(t.as_ref()).map_err(|e| (Some(i), e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(scopes).ok_or((None, ScopeError::Empty))
+    }
+
+    /// The scopes in this set.
+    pub fn scopes(&self) -> &[DirScope] {
+        &self.0
+    }
+
+    /// Whether any scope allows the directory `path`.
+    ///
+    /// # Errors
+    ///
+    /// A [`ScopeError`] when the path is malformed or tries to escape.
+    pub fn allows(&self, path: &str) -> Result<bool, ScopeError> {
+        let path = normalise_path(path)?;
+        Ok(self.0.iter().any(|s| s.allows_normalised(&path)))
+    }
+
+    /// Whether every scope of `other` is covered by some scope of `self`.
+    pub fn covers(&self, other: &ScopeSet) -> bool {
+        other.0.iter().all(|b| self.0.iter().any(|a| a.covers(b)))
+    }
+
+    /// Whether this set allows every directory.
+    pub fn is_everything(&self) -> bool {
+        self.0.contains(&DirScope::everything())
+    }
+
+    /// The scopes as canonical strings, as they appear in a token.
+    pub fn to_strings(&self) -> Vec<String> {
+        self.0.iter().map(ToString::to_string).collect()
+    }
+}
+
+/// Checks the rules shared by scopes and paths: non-empty, absolute, bounded, no forbidden
+/// characters, NFC.
+fn check_text(text: &str) -> Result<(), ScopeError> {
+    if text.is_empty() {
+        return Err(ScopeError::Empty);
+    }
+    if text.len() > MAX_PATH_LEN {
+        return Err(ScopeError::TooLong);
+    }
+    if !text.starts_with('/') {
+        return Err(ScopeError::NotAbsolute);
+    }
+    if let Some(c) = text.chars().find(|&c| c == '\\' || c.is_control()) {
+        return Err(ScopeError::ForbiddenChar(c));
+    }
+    if !is_nfc(text) {
+        return Err(ScopeError::NotNfc);
+    }
+    Ok(())
+}
+
+/// Normalises a request path: collapses `//` and `.` segments and drops a trailing `/`.
+///
+/// # Errors
+///
+/// Refuses (never resolves) `..`, percent-encoded `/`, `\`, `.` or NUL, a literal `\`, NUL or
+/// control character, non-NFC text, relative paths and paths over [`MAX_PATH_LEN`] bytes.
+pub fn normalise_path(path: &str) -> Result<String, ScopeError> {
+    check_text(path)?;
+    let lower = path.to_ascii_lowercase();
+    if ["%2f", "%5c", "%2e", "%00"]
+        .iter()
+        .any(|e| lower.contains(e))
+    {
+        return Err(ScopeError::EncodedSeparator);
+    }
+    let mut out = String::with_capacity(path.len());
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => return Err(ScopeError::DotSegment),
+            s => {
+                out.push('/');
+                out.push_str(s);
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn scope(s: &str) -> DirScope {
+        DirScope::parse(s).unwrap()
+    }
+
+    #[test]
+    fn parses_canonical_scopes() {
+        assert_eq!(scope("/*"), DirScope::Subtree(String::new()));
+        assert_eq!(scope("/"), DirScope::Exact("/".into()));
+        assert_eq!(scope("/folder"), DirScope::Exact("/folder".into()));
+        assert_eq!(scope("/folder/*"), DirScope::Subtree("/folder".into()));
+        assert_eq!(scope("/a/b c/ü/*").to_string(), "/a/b c/ü/*");
+    }
+
+    #[test]
+    fn refuses_non_canonical_scopes() {
+        let cases = [
+            ("", ScopeError::Empty),
+            ("folder", ScopeError::NotAbsolute),
+            ("/a/../b", ScopeError::DotSegment),
+            ("/a/./b", ScopeError::DotSegment),
+            ("/..", ScopeError::DotSegment),
+            ("/a//b", ScopeError::EmptySegment),
+            ("/a/", ScopeError::EmptySegment),
+            ("//*", ScopeError::EmptySegment),
+            ("/a*", ScopeError::MisplacedWildcard),
+            ("/*/a", ScopeError::MisplacedWildcard),
+            ("/a/**", ScopeError::MisplacedWildcard),
+            ("/a/*/*", ScopeError::MisplacedWildcard),
+            ("*", ScopeError::NotAbsolute),
+            ("/a\\b", ScopeError::ForbiddenChar('\\')),
+            ("/a%2fb", ScopeError::ForbiddenChar('%')),
+            ("/a\0b", ScopeError::ForbiddenChar('\0')),
+            ("/a\nb", ScopeError::ForbiddenChar('\n')),
+            ("/e\u{301}", ScopeError::NotNfc),
+        ];
+        for (text, want) in cases {
+            assert_eq!(DirScope::parse(text), Err(want), "{text:?}");
+        }
+        assert_eq!(
+            DirScope::parse(&format!("/{}", "a".repeat(MAX_PATH_LEN))),
+            Err(ScopeError::TooLong)
+        );
+    }
+
+    #[test]
+    fn subtree_allows_itself_and_below_never_siblings() {
+        let s = scope("/folder/*");
+        assert!(s.allows("/folder").unwrap());
+        assert!(s.allows("/folder/").unwrap());
+        assert!(s.allows("/folder/a/b").unwrap());
+        assert!(!s.allows("/folder2").unwrap());
+        assert!(!s.allows("/folderx/a").unwrap());
+        assert!(!s.allows("/").unwrap());
+    }
+
+    #[test]
+    fn exact_allows_only_itself() {
+        let s = scope("/folder");
+        assert!(s.allows("/folder").unwrap());
+        assert!(s.allows("//folder/.").unwrap());
+        assert!(!s.allows("/folder/a").unwrap());
+        assert!(scope("/").allows("/").unwrap());
+        assert!(!scope("/").allows("/a").unwrap());
+    }
+
+    #[test]
+    fn everything_allows_every_path() {
+        let s = DirScope::everything();
+        for p in ["/", "/a", "/a/b/c"] {
+            assert!(s.allows(p).unwrap(), "{p}");
+        }
+    }
+
+    #[test]
+    fn paths_are_normalised_or_refused() {
+        assert_eq!(normalise_path("//a/./b//").unwrap(), "/a/b");
+        assert_eq!(normalise_path("/./").unwrap(), "/");
+        assert_eq!(normalise_path("/a/../b"), Err(ScopeError::DotSegment));
+        assert_eq!(normalise_path("/a%2Fb"), Err(ScopeError::EncodedSeparator));
+        assert_eq!(normalise_path("/a%5cb"), Err(ScopeError::EncodedSeparator));
+        assert_eq!(
+            normalise_path("/a%2e%2e"),
+            Err(ScopeError::EncodedSeparator)
+        );
+        assert_eq!(normalise_path("/a%00"), Err(ScopeError::EncodedSeparator));
+        assert_eq!(normalise_path("/a\0"), Err(ScopeError::ForbiddenChar('\0')));
+        assert_eq!(normalise_path("a/b"), Err(ScopeError::NotAbsolute));
+        assert_eq!(normalise_path("/a b%20c").unwrap(), "/a b%20c");
+    }
+
+    #[test]
+    fn covers() {
+        assert!(scope("/*").covers(&scope("/a/*")));
+        assert!(scope("/*").covers(&scope("/*")));
+        assert!(scope("/*").covers(&scope("/")));
+        assert!(scope("/a/*").covers(&scope("/a")));
+        assert!(scope("/a/*").covers(&scope("/a/b/*")));
+        assert!(!scope("/a/*").covers(&scope("/*")));
+        assert!(!scope("/a/*").covers(&scope("/ab")));
+        assert!(!scope("/a").covers(&scope("/a/*")));
+        assert!(!scope("/a").covers(&scope("/a/b")));
+        let set = ScopeSet::parse(&["/a/*", "/b"]).unwrap();
+        assert!(set.covers(&ScopeSet::parse(&["/a/x", "/b"]).unwrap()));
+        assert!(!set.covers(&ScopeSet::parse(&["/a/x", "/b/c"]).unwrap()));
+        assert_eq!(ScopeSet::parse::<&str>(&[]), Err((None, ScopeError::Empty)));
+        assert_eq!(
+            ScopeSet::parse(&["/a", "b"]),
+            Err((Some(1), ScopeError::NotAbsolute))
+        );
+    }
+
+    fn segment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-c]{1,3}",
+            Just("folder".to_owned()),
+            Just("folder2".to_owned())
+        ]
+    }
+
+    fn path() -> impl Strategy<Value = String> {
+        prop::collection::vec(segment(), 0..5).prop_map(|s| format!("/{}", s.join("/")))
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_text(text in ".{0,64}") {
+            let _ = DirScope::parse(&text);
+            let _ = normalise_path(&text);
+        }
+
+        #[test]
+        fn canonical_scopes_round_trip(text in "/[a-z/*.%]{0,20}") {
+            if let Ok(s) = DirScope::parse(&text) {
+                prop_assert_eq!(s.to_string(), text);
+            }
+        }
+
+        #[test]
+        fn subtree_matches_by_segments(base in path(), p in path()) {
+            let scope_text = if base == "/" { "/*".to_owned() } else { format!("{base}/*") };
+            let s = DirScope::parse(&scope_text).unwrap();
+            let expected = base == "/" || p == base || p.starts_with(&format!("{base}/"));
+            prop_assert_eq!(s.allows(&p).unwrap(), expected);
+        }
+
+        #[test]
+        fn covers_is_sound(a in path(), b in path(), asub: bool, bsub: bool, p in path()) {
+            let make = |base: &str, sub: bool| {
+                let text = match (base, sub) {
+                    ("/", true) => "/*".to_owned(),
+                    (b, true) => format!("{b}/*"),
+                    (b, false) => b.to_owned(),
+                };
+                DirScope::parse(&text).unwrap()
+            };
+            let (sa, sb) = (make(&a, asub), make(&b, bsub));
+            // If `sa` covers `sb`, everything `sb` allows `sa` allows too.
+            if sa.covers(&sb) && sb.allows(&p).unwrap() {
+                prop_assert!(sa.allows(&p).unwrap());
+            }
+        }
+
+        #[test]
+        fn escapes_are_refused(prefix in path(), rest in path()) {
+            let p = format!("{prefix}/..{rest}");
+            prop_assert!(normalise_path(&p).is_err());
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The one error type at the HTTP edge: RFC 9457 `application/problem+json` with a stable
+//! `code`. Messages help the caller; internals stay in the log.
+
+use crate::issue::MintError;
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An HTTP error response.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    code: &'a str,
+}
+
+impl ApiError {
+    /// An error with a status, a stable code and a message for the caller.
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    pub(crate) fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+    }
+
+    pub(crate) fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed on this endpoint",
+        )
+    }
+
+    pub(crate) fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal error; see the service log",
+        )
+    }
+}
+
+impl From<MintError> for ApiError {
+    fn from(e: MintError) -> Self {
+        let status = match &e {
+            MintError::UnknownProject(_) | MintError::UnknownTemplate(_) => StatusCode::NOT_FOUND,
+            MintError::TemplateInactive(_)
+            | MintError::IpNotAllowed(_)
+            | MintError::CountryNotAllowed(_)
+            | MintError::CountryUnknown(_)
+            | MintError::PermissionNotInTemplate(_)
+            | MintError::ScopeNotInTemplate(_)
+            | MintError::ExpirationTooLong(_) => StatusCode::FORBIDDEN,
+            MintError::GeoIpUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let detail = match &e {
+            // The source (a database error) goes to the log, not to the caller.
+            MintError::GeoIpUnavailable(_) => {
+                "the country check is unavailable; try again later".to_owned()
+            }
+            other => other.to_string(),
+        };
+        Self::new(status, e.code(), detail)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let title = self.status.canonical_reason().unwrap_or("Error");
+        let body = Problem {
+            kind: "about:blank",
+            title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            code: self.code,
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
