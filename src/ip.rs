@@ -43,12 +43,26 @@ impl IpRange {
     ///
     /// An [`IpRangeError`] describing what is wrong.
     pub fn parse(text: &str) -> Result<Self, IpRangeError> {
-        let net = match text.parse::<IpNet>() {
-            Ok(net) => net,
-            Err(_) => IpNet::from(
-                text.parse::<IpAddr>()
-                    .map_err(|_| IpRangeError::Malformed)?,
-            ),
+        // std's address parser refuses leading zeros; ipnet's would accept `010.0.0.0/8`.
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let addr = addr
+            .parse::<IpAddr>()
+            .map_err(|_| IpRangeError::Malformed)?;
+        let net = match prefix {
+            None => IpNet::from(addr),
+            Some(p) => {
+                let canonical_number =
+                    p == "0" || (!p.starts_with('0') && p.bytes().all(|b| b.is_ascii_digit()));
+                let len = p
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|_| canonical_number)
+                    .ok_or(IpRangeError::Malformed)?;
+                IpNet::new(addr, len).map_err(|_| IpRangeError::Malformed)?
+            }
         };
         if let IpNet::V6(v6) = net {
             if v6.addr().to_ipv4_mapped().is_some() && v6.prefix_len() >= 96 {
@@ -241,6 +255,9 @@ mod tests {
         );
         for bad in [
             "010.0.0.0/8",
+            "10.0.0.0/08",
+            "10.0.0.0/+8",
+            "::/129",
             "10.0.0.0/33",
             "10.0.0",
             "10.0.0.0/",

@@ -40,6 +40,21 @@ pub struct MintRequest {
 }
 
 impl MintRequest {
+    /// Parses a JSON request body, which must be an object with only the fields above.
+    ///
+    /// # Errors
+    ///
+    /// [`MintError::InvalidBody`] describing what is wrong.
+    pub fn from_json(body: &[u8]) -> Result<Self, MintError> {
+        // serde would also read a struct from a JSON array.
+        if body.trim_ascii_start().first() != Some(&b'{') {
+            return Err(MintError::InvalidBody(
+                "the body must be a JSON object".into(),
+            ));
+        }
+        serde_json::from_slice(body).map_err(|e| MintError::InvalidBody(e.to_string()))
+    }
+
     /// Narrows the upload scope.
     pub fn with_dir_scope(mut self, scopes: Vec<String>) -> Self {
         self.dir_scope = Some(OneOrMany::Many(scopes));
@@ -101,6 +116,9 @@ pub enum MintError {
     /// A requested scope is wider than the template's.
     #[error("{0} is wider than the template allows")]
     ScopeNotInTemplate(&'static str),
+    /// The request body is not a JSON object of the known fields.
+    #[error("invalid request body: {0}")]
+    InvalidBody(String),
     /// The requested lifetime is zero.
     #[error("expiration_duration must be at least 1 second")]
     InvalidExpiration,
@@ -126,6 +144,7 @@ impl MintError {
             Self::EmptyPermissions => "empty_permissions",
             Self::InvalidScope { .. } => "invalid_scope",
             Self::ScopeNotInTemplate(_) => "scope_not_in_template",
+            Self::InvalidBody(_) => "invalid_body",
             Self::InvalidExpiration => "invalid_expiration",
             Self::ExpirationTooLong(_) => "expiration_too_long",
         }
@@ -373,4 +392,285 @@ fn random_jti() -> String {
     let mut bytes = [0u8; 16];
     OsRng.fill_bytes(&mut bytes);
     crate::b64::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyring::SigningKey;
+    use crate::verify::VerifyError;
+    use std::path::Path;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const CONFIG: &str = r#"
+version = 9
+issuer = "https://keys.example.com"
+[projects.demo]
+[projects.other]
+[[templates]]
+id = "widget"
+project = "demo"
+permissions = ["FILE_UPLOAD", "OBJECTS_LIST", "FILE_DELETE"]
+expiration_duration = 600
+[templates.upload]
+limit_per_min = 5
+dir_scope = ["/uploads/*", "/inbox"]
+[templates.restrict]
+whitelist_ip_ranges = ["10.0.0.0/8", "2001:db8::/32"]
+[[templates]]
+id = "open"
+project = "demo"
+permissions = ["OBJECTS_LIST"]
+[[templates]]
+id = "off"
+project = "demo"
+active = false
+permissions = ["OBJECTS_LIST"]
+[[templates]]
+id = "elsewhere"
+project = "other"
+permissions = ["OBJECTS_LIST"]
+"#;
+
+    fn issuer() -> Issuer {
+        let config = Config::from_toml(CONFIG, Path::new(".")).unwrap();
+        let key = SigningKey::new(&ed25519_dalek::SigningKey::from_bytes(&[5u8; 32]));
+        Issuer::from_parts(config, Keyring::single(key), None)
+    }
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    fn request(json: &str) -> MintRequest {
+        MintRequest::from_json(json.as_bytes()).unwrap()
+    }
+
+    fn mint(template: &str, req: &str, caller: Option<IpAddr>) -> Result<Minted, MintError> {
+        issuer().mint("demo", template, &request(req), caller, now())
+    }
+
+    #[test]
+    fn mints_the_template() {
+        let issuer = issuer();
+        let minted = issuer
+            .mint(
+                "demo",
+                "widget",
+                &MintRequest::default(),
+                ip("10.2.3.4"),
+                now(),
+            )
+            .unwrap();
+        assert_eq!(minted.expires_in, 600);
+        assert_eq!(minted.expires_at.timestamp(), 1_800_000_600);
+        assert_eq!(minted.kid, issuer.keyring().signing().kid());
+        let grant = issuer
+            .verifier("demo")
+            .verify(&minted.token, now())
+            .unwrap();
+        let c = grant.claims();
+        assert_eq!(
+            (c.iss.as_str(), c.sub.as_str(), c.client_id.as_str()),
+            ("https://keys.example.com", "widget", "widget")
+        );
+        assert!(c.aud.contains("demo"));
+        assert_eq!(
+            (c.iat, c.nbf, c.exp, c.ver),
+            (1_800_000_000, 1_800_000_000, 1_800_000_600, 9)
+        );
+        assert_eq!(c.scope, "FILE_UPLOAD OBJECTS_LIST FILE_DELETE");
+        assert_eq!(c.upload_dirs, ["/uploads/*", "/inbox"]);
+        assert_eq!(c.list_dirs, ["/*"]);
+        assert_eq!(c.ips, ["10.0.0.0/8", "2001:db8::/32"]);
+        assert_eq!(c.countries, None);
+        assert_eq!(
+            c.limits,
+            Some(crate::Limits {
+                per_min: Some(5),
+                per_source_ip: None
+            })
+        );
+        assert_eq!(crate::b64::decode(&c.jti).unwrap().len(), 16, "128-bit jti");
+        assert_eq!(c.jti, minted.jti);
+        // Not for another project.
+        assert_eq!(
+            issuer
+                .verifier("other")
+                .verify(&minted.token, now())
+                .unwrap_err(),
+            VerifyError::WrongAudience
+        );
+    }
+
+    #[test]
+    fn jti_is_unique() {
+        let a = mint("open", "{}", None).unwrap();
+        let b = mint("open", "{}", None).unwrap();
+        assert_ne!(a.jti, b.jti);
+        assert_ne!(a.token, b.token);
+    }
+
+    #[test]
+    fn unrestricted_template_is_explicit_about_anywhere() {
+        let issuer = issuer();
+        let minted = issuer
+            .mint("demo", "open", &MintRequest::default(), None, now())
+            .unwrap();
+        let grant = issuer
+            .verifier("demo")
+            .verify(&minted.token, now())
+            .unwrap();
+        assert_eq!(grant.claims().ips, ["0.0.0.0/0", "::/0"]);
+        assert_eq!(grant.claims().upload_dirs, ["/*"]);
+        assert_eq!(grant.claims().limits, None);
+    }
+
+    #[test]
+    fn refusals() {
+        let i = issuer();
+        let none = MintRequest::default();
+        assert!(matches!(
+            i.mint("nope", "widget", &none, None, now()),
+            Err(MintError::UnknownProject(_))
+        ));
+        assert!(matches!(
+            i.mint("demo", "nope", &none, None, now()),
+            Err(MintError::UnknownTemplate(_))
+        ));
+        // A template of another project is unknown here, not a different error.
+        assert!(matches!(
+            i.mint("demo", "elsewhere", &none, None, now()),
+            Err(MintError::UnknownTemplate(_))
+        ));
+        assert!(matches!(
+            i.mint("demo", "off", &none, None, now()),
+            Err(MintError::TemplateInactive(_))
+        ));
+        assert!(matches!(
+            mint("widget", "{}", None),
+            Err(MintError::CallerIpRequired)
+        ));
+        assert!(matches!(
+            mint("widget", "{}", ip("192.0.2.1")),
+            Err(MintError::IpNotAllowed(_))
+        ));
+        assert!(
+            mint("widget", "{}", ip("::ffff:10.0.0.1")).is_ok(),
+            "mapped IPv4 matches"
+        );
+        assert!(mint("widget", "{}", ip("2001:db8::1")).is_ok());
+    }
+
+    #[test]
+    fn requests_may_only_narrow() {
+        let caller = ip("10.0.0.1");
+        let ok = mint("widget", r#"{"permissions":["FILE_UPLOAD","FILE_UPLOAD"],"dir_scope":"/uploads/me/*","directory_scope":["/pub"],"expiration_duration":60,"bind_ip":true}"#, caller).unwrap();
+        assert_eq!(ok.permissions, ["FILE_UPLOAD"]);
+        assert_eq!(ok.expires_in, 60);
+        let grant = issuer().verifier("demo").verify(&ok.token, now()).unwrap();
+        assert_eq!(grant.claims().upload_dirs, ["/uploads/me/*"]);
+        assert_eq!(grant.claims().list_dirs, ["/pub"]);
+        assert_eq!(grant.claims().ips, ["10.0.0.1/32"]);
+
+        let refused = |body: &str| mint("widget", body, caller).unwrap_err().code();
+        assert_eq!(
+            refused(r#"{"permissions":["ACCESS_MANAGE"]}"#),
+            "permission_not_in_template"
+        );
+        assert_eq!(
+            refused(r#"{"permissions":["FILE_TELEPORT"]}"#),
+            "unknown_permission"
+        );
+        assert_eq!(refused(r#"{"permissions":[]}"#), "empty_permissions");
+        assert_eq!(refused(r#"{"dir_scope":"/*"}"#), "scope_not_in_template");
+        assert_eq!(
+            refused(r#"{"dir_scope":"/inbox/*"}"#),
+            "scope_not_in_template"
+        );
+        assert_eq!(
+            refused(r#"{"dir_scope":"/uploads2"}"#),
+            "scope_not_in_template"
+        );
+        assert_eq!(
+            refused(r#"{"dir_scope":"/uploads/../etc"}"#),
+            "invalid_scope"
+        );
+        assert_eq!(refused(r#"{"dir_scope":[]}"#), "invalid_scope");
+        assert_eq!(
+            refused(r#"{"expiration_duration":601}"#),
+            "expiration_too_long"
+        );
+        assert_eq!(
+            refused(r#"{"expiration_duration":99999999999}"#),
+            "expiration_too_long"
+        );
+        assert_eq!(
+            refused(r#"{"expiration_duration":0}"#),
+            "invalid_expiration"
+        );
+        assert!(matches!(
+            mint("open", r#"{"bind_ip":true}"#, None),
+            Err(MintError::CallerIpRequired)
+        ));
+    }
+
+    #[test]
+    fn request_body_is_strict() {
+        for bad in [
+            r#"{"permission":["FILE_UPLOAD"]}"#,
+            r#"{"expiration_duration":-1}"#,
+            r#"{"expiration_duration":1.5}"#,
+            r#"{"bind_ip":"yes"}"#,
+            "[]",
+            "[[]]",
+            "null",
+            "{",
+            "",
+        ] {
+            let err = MintRequest::from_json(bad.as_bytes()).unwrap_err();
+            assert_eq!(err.code(), "invalid_body", "{bad}");
+        }
+        assert!(MintRequest::from_json(b" {\"bind_ip\": false} ").is_ok());
+    }
+
+    #[test]
+    fn country_restriction_fails_closed_without_database() {
+        let text = r#"
+version = 1
+issuer = "i"
+[server]
+geoip_database = "/nonexistent/country.mmdb"
+[projects.demo]
+[[templates]]
+id = "fr-only"
+project = "demo"
+permissions = ["OBJECTS_LIST"]
+[templates.restrict]
+whitelist_countries = ["FR"]
+"#;
+        let config = Config::from_toml(text, Path::new(".")).unwrap();
+        // The issuer does not start with a missing database...
+        assert!(Issuer::new(config.clone(), Keyring::single(SigningKey::generate())).is_err());
+        // ...and one built without it refuses country-restricted mints.
+        let issuer = Issuer::from_parts(config, Keyring::single(SigningKey::generate()), None);
+        let err = issuer
+            .mint(
+                "demo",
+                "fr-only",
+                &MintRequest::default(),
+                ip("8.8.8.8"),
+                now(),
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), "geoip_unavailable");
+        let err = issuer
+            .mint("demo", "fr-only", &MintRequest::default(), None, now())
+            .unwrap_err();
+        assert_eq!(err.code(), "caller_ip_required");
+    }
 }

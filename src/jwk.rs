@@ -22,6 +22,16 @@ pub fn thumbprint(key: &VerifyingKey) -> String {
     b64::encode(Sha256::digest(canonical.as_bytes()))
 }
 
+/// Verifies an Ed25519 signature the way the verifier does: exactly 64 signature bytes and
+/// strict verification (`verify_strict`: canonical `S`, no small-order `R` or key).
+pub fn verify_ed25519(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
+    let Ok(bytes) = <[u8; 64]>::try_from(signature) else {
+        return false;
+    };
+    key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&bytes))
+        .is_ok()
+}
+
 /// A public Ed25519 JWK as published at `/.well-known/jwks.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublicJwk {

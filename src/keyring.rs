@@ -101,6 +101,12 @@ impl SigningKey {
         self.sign_compact(&self.access_header, payload_json)
     }
 
+    /// Signs `payload` as a compact JWS under `header_json`, which the caller must make an
+    /// `EdDSA` header with this key's `kid`.
+    pub fn sign_jws(&self, header_json: &str, payload: &[u8]) -> String {
+        self.sign_compact(&b64::encode(header_json), payload)
+    }
+
     /// Signs `payload_json` under an already encoded header.
     fn sign_compact(&self, header_b64: &str, payload_json: &[u8]) -> String {
         let mut token = String::with_capacity(header_b64.len() + payload_json.len() * 4 / 3 + 92);

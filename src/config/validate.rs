@@ -381,3 +381,242 @@ fn is_origin(s: &str) -> bool {
             && host.bytes().all(|c| c.is_ascii_graphic())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Config, ConfigError};
+    use std::path::Path;
+
+    const BASE: &str = r#"
+version = 3
+issuer = "https://keys.example.com"
+[server]
+geoip_database = "geo/country.mmdb"
+[projects.demo]
+[[templates]]
+id = "widget"
+project = "demo"
+permissions = ["FILE_UPLOAD"]
+"#;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("/etc/keysmith"))
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        match load(text) {
+            Err(ConfigError::Invalid(problems)) => {
+                problems.iter().map(ToString::to_string).collect()
+            }
+            other => panic!("expected validation problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn shipped_config_is_valid() {
+        let config = load(include_str!("../../config.toml")).unwrap();
+        assert!(
+            config
+                .templates()
+                .iter()
+                .any(|t| t.active && t.project == "demo")
+        );
+        assert!(!config.server.cors_origins.is_empty());
+    }
+
+    #[test]
+    fn defaults_follow_the_security_template_documentation() {
+        let config = load(BASE).unwrap();
+        let t = config.template("demo", "widget").unwrap();
+        assert!(t.active);
+        assert_eq!(t.expiration_duration, 1200);
+        assert!(t.upload_dirs.is_everything() && t.list_dirs.is_everything());
+        assert!(t.ips.is_anywhere());
+        assert_eq!(t.countries, None);
+        assert_eq!(t.limits.if_any(), None);
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            config.server.geoip_database.as_deref(),
+            Some(Path::new("/etc/keysmith/geo/country.mmdb"))
+        );
+        assert_eq!(config.catalog.permissions().len(), 31);
+        assert!(config.template("other", "widget").is_none());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let text = format!("{BASE}[templates.upload]\ndir_scop = \"/a/*\"\n");
+        let Err(ConfigError::Parse(message)) = load(&text) else {
+            panic!("typo accepted")
+        };
+        assert!(message.contains("dir_scop"), "{message}");
+        assert!(message.contains("line"), "{message}");
+        let Err(ConfigError::Parse(message)) = load(&format!("{BASE}colour = 1\n")) else {
+            panic!()
+        };
+        assert!(message.contains("colour"), "{message}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let text = r#"
+version = 0
+issuer = ""
+[server]
+listen = "localhost"
+trusted_proxies = ["10.0.0.1/8"]
+cors_origins = ["http://localhost:3000/", "*"]
+[projects."Bad Id"]
+[projects.demo]
+[[templates]]
+id = "widget"
+project = "demo"
+permissions = ["FILE_UPLOAD", "FILE_UPLOAD", "FILE_TELEPORT"]
+expiration_duration = 0
+created_at = 2026-01-01T09:00:00
+[templates.upload]
+limit_per_min = 0
+dir_scope = ["/ok/*", "relative", "/a/../b", "/a*/b", "/x/*/*"]
+[templates.restrict]
+whitelist_ip_ranges = ["10.0.0.0/33", "010.1.0.0/16", "192.168.1.1/24"]
+whitelist_countries = ["UK", "fr", "FR"]
+[templates.listing]
+directory_scope = []
+[[templates]]
+id = "widget"
+project = "nope"
+permissions = []
+expiration_duration = 604801
+"#;
+        let got = problems(text);
+        let expect = [
+            "version: ",
+            "issuer: ",
+            "server.listen: ",
+            "server.trusted_proxies[0]: \"10.0.0.1/8\" has host bits set; the canonical range is 10.0.0.0/8",
+            "server.cors_origins[0]: ",
+            "server.cors_origins[1]: ",
+            "projects.Bad Id: ",
+            "templates[0].permissions[1]: duplicate permission",
+            "templates[0].permissions[2]: unknown permission \"FILE_TELEPORT\"",
+            "templates[0].expiration_duration: 0 is out of bounds",
+            "templates[0].created_at: ",
+            "templates[0].upload.limit_per_min: ",
+            "templates[0].upload.dir_scope[1]: \"relative\" must be absolute",
+            "templates[0].upload.dir_scope[2]: ",
+            "templates[0].upload.dir_scope[3]: ",
+            "templates[0].upload.dir_scope[4]: ",
+            "templates[0].restrict.whitelist_ip_ranges[0]: ",
+            "templates[0].restrict.whitelist_ip_ranges[1]: ",
+            "templates[0].restrict.whitelist_ip_ranges[2]: \"192.168.1.1/24\" has host bits set; the canonical range is 192.168.1.0/24",
+            "templates[0].restrict.whitelist_countries[0]: \"UK\" is not an ISO 3166-1 alpha-2 code in upper case (the United Kingdom is \"GB\")",
+            "templates[0].restrict.whitelist_countries[1]: ",
+            "templates[0].restrict.whitelist_countries: restricting countries needs server.geoip_database",
+            "templates[0].listing.directory_scope: is empty",
+            "templates[1].id: duplicate template id \"widget\" (also templates[0])",
+            "templates[1].project: unknown project \"nope\"",
+            "templates[1].permissions: must grant at least one permission",
+            "templates[1].expiration_duration: 604801 is out of bounds",
+        ];
+        for want in expect {
+            assert!(
+                got.iter().any(|p| p.starts_with(want)),
+                "missing {want:?} in:\n{}",
+                got.join("\n")
+            );
+        }
+        assert_eq!(
+            got.len(),
+            expect.len(),
+            "unexpected extra problems:\n{}",
+            got.join("\n")
+        );
+        assert!(
+            !got.iter().any(|p| p.contains("dir_scope[0]")),
+            "a valid scope was reported"
+        );
+    }
+
+    #[test]
+    fn custom_catalogue() {
+        let text = r#"
+version = 1
+issuer = "i"
+[catalog]
+permissions = ["asset.read", "asset.upload", "album.read"]
+upload_scoped = ["asset.upload"]
+list_scoped = ["asset.read", "asset.delete"]
+[projects.p]
+[[templates]]
+id = "t"
+project = "p"
+permissions = ["asset.upload", "FILE_UPLOAD"]
+"#;
+        let got = problems(text);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(
+            got[0].starts_with(
+                "catalog.list_scoped[1]: \"asset.delete\" is not in catalog.permissions"
+            )
+        );
+        assert!(
+            got[1].starts_with("templates[0].permissions[1]: unknown permission \"FILE_UPLOAD\"")
+        );
+        let ok = load(
+            &text
+                .replace(", \"asset.delete\"", "")
+                .replace(", \"FILE_UPLOAD\"", ""),
+        )
+        .unwrap();
+        assert_eq!(
+            ok.catalog.rules().kind("asset.upload"),
+            crate::ScopeKind::Upload
+        );
+        assert_eq!(
+            ok.catalog.rules().kind("asset.read"),
+            crate::ScopeKind::List
+        );
+    }
+
+    #[test]
+    fn scope_settings_accept_one_or_many() {
+        let one = load(&format!("{BASE}[templates.upload]\ndir_scope = \"/a/*\"\n")).unwrap();
+        assert_eq!(one.templates()[0].upload_dirs.to_strings(), ["/a/*"]);
+        let many = load(&format!(
+            "{BASE}[templates.listing]\ndirectory_scope = [\"/a\", \"/b/*\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(many.templates()[0].list_dirs.to_strings(), ["/a", "/b/*"]);
+    }
+
+    #[test]
+    fn hostile_text_never_panics() {
+        for text in [
+            "",
+            "\0",
+            "version = 1",
+            "[[templates]]\n[[templates]]",
+            "version = 99999999999999999999",
+            "issuer = \"\u{202e}\"",
+        ] {
+            assert!(load(text).is_err(), "{text:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_text_never_panics(text in "(?s).{0,400}") {
+            let _ = load(&text);
+        }
+
+        #[test]
+        fn mutated_config_never_panics(pos in 0usize..2000, byte in 0u8..128) {
+            let mut bytes = include_str!("../../config.toml").as_bytes().to_vec();
+            let pos = pos % bytes.len();
+            bytes[pos] = byte;
+            if let Ok(text) = String::from_utf8(bytes) {
+                let _ = load(&text);
+            }
+        }
+    }
+}

@@ -130,13 +130,7 @@ fn mint_request(
             ));
         }
     }
-    serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!("invalid JSON body: {e}"),
-        )
-    })
+    Ok(MintRequest::from_json(&body)?)
 }
 
 /// The JWKS document, serialised once with its ETag.

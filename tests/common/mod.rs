@@ -1,0 +1,70 @@
+//! Shared helpers: start a real keysmith server on a loopback port.
+
+#![allow(dead_code)] // each test crate uses a different subset.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test setup stops at the first failure
+
+use keysmith::{Config, Issuer, Keyring};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tokio::sync::oneshot;
+
+/// A running server and what a test needs to talk to it.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    /// Writes `config` and a fresh key into a temporary directory and serves it on 127.0.0.1:0.
+    pub async fn start(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        keysmith::keyring::generate_key_file(&dir.path().join("keys")).unwrap();
+        Self::start_in(dir).await
+    }
+
+    /// Serves the `config.toml` and `keys/` already in `dir`.
+    pub async fn start_in(dir: tempfile::TempDir) -> Self {
+        let config = Config::load(&dir.path().join("config.toml")).unwrap();
+        let keys = Keyring::load_dir(&dir.path().join("keys")).unwrap();
+        let issuer = Issuer::new(config, keys).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(keysmith::server::serve(listener, issuer, async move {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            dir,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Asks the server to stop and waits until it has drained.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.take().unwrap().await.unwrap()
+    }
+}
+
+/// The GeoIP country database fetched by `scripts/test-deps.sh`. Tests that need it fail (never
+/// skip) when it is missing, and say how to get it.
+pub fn geoip_database() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".testdata/geo-whois-asn-country.mmdb");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `scripts/test-deps.sh` (the README's test command does)",
+        path.display()
+    );
+    path
+}
