@@ -1,0 +1,321 @@
+//! The `keysmith` binary: check, keygen, mint, verify (exit codes 0/1/2), and serve as a real
+//! process with a generated development key, stopped with SIGTERM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops at the first broken expectation
+
+use serde_json::Value;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn keysmith(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keysmith"))
+        .args(args)
+        .env("KEYSMITH_LOG", "info")
+        .output()
+        .unwrap()
+}
+
+fn shipped_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn check_reports_paths_and_exit_codes() {
+    let ok = keysmith(&["check", shipped_config().to_str().unwrap()]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    assert!(text(&ok.stdout).contains("ok: version"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let shipped = std::fs::read_to_string(shipped_config()).unwrap();
+    std::fs::write(
+        &bad,
+        shipped
+            .replace("\"/uploads/*\"\n", "\"/uploads/../*\"\n")
+            .replace("127.0.0.0/8", "127.0.0.1/8"),
+    )
+    .unwrap();
+    let out = keysmith(&["check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("templates[0].upload.dir_scope[0]"), "{err}");
+    assert!(
+        err.contains("templates[0].restrict.whitelist_ip_ranges[0]"),
+        "{err}"
+    );
+    assert!(
+        err.contains("127.0.0.0/8"),
+        "names the canonical range: {err}"
+    );
+
+    std::fs::write(&bad, shipped.replace("dir_scope =", "dir_scop =")).unwrap();
+    let out = keysmith(&["check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("dir_scop"));
+    assert_eq!(
+        keysmith(&["check", "/nonexistent.toml"]).status.code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn keygen_mint_and_verify_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let out = keysmith(&["keygen", "--keys", keys.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("kid "));
+
+    let jwks = dir.path().join("jwks.json");
+    let ring = keysmith::Keyring::load_dir(&keys).unwrap();
+    std::fs::write(&jwks, serde_json::to_vec(&ring.jwks()).unwrap()).unwrap();
+
+    let config = shipped_config();
+    let (config, keys_s, jwks_s) = (
+        config.to_str().unwrap(),
+        keys.to_str().unwrap(),
+        jwks.to_str().unwrap(),
+    );
+    // The shipped templates are localhost-only: offline minting must say which caller it is.
+    let refused = keysmith(&[
+        "mint",
+        "--project",
+        "demo",
+        "--template",
+        "gallery-read",
+        "--config",
+        config,
+        "--keys",
+        keys_s,
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stderr).contains("caller_ip_required"));
+
+    let minted = keysmith(&[
+        "mint",
+        "--project",
+        "demo",
+        "--template",
+        "gallery-read",
+        "--config",
+        config,
+        "--keys",
+        keys_s,
+        "--ip",
+        "127.0.0.1",
+    ]);
+    assert!(minted.status.success(), "{}", text(&minted.stderr));
+    let token = text(&minted.stdout).trim().to_owned();
+    assert_eq!(token.split('.').count(), 3);
+
+    let verify = |extra: &[&str]| {
+        let mut args = vec![
+            "verify",
+            token.as_str(),
+            "--jwks",
+            jwks_s,
+            "--config",
+            config,
+            "--audience",
+            "demo",
+        ];
+        args.extend_from_slice(extra);
+        keysmith(&args)
+    };
+    let ok = verify(&[
+        "--permission",
+        "OBJECTS_LIST",
+        "--dir",
+        "/public/cats",
+        "--ip",
+        "127.0.0.1",
+    ]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stdout));
+    let report: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(report["valid"], true);
+    assert_eq!(report["decision"]["allowed"], true);
+    assert_eq!(report["claims"]["sub"], "gallery-read");
+
+    let denied = verify(&[
+        "--permission",
+        "OBJECTS_LIST",
+        "--dir",
+        "/private",
+        "--ip",
+        "127.0.0.1",
+    ]);
+    assert_eq!(denied.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&denied.stdout).unwrap();
+    assert_eq!(report["decision"]["code"], "outside_scope");
+
+    let wrong_aud = keysmith(&[
+        "verify",
+        &token,
+        "--jwks",
+        jwks_s,
+        "--config",
+        config,
+        "--audience",
+        "other",
+    ]);
+    assert_eq!(wrong_aud.status.code(), Some(1));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&wrong_aud.stdout).unwrap()["code"],
+        "wrong_audience"
+    );
+
+    let garbage = keysmith(&[
+        "verify",
+        "not.a.token",
+        "--jwks",
+        jwks_s,
+        "--issuer",
+        "x",
+        "--audience",
+        "demo",
+    ]);
+    assert_eq!(garbage.status.code(), Some(1));
+
+    // Usage errors exit 2.
+    assert_eq!(
+        keysmith(&["verify", &token]).status.code(),
+        Some(2),
+        "missing --jwks"
+    );
+    assert_eq!(
+        keysmith(&["verify", &token, "--jwks", jwks_s, "--dir", "/x"])
+            .status
+            .code(),
+        Some(2),
+        "--dir without --permission"
+    );
+    std::fs::write(&jwks, r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]}"#).unwrap();
+    let weak = keysmith(&["verify", &token, "--jwks", jwks_s, "--issuer", "x"]);
+    assert_eq!(
+        weak.status.code(),
+        Some(2),
+        "a weak JWKS is refused at load"
+    );
+    assert!(text(&weak.stderr).contains("weak"));
+}
+
+/// Reads the child's stderr on a thread and hands lines over a channel.
+fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_generates_a_dev_key_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keysmith"))
+        .args([
+            "serve",
+            "--config",
+            shipped_config().to_str().unwrap(),
+            "--keys",
+            keys.to_str().unwrap(),
+        ])
+        .args(["--listen", "127.0.0.1:0"])
+        .env("KEYSMITH_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_lines(&mut child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut warned, mut addr) = (false, None);
+    while addr.is_none() && Instant::now() < deadline {
+        let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        assert!(
+            !line.contains('\u{1b}'),
+            "no terminal colours in a piped log: {line}"
+        );
+        warned |= line.contains("GENERATED A NEW DEVELOPMENT KEY");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            addr = Some(rest.split_whitespace().next().unwrap().to_owned());
+        }
+    }
+    let addr = addr.expect("server announced its address");
+    assert!(warned, "the dev key generation is announced loudly");
+    assert_eq!(std::fs::read_dir(&keys).unwrap().count(), 1);
+
+    let body = http_get(&addr, "/demo/v1/key/upload-widget");
+    let minted: Value = serde_json::from_str(&body).unwrap();
+    let token = minted["key"].as_str().unwrap();
+    let jwks_url = format!("http://{addr}/.well-known/jwks.json");
+    let config = shipped_config();
+    let verified = keysmith(&[
+        "verify",
+        token,
+        "--jwks",
+        &jwks_url,
+        "--config",
+        config.to_str().unwrap(),
+        "--audience",
+        "demo",
+        "--permission",
+        "FILE_UPLOAD",
+        "--dir",
+        "/uploads/2026",
+        "--ip",
+        "127.0.0.1",
+    ]);
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{}",
+        text(&verified.stdout)
+    );
+
+    // No minted key reaches the log; its jti does.
+    let jti = serde_json::from_slice::<Value>(&verified.stdout).unwrap()["claims"]["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    let log: Vec<String> = lines.iter().collect(); // ends at EOF: the child has exited
+    let log = log.join("\n");
+    assert!(log.contains(&jti), "mint is logged by jti:\n{log}");
+    assert!(!log.contains(token), "the key itself is never logged");
+    assert!(!log.contains(token.rsplit('.').next().unwrap()));
+}
+
+/// A minimal HTTP/1.1 GET over a raw socket, so the test needs no client crate's blocking API.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}
