@@ -78,9 +78,11 @@ pub enum ScopeKind {
     None,
 }
 
-/// Maps each permission to the directory scope it is checked against.
+/// Maps each permission of a catalogue to the directory scope it is checked against.
 ///
-/// Permissions the rules do not name act on no directory ([`ScopeKind::None`]).
+/// Every permission is named explicitly. A permission the rules do not know has no rule, and
+/// [`Grant::authorize`](crate::Grant::authorize) denies it: a verifier given the wrong rules
+/// fails closed instead of skipping the directory check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScopeRules {
     rules: HashMap<String, ScopeKind>,
@@ -88,34 +90,41 @@ pub struct ScopeRules {
 
 impl ScopeRules {
     /// The rules for the default Scaleflex catalogue: file and directory writes check the upload
-    /// scope, `OBJECTS_LIST` and `OBJECTS_FETCH` check the listing scope, the rest check none.
+    /// scope, `OBJECTS_LIST` and `OBJECTS_FETCH` check the listing scope, the other twelve
+    /// permissions act on no directory.
     pub fn scaleflex() -> Self {
-        Self::new(SCALEFLEX_UPLOAD_SCOPED, SCALEFLEX_LIST_SCOPED)
+        Self::new(
+            SCALEFLEX_PERMISSIONS,
+            SCALEFLEX_UPLOAD_SCOPED,
+            SCALEFLEX_LIST_SCOPED,
+        )
     }
 
-    /// Rules for a custom catalogue: the permissions checked against the upload scope and those
-    /// checked against the listing scope. A permission in both lists checks the upload scope.
-    pub fn new<U, L>(upload: U, list: L) -> Self
+    /// Rules for a custom catalogue: every permission, then those checked against the upload
+    /// scope and those checked against the listing scope; the rest act on no directory. A
+    /// permission in both lists checks the upload scope. Permissions named in `upload` or
+    /// `list` but missing from `all` are added.
+    pub fn new<A, U, L>(all: A, upload: U, list: L) -> Self
     where
+        A: IntoIterator,
+        A::Item: Into<String>,
         U: IntoIterator,
         U::Item: Into<String>,
         L: IntoIterator,
         L::Item: Into<String>,
     {
-        let mut rules: HashMap<String, ScopeKind> = list
+        let mut rules: HashMap<String, ScopeKind> = all
             .into_iter()
-            .map(|p| (p.into(), ScopeKind::List))
+            .map(|p| (p.into(), ScopeKind::None))
             .collect();
+        rules.extend(list.into_iter().map(|p| (p.into(), ScopeKind::List)));
         rules.extend(upload.into_iter().map(|p| (p.into(), ScopeKind::Upload)));
         Self { rules }
     }
 
-    /// The scope `permission` is checked against.
-    pub fn kind(&self, permission: &str) -> ScopeKind {
-        self.rules
-            .get(permission)
-            .copied()
-            .unwrap_or(ScopeKind::None)
+    /// The scope `permission` is checked against, or `None` when the rules do not know it.
+    pub fn kind(&self, permission: &str) -> Option<ScopeKind> {
+        self.rules.get(permission).copied()
     }
 }
 
@@ -148,20 +157,30 @@ mod tests {
     #[test]
     fn scaleflex_rules() {
         let rules = ScopeRules::scaleflex();
-        assert_eq!(rules.kind("FILE_UPLOAD"), ScopeKind::Upload);
-        assert_eq!(rules.kind("DIR_DELETE"), ScopeKind::Upload);
-        assert_eq!(rules.kind("OBJECTS_LIST"), ScopeKind::List);
-        assert_eq!(rules.kind("OBJECTS_FETCH"), ScopeKind::List);
-        assert_eq!(rules.kind("ACCESS_MANAGE"), ScopeKind::None);
-        assert_eq!(rules.kind("unknown"), ScopeKind::None);
+        assert_eq!(rules.kind("FILE_UPLOAD"), Some(ScopeKind::Upload));
+        assert_eq!(rules.kind("DIR_DELETE"), Some(ScopeKind::Upload));
+        assert_eq!(rules.kind("OBJECTS_LIST"), Some(ScopeKind::List));
+        assert_eq!(rules.kind("OBJECTS_FETCH"), Some(ScopeKind::List));
+        assert_eq!(rules.kind("ACCESS_MANAGE"), Some(ScopeKind::None));
+        assert_eq!(rules.kind("unknown"), None);
+        let named = SCALEFLEX_PERMISSIONS
+            .iter()
+            .filter(|p| rules.kind(p).is_some())
+            .count();
+        assert_eq!(named, 31, "every permission has an explicit rule");
     }
 
     #[test]
     fn custom_rules_prefer_upload() {
-        let rules = ScopeRules::new(["asset.upload", "both"], ["asset.read", "both"]);
-        assert_eq!(rules.kind("asset.upload"), ScopeKind::Upload);
-        assert_eq!(rules.kind("asset.read"), ScopeKind::List);
-        assert_eq!(rules.kind("both"), ScopeKind::Upload);
-        assert_eq!(rules.kind("FILE_UPLOAD"), ScopeKind::None);
+        let rules = ScopeRules::new(
+            ["asset.upload", "asset.read", "both", "album.read"],
+            ["asset.upload", "both"],
+            ["asset.read", "both"],
+        );
+        assert_eq!(rules.kind("asset.upload"), Some(ScopeKind::Upload));
+        assert_eq!(rules.kind("asset.read"), Some(ScopeKind::List));
+        assert_eq!(rules.kind("both"), Some(ScopeKind::Upload));
+        assert_eq!(rules.kind("album.read"), Some(ScopeKind::None));
+        assert_eq!(rules.kind("FILE_UPLOAD"), None);
     }
 }

@@ -172,6 +172,9 @@ pub enum ForwardedError {
     /// An entry is not a plain IP address.
     #[error("X-Forwarded-For holds an entry that is not an IP address")]
     Malformed,
+    /// A trusted proxy forwarded the request without saying for whom.
+    #[error("a trusted proxy sent no X-Forwarded-For")]
+    Missing,
     /// More entries than [`MAX_FORWARDED_HOPS`].
     #[error("X-Forwarded-For holds more than {MAX_FORWARDED_HOPS} entries")]
     TooManyHops,
@@ -182,7 +185,7 @@ pub enum ForwardedError {
 /// The socket peer is the caller unless it is a trusted proxy. Then the `X-Forwarded-For`
 /// values (all header lines, in order) are read right to left, skipping trusted hops; the first
 /// untrusted address is the caller. If every hop is trusted, the leftmost one is. Entries from
-/// an untrusted peer are never read.
+/// an untrusted peer are never read; a trusted peer that sends none is refused.
 ///
 /// # Errors
 ///
@@ -203,6 +206,11 @@ pub fn client_ip<'a>(
         .collect();
     if entries.len() > MAX_FORWARDED_HOPS {
         return Err(ForwardedError::TooManyHops);
+    }
+    if entries.is_empty() {
+        // Treating the proxy itself as the caller would let anyone behind a proxy that forgot
+        // the header borrow the proxy's address.
+        return Err(ForwardedError::Missing);
     }
     let mut client = peer;
     for entry in entries.iter().rev() {
@@ -318,7 +326,10 @@ mod tests {
     fn trusted_chain_is_read_right_to_left() {
         let trusted = IpRules::parse(&["127.0.0.1", "10.0.0.0/8"]).unwrap();
         let peer = ip("127.0.0.1");
-        assert_eq!(client_ip(peer, [] as [&str; 0], &trusted), Ok(peer));
+        assert_eq!(
+            client_ip(peer, [] as [&str; 0], &trusted),
+            Err(ForwardedError::Missing)
+        );
         assert_eq!(
             client_ip(peer, ["203.0.113.5"], &trusted),
             Ok(ip("203.0.113.5"))

@@ -151,8 +151,8 @@ impl MintError {
     }
 }
 
-/// A freshly minted key.
-#[derive(Debug, Clone)]
+/// A freshly minted key. Its `Debug` output redacts the token.
+#[derive(Clone)]
 pub struct Minted {
     /// The compact JWS. A secret: give it to the caller, never log it.
     pub token: String,
@@ -166,6 +166,34 @@ pub struct Minted {
     pub expires_at: DateTime<Utc>,
     /// Granted permissions.
     pub permissions: Vec<String>,
+}
+
+impl std::fmt::Debug for Minted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Minted")
+            .field("token", &"[redacted]")
+            .field("jti", &self.jti)
+            .field("kid", &self.kid)
+            .field("expires_in", &self.expires_in)
+            .field("expires_at", &self.expires_at)
+            .field("permissions", &self.permissions)
+            .finish()
+    }
+}
+
+/// Why an issuer could not be loaded from disk.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The config is unreadable or invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The signing keys are unreadable, unsafe or missing.
+    #[error(transparent)]
+    Keys(#[from] crate::keyring::KeyError),
+    /// The configured GeoIP database cannot be opened.
+    #[error(transparent)]
+    GeoIp(#[from] GeoIpError),
 }
 
 /// Mints keys from a validated config with a signing keyring.
@@ -191,6 +219,19 @@ impl Issuer {
             .map(GeoIp::open)
             .transpose()?;
         Ok(Self::from_parts(config, keys, geoip))
+    }
+
+    /// Loads everything an issuer needs from disk: the config at `config`, the keys in
+    /// `keys_dir` and the config's GeoIP database. Used at start and on every reload, so a
+    /// reload re-reads all three.
+    ///
+    /// # Errors
+    ///
+    /// A [`LoadError`] naming what failed; nothing is half-loaded.
+    pub fn load(config: &std::path::Path, keys_dir: &std::path::Path) -> Result<Self, LoadError> {
+        let config = Config::load(config)?;
+        let keys = Keyring::load_dir(keys_dir)?;
+        Ok(Self::new(config, keys)?)
     }
 
     /// An issuer from already loaded parts.
@@ -505,6 +546,14 @@ permissions = ["OBJECTS_LIST"]
                 .unwrap_err(),
             VerifyError::WrongAudience
         );
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let minted = mint("open", "{}", None).unwrap();
+        let text = format!("{minted:?}");
+        assert!(text.contains("[redacted]") && text.contains(&minted.jti));
+        assert!(!text.contains(&minted.token));
     }
 
     #[test]

@@ -94,6 +94,6 @@ pub use verify::{Denied, Grant, Verifier, VerifyError};
 #[cfg(feature = "issuer")]
 pub use config::{Config, ConfigError};
 #[cfg(feature = "issuer")]
-pub use issue::{Issuer, MintError, MintRequest, Minted};
+pub use issue::{Issuer, LoadError, MintError, MintRequest, Minted};
 #[cfg(feature = "issuer")]
 pub use keyring::{Keyring, SigningKey};

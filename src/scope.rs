@@ -43,8 +43,8 @@ pub enum ScopeError {
     /// The text is not in Unicode Normalization Form C.
     #[error("is not NFC-normalised Unicode")]
     NotNfc,
-    /// A path holds a percent-encoded separator, dot or NUL.
-    #[error("contains a percent-encoded separator, dot or NUL")]
+    /// A path holds a `%`: paths must be passed decoded, once.
+    #[error("contains `%`: pass the decoded path")]
     EncodedSeparator,
 }
 
@@ -85,7 +85,7 @@ impl DirScope {
         for segment in base.split('/').skip(1) {
             match segment {
                 "" => return Err(ScopeError::EmptySegment),
-                "." | ".." => return Err(ScopeError::DotSegment),
+                s if s == "." || s.starts_with("..") => return Err(ScopeError::DotSegment),
                 s if s.contains('*') => return Err(ScopeError::MisplacedWildcard),
                 _ => {}
             }
@@ -240,22 +240,23 @@ fn check_text(text: &str) -> Result<(), ScopeError> {
 ///
 /// # Errors
 ///
-/// Refuses (never resolves) `..`, percent-encoded `/`, `\`, `.` or NUL, a literal `\`, NUL or
-/// control character, non-NFC text, relative paths and paths over [`MAX_PATH_LEN`] bytes.
+/// Refuses (never resolves) segments starting with `..`, any `%` (the path must arrive decoded),
+/// a `\`, NUL or control character, non-NFC text, relative paths and paths over
+/// [`MAX_PATH_LEN`] bytes.
 pub fn normalise_path(path: &str) -> Result<String, ScopeError> {
     check_text(path)?;
-    let lower = path.to_ascii_lowercase();
-    if ["%2f", "%5c", "%2e", "%00"]
-        .iter()
-        .any(|e| lower.contains(e))
-    {
+    // Paths must arrive decoded: any `%` left is a double encoding (`%252e`), an overlong
+    // sequence (`%c0%ae`) or an encoded separator, all of which a later decode could turn into
+    // an escape.
+    if path.contains('%') {
         return Err(ScopeError::EncodedSeparator);
     }
     let mut out = String::with_capacity(path.len());
     for segment in path.split('/') {
         match segment {
             "" | "." => {}
-            ".." => return Err(ScopeError::DotSegment),
+            // `..` and look-alikes such as `..;` (a path parameter some servers strip).
+            s if s.starts_with("..") => return Err(ScopeError::DotSegment),
             s => {
                 out.push('/');
                 out.push_str(s);
@@ -360,7 +361,25 @@ mod tests {
         assert_eq!(normalise_path("/a%00"), Err(ScopeError::EncodedSeparator));
         assert_eq!(normalise_path("/a\0"), Err(ScopeError::ForbiddenChar('\0')));
         assert_eq!(normalise_path("a/b"), Err(ScopeError::NotAbsolute));
-        assert_eq!(normalise_path("/a b%20c").unwrap(), "/a b%20c");
+        for bad in [
+            "/a b%20c",
+            "/up/%252e%252e/etc",
+            "/up/%c0%ae%c0%ae/etc",
+            "/100%",
+        ] {
+            assert_eq!(
+                normalise_path(bad),
+                Err(ScopeError::EncodedSeparator),
+                "{bad}"
+            );
+        }
+        for bad in ["/up/..;/etc", "/up/..foo", "/..."] {
+            assert_eq!(normalise_path(bad), Err(ScopeError::DotSegment), "{bad}");
+        }
+        assert_eq!(
+            normalise_path("/up/.hidden/a..b").unwrap(),
+            "/up/.hidden/a..b"
+        );
     }
 
     #[test]

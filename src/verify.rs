@@ -136,6 +136,10 @@ pub enum Denied {
     /// The directory is outside the scope the permission is checked against.
     #[error("directory is outside the {0} scope")]
     OutsideScope(&'static str),
+    /// The verifier's [`ScopeRules`] do not know the permission (a custom catalogue needs
+    /// [`Verifier::scope_rules`]), so no directory check can be chosen.
+    #[error("no scope rule for permission {0}; configure the verifier's scope rules")]
+    NoScopeRule(String),
     /// The token is restricted to countries and the given one is not among them.
     #[error("country {0} is not allowed")]
     CountryNotAllowed(String),
@@ -151,6 +155,7 @@ impl Denied {
             Self::DirectoryRequired(_) => "directory_required",
             Self::InvalidPath(_) => "invalid_path",
             Self::OutsideScope(_) => "outside_scope",
+            Self::NoScopeRule(_) => "no_scope_rule",
             Self::CountryNotAllowed(_) => "country_not_allowed",
         }
     }
@@ -289,9 +294,22 @@ struct Header {
     alg: String,
     typ: Option<String>,
     kid: Option<String>,
-    crit: Option<IgnoredAny>,
-    b64: Option<IgnoredAny>,
-    zip: Option<IgnoredAny>,
+    #[serde(default)]
+    crit: Present,
+    #[serde(default)]
+    b64: Present,
+    #[serde(default)]
+    zip: Present,
+}
+
+/// Whether a header member appears at all, whatever its value (`"crit": null` counts).
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        IgnoredAny::deserialize(deserializer).map(|_| Self(true))
+    }
 }
 
 /// Checks a compact JWS against `keys` and decodes its payload into `T`.
@@ -322,13 +340,13 @@ pub(crate) fn verify_jws<T: DeserializeOwned>(
     if header.alg != "EdDSA" {
         return Err(VerifyError::AlgorithmNotAllowed);
     }
-    if header.crit.is_some() {
+    if header.crit.0 {
         return Err(VerifyError::CriticalHeader);
     }
-    if header.b64.is_some() {
+    if header.b64.0 {
         return Err(VerifyError::UnsupportedHeader("b64"));
     }
-    if header.zip.is_some() {
+    if header.zip.0 {
         return Err(VerifyError::UnsupportedHeader("zip"));
     }
     if !header.typ.as_deref().is_some_and(|t| typ_matches(t, typ)) {
@@ -445,9 +463,11 @@ impl Grant {
             }
         }
         let (scope, name) = match self.rules.kind(permission) {
-            ScopeKind::Upload => (&self.upload, "upload"),
-            ScopeKind::List => (&self.list, "listing"),
-            ScopeKind::None => return Ok(()),
+            Some(ScopeKind::Upload) => (&self.upload, "upload"),
+            Some(ScopeKind::List) => (&self.list, "listing"),
+            Some(ScopeKind::None) => return Ok(()),
+            // Fail closed: without a rule we cannot know which directory check applies.
+            None => return Err(Denied::NoScopeRule(permission.to_owned())),
         };
         let dir = dir.ok_or_else(|| Denied::DirectoryRequired(permission.to_owned()))?;
         match scope.allows(dir) {
@@ -632,10 +652,21 @@ mod tests {
             err(&sign(&with(header(), "alg", json!(null)), &claims())),
             VerifyError::Malformed("header is not a valid JOSE header")
         );
-        assert_eq!(
-            err(&sign(&with(header(), "crit", json!([])), &claims())),
-            VerifyError::CriticalHeader
-        );
+        for crit in [json!([]), json!(null), json!(""), json!({})] {
+            let token = sign(&with(header(), "crit", crit.clone()), &claims());
+            assert_eq!(err(&token), VerifyError::CriticalHeader, "crit {crit}");
+        }
+        for (name, value) in [
+            ("b64", json!(null)),
+            ("b64", json!(true)),
+            ("zip", json!(null)),
+        ] {
+            let token = sign(&with(header(), name, value), &claims());
+            assert!(
+                matches!(err(&token), VerifyError::UnsupportedHeader(_)),
+                "{name}"
+            );
+        }
         assert_eq!(
             err(&sign(&with(header(), "crit", json!(["exp"])), &claims())),
             VerifyError::CriticalHeader
@@ -981,6 +1012,34 @@ mod tests {
         assert_eq!(grant.authorize("ACCESS_READ", None, Some(ip)), Ok(()));
         assert_eq!(grant.authorize_country("FR"), Ok(()));
         assert_eq!(Denied::OutsideScope("upload").code(), "outside_scope");
+    }
+
+    #[test]
+    fn custom_permissions_fail_closed_without_their_rules() {
+        let c = with(claims(), "scope", json!("asset.upload asset.read"));
+        let ip = Some("10.1.2.3".parse().unwrap());
+        let grant = verifier().verify(&sign(&header(), &c), now()).unwrap();
+        assert_eq!(
+            grant.authorize("asset.upload", Some("/etc/secret"), ip),
+            Err(Denied::NoScopeRule("asset.upload".into()))
+        );
+        let rules = ScopeRules::new(
+            ["asset.upload", "asset.read"],
+            ["asset.upload"],
+            ["asset.read"],
+        );
+        let grant = verifier()
+            .scope_rules(rules)
+            .verify(&sign(&header(), &c), now())
+            .unwrap();
+        assert_eq!(
+            grant.authorize("asset.upload", Some("/etc/secret"), ip),
+            Err(Denied::OutsideScope("upload"))
+        );
+        assert_eq!(
+            grant.authorize("asset.upload", Some("/uploads/x"), ip),
+            Ok(())
+        );
     }
 
     #[test]

@@ -219,16 +219,27 @@ fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<St
     rx
 }
 
+fn signal(child: &std::process::Child, name: &str) {
+    let sent = Command::new("kill")
+        .args([name, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
 #[cfg(unix)]
 #[test]
-fn serve_generates_a_dev_key_serves_and_stops_on_sigterm() {
+fn serve_generates_a_dev_key_reloads_on_sighup_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");
+    let config = dir.path().join("config.toml");
+    let shipped = std::fs::read_to_string(shipped_config()).unwrap();
+    std::fs::write(&config, &shipped).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_keysmith"))
         .args([
             "serve",
             "--config",
-            shipped_config().to_str().unwrap(),
+            config.to_str().unwrap(),
             "--keys",
             keys.to_str().unwrap(),
         ])
@@ -239,39 +250,54 @@ fn serve_generates_a_dev_key_serves_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let lines = stderr_lines(&mut child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let (mut warned, mut addr) = (false, None);
-    while addr.is_none() && Instant::now() < deadline {
-        let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) else {
-            continue;
-        };
-        assert!(
-            !line.contains('\u{1b}'),
-            "no terminal colours in a piped log: {line}"
-        );
-        warned |= line.contains("GENERATED A NEW DEVELOPMENT KEY");
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            addr = Some(rest.split_whitespace().next().unwrap().to_owned());
+    let mut log: Vec<String> = Vec::new();
+    let wait_for = |needle: &str, log: &mut Vec<String>| -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) else {
+                continue;
+            };
+            assert!(
+                !line.contains('\u{1b}'),
+                "no terminal colours in a piped log: {line}"
+            );
+            log.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
         }
-    }
-    let addr = addr.expect("server announced its address");
-    assert!(warned, "the dev key generation is announced loudly");
+        panic!("no log line with {needle:?} in:\n{}", log.join("\n"));
+    };
+    let listening = wait_for("listening on http://", &mut log);
+    let addr = listening
+        .split("listening on http://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("GENERATED A NEW DEVELOPMENT KEY")),
+        "announced loudly"
+    );
     assert_eq!(std::fs::read_dir(&keys).unwrap().count(), 1);
 
-    let body = http_get(&addr, "/demo/v1/key/upload-widget");
+    let (status, body) = http_get(&addr, "/demo/v1/key/upload-widget");
+    assert_eq!(status, 200, "{body}");
     let minted: Value = serde_json::from_str(&body).unwrap();
-    let token = minted["key"].as_str().unwrap();
+    let token = minted["key"].as_str().unwrap().to_owned();
     let jwks_url = format!("http://{addr}/.well-known/jwks.json");
-    let config = shipped_config();
+    let config_s = config.to_str().unwrap();
+    // No --audience: the config has one project, which becomes the audience.
     let verified = keysmith(&[
         "verify",
-        token,
+        &token,
         "--jwks",
         &jwks_url,
         "--config",
-        config.to_str().unwrap(),
-        "--audience",
-        "demo",
+        config_s,
         "--permission",
         "FILE_UPLOAD",
         "--dir",
@@ -285,27 +311,55 @@ fn serve_generates_a_dev_key_serves_and_stops_on_sigterm() {
         "{}",
         text(&verified.stdout)
     );
-
-    // No minted key reaches the log; its jti does.
     let jti = serde_json::from_slice::<Value>(&verified.stdout).unwrap()["claims"]["jti"]
         .as_str()
         .unwrap()
         .to_owned();
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+
+    // SIGHUP: a good edit (template deactivated, version 2) is taken without a restart.
+    let edited = shipped.replacen("version = 1", "version = 2", 1).replacen(
+        "active = true",
+        "active = false",
+        1,
+    );
+    assert_ne!(edited, shipped);
+    std::fs::write(&config, &edited).unwrap();
+    signal(&child, "-HUP");
+    wait_for("reloaded", &mut log);
+    let (status, body) = http_get(&addr, "/demo/v1/key/upload-widget");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("template_inactive"));
+
+    // A bad edit is rejected with its TOML path in the log; version 2 keeps serving.
+    std::fs::write(
+        &config,
+        edited
+            .replace("version = 2", "version = 3")
+            .replace("dir_scope =", "dir_scop ="),
+    )
+    .unwrap();
+    signal(&child, "-HUP");
+    let rejected = wait_for("reload rejected", &mut log);
+    assert!(rejected.contains("dir_scop"), "{rejected}");
+    let (_, health) = http_get(&addr, "/healthz");
+    assert_eq!(
+        serde_json::from_str::<Value>(&health).unwrap()["config_version"],
+        2
+    );
+
+    signal(&child, "-TERM");
     let status = child.wait().unwrap();
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
-    let log: Vec<String> = lines.iter().collect(); // ends at EOF: the child has exited
+    log.extend(lines.iter()); // ends at EOF: the child has exited
     let log = log.join("\n");
+    // Mints are logged by jti; no key ever reaches the log.
     assert!(log.contains(&jti), "mint is logged by jti:\n{log}");
-    assert!(!log.contains(token), "the key itself is never logged");
+    assert!(!log.contains(&token), "the key itself is never logged");
     assert!(!log.contains(token.rsplit('.').next().unwrap()));
 }
 
 /// A minimal HTTP/1.1 GET over a raw socket, so the test needs no client crate's blocking API.
-fn http_get(addr: &str, path: &str) -> String {
+fn http_get(addr: &str, path: &str) -> (u16, String) {
     use std::io::{Read as _, Write as _};
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     write!(
@@ -316,6 +370,6 @@ fn http_get(addr: &str, path: &str) -> String {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_owned()
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
 }

@@ -415,11 +415,11 @@ async fn countries_are_enforced_from_a_real_geoip_database() {
         "country_unknown",
     )
     .await;
-    // Without a forwarded address, the caller is loopback, which has no country: refused.
+    // A trusted proxy that does not say for whom it forwards is refused, not taken as the caller.
     problem(
         client.get(&url).send().await.unwrap(),
-        StatusCode::FORBIDDEN,
-        "country_unknown",
+        StatusCode::BAD_REQUEST,
+        "bad_forwarded_for",
     )
     .await;
 }
@@ -510,4 +510,70 @@ async fn health_and_graceful_shutdown() {
             .is_err(),
         "server stopped listening"
     );
+}
+
+#[tokio::test]
+async fn reload_swaps_config_and_keeps_the_last_good_one() {
+    let server = server().await;
+    let client = reqwest::Client::new();
+    let url = server.url("/demo/v1/key/widget");
+    assert_eq!(
+        client.get(&url).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    let path = server.dir.path().join("config.toml");
+    let deactivated = config("").replace("version = 4", "version = 5").replacen(
+        "id = \"widget\"\nproject = \"demo\"",
+        "id = \"widget\"\nproject = \"demo\"\nactive = false",
+        1,
+    );
+    std::fs::write(&path, &deactivated).unwrap();
+    server.reload().unwrap();
+    assert_eq!(server.handle.config_version(), 5);
+    problem(
+        client.get(&url).send().await.unwrap(),
+        StatusCode::FORBIDDEN,
+        "template_inactive",
+    )
+    .await;
+
+    // A bad edit is refused and the running config keeps serving.
+    std::fs::write(
+        &path,
+        deactivated
+            .replace("version = 5", "version = 6")
+            .replace("[projects.demo]", "[projects.demo]\ncolour = 1"),
+    )
+    .unwrap();
+    assert!(matches!(
+        server.reload(),
+        Err(keysmith::LoadError::Config(_))
+    ));
+    assert_eq!(server.handle.config_version(), 5);
+    problem(
+        client.get(&url).send().await.unwrap(),
+        StatusCode::FORBIDDEN,
+        "template_inactive",
+    )
+    .await;
+    let health: Value = reqwest::get(server.url("/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["config_version"], 5);
+}
+
+#[tokio::test]
+async fn every_error_is_a_problem_document() {
+    let server = server().await;
+    // Not UTF-8 after percent-decoding: rejected by the path extractor, still a problem.
+    let response = reqwest::get(server.url("/demo/v1/key/%FF")).await.unwrap();
+    problem(response, StatusCode::BAD_REQUEST, "invalid_path").await;
+    let response = reqwest::get(server.url("/%FF/v1/key/widget"))
+        .await
+        .unwrap();
+    problem(response, StatusCode::BAD_REQUEST, "invalid_path").await;
 }

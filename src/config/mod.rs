@@ -108,7 +108,7 @@ impl Config {
             return Err(ConfigError::TooLarge);
         }
         let raw: raw::RawConfig =
-            toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+            toml::from_str(text).map_err(|e| ConfigError::Parse(parse_error(text, &e)))?;
         validate::validate(raw, base_dir).map_err(ConfigError::Invalid)
     }
 
@@ -132,6 +132,20 @@ impl Config {
             .map(|t| t.expiration_duration)
             .max()
             .unwrap_or(0)
+    }
+}
+
+/// A one-line description of a TOML error: `TOML error at line 12, column 1: unknown field …`.
+fn parse_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+            format!("TOML error at line {line}, column {column}: {message}")
+        }
+        None => format!("TOML error: {message}"),
     }
 }
 

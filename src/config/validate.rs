@@ -166,7 +166,11 @@ fn catalog(raw: Option<RawCatalog>, p: &mut Problems) -> Catalog {
             }
         }
     }
-    let rules = ScopeRules::new(raw.upload_scoped, raw.list_scoped);
+    let rules = ScopeRules::new(
+        raw.permissions.iter().cloned(),
+        raw.upload_scoped,
+        raw.list_scoped,
+    );
     Catalog::new(raw.permissions, rules)
 }
 
@@ -568,14 +572,11 @@ permissions = ["asset.upload", "FILE_UPLOAD"]
                 .replace(", \"FILE_UPLOAD\"", ""),
         )
         .unwrap();
-        assert_eq!(
-            ok.catalog.rules().kind("asset.upload"),
-            crate::ScopeKind::Upload
-        );
-        assert_eq!(
-            ok.catalog.rules().kind("asset.read"),
-            crate::ScopeKind::List
-        );
+        let rules = ok.catalog.rules();
+        assert_eq!(rules.kind("asset.upload"), Some(crate::ScopeKind::Upload));
+        assert_eq!(rules.kind("asset.read"), Some(crate::ScopeKind::List));
+        assert_eq!(rules.kind("album.read"), Some(crate::ScopeKind::None));
+        assert_eq!(rules.kind("FILE_UPLOAD"), None);
     }
 
     #[test]

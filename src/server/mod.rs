@@ -1,7 +1,9 @@
 //! The HTTP service: mint keys, publish the JWKS, report health.
 //!
 //! Handlers are thin: they extract, call [`Issuer::mint`], and respond. Every error is an
-//! [`ApiError`] (`application/problem+json` with a stable `code`).
+//! [`ApiError`] (`application/problem+json` with a stable `code`). The issuer sits behind an
+//! [`IssuerHandle`], so a reload swaps config, keys and GeoIP database atomically: a request
+//! sees the old issuer or the new one, never a mix.
 
 mod error;
 mod routes;
@@ -9,10 +11,11 @@ mod routes;
 pub use error::ApiError;
 
 use crate::issue::Issuer;
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::response::IntoResponse as _;
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,22 +29,48 @@ use tower_http::trace::TraceLayer;
 /// Largest request body accepted on the mint endpoint, in bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// Shared state of the handlers.
-#[derive(Clone)]
-pub(crate) struct AppState {
-    issuer: Arc<Issuer>,
-    jwks: Arc<routes::JwksBody>,
+/// An issuer and what is derived from it once, swapped as a unit.
+pub(crate) struct Live {
+    issuer: Issuer,
+    jwks: routes::JwksBody,
 }
 
-/// The router for `issuer`, with CORS for its configured origins, a body limit, request
-/// tracing and panic recovery.
-pub fn router(issuer: Issuer) -> Router {
-    let cors = cors(&issuer.config().server.cors_origins);
-    let jwks = Arc::new(routes::JwksBody::new(&issuer));
-    let state = AppState {
-        issuer: Arc::new(issuer),
-        jwks,
-    };
+/// A shared, atomically replaceable issuer.
+#[derive(Clone)]
+pub struct IssuerHandle(Arc<ArcSwap<Live>>);
+
+impl IssuerHandle {
+    /// A handle serving `issuer`.
+    pub fn new(issuer: Issuer) -> Self {
+        Self(Arc::new(ArcSwap::from_pointee(Live::new(issuer))))
+    }
+
+    /// Replaces the issuer; requests already running finish with the old one.
+    pub fn replace(&self, issuer: Issuer) {
+        self.0.store(Arc::new(Live::new(issuer)));
+    }
+
+    /// The current config version.
+    pub fn config_version(&self) -> u64 {
+        self.0.load().issuer.config().version
+    }
+
+    pub(crate) fn live(&self) -> Arc<Live> {
+        self.0.load_full()
+    }
+}
+
+impl Live {
+    fn new(issuer: Issuer) -> Self {
+        let jwks = routes::JwksBody::new(&issuer);
+        Self { issuer, jwks }
+    }
+}
+
+/// The router for `handle`, with CORS for the configured origins (read at start), a body
+/// limit, request tracing, panic recovery, and problem documents for every error.
+pub fn router(handle: IssuerHandle) -> Router {
+    let cors = cors(&handle.live().issuer.config().server.cors_origins);
     Router::new()
         .route(
             "/{project}/v1/key/{template}",
@@ -51,13 +80,28 @@ pub fn router(issuer: Issuer) -> Router {
         .route("/healthz", get(routes::healthz))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .with_state(state)
+        .with_state(handle)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(cors)
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::map_response(ensure_problem))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal().into_response()
         }))
+        .layer(cors)
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Turns any error response that is not yet a problem document (an extractor's plain-text
+/// rejection, a timeout) into one, so clients always get the same shape.
+async fn ensure_problem(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    ApiError::from_status(status).into_response()
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
@@ -77,20 +121,49 @@ fn cors(origins: &[String]) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
-/// Serves `issuer` on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Serves `handle` on `listener` until `shutdown` resolves, then drains in-flight requests.
 ///
 /// # Errors
 ///
 /// The I/O error that stopped the server.
 pub async fn serve(
     listener: TcpListener,
-    issuer: Issuer,
+    handle: IssuerHandle,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(issuer).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(handle).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Reloads config, keys and GeoIP database from disk into `handle` when the process receives
+/// SIGHUP. A load that fails is logged and the running issuer keeps serving.
+#[cfg(unix)]
+pub async fn reload_on_sighup(
+    handle: IssuerHandle,
+    config: std::path::PathBuf,
+    keys: std::path::PathBuf,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot listen for SIGHUP; reload by restarting");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let running = handle.config_version();
+        match Issuer::load(&config, &keys) {
+            Ok(issuer) => {
+                let version = issuer.config().version;
+                let kid = issuer.keyring().signing().kid().to_owned();
+                handle.replace(issuer);
+                tracing::info!(config_version = version, previous_version = running, %kid, "reloaded");
+            }
+            Err(e) => {
+                tracing::error!(config_version = running, error = %e, "reload rejected; keeping the running config")
+            }
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -1,11 +1,11 @@
 //! Route handlers.
 
-use super::{ApiError, AppState};
+use super::{ApiError, IssuerHandle};
 use crate::ip::client_ip;
 use crate::issue::{Issuer, MintRequest};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -30,12 +30,21 @@ struct MintResponse<'a> {
 
 /// `GET|POST /{project}/v1/key/{template}`: mint a key for the caller.
 pub(super) async fn mint(
-    State(state): State<AppState>,
+    State(handle): State<IssuerHandle>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path((project, template)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let Path((project, template)) = path.map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            "project and template must be UTF-8 path segments",
+        )
+    })?;
+    let live = handle.live();
+    let issuer = &live.issuer;
     let request = mint_request(&headers, body)?;
     let forwarded = headers
         .get_all("x-forwarded-for")
@@ -46,11 +55,11 @@ pub(super) async fn mint(
     let caller = client_ip(
         peer.ip(),
         forwarded,
-        &state.issuer.config().server.trusted_proxies,
+        &issuer.config().server.trusted_proxies,
     )
     .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_forwarded_for", e.to_string()))?;
 
-    let minted = match state.issuer.mint(
+    let minted = match issuer.mint(
         &project,
         &template,
         &request,
@@ -154,8 +163,9 @@ impl JwksBody {
 }
 
 /// `GET /.well-known/jwks.json`.
-pub(super) async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let jwks = &state.jwks;
+pub(super) async fn jwks(State(handle): State<IssuerHandle>, headers: HeaderMap) -> Response {
+    let live = handle.live();
+    let jwks = &live.jwks;
     let cached = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -192,11 +202,12 @@ struct Health<'a> {
 }
 
 /// `GET /healthz`.
-pub(super) async fn healthz(State(state): State<AppState>) -> Response {
+pub(super) async fn healthz(State(handle): State<IssuerHandle>) -> Response {
+    let live = handle.live();
     let body = Health {
         status: "ok",
-        config_version: state.issuer.config().version,
-        signing_kid: state.issuer.keyring().signing().kid(),
+        config_version: live.issuer.config().version,
+        signing_kid: live.issuer.keyring().signing().kid(),
     };
     let mut response = Json(body).into_response();
     response

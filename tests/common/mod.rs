@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test crate uses a different subset.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test setup stops at the first failure
 
-use keysmith::{Config, Issuer, Keyring};
+use keysmith::Issuer;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use tokio::sync::oneshot;
@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 pub struct TestServer {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
+    pub handle: keysmith::server::IssuerHandle,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -27,21 +28,36 @@ impl TestServer {
 
     /// Serves the `config.toml` and `keys/` already in `dir`.
     pub async fn start_in(dir: tempfile::TempDir) -> Self {
-        let config = Config::load(&dir.path().join("config.toml")).unwrap();
-        let keys = Keyring::load_dir(&dir.path().join("keys")).unwrap();
-        let issuer = Issuer::new(config, keys).unwrap();
+        let issuer =
+            Issuer::load(&dir.path().join("config.toml"), &dir.path().join("keys")).unwrap();
+        let handle = keysmith::server::IssuerHandle::new(issuer);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(keysmith::server::serve(listener, issuer, async move {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(keysmith::server::serve(
+            listener,
+            handle.clone(),
+            async move {
+                let _ = rx.await;
+            },
+        ));
         Self {
             addr,
             dir,
+            handle,
             shutdown: Some(tx),
             task: Some(task),
         }
+    }
+
+    /// Reloads config and keys from the server's directory, as SIGHUP does.
+    pub fn reload(&self) -> Result<(), keysmith::LoadError> {
+        let issuer = Issuer::load(
+            &self.dir.path().join("config.toml"),
+            &self.dir.path().join("keys"),
+        )?;
+        self.handle.replace(issuer);
+        Ok(())
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -40,22 +40,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let listen = args.listen.unwrap_or(config.server.listen);
     let version = config.version;
-    let issuer = Issuer::new(config, keys)?;
+    let handle = keysmith::server::IssuerHandle::new(Issuer::new(config, keys)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("binding {listen}"))?;
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
         let local = listener.local_addr()?;
-        tracing::info!(
-            address = %local,
-            config_version = version,
-            kid = issuer.keyring().signing().kid(),
-            "keysmith listening on http://{local}"
-        );
-        keysmith::server::serve(listener, issuer, keysmith::server::shutdown_signal()).await?;
+        #[cfg(unix)]
+        tokio::spawn(keysmith::server::reload_on_sighup(handle.clone(), args.config.clone(), args.keys.clone()));
+        tracing::info!(address = %local, config_version = version, "keysmith listening on http://{local}");
+        keysmith::server::serve(listener, handle, keysmith::server::shutdown_signal()).await?;
         tracing::info!("stopped");
         anyhow::Ok(ExitCode::SUCCESS)
     })

@@ -21,10 +21,10 @@ pub struct Args {
     /// The expected issuer; defaults to `issuer` of `--config`.
     #[arg(long)]
     issuer: Option<String>,
-    /// The config file to read the issuer from when `--issuer` is not given.
+    /// The config to read the issuer, audience and scope rules from when not given.
     #[arg(long, env = "KEYSMITH_CONFIG", default_value = "config.toml")]
     config: PathBuf,
-    /// The expected audience (project id). Without it the audience is not pinned.
+    /// The expected audience (project id); defaults to the only project of `--config`.
     #[arg(long)]
     audience: Option<String>,
     /// Decide one operation under this permission.
@@ -53,24 +53,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let issuer = match args.issuer.clone() {
-        Some(issuer) => issuer,
-        None => match keysmith::Config::load(&args.config) {
-            Ok(config) => config.issuer,
-            Err(e) => {
-                eprintln!(
-                    "pass --issuer, or --config with a valid config ({}: {e})",
-                    args.config.display()
-                );
-                return Ok(ExitCode::from(2));
-            }
-        },
+    // The config, when readable, supplies the issuer, the audience of a single-project
+    // deployment, and the scope rules of a custom catalogue.
+    let config = keysmith::Config::load(&args.config);
+    let issuer = match (&args.issuer, &config) {
+        (Some(issuer), _) => issuer.clone(),
+        (None, Ok(config)) => config.issuer.clone(),
+        (None, Err(e)) => {
+            eprintln!(
+                "pass --issuer, or --config with a valid config ({}: {e})",
+                args.config.display()
+            );
+            return Ok(ExitCode::from(2));
+        }
     };
-    let (audience, pinned) = match &args.audience {
-        Some(a) => (a.clone(), true),
-        None => (unverified_audience(&token).unwrap_or_default(), false),
+    let audience = match (&args.audience, &config) {
+        (Some(audience), _) => audience.clone(),
+        (None, Ok(config)) if config.projects.len() == 1 => {
+            config.projects.keys().next().cloned().unwrap_or_default()
+        }
+        _ => {
+            eprintln!("pass --audience (the project id the key must be for)");
+            return Ok(ExitCode::from(2));
+        }
     };
-    let verifier = Verifier::new(keys, issuer, audience);
+    let mut verifier = Verifier::new(keys, issuer, audience);
+    if let Ok(config) = &config {
+        verifier = verifier.scope_rules(config.catalog.rules().clone());
+    }
     let grant = match verifier.verify(&token, SystemTime::now()) {
         Ok(grant) => grant,
         Err(e) => {
@@ -78,7 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let mut out = json!({ "valid": true, "audience_pinned": pinned, "claims": grant.claims() });
+    let mut out = json!({ "valid": true, "claims": grant.claims() });
     let mut code = ExitCode::SUCCESS;
     if let Some(permission) = &args.permission {
         let decision = match grant.authorize(permission, args.dir.as_deref(), args.ip) {
@@ -99,22 +109,6 @@ fn print_json(value: &serde_json::Value) {
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );
-}
-
-/// The `aud` of a token before verification, only to choose which audience to verify against
-/// when none was given; the signature and every other claim are still checked.
-fn unverified_audience(token: &str) -> Option<String> {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    match &value["aud"] {
-        serde_json::Value::String(a) => Some(a.clone()),
-        serde_json::Value::Array(all) => all.first()?.as_str().map(str::to_owned),
-        _ => None,
-    }
 }
 
 fn read_jwks(source: &str) -> anyhow::Result<Vec<u8>> {
