@@ -45,33 +45,17 @@ fn bench_mint(c: &mut Criterion) {
     let (issuer, dalek) = setup();
     let caller: IpAddr = "10.1.2.3".parse().unwrap();
     let request = MintRequest::default();
-    let token = issuer
-        .mint("demo", "upload-widget", &request, Some(caller), now())
-        .unwrap()
-        .token;
+    let token = issuer.mint("demo", "upload-widget", &request, Some(caller), now()).unwrap().token;
     let input = token.rsplit_once('.').unwrap().0.as_bytes().to_vec();
 
     let mut group = c.benchmark_group("mint");
     group.bench_function("keysmith_mint", |b| {
-        b.iter(|| {
-            issuer
-                .mint(
-                    "demo",
-                    "upload-widget",
-                    black_box(&request),
-                    Some(caller),
-                    now(),
-                )
-                .unwrap()
-        })
+        b.iter(|| issuer.mint("demo", "upload-widget", black_box(&request), Some(caller), now()).unwrap())
     });
-    group.bench_function("dalek_sign_same_bytes", |b| {
-        b.iter(|| dalek.sign(black_box(&input)))
-    });
+    group.bench_function("dalek_sign_same_bytes", |b| b.iter(|| dalek.sign(black_box(&input))));
 
     // For scale: jsonwebtoken's encode re-derives the key from its bytes on every call.
-    let claims: serde_json::Value =
-        serde_json::from_slice(&base64_decode(token.split('.').nth(1).unwrap())).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&base64_decode(token.split('.').nth(1).unwrap())).unwrap();
     let der = dalek.to_pkcs8_der().unwrap();
     let key = jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes());
     let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
@@ -84,16 +68,7 @@ fn bench_mint(c: &mut Criterion) {
 fn bench_verify(c: &mut Criterion) {
     let (issuer, dalek) = setup();
     let caller: IpAddr = "10.1.2.3".parse().unwrap();
-    let token = issuer
-        .mint(
-            "demo",
-            "upload-widget",
-            &MintRequest::default(),
-            Some(caller),
-            now(),
-        )
-        .unwrap()
-        .token;
+    let token = issuer.mint("demo", "upload-widget", &MintRequest::default(), Some(caller), now()).unwrap().token;
     let verifier = issuer.verifier("demo");
     let (input, sig) = token.rsplit_once('.').unwrap();
     let sig = Signature::from_slice(&base64_decode(sig)).unwrap();
@@ -103,26 +78,18 @@ fn bench_verify(c: &mut Criterion) {
     group.bench_function("keysmith_verify_authorize", |b| {
         b.iter(|| {
             let grant = verifier.verify(black_box(&token), now()).unwrap();
-            grant
-                .authorize("FILE_UPLOAD", Some("/uploads/avatars/2026"), Some(caller))
-                .unwrap();
+            grant.authorize("FILE_UPLOAD", Some("/uploads/avatars/2026"), Some(caller)).unwrap();
         })
     });
     group.bench_function("dalek_verify_strict_same_bytes", |b| {
-        b.iter(|| {
-            public
-                .verify_strict(black_box(input.as_bytes()), &sig)
-                .unwrap()
-        })
+        b.iter(|| public.verify_strict(black_box(input.as_bytes()), &sig).unwrap())
     });
     group.finish();
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {
     use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .unwrap()
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).unwrap()
 }
 
 criterion_group!(benches, bench_mint, bench_verify);

@@ -93,11 +93,7 @@ impl ScopeRules {
     /// scope, `OBJECTS_LIST` and `OBJECTS_FETCH` check the listing scope, the other twelve
     /// permissions act on no directory.
     pub fn scaleflex() -> Self {
-        Self::new(
-            SCALEFLEX_PERMISSIONS,
-            SCALEFLEX_UPLOAD_SCOPED,
-            SCALEFLEX_LIST_SCOPED,
-        )
+        Self::new(SCALEFLEX_PERMISSIONS, SCALEFLEX_UPLOAD_SCOPED, SCALEFLEX_LIST_SCOPED)
     }
 
     /// Rules for a custom catalogue: every permission, then those checked against the upload
@@ -113,10 +109,7 @@ impl ScopeRules {
         L: IntoIterator,
         L::Item: Into<String>,
     {
-        let mut rules: HashMap<String, ScopeKind> = all
-            .into_iter()
-            .map(|p| (p.into(), ScopeKind::None))
-            .collect();
+        let mut rules: HashMap<String, ScopeKind> = all.into_iter().map(|p| (p.into(), ScopeKind::None)).collect();
         rules.extend(list.into_iter().map(|p| (p.into(), ScopeKind::List)));
         rules.extend(upload.into_iter().map(|p| (p.into(), ScopeKind::Upload)));
         Self { rules }
@@ -163,10 +156,7 @@ mod tests {
         assert_eq!(rules.kind("OBJECTS_FETCH"), Some(ScopeKind::List));
         assert_eq!(rules.kind("ACCESS_MANAGE"), Some(ScopeKind::None));
         assert_eq!(rules.kind("unknown"), None);
-        let named = SCALEFLEX_PERMISSIONS
-            .iter()
-            .filter(|p| rules.kind(p).is_some())
-            .count();
+        let named = SCALEFLEX_PERMISSIONS.iter().filter(|p| rules.kind(p).is_some()).count();
         assert_eq!(named, 31, "every permission has an explicit rule");
     }
 

@@ -102,13 +102,57 @@ mod tests {
     #[test]
     fn optional_claims_are_omitted() {
         assert_eq!(
-            serde_json::to_string(&Limits {
-                per_min: Some(3),
-                per_source_ip: None
-            })
-            .unwrap(),
+            serde_json::to_string(&Limits { per_min: Some(3), per_source_ip: None }).unwrap(),
             r#"{"per_min":3}"#
         );
         assert_eq!(Limits::default().if_any(), None);
     }
+}
+
+/// The `typ` header of a permanent API key.
+pub const API_KEY_TYP: &str = "apikey+jwt";
+/// The `typ` header of a signed revocation list.
+pub const REVOCATIONS_TYP: &str = "revocations+jwt";
+
+/// The payload of a permanent API key. The key id is both `sub` and `jti`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyClaims {
+    /// Issuer: the config's `issuer`.
+    pub iss: String,
+    /// The projects the key may be used for.
+    pub aud: Vec<String>,
+    /// The key id.
+    pub sub: String,
+    /// The key id again.
+    pub jti: String,
+    /// Issued at, seconds since the Unix epoch.
+    pub iat: u64,
+    /// Granted permissions, space-separated.
+    pub scope: String,
+    /// Version of the config the key was created under.
+    pub ver: u64,
+    /// Expiry, only when the operator set one; permanent keys normally have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
+    /// Ids of the keys that created this one, oldest first, when it was created over HTTP by
+    /// another key. Revoking any of them revokes this key too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub created_by: Vec<String>,
+}
+
+/// The payload of a signed revocation list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationClaims {
+    /// Issuer: the config's `issuer`.
+    pub iss: String,
+    /// When the list was signed.
+    pub iat: u64,
+    /// When the list stops being fresh (`iat + revocations_max_age`).
+    pub exp: u64,
+    /// Version of the config the list reflects.
+    pub ver: u64,
+    /// Ids of deactivated permanent API keys.
+    pub revoked_api_keys: Vec<String>,
+    /// Ids of deactivated templates: short-lived keys minted from them are refused early.
+    pub revoked_templates: Vec<String>,
 }

@@ -44,9 +44,7 @@ pub struct GeoIp {
 
 impl std::fmt::Debug for GeoIp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GeoIp")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
+        f.debug_struct("GeoIp").field("path", &self.path).finish_non_exhaustive()
     }
 }
 
@@ -57,14 +55,9 @@ impl GeoIp {
     ///
     /// [`GeoIpError::Open`] when the file is missing or not a MaxMind DB.
     pub fn open(path: &Path) -> Result<Self, GeoIpError> {
-        let reader = maxminddb::Reader::open_readfile(path).map_err(|e| GeoIpError::Open {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
-        Ok(Self {
-            reader,
-            path: path.to_owned(),
-        })
+        let reader = maxminddb::Reader::open_readfile(path)
+            .map_err(|e| GeoIpError::Open { path: path.to_owned(), message: e.to_string() })?;
+        Ok(Self { reader, path: path.to_owned() })
     }
 
     /// The ISO 3166-1 alpha-2 country of `ip`, upper case, or `None` when the database does
@@ -74,17 +67,10 @@ impl GeoIp {
     ///
     /// [`GeoIpError::Lookup`] when the database is corrupt.
     pub fn country(&self, ip: IpAddr) -> Result<Option<String>, GeoIpError> {
-        let lookup = self
-            .reader
-            .lookup(ip.to_canonical())
-            .map_err(|e| GeoIpError::Lookup(e.to_string()))?;
-        let record: Option<Record<'_>> = lookup
-            .decode()
-            .map_err(|e| GeoIpError::Lookup(e.to_string()))?;
+        let lookup = self.reader.lookup(ip.to_canonical()).map_err(|e| GeoIpError::Lookup(e.to_string()))?;
+        let record: Option<Record<'_>> = lookup.decode().map_err(|e| GeoIpError::Lookup(e.to_string()))?;
         let code = record.and_then(|r| r.country.and_then(|c| c.iso_code).or(r.country_code));
-        Ok(code
-            .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()))
-            .map(str::to_ascii_uppercase))
+        Ok(code.filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic())).map(str::to_ascii_uppercase))
     }
 
     /// The file it was read from.

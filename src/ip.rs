@@ -48,19 +48,12 @@ impl IpRange {
             Some((addr, prefix)) => (addr, Some(prefix)),
             None => (text, None),
         };
-        let addr = addr
-            .parse::<IpAddr>()
-            .map_err(|_| IpRangeError::Malformed)?;
+        let addr = addr.parse::<IpAddr>().map_err(|_| IpRangeError::Malformed)?;
         let net = match prefix {
             None => IpNet::from(addr),
             Some(p) => {
-                let canonical_number =
-                    p == "0" || (!p.starts_with('0') && p.bytes().all(|b| b.is_ascii_digit()));
-                let len = p
-                    .parse::<u8>()
-                    .ok()
-                    .filter(|_| canonical_number)
-                    .ok_or(IpRangeError::Malformed)?;
+                let canonical_number = p == "0" || (!p.starts_with('0') && p.bytes().all(|b| b.is_ascii_digit()));
+                let len = p.parse::<u8>().ok().filter(|_| canonical_number).ok_or(IpRangeError::Malformed)?;
                 IpNet::new(addr, len).map_err(|_| IpRangeError::Malformed)?
             }
         };
@@ -70,9 +63,7 @@ impl IpRange {
             }
         }
         if net.trunc() != net {
-            return Err(IpRangeError::HostBits {
-                canonical: net.trunc().to_string(),
-            });
+            return Err(IpRangeError::HostBits { canonical: net.trunc().to_string() });
         }
         Ok(Self(net))
     }
@@ -108,10 +99,7 @@ impl IpRules {
     /// Rules that allow every address: `0.0.0.0/0` and `::/0`.
     pub fn anywhere() -> Self {
         // The default networks are 0.0.0.0/0 and ::/0.
-        Self(vec![
-            IpRange(IpNet::V4(ipnet::Ipv4Net::default())),
-            IpRange(IpNet::V6(ipnet::Ipv6Net::default())),
-        ])
+        Self(vec![IpRange(IpNet::V4(ipnet::Ipv4Net::default())), IpRange(IpNet::V6(ipnet::Ipv6Net::default()))])
     }
 
     /// Rules from ranges (may be empty: then nothing is allowed).
@@ -148,10 +136,7 @@ impl IpRules {
 
     /// Whether every address `other` allows is also allowed here.
     pub fn covers(&self, other: &IpRules) -> bool {
-        other
-            .0
-            .iter()
-            .all(|b| self.0.iter().any(|a| a.0.contains(&b.0)))
+        other.0.iter().all(|b| self.0.iter().any(|a| a.0.contains(&b.0)))
     }
 
     /// The ranges.
@@ -200,10 +185,7 @@ pub fn client_ip<'a>(
     if !trusted_proxies.contains(peer) {
         return Ok(peer);
     }
-    let entries: Vec<&str> = forwarded_for
-        .into_iter()
-        .flat_map(|v| v.split(','))
-        .collect();
+    let entries: Vec<&str> = forwarded_for.into_iter().flat_map(|v| v.split(',')).collect();
     if entries.len() > MAX_FORWARDED_HOPS {
         return Err(ForwardedError::TooManyHops);
     }
@@ -214,11 +196,8 @@ pub fn client_ip<'a>(
     }
     let mut client = peer;
     for entry in entries.iter().rev() {
-        let ip = entry
-            .trim_matches([' ', '\t'])
-            .parse::<IpAddr>()
-            .map_err(|_| ForwardedError::Malformed)?
-            .to_canonical();
+        let ip =
+            entry.trim_matches([' ', '\t']).parse::<IpAddr>().map_err(|_| ForwardedError::Malformed)?.to_canonical();
         client = ip;
         if !trusted_proxies.contains(ip) {
             break;
@@ -238,29 +217,15 @@ mod tests {
 
     #[test]
     fn parses_canonical_ranges() {
-        assert_eq!(
-            IpRange::parse("10.0.0.0/8").unwrap().to_string(),
-            "10.0.0.0/8"
-        );
-        assert_eq!(
-            IpRange::parse("203.0.113.7").unwrap().to_string(),
-            "203.0.113.7/32"
-        );
-        assert_eq!(
-            IpRange::parse("2001:db8::/32").unwrap().to_string(),
-            "2001:db8::/32"
-        );
+        assert_eq!(IpRange::parse("10.0.0.0/8").unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(IpRange::parse("203.0.113.7").unwrap().to_string(), "203.0.113.7/32");
+        assert_eq!(IpRange::parse("2001:db8::/32").unwrap().to_string(), "2001:db8::/32");
         assert_eq!(IpRange::parse("::1").unwrap().to_string(), "::1/128");
     }
 
     #[test]
     fn refuses_non_canonical_ranges() {
-        assert_eq!(
-            IpRange::parse("10.0.0.1/8"),
-            Err(IpRangeError::HostBits {
-                canonical: "10.0.0.0/8".into()
-            })
-        );
+        assert_eq!(IpRange::parse("10.0.0.1/8"), Err(IpRangeError::HostBits { canonical: "10.0.0.0/8".into() }));
         for bad in [
             "010.0.0.0/8",
             "10.0.0.0/08",
@@ -275,10 +240,7 @@ mod tests {
         ] {
             assert_eq!(IpRange::parse(bad), Err(IpRangeError::Malformed), "{bad:?}");
         }
-        assert_eq!(
-            IpRange::parse("::ffff:10.0.0.0/104"),
-            Err(IpRangeError::Ipv4Mapped)
-        );
+        assert_eq!(IpRange::parse("::ffff:10.0.0.0/104"), Err(IpRangeError::Ipv4Mapped));
     }
 
     #[test]
@@ -311,74 +273,34 @@ mod tests {
     #[test]
     fn untrusted_peer_headers_are_ignored() {
         let trusted = IpRules::parse(&["127.0.0.1"]).unwrap();
-        assert_eq!(
-            client_ip(ip("198.51.100.9"), ["1.2.3.4"], &trusted),
-            Ok(ip("198.51.100.9"))
-        );
+        assert_eq!(client_ip(ip("198.51.100.9"), ["1.2.3.4"], &trusted), Ok(ip("198.51.100.9")));
         // Even garbage from an untrusted peer does not matter: it is not read.
-        assert_eq!(
-            client_ip(ip("198.51.100.9"), ["garbage"], &trusted),
-            Ok(ip("198.51.100.9"))
-        );
+        assert_eq!(client_ip(ip("198.51.100.9"), ["garbage"], &trusted), Ok(ip("198.51.100.9")));
     }
 
     #[test]
     fn trusted_chain_is_read_right_to_left() {
         let trusted = IpRules::parse(&["127.0.0.1", "10.0.0.0/8"]).unwrap();
         let peer = ip("127.0.0.1");
-        assert_eq!(
-            client_ip(peer, [] as [&str; 0], &trusted),
-            Err(ForwardedError::Missing)
-        );
-        assert_eq!(
-            client_ip(peer, ["203.0.113.5"], &trusted),
-            Ok(ip("203.0.113.5"))
-        );
+        assert_eq!(client_ip(peer, [] as [&str; 0], &trusted), Err(ForwardedError::Missing));
+        assert_eq!(client_ip(peer, ["203.0.113.5"], &trusted), Ok(ip("203.0.113.5")));
         // The client may put anything on the left; only the first untrusted hop counts.
-        assert_eq!(
-            client_ip(peer, ["6.6.6.6, 203.0.113.5, 10.0.0.2"], &trusted),
-            Ok(ip("203.0.113.5"))
-        );
-        assert_eq!(
-            client_ip(peer, ["6.6.6.6", "203.0.113.5,10.0.0.2"], &trusted),
-            Ok(ip("203.0.113.5"))
-        );
-        assert_eq!(
-            client_ip(peer, ["10.0.0.3, 10.0.0.2"], &trusted),
-            Ok(ip("10.0.0.3"))
-        );
-        assert_eq!(
-            client_ip(peer, ["::ffff:203.0.113.5"], &trusted),
-            Ok(ip("203.0.113.5"))
-        );
-        assert_eq!(
-            client_ip(ip("::ffff:127.0.0.1"), ["203.0.113.5"], &trusted),
-            Ok(ip("203.0.113.5"))
-        );
+        assert_eq!(client_ip(peer, ["6.6.6.6, 203.0.113.5, 10.0.0.2"], &trusted), Ok(ip("203.0.113.5")));
+        assert_eq!(client_ip(peer, ["6.6.6.6", "203.0.113.5,10.0.0.2"], &trusted), Ok(ip("203.0.113.5")));
+        assert_eq!(client_ip(peer, ["10.0.0.3, 10.0.0.2"], &trusted), Ok(ip("10.0.0.3")));
+        assert_eq!(client_ip(peer, ["::ffff:203.0.113.5"], &trusted), Ok(ip("203.0.113.5")));
+        assert_eq!(client_ip(ip("::ffff:127.0.0.1"), ["203.0.113.5"], &trusted), Ok(ip("203.0.113.5")));
     }
 
     #[test]
     fn malformed_entries_are_refused_not_skipped() {
         let trusted = IpRules::parse(&["127.0.0.1"]).unwrap();
         let peer = ip("127.0.0.1");
-        for bad in [
-            "203.0.113.5, junk",
-            "203.0.113.5:80",
-            "",
-            "1.2.3.4,",
-            "[::1]",
-        ] {
-            assert_eq!(
-                client_ip(peer, [bad], &trusted),
-                Err(ForwardedError::Malformed),
-                "{bad:?}"
-            );
+        for bad in ["203.0.113.5, junk", "203.0.113.5:80", "", "1.2.3.4,", "[::1]"] {
+            assert_eq!(client_ip(peer, [bad], &trusted), Err(ForwardedError::Malformed), "{bad:?}");
         }
         let long = vec!["10.0.0.1"; MAX_FORWARDED_HOPS + 1].join(",");
-        assert_eq!(
-            client_ip(peer, [long.as_str()], &trusted),
-            Err(ForwardedError::TooManyHops)
-        );
+        assert_eq!(client_ip(peer, [long.as_str()], &trusted), Err(ForwardedError::TooManyHops));
     }
 
     proptest! {

@@ -48,9 +48,7 @@ impl MintRequest {
     pub fn from_json(body: &[u8]) -> Result<Self, MintError> {
         // serde would also read a struct from a JSON array.
         if body.trim_ascii_start().first() != Some(&b'{') {
-            return Err(MintError::InvalidBody(
-                "the body must be a JSON object".into(),
-            ));
+            return Err(MintError::InvalidBody("the body must be a JSON object".into()));
         }
         serde_json::from_slice(body).map_err(|e| MintError::InvalidBody(e.to_string()))
     }
@@ -212,12 +210,7 @@ impl Issuer {
     /// [`GeoIpError`] when the configured database cannot be opened (fail closed: a config
     /// that restricts countries never runs without its database).
     pub fn new(config: Config, keys: Keyring) -> Result<Self, GeoIpError> {
-        let geoip = config
-            .server
-            .geoip_database
-            .as_deref()
-            .map(GeoIp::open)
-            .transpose()?;
+        let geoip = config.server.geoip_database.as_deref().map(GeoIp::open).transpose()?;
         Ok(Self::from_parts(config, keys, geoip))
     }
 
@@ -236,11 +229,7 @@ impl Issuer {
 
     /// An issuer from already loaded parts.
     pub fn from_parts(config: Config, keys: Keyring, geoip: Option<GeoIp>) -> Self {
-        Self {
-            config: Arc::new(config),
-            keys: Arc::new(keys),
-            geoip: geoip.map(Arc::new),
-        }
+        Self { config: Arc::new(config), keys: Arc::new(keys), geoip: geoip.map(Arc::new) }
     }
 
     /// The config in use.
@@ -255,12 +244,8 @@ impl Issuer {
 
     /// A verifier for this issuer's tokens to `project`, using its published keys.
     pub fn verifier(&self, project: &str) -> Verifier {
-        Verifier::new(
-            KeySet::from_keys(self.keys.published().iter().copied()),
-            &self.config.issuer,
-            project,
-        )
-        .scope_rules(self.config.catalog.rules().clone())
+        Verifier::new(KeySet::from_keys(self.keys.published().iter().copied()), &self.config.issuer, project)
+            .scope_rules(self.config.catalog.rules().clone())
     }
 
     /// Mints a key from template `template` of `project` for a caller at `caller` (the socket
@@ -281,21 +266,15 @@ impl Issuer {
         if !self.config.projects.contains_key(project) {
             return Err(MintError::UnknownProject(project.to_owned()));
         }
-        let t = self
-            .config
-            .template(project, template)
-            .ok_or_else(|| MintError::UnknownTemplate(template.to_owned()))?;
+        let t =
+            self.config.template(project, template).ok_or_else(|| MintError::UnknownTemplate(template.to_owned()))?;
         if !t.active {
             return Err(MintError::TemplateInactive(t.id.clone()));
         }
         let caller = self.check_caller(t, caller, request.bind_ip)?;
         let permissions = self.permissions(t, request.permissions.as_deref())?;
         let upload_dirs = narrow_scope(&t.upload_dirs, request.dir_scope.as_ref(), "dir_scope")?;
-        let list_dirs = narrow_scope(
-            &t.list_dirs,
-            request.directory_scope.as_ref(),
-            "directory_scope",
-        )?;
+        let list_dirs = narrow_scope(&t.list_dirs, request.directory_scope.as_ref(), "directory_scope")?;
         let expires_in = match request.expiration_duration {
             None => t.expiration_duration,
             Some(0) => return Err(MintError::InvalidExpiration),
@@ -345,28 +324,16 @@ impl Issuer {
 
     /// Checks the caller against the template's addresses and countries; returns its canonical
     /// address when one is needed or known.
-    fn check_caller(
-        &self,
-        t: &Template,
-        caller: Option<IpAddr>,
-        bind_ip: bool,
-    ) -> Result<Option<IpAddr>, MintError> {
+    fn check_caller(&self, t: &Template, caller: Option<IpAddr>, bind_ip: bool) -> Result<Option<IpAddr>, MintError> {
         let restricted = !t.ips.is_anywhere() || t.countries.is_some() || bind_ip;
         let Some(ip) = caller.map(|ip| ip.to_canonical()) else {
-            return if restricted {
-                Err(MintError::CallerIpRequired)
-            } else {
-                Ok(None)
-            };
+            return if restricted { Err(MintError::CallerIpRequired) } else { Ok(None) };
         };
         if !t.ips.contains(ip) {
             return Err(MintError::IpNotAllowed(ip));
         }
         if let Some(allowed) = &t.countries {
-            let geoip = self
-                .geoip
-                .as_ref()
-                .ok_or(MintError::GeoIpUnavailable(None))?;
+            let geoip = self.geoip.as_ref().ok_or(MintError::GeoIpUnavailable(None))?;
             let country = geoip
                 .country(ip)
                 .map_err(|e| MintError::GeoIpUnavailable(Some(e)))?
@@ -378,11 +345,7 @@ impl Issuer {
         Ok(Some(ip))
     }
 
-    fn permissions(
-        &self,
-        t: &Template,
-        requested: Option<&[String]>,
-    ) -> Result<Vec<String>, MintError> {
+    fn permissions(&self, t: &Template, requested: Option<&[String]>) -> Result<Vec<String>, MintError> {
         let Some(requested) = requested else {
             return Ok(t.permissions.clone());
         };
@@ -415,13 +378,9 @@ fn narrow_scope(
     };
     let texts = requested.clone().into_vec();
     if texts.len() > 64 {
-        return Err(MintError::InvalidScope {
-            field,
-            error: ScopeError::TooLong,
-        });
+        return Err(MintError::InvalidScope { field, error: ScopeError::TooLong });
     }
-    let set =
-        ScopeSet::parse(&texts).map_err(|(_, error)| MintError::InvalidScope { field, error })?;
+    let set = ScopeSet::parse(&texts).map_err(|(_, error)| MintError::InvalidScope { field, error })?;
     if !template.covers(&set) {
         return Err(MintError::ScopeNotInTemplate(field));
     }
@@ -498,54 +457,28 @@ permissions = ["OBJECTS_LIST"]
     #[test]
     fn mints_the_template() {
         let issuer = issuer();
-        let minted = issuer
-            .mint(
-                "demo",
-                "widget",
-                &MintRequest::default(),
-                ip("10.2.3.4"),
-                now(),
-            )
-            .unwrap();
+        let minted = issuer.mint("demo", "widget", &MintRequest::default(), ip("10.2.3.4"), now()).unwrap();
         assert_eq!(minted.expires_in, 600);
         assert_eq!(minted.expires_at.timestamp(), 1_800_000_600);
         assert_eq!(minted.kid, issuer.keyring().signing().kid());
-        let grant = issuer
-            .verifier("demo")
-            .verify(&minted.token, now())
-            .unwrap();
+        let grant = issuer.verifier("demo").verify(&minted.token, now()).unwrap();
         let c = grant.claims();
         assert_eq!(
             (c.iss.as_str(), c.sub.as_str(), c.client_id.as_str()),
             ("https://keys.example.com", "widget", "widget")
         );
         assert!(c.aud.contains("demo"));
-        assert_eq!(
-            (c.iat, c.nbf, c.exp, c.ver),
-            (1_800_000_000, 1_800_000_000, 1_800_000_600, 9)
-        );
+        assert_eq!((c.iat, c.nbf, c.exp, c.ver), (1_800_000_000, 1_800_000_000, 1_800_000_600, 9));
         assert_eq!(c.scope, "FILE_UPLOAD OBJECTS_LIST FILE_DELETE");
         assert_eq!(c.upload_dirs, ["/uploads/*", "/inbox"]);
         assert_eq!(c.list_dirs, ["/*"]);
         assert_eq!(c.ips, ["10.0.0.0/8", "2001:db8::/32"]);
         assert_eq!(c.countries, None);
-        assert_eq!(
-            c.limits,
-            Some(crate::Limits {
-                per_min: Some(5),
-                per_source_ip: None
-            })
-        );
+        assert_eq!(c.limits, Some(crate::Limits { per_min: Some(5), per_source_ip: None }));
         assert_eq!(crate::b64::decode(&c.jti).unwrap().len(), 16, "128-bit jti");
         assert_eq!(c.jti, minted.jti);
         // Not for another project.
-        assert_eq!(
-            issuer
-                .verifier("other")
-                .verify(&minted.token, now())
-                .unwrap_err(),
-            VerifyError::WrongAudience
-        );
+        assert_eq!(issuer.verifier("other").verify(&minted.token, now()).unwrap_err(), VerifyError::WrongAudience);
     }
 
     #[test]
@@ -567,13 +500,8 @@ permissions = ["OBJECTS_LIST"]
     #[test]
     fn unrestricted_template_is_explicit_about_anywhere() {
         let issuer = issuer();
-        let minted = issuer
-            .mint("demo", "open", &MintRequest::default(), None, now())
-            .unwrap();
-        let grant = issuer
-            .verifier("demo")
-            .verify(&minted.token, now())
-            .unwrap();
+        let minted = issuer.mint("demo", "open", &MintRequest::default(), None, now()).unwrap();
+        let grant = issuer.verifier("demo").verify(&minted.token, now()).unwrap();
         assert_eq!(grant.claims().ips, ["0.0.0.0/0", "::/0"]);
         assert_eq!(grant.claims().upload_dirs, ["/*"]);
         assert_eq!(grant.claims().limits, None);
@@ -583,35 +511,14 @@ permissions = ["OBJECTS_LIST"]
     fn refusals() {
         let i = issuer();
         let none = MintRequest::default();
-        assert!(matches!(
-            i.mint("nope", "widget", &none, None, now()),
-            Err(MintError::UnknownProject(_))
-        ));
-        assert!(matches!(
-            i.mint("demo", "nope", &none, None, now()),
-            Err(MintError::UnknownTemplate(_))
-        ));
+        assert!(matches!(i.mint("nope", "widget", &none, None, now()), Err(MintError::UnknownProject(_))));
+        assert!(matches!(i.mint("demo", "nope", &none, None, now()), Err(MintError::UnknownTemplate(_))));
         // A template of another project is unknown here, not a different error.
-        assert!(matches!(
-            i.mint("demo", "elsewhere", &none, None, now()),
-            Err(MintError::UnknownTemplate(_))
-        ));
-        assert!(matches!(
-            i.mint("demo", "off", &none, None, now()),
-            Err(MintError::TemplateInactive(_))
-        ));
-        assert!(matches!(
-            mint("widget", "{}", None),
-            Err(MintError::CallerIpRequired)
-        ));
-        assert!(matches!(
-            mint("widget", "{}", ip("192.0.2.1")),
-            Err(MintError::IpNotAllowed(_))
-        ));
-        assert!(
-            mint("widget", "{}", ip("::ffff:10.0.0.1")).is_ok(),
-            "mapped IPv4 matches"
-        );
+        assert!(matches!(i.mint("demo", "elsewhere", &none, None, now()), Err(MintError::UnknownTemplate(_))));
+        assert!(matches!(i.mint("demo", "off", &none, None, now()), Err(MintError::TemplateInactive(_))));
+        assert!(matches!(mint("widget", "{}", None), Err(MintError::CallerIpRequired)));
+        assert!(matches!(mint("widget", "{}", ip("192.0.2.1")), Err(MintError::IpNotAllowed(_))));
+        assert!(mint("widget", "{}", ip("::ffff:10.0.0.1")).is_ok(), "mapped IPv4 matches");
         assert!(mint("widget", "{}", ip("2001:db8::1")).is_ok());
     }
 
@@ -627,45 +534,18 @@ permissions = ["OBJECTS_LIST"]
         assert_eq!(grant.claims().ips, ["10.0.0.1/32"]);
 
         let refused = |body: &str| mint("widget", body, caller).unwrap_err().code();
-        assert_eq!(
-            refused(r#"{"permissions":["ACCESS_MANAGE"]}"#),
-            "permission_not_in_template"
-        );
-        assert_eq!(
-            refused(r#"{"permissions":["FILE_TELEPORT"]}"#),
-            "unknown_permission"
-        );
+        assert_eq!(refused(r#"{"permissions":["ACCESS_MANAGE"]}"#), "permission_not_in_template");
+        assert_eq!(refused(r#"{"permissions":["FILE_TELEPORT"]}"#), "unknown_permission");
         assert_eq!(refused(r#"{"permissions":[]}"#), "empty_permissions");
         assert_eq!(refused(r#"{"dir_scope":"/*"}"#), "scope_not_in_template");
-        assert_eq!(
-            refused(r#"{"dir_scope":"/inbox/*"}"#),
-            "scope_not_in_template"
-        );
-        assert_eq!(
-            refused(r#"{"dir_scope":"/uploads2"}"#),
-            "scope_not_in_template"
-        );
-        assert_eq!(
-            refused(r#"{"dir_scope":"/uploads/../etc"}"#),
-            "invalid_scope"
-        );
+        assert_eq!(refused(r#"{"dir_scope":"/inbox/*"}"#), "scope_not_in_template");
+        assert_eq!(refused(r#"{"dir_scope":"/uploads2"}"#), "scope_not_in_template");
+        assert_eq!(refused(r#"{"dir_scope":"/uploads/../etc"}"#), "invalid_scope");
         assert_eq!(refused(r#"{"dir_scope":[]}"#), "invalid_scope");
-        assert_eq!(
-            refused(r#"{"expiration_duration":601}"#),
-            "expiration_too_long"
-        );
-        assert_eq!(
-            refused(r#"{"expiration_duration":99999999999}"#),
-            "expiration_too_long"
-        );
-        assert_eq!(
-            refused(r#"{"expiration_duration":0}"#),
-            "invalid_expiration"
-        );
-        assert!(matches!(
-            mint("open", r#"{"bind_ip":true}"#, None),
-            Err(MintError::CallerIpRequired)
-        ));
+        assert_eq!(refused(r#"{"expiration_duration":601}"#), "expiration_too_long");
+        assert_eq!(refused(r#"{"expiration_duration":99999999999}"#), "expiration_too_long");
+        assert_eq!(refused(r#"{"expiration_duration":0}"#), "invalid_expiration");
+        assert!(matches!(mint("open", r#"{"bind_ip":true}"#, None), Err(MintError::CallerIpRequired)));
     }
 
     #[test]
@@ -707,19 +587,9 @@ whitelist_countries = ["FR"]
         assert!(Issuer::new(config.clone(), Keyring::single(SigningKey::generate())).is_err());
         // ...and one built without it refuses country-restricted mints.
         let issuer = Issuer::from_parts(config, Keyring::single(SigningKey::generate()), None);
-        let err = issuer
-            .mint(
-                "demo",
-                "fr-only",
-                &MintRequest::default(),
-                ip("8.8.8.8"),
-                now(),
-            )
-            .unwrap_err();
+        let err = issuer.mint("demo", "fr-only", &MintRequest::default(), ip("8.8.8.8"), now()).unwrap_err();
         assert_eq!(err.code(), "geoip_unavailable");
-        let err = issuer
-            .mint("demo", "fr-only", &MintRequest::default(), None, now())
-            .unwrap_err();
+        let err = issuer.mint("demo", "fr-only", &MintRequest::default(), None, now()).unwrap_err();
         assert_eq!(err.code(), "caller_ip_required");
     }
 }

@@ -15,10 +15,7 @@ pub const MAX_KID_LEN: usize = 128;
 /// The RFC 7638 thumbprint of an Ed25519 public key: base64url SHA-256 of the canonical JWK
 /// `{"crv":"Ed25519","kty":"OKP","x":"…"}`. keysmith uses it as the `kid`.
 pub fn thumbprint(key: &VerifyingKey) -> String {
-    let canonical = format!(
-        r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
-        b64::encode(key.as_bytes())
-    );
+    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64::encode(key.as_bytes()));
     b64::encode(Sha256::digest(canonical.as_bytes()))
 }
 
@@ -28,8 +25,7 @@ pub fn verify_ed25519(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> b
     let Ok(bytes) = <[u8; 64]>::try_from(signature) else {
         return false;
     };
-    key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&bytes))
-        .is_ok()
+    key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&bytes)).is_ok()
 }
 
 /// A public Ed25519 JWK as published at `/.well-known/jwks.json`.
@@ -175,8 +171,7 @@ impl KeySet {
     ///
     /// A [`JwkError`] naming the first offending key.
     pub fn from_jwks_json(json: &[u8]) -> Result<Self, JwkError> {
-        let raw: RawJwks =
-            serde_json::from_slice(json).map_err(|e| JwkError::Malformed(e.to_string()))?;
+        let raw: RawJwks = serde_json::from_slice(json).map_err(|e| JwkError::Malformed(e.to_string()))?;
         if raw.keys.is_empty() {
             return Err(JwkError::Empty);
         }
@@ -205,9 +200,7 @@ impl KeySet {
 
     /// A set from keys already checked, each known by its thumbprint.
     pub fn from_keys(keys: impl IntoIterator<Item = VerifyingKey>) -> Self {
-        Self {
-            keys: keys.into_iter().map(|k| (thumbprint(&k), k)).collect(),
-        }
+        Self { keys: keys.into_iter().map(|k| (thumbprint(&k), k)).collect() }
     }
 
     /// The key with this `kid`.
@@ -249,11 +242,7 @@ fn check_jwk(index: usize, jwk: RawJwk) -> Result<(String, VerifyingKey), JwkErr
     if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
         return Err(JwkError::WrongUse { index });
     }
-    let bytes = jwk
-        .x
-        .as_deref()
-        .and_then(b64::decode_array::<32>)
-        .ok_or(JwkError::BadPublicKey { index })?;
+    let bytes = jwk.x.as_deref().and_then(b64::decode_array::<32>).ok_or(JwkError::BadPublicKey { index })?;
     let key = check_point(index, &bytes)?;
     let kid = match jwk.kid {
         None => thumbprint(&key),
@@ -304,10 +293,7 @@ mod tests {
 
     #[test]
     fn kid_defaults_to_thumbprint() {
-        let set = KeySet::from_jwks_json(&jwks(&format!(
-            r#""kty":"OKP","crv":"Ed25519","x":"{RFC8037_X}""#
-        )))
-        .unwrap();
+        let set = KeySet::from_jwks_json(&jwks(&format!(r#""kty":"OKP","crv":"Ed25519","x":"{RFC8037_X}""#))).unwrap();
         assert!(set.get(RFC8037_KID).is_some());
     }
 
@@ -320,93 +306,39 @@ mod tests {
             b
         });
         let cases: Vec<(String, JwkError)> = vec![
+            (format!(r#""kty":"EC","crv":"Ed25519","x":"{x}""#), JwkError::WrongKeyType { index: 0 }),
+            (format!(r#""kty":"OKP","crv":"X25519","x":"{x}""#), JwkError::WrongCurve { index: 0 }),
+            (format!(r#""kty":"OKP","crv":"Ed25519","x":"{x}","alg":"ES256""#), JwkError::WrongAlgorithm { index: 0 }),
+            (format!(r#""kty":"OKP","crv":"Ed25519","x":"{x}","use":"enc""#), JwkError::WrongUse { index: 0 }),
             (
-                format!(r#""kty":"EC","crv":"Ed25519","x":"{x}""#),
-                JwkError::WrongKeyType { index: 0 },
-            ),
-            (
-                format!(r#""kty":"OKP","crv":"X25519","x":"{x}""#),
-                JwkError::WrongCurve { index: 0 },
-            ),
-            (
-                format!(r#""kty":"OKP","crv":"Ed25519","x":"{x}","alg":"ES256""#),
-                JwkError::WrongAlgorithm { index: 0 },
-            ),
-            (
-                format!(r#""kty":"OKP","crv":"Ed25519","x":"{x}","use":"enc""#),
-                JwkError::WrongUse { index: 0 },
-            ),
-            (
-                format!(
-                    r#""kty":"OKP","crv":"Ed25519","x":"{x}","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A""#
-                ),
+                format!(r#""kty":"OKP","crv":"Ed25519","x":"{x}","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A""#),
                 JwkError::PrivateKey { index: 0 },
             ),
+            (format!(r#""kty":"OKP","crv":"Ed25519","x":"{}""#, &x[..42]), JwkError::BadPublicKey { index: 0 }),
+            (format!(r#""kty":"OKP","crv":"Ed25519","x":"{x}A""#), JwkError::BadPublicKey { index: 0 }),
             (
-                format!(r#""kty":"OKP","crv":"Ed25519","x":"{}""#, &x[..42]),
+                format!(r#""kty":"OKP","crv":"Ed25519","x":"{}""#, b64::encode([0u8; 33])),
                 JwkError::BadPublicKey { index: 0 },
             ),
-            (
-                format!(r#""kty":"OKP","crv":"Ed25519","x":"{x}A""#),
-                JwkError::BadPublicKey { index: 0 },
-            ),
-            (
-                format!(
-                    r#""kty":"OKP","crv":"Ed25519","x":"{}""#,
-                    b64::encode([0u8; 33])
-                ),
-                JwkError::BadPublicKey { index: 0 },
-            ),
-            (
-                r#""kty":"OKP","crv":"Ed25519""#.to_owned(),
-                JwkError::BadPublicKey { index: 0 },
-            ),
-            (
-                format!(r#""kty":"OKP","crv":"Ed25519","x":"{identity}""#),
-                JwkError::WeakKey { index: 0 },
-            ),
-            (
-                format!(r#""kty":"OKP","crv":"Ed25519","x":"{x}","kid":7"#),
-                JwkError::BadKid { index: 0 },
-            ),
-            (
-                format!(r#""kty":"OKP","crv":"Ed25519","x":"{x}","kid":"""#),
-                JwkError::BadKid { index: 0 },
-            ),
+            (r#""kty":"OKP","crv":"Ed25519""#.to_owned(), JwkError::BadPublicKey { index: 0 }),
+            (format!(r#""kty":"OKP","crv":"Ed25519","x":"{identity}""#), JwkError::WeakKey { index: 0 }),
+            (format!(r#""kty":"OKP","crv":"Ed25519","x":"{x}","kid":7"#), JwkError::BadKid { index: 0 }),
+            (format!(r#""kty":"OKP","crv":"Ed25519","x":"{x}","kid":"""#), JwkError::BadKid { index: 0 }),
         ];
         for (members, want) in cases {
-            assert_eq!(
-                KeySet::from_jwks_json(&jwks(&members)).unwrap_err(),
-                want,
-                "{members}"
-            );
+            assert_eq!(KeySet::from_jwks_json(&jwks(&members)).unwrap_err(), want, "{members}");
         }
     }
 
     #[test]
     fn refuses_malformed_sets() {
-        assert!(matches!(
-            KeySet::from_jwks_json(b"[]"),
-            Err(JwkError::Malformed(_))
-        ));
-        assert!(matches!(
-            KeySet::from_jwks_json(b"{}"),
-            Err(JwkError::Malformed(_))
-        ));
-        assert_eq!(
-            KeySet::from_jwks_json(br#"{"keys":[]}"#).unwrap_err(),
-            JwkError::Empty
-        );
+        assert!(matches!(KeySet::from_jwks_json(b"[]"), Err(JwkError::Malformed(_))));
+        assert!(matches!(KeySet::from_jwks_json(b"{}"), Err(JwkError::Malformed(_))));
+        assert_eq!(KeySet::from_jwks_json(br#"{"keys":[]}"#).unwrap_err(), JwkError::Empty);
         let one = format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{RFC8037_X}"}}"#);
         let dup = format!(r#"{{"keys":[{one},{one}]}}"#);
-        assert_eq!(
-            KeySet::from_jwks_json(dup.as_bytes()).unwrap_err(),
-            JwkError::DuplicateKid { index: 1 }
-        );
+        assert_eq!(KeySet::from_jwks_json(dup.as_bytes()).unwrap_err(), JwkError::DuplicateKid { index: 1 });
         let many = format!(r#"{{"keys":[{}]}}"#, vec![one; MAX_JWKS_KEYS + 1].join(","));
-        assert_eq!(
-            KeySet::from_jwks_json(many.as_bytes()).unwrap_err(),
-            JwkError::TooManyKeys
-        );
+        assert_eq!(KeySet::from_jwks_json(many.as_bytes()).unwrap_err(), JwkError::TooManyKeys);
     }
 }

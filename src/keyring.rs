@@ -31,9 +31,7 @@ pub enum KeyError {
     #[error("{0}: not an Ed25519 private key in PKCS#8 PEM")]
     NotAKey(PathBuf),
     /// A key file can be read by other users.
-    #[error(
-        "{path}: private key is readable by group or others (mode {mode:o}); run `chmod 600 {path}`"
-    )]
+    #[error("{path}: private key is readable by group or others (mode {mode:o}); run `chmod 600 {path}`")]
     InsecurePermissions {
         /// The key file.
         path: PathBuf,
@@ -47,10 +45,7 @@ pub enum KeyError {
 
 impl KeyError {
     fn io(path: &Path, source: std::io::Error) -> Self {
-        Self::Io {
-            path: path.to_owned(),
-            source,
-        }
+        Self::Io { path: path.to_owned(), source }
     }
 }
 
@@ -69,16 +64,9 @@ impl SigningKey {
         let public = key.verifying_key();
         let kid = thumbprint(&public);
         let expanded = ExpandedSecretKey::from(key.as_bytes());
-        let access_header = b64::encode(format!(
-            r#"{{"alg":"EdDSA","typ":"{}","kid":"{kid}"}}"#,
-            crate::claims::ACCESS_TOKEN_TYP
-        ));
-        Self {
-            kid,
-            expanded,
-            public,
-            access_header,
-        }
+        let access_header =
+            b64::encode(format!(r#"{{"alg":"EdDSA","typ":"{}","kid":"{kid}"}}"#, crate::claims::ACCESS_TOKEN_TYP));
+        Self { kid, expanded, public, access_header }
     }
 
     /// Generates a fresh key from the operating system's random source.
@@ -122,10 +110,7 @@ impl SigningKey {
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("kid", &self.kid)
-            .field("secret", &"[redacted]")
-            .finish()
+        f.debug_struct("SigningKey").field("kid", &self.kid).field("secret", &"[redacted]").finish()
     }
 }
 
@@ -140,10 +125,7 @@ impl Keyring {
     /// A keyring of one key.
     pub fn single(key: SigningKey) -> Self {
         let published = vec![key.verifying_key()];
-        Self {
-            signing: key,
-            published,
-        }
+        Self { signing: key, published }
     }
 
     /// Loads every `*.pem` in `dir`. All are published; the one whose file name sorts last (the
@@ -161,10 +143,7 @@ impl Keyring {
             .filter(|p| p.extension().is_some_and(|e| e == "pem"))
             .collect();
         paths.sort();
-        let mut keys = paths
-            .iter()
-            .map(|p| load_pem(p))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut keys = paths.iter().map(|p| load_pem(p)).collect::<Result<Vec<_>, _>>()?;
         let signing = keys.pop().ok_or_else(|| KeyError::NoKeys(dir.to_owned()))?;
         let mut published: Vec<VerifyingKey> = keys.iter().map(SigningKey::verifying_key).collect();
         published.push(signing.verifying_key());
@@ -203,33 +182,23 @@ impl Keyring {
 
     /// The JWKS document of the published keys.
     pub fn jwks(&self) -> crate::jwk::Jwks {
-        crate::jwk::Jwks {
-            keys: self.published.iter().map(PublicJwk::from_key).collect(),
-        }
+        crate::jwk::Jwks { keys: self.published.iter().map(PublicJwk::from_key).collect() }
     }
 }
 
 fn load_pem(path: &Path) -> Result<SigningKey, KeyError> {
     check_permissions(path)?;
     let pem = Zeroizing::new(fs::read_to_string(path).map_err(|e| KeyError::io(path, e))?);
-    let key =
-        DalekSigningKey::from_pkcs8_pem(&pem).map_err(|_| KeyError::NotAKey(path.to_owned()))?;
+    let key = DalekSigningKey::from_pkcs8_pem(&pem).map_err(|_| KeyError::NotAKey(path.to_owned()))?;
     Ok(SigningKey::new(&key))
 }
 
 #[cfg(unix)]
 fn check_permissions(path: &Path) -> Result<(), KeyError> {
     use std::os::unix::fs::PermissionsExt as _;
-    let mode = fs::metadata(path)
-        .map_err(|e| KeyError::io(path, e))?
-        .permissions()
-        .mode()
-        & 0o777;
+    let mode = fs::metadata(path).map_err(|e| KeyError::io(path, e))?.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(KeyError::InsecurePermissions {
-            path: path.to_owned(),
-            mode,
-        });
+        return Err(KeyError::InsecurePermissions { path: path.to_owned(), mode });
     }
     Ok(())
 }
@@ -249,13 +218,8 @@ pub fn generate_key_file(dir: &Path) -> Result<(PathBuf, String), KeyError> {
     create_private_dir(dir)?;
     let key = DalekSigningKey::generate(&mut rand_core::OsRng);
     let kid = thumbprint(&key.verifying_key());
-    let pem = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|e| KeyError::io(dir, std::io::Error::other(e.to_string())))?;
-    let name = format!(
-        "{}-{kid}.pem",
-        chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ")
-    );
+    let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| KeyError::io(dir, std::io::Error::other(e.to_string())))?;
+    let name = format!("{}-{kid}.pem", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"));
     let path = dir.join(name);
     write_private(&path, pem.as_bytes())?;
     Ok((path, kid))
@@ -275,9 +239,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path).map_err(|e| KeyError::io(path, e))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| KeyError::io(path, e))
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| KeyError::io(path, e))
 }
 
 #[cfg(test)]
@@ -293,15 +255,7 @@ mod tests {
         let (input, sig) = token.rsplit_once('.').unwrap();
         let sig = b64::decode_array::<64>(sig).unwrap();
         assert_eq!(sig, dalek.sign(input.as_bytes()).to_bytes());
-        assert!(
-            dalek
-                .verifying_key()
-                .verify(
-                    input.as_bytes(),
-                    &ed25519_dalek::Signature::from_bytes(&sig)
-                )
-                .is_ok()
-        );
+        assert!(dalek.verifying_key().verify(input.as_bytes(), &ed25519_dalek::Signature::from_bytes(&sig)).is_ok());
     }
 
     #[test]
@@ -320,14 +274,8 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            assert_eq!(
-                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
-            assert_eq!(
-                fs::metadata(&keys).unwrap().permissions().mode() & 0o777,
-                0o700
-            );
+            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(fs::metadata(&keys).unwrap().permissions().mode() & 0o777, 0o700);
         }
         let (again, none) = Keyring::load_or_generate(&keys).unwrap();
         assert!(none.is_none());
@@ -350,24 +298,15 @@ mod tests {
         let (path, _) = generate_key_file(dir.path()).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
         let err = Keyring::load_dir(dir.path()).unwrap_err();
-        assert!(
-            matches!(err, KeyError::InsecurePermissions { mode: 0o640, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, KeyError::InsecurePermissions { mode: 0o640, .. }), "{err}");
         assert!(err.to_string().contains("chmod 600"));
     }
 
     #[test]
     fn refuses_garbage_and_empty_dirs() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            Keyring::load_dir(dir.path()),
-            Err(KeyError::NoKeys(_))
-        ));
+        assert!(matches!(Keyring::load_dir(dir.path()), Err(KeyError::NoKeys(_))));
         write_private(&dir.path().join("x.pem"), b"not a key").unwrap();
-        assert!(matches!(
-            Keyring::load_dir(dir.path()),
-            Err(KeyError::NotAKey(_))
-        ));
+        assert!(matches!(Keyring::load_dir(dir.path()), Err(KeyError::NotAKey(_))));
     }
 }

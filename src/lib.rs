@@ -71,6 +71,7 @@ pub mod catalog;
 pub mod claims;
 pub mod ip;
 pub mod jwk;
+pub mod revocation;
 pub mod scope;
 pub mod verify;
 
@@ -86,10 +87,11 @@ pub mod keyring;
 pub mod server;
 
 pub use catalog::{ScopeKind, ScopeRules};
-pub use claims::{AccessClaims, Limits};
+pub use claims::{AccessClaims, ApiKeyClaims, Limits, RevocationClaims};
 pub use jwk::{JwkError, Jwks, KeySet, PublicJwk};
+pub use revocation::RevocationList;
 pub use scope::{DirScope, ScopeSet};
-pub use verify::{Denied, Grant, Verifier, VerifyError};
+pub use verify::{ApiKeyGrant, Denied, Grant, Verifier, VerifyError};
 
 #[cfg(feature = "issuer")]
 pub use config::{Config, ConfigError};

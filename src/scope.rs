@@ -90,11 +90,7 @@ impl DirScope {
                 _ => {}
             }
         }
-        Ok(if subtree {
-            Self::Subtree(base.to_owned())
-        } else {
-            Self::Exact(base.to_owned())
-        })
+        Ok(if subtree { Self::Subtree(base.to_owned()) } else { Self::Exact(base.to_owned()) })
     }
 
     /// Whether this scope allows the directory `path`, after normalising it.
@@ -312,10 +308,7 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(DirScope::parse(text), Err(want), "{text:?}");
         }
-        assert_eq!(
-            DirScope::parse(&format!("/{}", "a".repeat(MAX_PATH_LEN))),
-            Err(ScopeError::TooLong)
-        );
+        assert_eq!(DirScope::parse(&format!("/{}", "a".repeat(MAX_PATH_LEN))), Err(ScopeError::TooLong));
     }
 
     #[test]
@@ -354,32 +347,17 @@ mod tests {
         assert_eq!(normalise_path("/a/../b"), Err(ScopeError::DotSegment));
         assert_eq!(normalise_path("/a%2Fb"), Err(ScopeError::EncodedSeparator));
         assert_eq!(normalise_path("/a%5cb"), Err(ScopeError::EncodedSeparator));
-        assert_eq!(
-            normalise_path("/a%2e%2e"),
-            Err(ScopeError::EncodedSeparator)
-        );
+        assert_eq!(normalise_path("/a%2e%2e"), Err(ScopeError::EncodedSeparator));
         assert_eq!(normalise_path("/a%00"), Err(ScopeError::EncodedSeparator));
         assert_eq!(normalise_path("/a\0"), Err(ScopeError::ForbiddenChar('\0')));
         assert_eq!(normalise_path("a/b"), Err(ScopeError::NotAbsolute));
-        for bad in [
-            "/a b%20c",
-            "/up/%252e%252e/etc",
-            "/up/%c0%ae%c0%ae/etc",
-            "/100%",
-        ] {
-            assert_eq!(
-                normalise_path(bad),
-                Err(ScopeError::EncodedSeparator),
-                "{bad}"
-            );
+        for bad in ["/a b%20c", "/up/%252e%252e/etc", "/up/%c0%ae%c0%ae/etc", "/100%"] {
+            assert_eq!(normalise_path(bad), Err(ScopeError::EncodedSeparator), "{bad}");
         }
         for bad in ["/up/..;/etc", "/up/..foo", "/..."] {
             assert_eq!(normalise_path(bad), Err(ScopeError::DotSegment), "{bad}");
         }
-        assert_eq!(
-            normalise_path("/up/.hidden/a..b").unwrap(),
-            "/up/.hidden/a..b"
-        );
+        assert_eq!(normalise_path("/up/.hidden/a..b").unwrap(), "/up/.hidden/a..b");
     }
 
     #[test]
@@ -397,18 +375,11 @@ mod tests {
         assert!(set.covers(&ScopeSet::parse(&["/a/x", "/b"]).unwrap()));
         assert!(!set.covers(&ScopeSet::parse(&["/a/x", "/b/c"]).unwrap()));
         assert_eq!(ScopeSet::parse::<&str>(&[]), Err((None, ScopeError::Empty)));
-        assert_eq!(
-            ScopeSet::parse(&["/a", "b"]),
-            Err((Some(1), ScopeError::NotAbsolute))
-        );
+        assert_eq!(ScopeSet::parse(&["/a", "b"]), Err((Some(1), ScopeError::NotAbsolute)));
     }
 
     fn segment() -> impl Strategy<Value = String> {
-        prop_oneof![
-            "[a-c]{1,3}",
-            Just("folder".to_owned()),
-            Just("folder2".to_owned())
-        ]
+        prop_oneof!["[a-c]{1,3}", Just("folder".to_owned()), Just("folder2".to_owned())]
     }
 
     fn path() -> impl Strategy<Value = String> {

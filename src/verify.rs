@@ -4,14 +4,15 @@
 
 use crate::b64;
 use crate::catalog::{ScopeKind, ScopeRules};
-use crate::claims::{ACCESS_TOKEN_TYP, AccessClaims};
+use crate::claims::{ACCESS_TOKEN_TYP, API_KEY_TYP, AccessClaims, ApiKeyClaims};
 use crate::ip::{IpRangeError, IpRules};
 use crate::jwk::KeySet;
+use crate::revocation::RevocationList;
 use crate::scope::{ScopeError, ScopeSet};
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Default longest token accepted, in bytes, checked before any decoding.
@@ -86,6 +87,18 @@ pub enum VerifyError {
     /// An IP range in the token is not canonical.
     #[error("invalid IP range in token: {0}")]
     InvalidIpRange(IpRangeError),
+    /// The key (or the template it was minted from, or a key that created it) is revoked.
+    #[error("revoked")]
+    Revoked,
+    /// A permanent key was presented and the verifier holds no revocation list.
+    #[error("no revocation list is held; permanent keys are refused until one is loaded")]
+    RevocationsMissing,
+    /// A permanent key was presented and the held revocation list has expired.
+    #[error("the revocation list has expired; permanent keys are refused until a fresh one is loaded")]
+    RevocationsExpired,
+    /// A revocation list older than the one already held was offered (a replay).
+    #[error("the revocation list is older than the one already held")]
+    RevocationsRollback,
 }
 
 impl VerifyError {
@@ -110,6 +123,10 @@ impl VerifyError {
             Self::LifetimeTooLong => "lifetime_too_long",
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidIpRange(_) => "invalid_ip_range",
+            Self::Revoked => "revoked",
+            Self::RevocationsMissing => "revocations_missing",
+            Self::RevocationsExpired => "revocations_expired",
+            Self::RevocationsRollback => "revocations_rollback",
         }
     }
 }
@@ -177,6 +194,8 @@ pub struct Verifier {
     max_lifetime: u64,
     max_token_len: usize,
     rules: Arc<ScopeRules>,
+    /// Shared by clones, so a refresher can update the list every clone uses.
+    revocations: Arc<RwLock<Option<Arc<RevocationList>>>>,
 }
 
 impl Verifier {
@@ -191,6 +210,7 @@ impl Verifier {
             max_lifetime: DEFAULT_MAX_LIFETIME.as_secs(),
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
             rules: Arc::new(ScopeRules::default()),
+            revocations: Arc::default(),
         }
     }
 
@@ -231,16 +251,90 @@ impl Verifier {
         &self.keys
     }
 
-    /// Verifies an access token at time `now` and returns what it grants.
+    /// Loads a signed revocation list (from `GET /v1/revocations`), checking its signature with
+    /// this verifier's keys, its issuer, and that it is not older than the list already held.
+    ///
+    /// # Errors
+    ///
+    /// A [`VerifyError`]; the list already held, if any, stays in use.
+    pub fn with_revocations(self, signed: &str, now: SystemTime) -> Result<Self, VerifyError> {
+        self.set_revocations(signed, now)?;
+        Ok(self)
+    }
+
+    /// As [`Verifier::with_revocations`], in place; every clone of this verifier sees the list.
+    ///
+    /// # Errors
+    ///
+    /// As [`Verifier::with_revocations`].
+    pub fn set_revocations(&self, signed: &str, now: SystemTime) -> Result<(), VerifyError> {
+        let list = RevocationList::verify(&self.keys, signed, &self.issuer, unix_seconds(now), self.leeway)?;
+        let mut held = self.revocations.write().unwrap_or_else(PoisonError::into_inner);
+        if held.as_ref().is_some_and(|h| h.claims().iat > list.claims().iat) {
+            return Err(VerifyError::RevocationsRollback);
+        }
+        *held = Some(Arc::new(list));
+        Ok(())
+    }
+
+    /// The revocation list held, if any.
+    pub fn revocations(&self) -> Option<Arc<RevocationList>> {
+        self.revocations.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Verifies an access token at time `now` and returns what it grants. When a revocation
+    /// list is held, a key minted from a revoked template is refused.
     ///
     /// # Errors
     ///
     /// A [`VerifyError`] saying why the token was refused.
     pub fn verify(&self, token: &str, now: SystemTime) -> Result<Grant, VerifyError> {
-        let claims: AccessClaims =
-            verify_jws(&self.keys, token, self.max_token_len, ACCESS_TOKEN_TYP)?;
+        let claims: AccessClaims = verify_jws(&self.keys, token, self.max_token_len, ACCESS_TOKEN_TYP)?;
         self.check_registered(&claims, unix_seconds(now))?;
+        if self.revocations().is_some_and(|list| list.is_template_revoked(&claims.sub)) {
+            return Err(VerifyError::Revoked);
+        }
         Grant::from_claims(claims, Arc::clone(&self.rules))
+    }
+
+    /// Verifies a permanent API key at time `now`. It is accepted only while a fresh
+    /// revocation list is held and names neither the key nor any key that created it.
+    ///
+    /// # Errors
+    ///
+    /// A [`VerifyError`]: [`VerifyError::RevocationsMissing`] or
+    /// [`VerifyError::RevocationsExpired`] without a fresh list, [`VerifyError::Revoked`] for a
+    /// deactivated key, or any reason [`Verifier::verify`] gives.
+    pub fn verify_api_key(&self, key: &str, now: SystemTime) -> Result<ApiKeyGrant, VerifyError> {
+        let claims: ApiKeyClaims = verify_jws(&self.keys, key, self.max_token_len, API_KEY_TYP)?;
+        let now = unix_seconds(now);
+        if claims.iss != self.issuer {
+            return Err(VerifyError::WrongIssuer);
+        }
+        if !claims.aud.iter().any(|a| self.audiences.contains(a)) {
+            return Err(VerifyError::WrongAudience);
+        }
+        if claims.iat > now.saturating_add(self.leeway) {
+            return Err(VerifyError::IssuedInFuture);
+        }
+        if claims.exp.is_some_and(|exp| now >= exp.saturating_add(self.leeway)) {
+            return Err(VerifyError::Expired);
+        }
+        if claims.sub.is_empty() || claims.sub.len() > 256 || claims.jti != claims.sub {
+            return Err(VerifyError::InvalidClaims("sub and jti must be the same key id".into()));
+        }
+        if claims.created_by.len() > 16 {
+            return Err(VerifyError::InvalidClaims("created_by is too long".into()));
+        }
+        let list = self.revocations().ok_or(VerifyError::RevocationsMissing)?;
+        if !list.is_fresh(now) {
+            return Err(VerifyError::RevocationsExpired);
+        }
+        if list.is_api_key_revoked(&claims.jti) || claims.created_by.iter().any(|id| list.is_api_key_revoked(id)) {
+            return Err(VerifyError::Revoked);
+        }
+        let permissions = claims.scope.split(' ').filter(|p| !p.is_empty()).map(str::to_owned).collect();
+        Ok(ApiKeyGrant { claims, permissions })
     }
 
     fn check_registered(&self, c: &AccessClaims, now: u64) -> Result<(), VerifyError> {
@@ -265,15 +359,9 @@ impl Verifier {
         if c.iat > now.saturating_add(self.leeway) {
             return Err(VerifyError::IssuedInFuture);
         }
-        for (name, value) in [
-            ("sub", &c.sub),
-            ("client_id", &c.client_id),
-            ("jti", &c.jti),
-        ] {
+        for (name, value) in [("sub", &c.sub), ("client_id", &c.client_id), ("jti", &c.jti)] {
             if value.is_empty() || value.len() > 256 {
-                return Err(VerifyError::InvalidClaims(format!(
-                    "{name} must be 1 to 256 bytes"
-                )));
+                return Err(VerifyError::InvalidClaims(format!("{name} must be 1 to 256 bytes")));
             }
         }
         Ok(())
@@ -282,9 +370,7 @@ impl Verifier {
 
 /// Seconds since the Unix epoch; times before it count as 0.
 pub(crate) fn unix_seconds(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// The JOSE header members this verifier reads. Members it does not name (`jku`, `x5u`, `jwk`,
@@ -329,9 +415,7 @@ pub(crate) fn verify_jws<T: DeserializeOwned>(
     let (Some(header_b64), Some(payload_b64), Some(sig_b64), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(VerifyError::Malformed(
-            "a compact JWS has exactly three segments",
-        ));
+        return Err(VerifyError::Malformed("a compact JWS has exactly three segments"));
     };
     if header_b64.len() > MAX_HEADER_LEN * 4 / 3 + 4 {
         return Err(VerifyError::Malformed("header too large"));
@@ -389,6 +473,40 @@ fn decode_json<T: DeserializeOwned>(segment: &str, what: &'static str) -> Result
     })
 }
 
+/// What a verified permanent API key allows. Only [`Verifier::verify_api_key`] makes one.
+#[derive(Debug, Clone)]
+pub struct ApiKeyGrant {
+    claims: ApiKeyClaims,
+    permissions: Vec<String>,
+}
+
+impl ApiKeyGrant {
+    /// The key id.
+    pub fn id(&self) -> &str {
+        &self.claims.jti
+    }
+
+    /// Whether the key carries `permission`.
+    pub fn has_permission(&self, permission: &str) -> bool {
+        self.permissions.iter().any(|p| p == permission)
+    }
+
+    /// The granted permissions.
+    pub fn permissions(&self) -> &[String] {
+        &self.permissions
+    }
+
+    /// The projects the key may be used for.
+    pub fn projects(&self) -> &[String] {
+        &self.claims.aud
+    }
+
+    /// The verified claims.
+    pub fn claims(&self) -> &ApiKeyClaims {
+        &self.claims
+    }
+}
+
 /// What a verified access token allows. Only [`Verifier::verify`] makes one.
 #[derive(Debug, Clone)]
 pub struct Grant {
@@ -402,38 +520,23 @@ pub struct Grant {
 
 impl Grant {
     fn from_claims(claims: AccessClaims, rules: Arc<ScopeRules>) -> Result<Self, VerifyError> {
-        let permissions: Vec<String> = claims
-            .scope
-            .split(' ')
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let permissions: Vec<String> = claims.scope.split(' ').filter(|p| !p.is_empty()).map(str::to_owned).collect();
         let too_many = |n: usize| n > MAX_LIST_ENTRIES;
         if too_many(permissions.len())
             || too_many(claims.upload_dirs.len())
             || too_many(claims.list_dirs.len())
             || too_many(claims.ips.len())
         {
-            return Err(VerifyError::InvalidClaims(format!(
-                "a list claim holds more than {MAX_LIST_ENTRIES} entries"
-            )));
+            return Err(VerifyError::InvalidClaims(format!("a list claim holds more than {MAX_LIST_ENTRIES} entries")));
         }
-        let scopes =
-            |dirs: &[String]| ScopeSet::parse(dirs).map_err(|(_, e)| VerifyError::InvalidScope(e));
+        let scopes = |dirs: &[String]| ScopeSet::parse(dirs).map_err(|(_, e)| VerifyError::InvalidScope(e));
         let upload = scopes(&claims.upload_dirs)?;
         let list = scopes(&claims.list_dirs)?;
         let ips = IpRules::parse(&claims.ips).map_err(|(_, e)| VerifyError::InvalidIpRange(e))?;
         if ips.ranges().is_empty() {
             return Err(VerifyError::InvalidClaims("ips is empty".into()));
         }
-        Ok(Self {
-            claims,
-            permissions,
-            upload,
-            list,
-            ips,
-            rules,
-        })
+        Ok(Self { claims, permissions, upload, list, ips, rules })
     }
 
     /// Decides one operation: may the holder use `permission` on directory `dir` from address
@@ -447,12 +550,7 @@ impl Grant {
     /// # Errors
     ///
     /// A [`Denied`] saying why.
-    pub fn authorize(
-        &self,
-        permission: &str,
-        dir: Option<&str>,
-        ip: Option<IpAddr>,
-    ) -> Result<(), Denied> {
+    pub fn authorize(&self, permission: &str, dir: Option<&str>, ip: Option<IpAddr>) -> Result<(), Denied> {
         if !self.has_permission(permission) {
             return Err(Denied::PermissionMissing(permission.to_owned()));
         }
@@ -552,11 +650,7 @@ mod tests {
     }
 
     fn verifier() -> Verifier {
-        Verifier::new(
-            KeySet::from_keys([key().verifying_key()]),
-            "https://iss",
-            "demo",
-        )
+        Verifier::new(KeySet::from_keys([key().verifying_key()]), "https://iss", "demo")
     }
 
     fn now() -> SystemTime {
@@ -584,11 +678,7 @@ mod tests {
     }
 
     fn sign(header: &Value, claims: &Value) -> String {
-        sign_raw(
-            header.to_string().as_bytes(),
-            claims.to_string().as_bytes(),
-            &key(),
-        )
+        sign_raw(header.to_string().as_bytes(), claims.to_string().as_bytes(), &key())
     }
 
     fn with(mut v: Value, k: &str, x: Value) -> Value {
@@ -607,42 +697,23 @@ mod tests {
 
     #[test]
     fn accepts_a_good_token() {
-        let grant = verifier()
-            .verify(&sign(&header(), &claims()), now())
-            .unwrap();
+        let grant = verifier().verify(&sign(&header(), &claims()), now()).unwrap();
         assert_eq!(grant.jti(), "abc");
         assert_eq!(grant.template(), "t");
-        assert_eq!(
-            grant.permissions(),
-            ["FILE_UPLOAD", "OBJECTS_LIST", "ACCESS_READ"]
-        );
+        assert_eq!(grant.permissions(), ["FILE_UPLOAD", "OBJECTS_LIST", "ACCESS_READ"]);
         assert_eq!(grant.claims().ver, 3);
         // typ compares case-insensitively, with or without "application/".
         for typ in ["AT+JWT", "application/at+jwt"] {
-            assert!(
-                verifier()
-                    .verify(&sign(&with(header(), "typ", json!(typ)), &claims()), now())
-                    .is_ok(),
-                "{typ}"
-            );
+            assert!(verifier().verify(&sign(&with(header(), "typ", json!(typ)), &claims()), now()).is_ok(), "{typ}");
         }
         // An array audience containing ours is accepted (RFC 7519).
-        assert!(
-            verifier()
-                .verify(
-                    &sign(&header(), &with(claims(), "aud", json!(["x", "demo"]))),
-                    now()
-                )
-                .is_ok()
-        );
+        assert!(verifier().verify(&sign(&header(), &with(claims(), "aud", json!(["x", "demo"]))), now()).is_ok());
     }
 
     #[test]
     fn header_is_checked_before_the_signature() {
         let payload = claims().to_string();
-        for alg in [
-            "none", "None", "NONE", "HS256", "ES256", "RS256", "eddsa", "Ed25519", "",
-        ] {
+        for alg in ["none", "None", "NONE", "HS256", "ES256", "RS256", "eddsa", "Ed25519", ""] {
             let h = with(header(), "alg", json!(alg));
             // Not even signed properly: the algorithm alone refuses it.
             let token = format!("{}.{}.", b64::encode(h.to_string()), b64::encode(&payload));
@@ -656,33 +727,14 @@ mod tests {
             let token = sign(&with(header(), "crit", crit.clone()), &claims());
             assert_eq!(err(&token), VerifyError::CriticalHeader, "crit {crit}");
         }
-        for (name, value) in [
-            ("b64", json!(null)),
-            ("b64", json!(true)),
-            ("zip", json!(null)),
-        ] {
+        for (name, value) in [("b64", json!(null)), ("b64", json!(true)), ("zip", json!(null))] {
             let token = sign(&with(header(), name, value), &claims());
-            assert!(
-                matches!(err(&token), VerifyError::UnsupportedHeader(_)),
-                "{name}"
-            );
+            assert!(matches!(err(&token), VerifyError::UnsupportedHeader(_)), "{name}");
         }
-        assert_eq!(
-            err(&sign(&with(header(), "crit", json!(["exp"])), &claims())),
-            VerifyError::CriticalHeader
-        );
-        assert_eq!(
-            err(&sign(&with(header(), "b64", json!(false)), &claims())),
-            VerifyError::UnsupportedHeader("b64")
-        );
-        assert_eq!(
-            err(&sign(&with(header(), "zip", json!("DEF")), &claims())),
-            VerifyError::UnsupportedHeader("zip")
-        );
-        assert_eq!(
-            err(&sign(&without(header(), "typ"), &claims())),
-            VerifyError::WrongType { expected: "at+jwt" }
-        );
+        assert_eq!(err(&sign(&with(header(), "crit", json!(["exp"])), &claims())), VerifyError::CriticalHeader);
+        assert_eq!(err(&sign(&with(header(), "b64", json!(false)), &claims())), VerifyError::UnsupportedHeader("b64"));
+        assert_eq!(err(&sign(&with(header(), "zip", json!("DEF")), &claims())), VerifyError::UnsupportedHeader("zip"));
+        assert_eq!(err(&sign(&without(header(), "typ"), &claims())), VerifyError::WrongType { expected: "at+jwt" });
         for typ in ["JWT", "apikey+jwt", "revocations+jwt", "at+jwt ", ""] {
             assert_eq!(
                 err(&sign(&with(header(), "typ", json!(typ)), &claims())),
@@ -690,30 +742,12 @@ mod tests {
                 "{typ}"
             );
         }
-        assert_eq!(
-            err(&sign(&without(header(), "kid"), &claims())),
-            VerifyError::MissingKid
-        );
-        assert_eq!(
-            err(&sign(
-                &with(header(), "kid", json!("../../etc/passwd")),
-                &claims()
-            )),
-            VerifyError::UnknownKid
-        );
-        assert!(matches!(
-            err(&sign(&with(header(), "kid", json!(7)), &claims())),
-            VerifyError::Malformed(_)
-        ));
+        assert_eq!(err(&sign(&without(header(), "kid"), &claims())), VerifyError::MissingKid);
+        assert_eq!(err(&sign(&with(header(), "kid", json!("../../etc/passwd")), &claims())), VerifyError::UnknownKid);
+        assert!(matches!(err(&sign(&with(header(), "kid", json!(7)), &claims())), VerifyError::Malformed(_)));
         // Duplicate header names are refused, whichever value comes last.
-        let dup = format!(
-            r#"{{"alg":"EdDSA","alg":"none","typ":"at+jwt","kid":"{}"}}"#,
-            kid()
-        );
-        assert!(matches!(
-            err(&sign_raw(dup.as_bytes(), payload.as_bytes(), &key())),
-            VerifyError::Malformed(_)
-        ));
+        let dup = format!(r#"{{"alg":"EdDSA","alg":"none","typ":"at+jwt","kid":"{}"}}"#, kid());
+        assert!(matches!(err(&sign_raw(dup.as_bytes(), payload.as_bytes(), &key())), VerifyError::Malformed(_)));
     }
 
     #[test]
@@ -721,11 +755,7 @@ mod tests {
         let attacker = SigningKey::from_bytes(&[66u8; 32]);
         let jwk = crate::jwk::PublicJwk::from_key(&attacker.verifying_key());
         let h = json!({"alg": "EdDSA", "typ": "at+jwt", "kid": kid(), "jwk": jwk, "jku": "http://evil/jwks", "x5u": "http://evil/x5u"});
-        let token = sign_raw(
-            h.to_string().as_bytes(),
-            claims().to_string().as_bytes(),
-            &attacker,
-        );
+        let token = sign_raw(h.to_string().as_bytes(), claims().to_string().as_bytes(), &attacker);
         assert_eq!(err(&token), VerifyError::BadSignature);
         // The same header signed by the real key is fine: the members are ignored, not followed.
         assert!(verifier().verify(&sign(&h, &claims()), now()).is_ok());
@@ -736,30 +766,17 @@ mod tests {
         let token = sign(&header(), &claims());
         let (input, sig) = token.rsplit_once('.').unwrap();
         assert_eq!(err(&format!("{input}.")), VerifyError::BadSignature);
-        assert_eq!(
-            err(&format!("{input}.{}", b64::encode([0u8; 64]))),
-            VerifyError::BadSignature
-        );
-        assert_eq!(
-            err(&format!("{input}.{}", &sig[..sig.len() - 2])),
-            VerifyError::BadSignature
-        );
+        assert_eq!(err(&format!("{input}.{}", b64::encode([0u8; 64]))), VerifyError::BadSignature);
+        assert_eq!(err(&format!("{input}.{}", &sig[..sig.len() - 2])), VerifyError::BadSignature);
         assert_eq!(err(&format!("{input}.{sig}AA")), VerifyError::BadSignature);
         // S + L: the malleated twin of a valid signature.
         let mut raw = b64::decode_array::<64>(sig).unwrap();
         add_group_order(&mut raw[32..]);
-        assert_eq!(
-            err(&format!("{input}.{}", b64::encode(raw))),
-            VerifyError::BadSignature
-        );
+        assert_eq!(err(&format!("{input}.{}", b64::encode(raw))), VerifyError::BadSignature);
         // Another key under the real kid.
         let other = SigningKey::from_bytes(&[2u8; 32]);
         assert_eq!(
-            err(&sign_raw(
-                header().to_string().as_bytes(),
-                claims().to_string().as_bytes(),
-                &other
-            )),
+            err(&sign_raw(header().to_string().as_bytes(), claims().to_string().as_bytes(), &other)),
             VerifyError::BadSignature
         );
     }
@@ -767,8 +784,8 @@ mod tests {
     /// Adds the Ed25519 group order L to a little-endian scalar.
     fn add_group_order(s: &mut [u8]) {
         const L: [u8; 32] = [
-            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
-            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
         ];
         let mut carry = 0u16;
         for (b, l) in s.iter_mut().zip(L) {
@@ -794,28 +811,13 @@ mod tests {
         ] {
             assert!(verifier().verify(&bad, now()).is_err(), "{bad}");
         }
-        let huge = format!(
-            "{}.{}.{}",
-            parts[0],
-            "A".repeat(DEFAULT_MAX_TOKEN_LEN),
-            parts[2]
-        );
+        let huge = format!("{}.{}.{}", parts[0], "A".repeat(DEFAULT_MAX_TOKEN_LEN), parts[2]);
         assert_eq!(err(&huge), VerifyError::TooLarge(DEFAULT_MAX_TOKEN_LEN));
         // A header or payload that is JSON but not an object.
+        assert!(matches!(err(&sign_raw(b"[\"EdDSA\"]", b"{}", &key())), VerifyError::Malformed(_)));
+        assert!(matches!(err(&sign_raw(header().to_string().as_bytes(), b"[1,2]", &key())), VerifyError::Malformed(_)));
         assert!(matches!(
-            err(&sign_raw(b"[\"EdDSA\"]", b"{}", &key())),
-            VerifyError::Malformed(_)
-        ));
-        assert!(matches!(
-            err(&sign_raw(header().to_string().as_bytes(), b"[1,2]", &key())),
-            VerifyError::Malformed(_)
-        ));
-        assert!(matches!(
-            err(&sign_raw(
-                header().to_string().as_bytes(),
-                b"not json",
-                &key()
-            )),
+            err(&sign_raw(header().to_string().as_bytes(), b"not json", &key())),
             VerifyError::Malformed(_)
         ));
     }
@@ -836,10 +838,7 @@ mod tests {
             ("ips", json!("10.0.0.0/8")),
         ] {
             assert!(
-                matches!(
-                    err(&sign(&header(), &with(claims(), name, value.clone()))),
-                    VerifyError::InvalidClaims(_)
-                ),
+                matches!(err(&sign(&header(), &with(claims(), name, value.clone()))), VerifyError::InvalidClaims(_)),
                 "{name}={value}"
             );
         }
@@ -859,81 +858,39 @@ mod tests {
             "ips",
         ] {
             assert!(
-                matches!(
-                    err(&sign(&header(), &without(claims(), name))),
-                    VerifyError::InvalidClaims(_)
-                ),
+                matches!(err(&sign(&header(), &without(claims(), name))), VerifyError::InvalidClaims(_)),
                 "missing {name}"
             );
         }
-        let dup = claims()
-            .to_string()
-            .replacen('{', r#"{"exp":99999999999,"#, 1);
+        let dup = claims().to_string().replacen('{', r#"{"exp":99999999999,"#, 1);
         assert!(matches!(
-            err(&sign_raw(
-                header().to_string().as_bytes(),
-                dup.as_bytes(),
-                &key()
-            )),
+            err(&sign_raw(header().to_string().as_bytes(), dup.as_bytes(), &key())),
             VerifyError::InvalidClaims(_)
         ));
     }
 
     #[test]
     fn registered_claims_are_checked() {
-        assert_eq!(
-            err(&sign(
-                &header(),
-                &with(claims(), "iss", json!("https://other"))
-            )),
-            VerifyError::WrongIssuer
-        );
-        assert_eq!(
-            err(&sign(&header(), &with(claims(), "aud", json!("other")))),
-            VerifyError::WrongAudience
-        );
-        assert_eq!(
-            err(&sign(&header(), &with(claims(), "aud", json!([])))),
-            VerifyError::WrongAudience
-        );
-        assert_eq!(
-            err(&sign(&header(), &with(claims(), "exp", json!(NOW - 5)))),
-            VerifyError::Expired
-        );
+        assert_eq!(err(&sign(&header(), &with(claims(), "iss", json!("https://other")))), VerifyError::WrongIssuer);
+        assert_eq!(err(&sign(&header(), &with(claims(), "aud", json!("other")))), VerifyError::WrongAudience);
+        assert_eq!(err(&sign(&header(), &with(claims(), "aud", json!([])))), VerifyError::WrongAudience);
+        assert_eq!(err(&sign(&header(), &with(claims(), "exp", json!(NOW - 5)))), VerifyError::Expired);
         assert!(
-            verifier()
-                .verify(
-                    &sign(&header(), &with(claims(), "exp", json!(NOW - 4))),
-                    now()
-                )
-                .is_ok(),
+            verifier().verify(&sign(&header(), &with(claims(), "exp", json!(NOW - 4))), now()).is_ok(),
             "within leeway"
         );
-        assert_eq!(
-            err(&sign(&header(), &with(claims(), "nbf", json!(NOW + 60)))),
-            VerifyError::NotYetValid
-        );
+        assert_eq!(err(&sign(&header(), &with(claims(), "nbf", json!(NOW + 60)))), VerifyError::NotYetValid);
         let future = with(with(claims(), "iat", json!(NOW + 60)), "nbf", json!(NOW));
         assert_eq!(err(&sign(&header(), &future)), VerifyError::IssuedInFuture);
-        let long = with(
-            claims(),
-            "exp",
-            json!(NOW - 10 + DEFAULT_MAX_LIFETIME.as_secs() + 1),
-        );
+        let long = with(claims(), "exp", json!(NOW - 10 + DEFAULT_MAX_LIFETIME.as_secs() + 1));
         assert_eq!(err(&sign(&header(), &long)), VerifyError::LifetimeTooLong);
         assert!(matches!(
             err(&sign(&header(), &with(claims(), "exp", json!(NOW - 10)))),
             VerifyError::InvalidClaims(_)
         ));
+        assert!(matches!(err(&sign(&header(), &with(claims(), "jti", json!("")))), VerifyError::InvalidClaims(_)));
         assert!(matches!(
-            err(&sign(&header(), &with(claims(), "jti", json!("")))),
-            VerifyError::InvalidClaims(_)
-        ));
-        assert!(matches!(
-            err(&sign(
-                &header(),
-                &with(claims(), "upload_dirs", json!(["/a/../b"]))
-            )),
+            err(&sign(&header(), &with(claims(), "upload_dirs", json!(["/a/../b"])))),
             VerifyError::InvalidScope(_)
         ));
         assert!(matches!(
@@ -941,48 +898,26 @@ mod tests {
             VerifyError::InvalidScope(_)
         ));
         assert!(matches!(
-            err(&sign(
-                &header(),
-                &with(claims(), "ips", json!(["10.0.0.1/8"]))
-            )),
+            err(&sign(&header(), &with(claims(), "ips", json!(["10.0.0.1/8"])))),
             VerifyError::InvalidIpRange(_)
         ));
-        assert!(matches!(
-            err(&sign(&header(), &with(claims(), "ips", json!([])))),
-            VerifyError::InvalidClaims(_)
-        ));
-        let strict = verifier()
-            .leeway(Duration::ZERO)
-            .verify(&sign(&header(), &with(claims(), "exp", json!(NOW))), now());
+        assert!(matches!(err(&sign(&header(), &with(claims(), "ips", json!([])))), VerifyError::InvalidClaims(_)));
+        let strict =
+            verifier().leeway(Duration::ZERO).verify(&sign(&header(), &with(claims(), "exp", json!(NOW))), now());
         assert_eq!(strict.unwrap_err(), VerifyError::Expired);
     }
 
     #[test]
     fn authorize_decides_with_reasons() {
-        let grant = verifier()
-            .verify(&sign(&header(), &claims()), now())
-            .unwrap();
+        let grant = verifier().verify(&sign(&header(), &claims()), now()).unwrap();
         let ip: IpAddr = "10.1.2.3".parse().unwrap();
-        assert_eq!(
-            grant.authorize("FILE_UPLOAD", Some("/uploads/a"), Some(ip)),
-            Ok(())
-        );
-        assert_eq!(
-            grant.authorize(
-                "FILE_UPLOAD",
-                Some("/uploads"),
-                Some("::ffff:10.1.2.3".parse().unwrap())
-            ),
-            Ok(())
-        );
+        assert_eq!(grant.authorize("FILE_UPLOAD", Some("/uploads/a"), Some(ip)), Ok(()));
+        assert_eq!(grant.authorize("FILE_UPLOAD", Some("/uploads"), Some("::ffff:10.1.2.3".parse().unwrap())), Ok(()));
         assert_eq!(
             grant.authorize("FILE_DELETE", Some("/uploads/a"), Some(ip)),
             Err(Denied::PermissionMissing("FILE_DELETE".into()))
         );
-        assert_eq!(
-            grant.authorize("FILE_UPLOAD", Some("/uploads2"), Some(ip)),
-            Err(Denied::OutsideScope("upload"))
-        );
+        assert_eq!(grant.authorize("FILE_UPLOAD", Some("/uploads2"), Some(ip)), Err(Denied::OutsideScope("upload")));
         assert_eq!(
             grant.authorize("FILE_UPLOAD", Some("/uploads/../etc"), Some(ip)),
             Err(Denied::InvalidPath(ScopeError::DotSegment))
@@ -995,20 +930,14 @@ mod tests {
             grant.authorize("FILE_UPLOAD", None, Some(ip)),
             Err(Denied::DirectoryRequired("FILE_UPLOAD".into()))
         );
-        assert_eq!(
-            grant.authorize("FILE_UPLOAD", Some("/uploads/a"), None),
-            Err(Denied::IpRequired)
-        );
+        assert_eq!(grant.authorize("FILE_UPLOAD", Some("/uploads/a"), None), Err(Denied::IpRequired));
         let outside: IpAddr = "192.0.2.1".parse().unwrap();
         assert_eq!(
             grant.authorize("FILE_UPLOAD", Some("/uploads/a"), Some(outside)),
             Err(Denied::IpNotAllowed(outside))
         );
         // OBJECTS_LIST checks list_dirs ("/*"), ACCESS_READ checks no directory.
-        assert_eq!(
-            grant.authorize("OBJECTS_LIST", Some("/anything/at/all"), Some(ip)),
-            Ok(())
-        );
+        assert_eq!(grant.authorize("OBJECTS_LIST", Some("/anything/at/all"), Some(ip)), Ok(()));
         assert_eq!(grant.authorize("ACCESS_READ", None, Some(ip)), Ok(()));
         assert_eq!(grant.authorize_country("FR"), Ok(()));
         assert_eq!(Denied::OutsideScope("upload").code(), "outside_scope");
@@ -1023,43 +952,19 @@ mod tests {
             grant.authorize("asset.upload", Some("/etc/secret"), ip),
             Err(Denied::NoScopeRule("asset.upload".into()))
         );
-        let rules = ScopeRules::new(
-            ["asset.upload", "asset.read"],
-            ["asset.upload"],
-            ["asset.read"],
-        );
-        let grant = verifier()
-            .scope_rules(rules)
-            .verify(&sign(&header(), &c), now())
-            .unwrap();
-        assert_eq!(
-            grant.authorize("asset.upload", Some("/etc/secret"), ip),
-            Err(Denied::OutsideScope("upload"))
-        );
-        assert_eq!(
-            grant.authorize("asset.upload", Some("/uploads/x"), ip),
-            Ok(())
-        );
+        let rules = ScopeRules::new(["asset.upload", "asset.read"], ["asset.upload"], ["asset.read"]);
+        let grant = verifier().scope_rules(rules).verify(&sign(&header(), &c), now()).unwrap();
+        assert_eq!(grant.authorize("asset.upload", Some("/etc/secret"), ip), Err(Denied::OutsideScope("upload")));
+        assert_eq!(grant.authorize("asset.upload", Some("/uploads/x"), ip), Ok(()));
     }
 
     #[test]
     fn countries_and_anywhere() {
-        let c = with(
-            with(claims(), "countries", json!(["FR"])),
-            "ips",
-            json!(["0.0.0.0/0", "::/0"]),
-        );
+        let c = with(with(claims(), "countries", json!(["FR"])), "ips", json!(["0.0.0.0/0", "::/0"]));
         let grant = verifier().verify(&sign(&header(), &c), now()).unwrap();
         assert_eq!(grant.authorize_country("FR"), Ok(()));
-        assert_eq!(
-            grant.authorize_country("DE"),
-            Err(Denied::CountryNotAllowed("DE".into()))
-        );
-        assert_eq!(
-            grant.authorize("ACCESS_READ", None, None),
-            Ok(()),
-            "no address needed when unrestricted"
-        );
+        assert_eq!(grant.authorize_country("DE"), Err(Denied::CountryNotAllowed("DE".into())));
+        assert_eq!(grant.authorize("ACCESS_READ", None, None), Ok(()), "no address needed when unrestricted");
     }
 
     proptest! {

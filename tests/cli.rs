@@ -10,11 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn keysmith(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keysmith"))
-        .args(args)
-        .env("KEYSMITH_LOG", "info")
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_keysmith")).args(args).env("KEYSMITH_LOG", "info").output().unwrap()
 }
 
 fn shipped_config() -> PathBuf {
@@ -36,32 +32,21 @@ fn check_reports_paths_and_exit_codes() {
     let shipped = std::fs::read_to_string(shipped_config()).unwrap();
     std::fs::write(
         &bad,
-        shipped
-            .replace("\"/uploads/*\"\n", "\"/uploads/../*\"\n")
-            .replace("127.0.0.0/8", "127.0.0.1/8"),
+        shipped.replace("\"/uploads/*\"\n", "\"/uploads/../*\"\n").replace("127.0.0.0/8", "127.0.0.1/8"),
     )
     .unwrap();
     let out = keysmith(&["check", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(err.contains("templates[0].upload.dir_scope[0]"), "{err}");
-    assert!(
-        err.contains("templates[0].restrict.whitelist_ip_ranges[0]"),
-        "{err}"
-    );
-    assert!(
-        err.contains("127.0.0.0/8"),
-        "names the canonical range: {err}"
-    );
+    assert!(err.contains("templates[0].restrict.whitelist_ip_ranges[0]"), "{err}");
+    assert!(err.contains("127.0.0.0/8"), "names the canonical range: {err}");
 
     std::fs::write(&bad, shipped.replace("dir_scope =", "dir_scop =")).unwrap();
     let out = keysmith(&["check", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("dir_scop"));
-    assert_eq!(
-        keysmith(&["check", "/nonexistent.toml"]).status.code(),
-        Some(1)
-    );
+    assert_eq!(keysmith(&["check", "/nonexistent.toml"]).status.code(), Some(1));
 }
 
 #[test]
@@ -77,23 +62,10 @@ fn keygen_mint_and_verify_offline() {
     std::fs::write(&jwks, serde_json::to_vec(&ring.jwks()).unwrap()).unwrap();
 
     let config = shipped_config();
-    let (config, keys_s, jwks_s) = (
-        config.to_str().unwrap(),
-        keys.to_str().unwrap(),
-        jwks.to_str().unwrap(),
-    );
+    let (config, keys_s, jwks_s) = (config.to_str().unwrap(), keys.to_str().unwrap(), jwks.to_str().unwrap());
     // The shipped templates are localhost-only: offline minting must say which caller it is.
-    let refused = keysmith(&[
-        "mint",
-        "--project",
-        "demo",
-        "--template",
-        "gallery-read",
-        "--config",
-        config,
-        "--keys",
-        keys_s,
-    ]);
+    let refused =
+        keysmith(&["mint", "--project", "demo", "--template", "gallery-read", "--config", config, "--keys", keys_s]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(text(&refused.stderr).contains("caller_ip_required"));
 
@@ -115,93 +87,43 @@ fn keygen_mint_and_verify_offline() {
     assert_eq!(token.split('.').count(), 3);
 
     let verify = |extra: &[&str]| {
-        let mut args = vec![
-            "verify",
-            token.as_str(),
-            "--jwks",
-            jwks_s,
-            "--config",
-            config,
-            "--audience",
-            "demo",
-        ];
+        let mut args = vec!["verify", token.as_str(), "--jwks", jwks_s, "--config", config, "--audience", "demo"];
         args.extend_from_slice(extra);
         keysmith(&args)
     };
-    let ok = verify(&[
-        "--permission",
-        "OBJECTS_LIST",
-        "--dir",
-        "/public/cats",
-        "--ip",
-        "127.0.0.1",
-    ]);
+    let ok = verify(&["--permission", "OBJECTS_LIST", "--dir", "/public/cats", "--ip", "127.0.0.1"]);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stdout));
     let report: Value = serde_json::from_slice(&ok.stdout).unwrap();
     assert_eq!(report["valid"], true);
     assert_eq!(report["decision"]["allowed"], true);
     assert_eq!(report["claims"]["sub"], "gallery-read");
 
-    let denied = verify(&[
-        "--permission",
-        "OBJECTS_LIST",
-        "--dir",
-        "/private",
-        "--ip",
-        "127.0.0.1",
-    ]);
+    let denied = verify(&["--permission", "OBJECTS_LIST", "--dir", "/private", "--ip", "127.0.0.1"]);
     assert_eq!(denied.status.code(), Some(1));
     let report: Value = serde_json::from_slice(&denied.stdout).unwrap();
     assert_eq!(report["decision"]["code"], "outside_scope");
 
-    let wrong_aud = keysmith(&[
-        "verify",
-        &token,
-        "--jwks",
-        jwks_s,
-        "--config",
-        config,
-        "--audience",
-        "other",
-    ]);
+    let wrong_aud = keysmith(&["verify", &token, "--jwks", jwks_s, "--config", config, "--audience", "other"]);
     assert_eq!(wrong_aud.status.code(), Some(1));
-    assert_eq!(
-        serde_json::from_slice::<Value>(&wrong_aud.stdout).unwrap()["code"],
-        "wrong_audience"
-    );
+    assert_eq!(serde_json::from_slice::<Value>(&wrong_aud.stdout).unwrap()["code"], "wrong_audience");
 
-    let garbage = keysmith(&[
-        "verify",
-        "not.a.token",
-        "--jwks",
-        jwks_s,
-        "--issuer",
-        "x",
-        "--audience",
-        "demo",
-    ]);
+    let garbage = keysmith(&["verify", "not.a.token", "--jwks", jwks_s, "--issuer", "x", "--audience", "demo"]);
     assert_eq!(garbage.status.code(), Some(1));
 
     // Usage errors exit 2.
+    assert_eq!(keysmith(&["verify", &token]).status.code(), Some(2), "missing --jwks");
     assert_eq!(
-        keysmith(&["verify", &token]).status.code(),
-        Some(2),
-        "missing --jwks"
-    );
-    assert_eq!(
-        keysmith(&["verify", &token, "--jwks", jwks_s, "--dir", "/x"])
-            .status
-            .code(),
+        keysmith(&["verify", &token, "--jwks", jwks_s, "--dir", "/x"]).status.code(),
         Some(2),
         "--dir without --permission"
     );
-    std::fs::write(&jwks, r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]}"#).unwrap();
+    std::fs::write(
+        &jwks,
+        r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]}"#,
+    )
+    .unwrap();
     let weak = keysmith(&["verify", &token, "--jwks", jwks_s, "--issuer", "x"]);
-    assert_eq!(
-        weak.status.code(),
-        Some(2),
-        "a weak JWKS is refused at load"
-    );
+    assert_eq!(weak.status.code(), Some(2), "a weak JWKS is refused at load");
     assert!(text(&weak.stderr).contains("weak"));
 }
 
@@ -220,10 +142,7 @@ fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<St
 }
 
 fn signal(child: &std::process::Child, name: &str) {
-    let sent = Command::new("kill")
-        .args([name, &child.id().to_string()])
-        .status()
-        .unwrap();
+    let sent = Command::new("kill").args([name, &child.id().to_string()]).status().unwrap();
     assert!(sent.success());
 }
 
@@ -236,13 +155,7 @@ fn serve_generates_a_dev_key_reloads_on_sighup_and_stops_on_sigterm() {
     let shipped = std::fs::read_to_string(shipped_config()).unwrap();
     std::fs::write(&config, &shipped).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_keysmith"))
-        .args([
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--keys",
-            keys.to_str().unwrap(),
-        ])
+        .args(["serve", "--config", config.to_str().unwrap(), "--keys", keys.to_str().unwrap()])
         .args(["--listen", "127.0.0.1:0"])
         .env("KEYSMITH_LOG", "info")
         .stdout(Stdio::null())
@@ -257,10 +170,7 @@ fn serve_generates_a_dev_key_reloads_on_sighup_and_stops_on_sigterm() {
             let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) else {
                 continue;
             };
-            assert!(
-                !line.contains('\u{1b}'),
-                "no terminal colours in a piped log: {line}"
-            );
+            assert!(!line.contains('\u{1b}'), "no terminal colours in a piped log: {line}");
             log.push(line.clone());
             if line.contains(needle) {
                 return line;
@@ -269,19 +179,8 @@ fn serve_generates_a_dev_key_reloads_on_sighup_and_stops_on_sigterm() {
         panic!("no log line with {needle:?} in:\n{}", log.join("\n"));
     };
     let listening = wait_for("listening on http://", &mut log);
-    let addr = listening
-        .split("listening on http://")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
-    assert!(
-        log.iter()
-            .any(|l| l.contains("GENERATED A NEW DEVELOPMENT KEY")),
-        "announced loudly"
-    );
+    let addr = listening.split("listening on http://").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    assert!(log.iter().any(|l| l.contains("GENERATED A NEW DEVELOPMENT KEY")), "announced loudly");
     assert_eq!(std::fs::read_dir(&keys).unwrap().count(), 1);
 
     let (status, body) = http_get(&addr, "/demo/v1/key/upload-widget");
@@ -305,23 +204,11 @@ fn serve_generates_a_dev_key_reloads_on_sighup_and_stops_on_sigterm() {
         "--ip",
         "127.0.0.1",
     ]);
-    assert_eq!(
-        verified.status.code(),
-        Some(0),
-        "{}",
-        text(&verified.stdout)
-    );
-    let jti = serde_json::from_slice::<Value>(&verified.stdout).unwrap()["claims"]["jti"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    assert_eq!(verified.status.code(), Some(0), "{}", text(&verified.stdout));
+    let jti = serde_json::from_slice::<Value>(&verified.stdout).unwrap()["claims"]["jti"].as_str().unwrap().to_owned();
 
     // SIGHUP: a good edit (template deactivated, version 2) is taken without a restart.
-    let edited = shipped.replacen("version = 1", "version = 2", 1).replacen(
-        "active = true",
-        "active = false",
-        1,
-    );
+    let edited = shipped.replacen("version = 1", "version = 2", 1).replacen("active = true", "active = false", 1);
     assert_ne!(edited, shipped);
     std::fs::write(&config, &edited).unwrap();
     signal(&child, "-HUP");
@@ -331,21 +218,12 @@ fn serve_generates_a_dev_key_reloads_on_sighup_and_stops_on_sigterm() {
     assert!(body.contains("template_inactive"));
 
     // A bad edit is rejected with its TOML path in the log; version 2 keeps serving.
-    std::fs::write(
-        &config,
-        edited
-            .replace("version = 2", "version = 3")
-            .replace("dir_scope =", "dir_scop ="),
-    )
-    .unwrap();
+    std::fs::write(&config, edited.replace("version = 2", "version = 3").replace("dir_scope =", "dir_scop =")).unwrap();
     signal(&child, "-HUP");
     let rejected = wait_for("reload rejected", &mut log);
     assert!(rejected.contains("dir_scop"), "{rejected}");
     let (_, health) = http_get(&addr, "/healthz");
-    assert_eq!(
-        serde_json::from_str::<Value>(&health).unwrap()["config_version"],
-        2
-    );
+    assert_eq!(serde_json::from_str::<Value>(&health).unwrap()["config_version"], 2);
 
     signal(&child, "-TERM");
     let status = child.wait().unwrap();
@@ -362,11 +240,7 @@ fn serve_generates_a_dev_key_reloads_on_sighup_and_stops_on_sigterm() {
 fn http_get(addr: &str, path: &str) -> (u16, String) {
     use std::io::{Read as _, Write as _};
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap();

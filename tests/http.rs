@@ -51,42 +51,24 @@ async fn server() -> TestServer {
 
 async fn problem(response: reqwest::Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], code, "{body}");
     assert_eq!(body["status"], status.as_u16());
-    assert!(
-        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
-        "{body}"
-    );
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
     body
 }
 
 async fn verifier(server: &TestServer, audience: &str) -> Verifier {
-    let jwks = reqwest::get(server.url("/.well-known/jwks.json"))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    Verifier::new(
-        KeySet::from_jwks_json(&jwks).unwrap(),
-        "https://keys.test",
-        audience,
-    )
+    let jwks = reqwest::get(server.url("/.well-known/jwks.json")).await.unwrap().bytes().await.unwrap();
+    Verifier::new(KeySet::from_jwks_json(&jwks).unwrap(), "https://keys.test", audience)
 }
 
 #[tokio::test]
 async fn mint_fetch_jwks_and_verify() {
     let server = server().await;
     let client = reqwest::Client::new();
-    for request in [
-        client.get(server.url("/demo/v1/key/widget")),
-        client.post(server.url("/demo/v1/key/widget")),
-    ] {
+    for request in [client.get(server.url("/demo/v1/key/widget")), client.post(server.url("/demo/v1/key/widget"))] {
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["cache-control"], "no-store");
@@ -95,27 +77,16 @@ async fn mint_fetch_jwks_and_verify() {
         assert_eq!(body["token_type"], "Bearer");
         assert_eq!(body["expires_in"], 1200);
         assert_eq!(body["permissions"], json!(["FILE_UPLOAD", "OBJECTS_LIST"]));
-        let expires_at =
-            chrono::DateTime::parse_from_rfc3339(body["expires_at"].as_str().unwrap()).unwrap();
+        let expires_at = chrono::DateTime::parse_from_rfc3339(body["expires_at"].as_str().unwrap()).unwrap();
 
-        let grant = verifier(&server, "demo")
-            .await
-            .verify(body["key"].as_str().unwrap(), SystemTime::now())
-            .unwrap();
+        let grant = verifier(&server, "demo").await.verify(body["key"].as_str().unwrap(), SystemTime::now()).unwrap();
         let claims = grant.claims();
         assert_eq!(claims.exp as i64, expires_at.timestamp());
         assert_eq!(claims.ver, 4);
         assert_eq!(claims.ips, ["127.0.0.0/8", "::1/128"]);
         let local = Some("127.0.0.1".parse().unwrap());
-        assert_eq!(
-            grant.authorize("FILE_UPLOAD", Some("/uploads/me"), local),
-            Ok(())
-        );
-        assert!(
-            grant
-                .authorize("FILE_UPLOAD", Some("/private"), local)
-                .is_err()
-        );
+        assert_eq!(grant.authorize("FILE_UPLOAD", Some("/uploads/me"), local), Ok(()));
+        assert!(grant.authorize("FILE_UPLOAD", Some("/private"), local).is_err());
     }
     server.stop().await.unwrap();
 }
@@ -123,34 +94,18 @@ async fn mint_fetch_jwks_and_verify() {
 #[tokio::test]
 async fn jwks_is_cacheable_rfc8037() {
     let server = server().await;
-    let response = reqwest::get(server.url("/.well-known/jwks.json"))
-        .await
-        .unwrap();
+    let response = reqwest::get(server.url("/.well-known/jwks.json")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(
-        response.headers()["cache-control"]
-            .to_str()
-            .unwrap()
-            .contains("max-age=")
-    );
+    assert!(response.headers()["cache-control"].to_str().unwrap().contains("max-age="));
     let etag = response.headers()["etag"].clone();
     let jwks: Value = response.json().await.unwrap();
     let key = &jwks["keys"][0];
     assert_eq!(
-        (
-            key["kty"].as_str(),
-            key["crv"].as_str(),
-            key["use"].as_str(),
-            key["alg"].as_str()
-        ),
+        (key["kty"].as_str(), key["crv"].as_str(), key["use"].as_str(), key["alg"].as_str()),
         (Some("OKP"), Some("Ed25519"), Some("sig"), Some("EdDSA"))
     );
     assert!(key.get("d").is_none(), "no private key material");
-    assert_eq!(
-        key["kid"].as_str().unwrap().len(),
-        43,
-        "RFC 7638 SHA-256 thumbprint"
-    );
+    assert_eq!(key["kid"].as_str().unwrap().len(), 43, "RFC 7638 SHA-256 thumbprint");
     let again = reqwest::Client::new()
         .get(server.url("/.well-known/jwks.json"))
         .header("if-none-match", etag)
@@ -170,87 +125,29 @@ async fn narrowing_body() {
     assert_eq!(response.status(), StatusCode::OK);
     let minted: Value = response.json().await.unwrap();
     assert_eq!(minted["expires_in"], 60);
-    let grant = verifier(&server, "demo")
-        .await
-        .verify(minted["key"].as_str().unwrap(), SystemTime::now())
-        .unwrap();
+    let grant = verifier(&server, "demo").await.verify(minted["key"].as_str().unwrap(), SystemTime::now()).unwrap();
     assert_eq!(grant.claims().ips, ["127.0.0.1/32"]);
     assert_eq!(grant.claims().upload_dirs, ["/uploads/user-7/*"]);
     assert_eq!(grant.permissions(), ["FILE_UPLOAD"]);
 
     for (body, status, code) in [
-        (
-            json!({"permissions": ["FILE_DELETE"]}),
-            StatusCode::FORBIDDEN,
-            "permission_not_in_template",
-        ),
-        (
-            json!({"permissions": ["NOPE"]}),
-            StatusCode::BAD_REQUEST,
-            "unknown_permission",
-        ),
-        (
-            json!({"dir_scope": "/*"}),
-            StatusCode::FORBIDDEN,
-            "scope_not_in_template",
-        ),
-        (
-            json!({"directory_scope": "/a/../b"}),
-            StatusCode::BAD_REQUEST,
-            "invalid_scope",
-        ),
-        (
-            json!({"expiration_duration": 1201}),
-            StatusCode::FORBIDDEN,
-            "expiration_too_long",
-        ),
-        (
-            json!({"expiration_duration": 0}),
-            StatusCode::BAD_REQUEST,
-            "invalid_expiration",
-        ),
-        (
-            json!({"expires": 10}),
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-        ),
+        (json!({"permissions": ["FILE_DELETE"]}), StatusCode::FORBIDDEN, "permission_not_in_template"),
+        (json!({"permissions": ["NOPE"]}), StatusCode::BAD_REQUEST, "unknown_permission"),
+        (json!({"dir_scope": "/*"}), StatusCode::FORBIDDEN, "scope_not_in_template"),
+        (json!({"directory_scope": "/a/../b"}), StatusCode::BAD_REQUEST, "invalid_scope"),
+        (json!({"expiration_duration": 1201}), StatusCode::FORBIDDEN, "expiration_too_long"),
+        (json!({"expiration_duration": 0}), StatusCode::BAD_REQUEST, "invalid_expiration"),
+        (json!({"expires": 10}), StatusCode::BAD_REQUEST, "invalid_body"),
         (json!([1, 2]), StatusCode::BAD_REQUEST, "invalid_body"),
     ] {
-        problem(
-            client.post(&url).json(&body).send().await.unwrap(),
-            status,
-            code,
-        )
-        .await;
+        problem(client.post(&url).json(&body).send().await.unwrap(), status, code).await;
     }
-    let bad_json = client
-        .post(&url)
-        .header("content-type", "application/json")
-        .body("{")
-        .send()
-        .await
-        .unwrap();
+    let bad_json = client.post(&url).header("content-type", "application/json").body("{").send().await.unwrap();
     problem(bad_json, StatusCode::BAD_REQUEST, "invalid_body").await;
-    let xml = client
-        .post(&url)
-        .header("content-type", "text/xml")
-        .body("<a/>")
-        .send()
-        .await
-        .unwrap();
-    problem(
-        xml,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
-    )
-    .await;
-    let big = client
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(vec![b' '; 64 * 1024])
-        .send()
-        .await
-        .unwrap();
+    let xml = client.post(&url).header("content-type", "text/xml").body("<a/>").send().await.unwrap();
+    problem(xml, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+    let big =
+        client.post(&url).header("content-type", "application/json").body(vec![b' '; 64 * 1024]).send().await.unwrap();
     problem(big, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large").await;
 }
 
@@ -259,48 +156,14 @@ async fn refusals_are_problems() {
     let server = server().await;
     let client = reqwest::Client::new();
     let get = |path: &str| client.get(server.url(path)).send();
-    problem(
-        get("/nope/v1/key/widget").await.unwrap(),
-        StatusCode::NOT_FOUND,
-        "unknown_project",
-    )
-    .await;
-    problem(
-        get("/demo/v1/key/nope").await.unwrap(),
-        StatusCode::NOT_FOUND,
-        "unknown_template",
-    )
-    .await;
-    problem(
-        get("/other/v1/key/widget").await.unwrap(),
-        StatusCode::NOT_FOUND,
-        "unknown_template",
-    )
-    .await;
-    problem(
-        get("/demo/v1/key/retired").await.unwrap(),
-        StatusCode::FORBIDDEN,
-        "template_inactive",
-    )
-    .await;
-    let body = problem(
-        get("/demo/v1/key/office-only").await.unwrap(),
-        StatusCode::FORBIDDEN,
-        "ip_not_allowed",
-    )
-    .await;
+    problem(get("/nope/v1/key/widget").await.unwrap(), StatusCode::NOT_FOUND, "unknown_project").await;
+    problem(get("/demo/v1/key/nope").await.unwrap(), StatusCode::NOT_FOUND, "unknown_template").await;
+    problem(get("/other/v1/key/widget").await.unwrap(), StatusCode::NOT_FOUND, "unknown_template").await;
+    problem(get("/demo/v1/key/retired").await.unwrap(), StatusCode::FORBIDDEN, "template_inactive").await;
+    let body = problem(get("/demo/v1/key/office-only").await.unwrap(), StatusCode::FORBIDDEN, "ip_not_allowed").await;
     assert!(body["detail"].as_str().unwrap().contains("127.0.0.1"));
-    problem(
-        get("/nothing/here").await.unwrap(),
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
-    let delete = client
-        .delete(server.url("/demo/v1/key/widget"))
-        .send()
-        .await
-        .unwrap();
+    problem(get("/nothing/here").await.unwrap(), StatusCode::NOT_FOUND, "not_found").await;
+    let delete = client.delete(server.url("/demo/v1/key/widget")).send().await.unwrap();
     problem(delete, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
 }
 
@@ -309,72 +172,28 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
     // Untrusted peer: the header is ignored, the socket peer (127.0.0.1) is the caller.
     let server = server().await;
     let client = reqwest::Client::new();
-    let spoofed = client
-        .get(server.url("/demo/v1/key/office-only"))
-        .header("x-forwarded-for", "10.20.1.1")
-        .send()
-        .await
-        .unwrap();
+    let spoofed =
+        client.get(server.url("/demo/v1/key/office-only")).header("x-forwarded-for", "10.20.1.1").send().await.unwrap();
     problem(spoofed, StatusCode::FORBIDDEN, "ip_not_allowed").await;
-    let ok = client
-        .get(server.url("/demo/v1/key/widget"))
-        .header("x-forwarded-for", "garbage")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        ok.status(),
-        StatusCode::OK,
-        "headers from untrusted peers are not even parsed"
-    );
+    let ok = client.get(server.url("/demo/v1/key/widget")).header("x-forwarded-for", "garbage").send().await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK, "headers from untrusted peers are not even parsed");
 
     // Loopback as a trusted proxy: the first untrusted hop from the right is the caller.
-    let server = TestServer::start(&config(
-        r#"trusted_proxies = ["127.0.0.1", "192.168.0.0/16"]"#,
-    ))
-    .await;
+    let server = TestServer::start(&config(r#"trusted_proxies = ["127.0.0.1", "192.168.0.0/16"]"#)).await;
     let url = server.url("/demo/v1/key/office-only");
     let via = |xff: &'static str| client.get(&url).header("x-forwarded-for", xff).send();
     assert_eq!(via("10.20.1.1").await.unwrap().status(), StatusCode::OK);
-    assert_eq!(
-        via("6.6.6.6, 10.20.1.1, 192.168.1.1")
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        via("::ffff:10.20.1.1").await.unwrap().status(),
-        StatusCode::OK,
-        "IPv4-mapped IPv6 matches IPv4 ranges"
-    );
-    problem(
-        via("10.20.1.1, 6.6.6.6").await.unwrap(),
-        StatusCode::FORBIDDEN,
-        "ip_not_allowed",
-    )
-    .await;
-    problem(
-        via("10.20.1.1, junk").await.unwrap(),
-        StatusCode::BAD_REQUEST,
-        "bad_forwarded_for",
-    )
-    .await;
-    problem(
-        via("10.20.1.1:443").await.unwrap(),
-        StatusCode::BAD_REQUEST,
-        "bad_forwarded_for",
-    )
-    .await;
+    assert_eq!(via("6.6.6.6, 10.20.1.1, 192.168.1.1").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(via("::ffff:10.20.1.1").await.unwrap().status(), StatusCode::OK, "IPv4-mapped IPv6 matches IPv4 ranges");
+    problem(via("10.20.1.1, 6.6.6.6").await.unwrap(), StatusCode::FORBIDDEN, "ip_not_allowed").await;
+    problem(via("10.20.1.1, junk").await.unwrap(), StatusCode::BAD_REQUEST, "bad_forwarded_for").await;
+    problem(via("10.20.1.1:443").await.unwrap(), StatusCode::BAD_REQUEST, "bad_forwarded_for").await;
 }
 
 #[tokio::test]
 async fn countries_are_enforced_from_a_real_geoip_database() {
     let db = geoip_database();
-    let extra = format!(
-        "trusted_proxies = [\"127.0.0.1\"]\ngeoip_database = {:?}",
-        db.display().to_string()
-    );
+    let extra = format!("trusted_proxies = [\"127.0.0.1\"]\ngeoip_database = {:?}", db.display().to_string());
     let text = config(&extra).replace(
         "[[templates]]\nid = \"retired\"",
         "[[templates]]\nid = \"us-only\"\nproject = \"demo\"\npermissions = [\"OBJECTS_LIST\"]\n\
@@ -389,39 +208,15 @@ async fn countries_are_enforced_from_a_real_geoip_database() {
     let ok = from("8.8.8.8").await.unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
     let minted: Value = ok.json().await.unwrap();
-    let grant = verifier(&server, "demo")
-        .await
-        .verify(minted["key"].as_str().unwrap(), SystemTime::now())
-        .unwrap();
+    let grant = verifier(&server, "demo").await.verify(minted["key"].as_str().unwrap(), SystemTime::now()).unwrap();
     assert_eq!(grant.claims().countries, Some(vec!["US".to_owned()]));
-    assert_eq!(
-        from("2001:4860:4860::8888").await.unwrap().status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        from("::ffff:8.8.8.8").await.unwrap().status(),
-        StatusCode::OK
-    );
-    let gb = problem(
-        from("81.2.69.142").await.unwrap(),
-        StatusCode::FORBIDDEN,
-        "country_not_allowed",
-    )
-    .await;
+    assert_eq!(from("2001:4860:4860::8888").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(from("::ffff:8.8.8.8").await.unwrap().status(), StatusCode::OK);
+    let gb = problem(from("81.2.69.142").await.unwrap(), StatusCode::FORBIDDEN, "country_not_allowed").await;
     assert!(gb["detail"].as_str().unwrap().contains("GB"));
-    problem(
-        from("192.0.2.1").await.unwrap(),
-        StatusCode::FORBIDDEN,
-        "country_unknown",
-    )
-    .await;
+    problem(from("192.0.2.1").await.unwrap(), StatusCode::FORBIDDEN, "country_unknown").await;
     // A trusted proxy that does not say for whom it forwards is refused, not taken as the caller.
-    problem(
-        client.get(&url).send().await.unwrap(),
-        StatusCode::BAD_REQUEST,
-        "bad_forwarded_for",
-    )
-    .await;
+    problem(client.get(&url).send().await.unwrap(), StatusCode::BAD_REQUEST, "bad_forwarded_for").await;
 }
 
 #[tokio::test]
@@ -438,78 +233,30 @@ async fn cors_for_configured_origins_only() {
         .await
         .unwrap();
     assert!(preflight.status().is_success());
-    assert_eq!(
-        preflight.headers()["access-control-allow-origin"],
-        "http://localhost:3000"
-    );
-    assert!(
-        preflight.headers()["access-control-allow-methods"]
-            .to_str()
-            .unwrap()
-            .contains("POST")
-    );
-    assert!(
-        preflight.headers()["access-control-allow-headers"]
-            .to_str()
-            .unwrap()
-            .contains("content-type")
-    );
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "http://localhost:3000");
+    assert!(preflight.headers()["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+    assert!(preflight.headers()["access-control-allow-headers"].to_str().unwrap().contains("content-type"));
 
-    let actual = client
-        .post(&url)
-        .header("origin", "http://localhost:3000")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        actual.headers()["access-control-allow-origin"],
-        "http://localhost:3000"
-    );
+    let actual = client.post(&url).header("origin", "http://localhost:3000").send().await.unwrap();
+    assert_eq!(actual.headers()["access-control-allow-origin"], "http://localhost:3000");
     // Refusals carry CORS headers too, so the page can read the problem.
-    let refused = client
-        .get(server.url("/demo/v1/key/retired"))
-        .header("origin", "http://localhost:3000")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        refused.headers()["access-control-allow-origin"],
-        "http://localhost:3000"
-    );
+    let refused =
+        client.get(server.url("/demo/v1/key/retired")).header("origin", "http://localhost:3000").send().await.unwrap();
+    assert_eq!(refused.headers()["access-control-allow-origin"], "http://localhost:3000");
 
-    let foreign = client
-        .post(&url)
-        .header("origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        foreign
-            .headers()
-            .get("access-control-allow-origin")
-            .is_none()
-    );
+    let foreign = client.post(&url).header("origin", "https://evil.example").send().await.unwrap();
+    assert!(foreign.headers().get("access-control-allow-origin").is_none());
 }
 
 #[tokio::test]
 async fn health_and_graceful_shutdown() {
     let server = server().await;
-    let health: Value = reqwest::get(server.url("/healthz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = reqwest::get(server.url("/healthz")).await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");
     assert_eq!(health["config_version"], 4);
     let addr = server.addr;
     server.stop().await.unwrap();
-    assert!(
-        reqwest::get(format!("http://{addr}/healthz"))
-            .await
-            .is_err(),
-        "server stopped listening"
-    );
+    assert!(reqwest::get(format!("http://{addr}/healthz")).await.is_err(), "server stopped listening");
 }
 
 #[tokio::test]
@@ -517,10 +264,7 @@ async fn reload_swaps_config_and_keeps_the_last_good_one() {
     let server = server().await;
     let client = reqwest::Client::new();
     let url = server.url("/demo/v1/key/widget");
-    assert_eq!(
-        client.get(&url).send().await.unwrap().status(),
-        StatusCode::OK
-    );
+    assert_eq!(client.get(&url).send().await.unwrap().status(), StatusCode::OK);
 
     let path = server.dir.path().join("config.toml");
     let deactivated = config("").replace("version = 4", "version = 5").replacen(
@@ -531,38 +275,18 @@ async fn reload_swaps_config_and_keeps_the_last_good_one() {
     std::fs::write(&path, &deactivated).unwrap();
     server.reload().unwrap();
     assert_eq!(server.handle.config_version(), 5);
-    problem(
-        client.get(&url).send().await.unwrap(),
-        StatusCode::FORBIDDEN,
-        "template_inactive",
-    )
-    .await;
+    problem(client.get(&url).send().await.unwrap(), StatusCode::FORBIDDEN, "template_inactive").await;
 
     // A bad edit is refused and the running config keeps serving.
     std::fs::write(
         &path,
-        deactivated
-            .replace("version = 5", "version = 6")
-            .replace("[projects.demo]", "[projects.demo]\ncolour = 1"),
+        deactivated.replace("version = 5", "version = 6").replace("[projects.demo]", "[projects.demo]\ncolour = 1"),
     )
     .unwrap();
-    assert!(matches!(
-        server.reload(),
-        Err(keysmith::LoadError::Config(_))
-    ));
+    assert!(matches!(server.reload(), Err(keysmith::LoadError::Config(_))));
     assert_eq!(server.handle.config_version(), 5);
-    problem(
-        client.get(&url).send().await.unwrap(),
-        StatusCode::FORBIDDEN,
-        "template_inactive",
-    )
-    .await;
-    let health: Value = reqwest::get(server.url("/healthz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    problem(client.get(&url).send().await.unwrap(), StatusCode::FORBIDDEN, "template_inactive").await;
+    let health: Value = reqwest::get(server.url("/healthz")).await.unwrap().json().await.unwrap();
     assert_eq!(health["config_version"], 5);
 }
 
@@ -572,8 +296,6 @@ async fn every_error_is_a_problem_document() {
     // Not UTF-8 after percent-decoding: rejected by the path extractor, still a problem.
     let response = reqwest::get(server.url("/demo/v1/key/%FF")).await.unwrap();
     problem(response, StatusCode::BAD_REQUEST, "invalid_path").await;
-    let response = reqwest::get(server.url("/%FF/v1/key/widget"))
-        .await
-        .unwrap();
+    let response = reqwest::get(server.url("/%FF/v1/key/widget")).await.unwrap();
     problem(response, StatusCode::BAD_REQUEST, "invalid_path").await;
 }

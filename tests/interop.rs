@@ -25,18 +25,8 @@ limit_per_source_ip = 3
 "#;
 
 async fn mint(server: &TestServer) -> (String, String) {
-    let minted: Value = reqwest::get(server.url("/media/v1/key/uploader"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let jwks = reqwest::get(server.url("/.well-known/jwks.json"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let minted: Value = reqwest::get(server.url("/media/v1/key/uploader")).await.unwrap().json().await.unwrap();
+    let jwks = reqwest::get(server.url("/.well-known/jwks.json")).await.unwrap().text().await.unwrap();
     (minted["key"].as_str().unwrap().to_owned(), jwks)
 }
 
@@ -50,11 +40,7 @@ fn tampered(token: &str) -> String {
 }
 
 fn script(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/interop")
-        .join(name)
-        .display()
-        .to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop").join(name).display().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -66,13 +52,7 @@ async fn pyjwt_verifies_with_the_served_jwks() {
         let jwks_url = jwks_url.clone();
         tokio::task::spawn_blocking(move || {
             Command::new("python3")
-                .args([
-                    script("pyjwt_verify.py"),
-                    jwks_url,
-                    token,
-                    "https://keys.interop.test".into(),
-                    audience.into(),
-                ])
+                .args([script("pyjwt_verify.py"), jwks_url, token, "https://keys.interop.test".into(), audience.into()])
                 .output()
                 .expect("python3 runs")
         })
@@ -92,10 +72,7 @@ async fn pyjwt_verifies_with_the_served_jwks() {
     assert_eq!(claims["ver"], 12);
     assert_eq!(claims["upload_dirs"], serde_json::json!(["/in/*"]));
     assert_eq!(claims["limits"], serde_json::json!({"per_source_ip": 3}));
-    assert_eq!(
-        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
-        300
-    );
+    assert_eq!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(), 300);
 
     let wrong_audience = run(token.clone(), "other").await.unwrap();
     assert!(!wrong_audience.status.success());
@@ -111,19 +88,10 @@ async fn node_crypto_verifies_with_the_jwks() {
     let jwks_file = server.dir.path().join("jwks.json");
     std::fs::write(&jwks_file, jwks).unwrap();
     let run = |token: &str| {
-        Command::new("node")
-            .arg(script("node_verify.mjs"))
-            .arg(&jwks_file)
-            .arg(token)
-            .output()
-            .expect("node runs")
+        Command::new("node").arg(script("node_verify.mjs")).arg(&jwks_file).arg(token).output().expect("node runs")
     };
     let out = run(&token);
-    assert!(
-        out.status.success(),
-        "node refused a valid key: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "node refused a valid key: {}", String::from_utf8_lossy(&out.stderr));
     let claims: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(claims["client_id"], "uploader");
     assert!(!run(&tampered(&token)).status.success());

@@ -9,17 +9,13 @@ use std::time::{Duration, UNIX_EPOCH};
 
 fn b64(text: &str) -> Vec<u8> {
     use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .unwrap()
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).unwrap()
 }
 
 /// RFC 8037 A.1 (private key), A.2 (public key), A.3 (thumbprint), A.4 (signature).
 #[test]
 fn rfc8037_appendix_a() {
-    let d: [u8; 32] = b64("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A")
-        .try_into()
-        .unwrap();
+    let d: [u8; 32] = b64("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A").try_into().unwrap();
     let dalek = ed25519_dalek::SigningKey::from_bytes(&d);
     let key = SigningKey::new(&dalek);
     let jwk = PublicJwk::from_key(&key.verifying_key());
@@ -33,11 +29,7 @@ fn rfc8037_appendix_a() {
          hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg"
     );
     let (input, sig) = jws.rsplit_once('.').unwrap();
-    assert!(verify_ed25519(
-        &key.verifying_key(),
-        input.as_bytes(),
-        &b64(sig)
-    ));
+    assert!(verify_ed25519(&key.verifying_key(), input.as_bytes(), &b64(sig)));
 }
 
 /// Every Wycheproof Ed25519 verification vector gives the expected answer through the same
@@ -63,11 +55,7 @@ fn wycheproof_ed25519() {
                 TestResult::Valid => {
                     assert!(accepted, "tc {} ({}) must verify", test.tc_id, test.comment)
                 }
-                TestResult::Invalid => assert!(
-                    !accepted,
-                    "tc {} ({}) must not verify",
-                    test.tc_id, test.comment
-                ),
+                TestResult::Invalid => assert!(!accepted, "tc {} ({}) must not verify", test.tc_id, test.comment),
                 TestResult::Acceptable => {}
             }
             checked += 1;
@@ -82,8 +70,7 @@ fn wycheproof_ed25519() {
 /// the stored token verifies to exactly the stored claims.
 #[test]
 fn golden_access_token() {
-    let vector: serde_json::Value =
-        serde_json::from_str(include_str!("vectors/access_token.json")).unwrap();
+    let vector: serde_json::Value = serde_json::from_str(include_str!("vectors/access_token.json")).unwrap();
     let seed: [u8; 32] = b64(vector["seed"].as_str().unwrap()).try_into().unwrap();
     let key = SigningKey::new(&ed25519_dalek::SigningKey::from_bytes(&seed));
     let claims: AccessClaims = serde_json::from_value(vector["claims"].clone()).unwrap();
@@ -93,8 +80,6 @@ fn golden_access_token() {
     let jwks = serde_json::to_vec(&vector["jwks"]).unwrap();
     let verifier = Verifier::new(KeySet::from_jwks_json(&jwks).unwrap(), &claims.iss, "demo");
     let now = UNIX_EPOCH + Duration::from_secs(claims.iat + 1);
-    let grant = verifier
-        .verify(vector["token"].as_str().unwrap(), now)
-        .unwrap();
+    let grant = verifier.verify(vector["token"].as_str().unwrap(), now).unwrap();
     assert_eq!(grant.claims(), &claims);
 }

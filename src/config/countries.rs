@@ -29,9 +29,7 @@ ZA ZM ZW";
 
 /// Whether `code` is an officially assigned ISO 3166-1 alpha-2 code, upper case.
 pub(crate) fn is_iso_alpha2(code: &str) -> bool {
-    code.len() == 2
-        && code.bytes().all(|b| b.is_ascii_uppercase())
-        && CODES.split(' ').any(|c| c == code)
+    code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase()) && CODES.split(' ').any(|c| c == code)
 }
 
 #[cfg(test)]

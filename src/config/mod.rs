@@ -17,7 +17,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use validate::{DEFAULT_EXPIRATION, DEFAULT_LISTEN, MAX_EXPIRATION};
+pub use validate::{DEFAULT_EXPIRATION, DEFAULT_LISTEN, DEFAULT_REVOCATIONS_MAX_AGE, MAX_EXPIRATION};
 
 /// Largest config file read, in bytes.
 pub const MAX_CONFIG_LEN: u64 = 4 * 1024 * 1024;
@@ -67,6 +67,9 @@ pub struct Config {
     pub version: u64,
     /// The `iss` claim of every token.
     pub issuer: String,
+    /// Lifetime of a signed revocation list, in seconds. Defaults to
+    /// [`DEFAULT_REVOCATIONS_MAX_AGE`] (300 s).
+    pub revocations_max_age: u32,
     /// Server settings.
     pub server: ServerConfig,
     /// The permission catalogue.
@@ -75,6 +78,7 @@ pub struct Config {
     pub projects: BTreeMap<String, Project>,
     templates: Vec<Template>,
     by_id: HashMap<String, usize>,
+    api_keys: Vec<ApiKeyMeta>,
 }
 
 impl Config {
@@ -85,10 +89,7 @@ impl Config {
     ///
     /// A [`ConfigError`]; [`ConfigError::Invalid`] lists every problem.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let io = |source| ConfigError::Io {
-            path: path.to_owned(),
-            source,
-        };
+        let io = |source| ConfigError::Io { path: path.to_owned(), source };
         let len = std::fs::metadata(path).map_err(io)?.len();
         if len > MAX_CONFIG_LEN {
             return Err(ConfigError::TooLarge);
@@ -107,8 +108,7 @@ impl Config {
         if text.len() as u64 > MAX_CONFIG_LEN {
             return Err(ConfigError::TooLarge);
         }
-        let raw: raw::RawConfig =
-            toml::from_str(text).map_err(|e| ConfigError::Parse(parse_error(text, &e)))?;
+        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse(parse_error(text, &e)))?;
         validate::validate(raw, base_dir).map_err(ConfigError::Invalid)
     }
 
@@ -119,19 +119,27 @@ impl Config {
 
     /// The template `id` of `project`, if both exist.
     pub fn template(&self, project: &str, id: &str) -> Option<&Template> {
-        self.by_id
-            .get(id)
-            .map(|&i| &self.templates[i])
-            .filter(|t| t.project == project)
+        self.by_id.get(id).map(|&i| &self.templates[i]).filter(|t| t.project == project)
+    }
+
+    /// The permanent API keys' metadata, in file order.
+    pub fn api_keys(&self) -> &[ApiKeyMeta] {
+        &self.api_keys
+    }
+
+    /// Ids of deactivated API keys, for the revocation list.
+    pub fn revoked_api_keys(&self) -> Vec<String> {
+        self.api_keys.iter().filter(|k| !k.active).map(|k| k.id.clone()).collect()
+    }
+
+    /// Ids of deactivated templates, for the revocation list.
+    pub fn revoked_templates(&self) -> Vec<String> {
+        self.templates.iter().filter(|t| !t.active).map(|t| t.id.clone()).collect()
     }
 
     /// The longest `expiration_duration` of any template, in seconds.
     pub fn longest_expiration(&self) -> u32 {
-        self.templates
-            .iter()
-            .map(|t| t.expiration_duration)
-            .max()
-            .unwrap_or(0)
+        self.templates.iter().map(|t| t.expiration_duration).max().unwrap_or(0)
     }
 }
 
@@ -160,6 +168,8 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// The GeoIP country database, resolved to an absolute or config-relative path.
     pub geoip_database: Option<PathBuf>,
+    /// Where API-key creations are appended as JSON lines, besides the log. Defaults to none.
+    pub audit_log: Option<PathBuf>,
 }
 
 /// `[projects.<id>]`.
@@ -175,27 +185,28 @@ pub struct Catalog {
     permissions: Vec<String>,
     known: HashSet<String>,
     rules: ScopeRules,
+    manage_permission: Option<String>,
 }
 
 impl Catalog {
     /// The 31 Scaleflex permissions with their scope rules.
     pub fn scaleflex() -> Self {
         Self::new(
-            crate::catalog::SCALEFLEX_PERMISSIONS
-                .iter()
-                .map(|p| (*p).to_owned())
-                .collect(),
+            crate::catalog::SCALEFLEX_PERMISSIONS.iter().map(|p| (*p).to_owned()).collect(),
             ScopeRules::scaleflex(),
+            Some("ACCESS_MANAGE".to_owned()),
         )
     }
 
-    fn new(permissions: Vec<String>, rules: ScopeRules) -> Self {
+    fn new(permissions: Vec<String>, rules: ScopeRules, manage_permission: Option<String>) -> Self {
         let known = permissions.iter().cloned().collect();
-        Self {
-            permissions,
-            known,
-            rules,
-        }
+        Self { permissions, known, rules, manage_permission }
+    }
+
+    /// The permission a key needs to create API keys over HTTP (`ACCESS_MANAGE` by default;
+    /// `catalog.manage_permission` for a custom catalogue, where creation is off unless set).
+    pub fn manage_permission(&self) -> Option<&str> {
+        self.manage_permission.as_deref()
     }
 
     /// Whether `permission` is in the catalogue.
@@ -225,6 +236,8 @@ pub struct Template {
     pub description: String,
     /// Whether keys may be minted from it. Defaults to `true`.
     pub active: bool,
+    /// Who may mint: anyone allowed by the restrictions, or only holders of a permanent key.
+    pub access: Access,
     /// When it was created (RFC 3339), for people.
     pub created_at: Option<String>,
     /// Permissions granted, in catalogue terms, without duplicates.
@@ -241,4 +254,32 @@ pub struct Template {
     pub ips: IpRules,
     /// `restrict.whitelist_countries`. Default: all countries (`None`).
     pub countries: Option<Vec<String>>,
+}
+
+/// Who may mint from a template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Access {
+    /// Any caller the template's restrictions allow (the default).
+    Public,
+    /// Only callers presenting an active permanent API key of the template's project; the key's
+    /// permissions bound the minted ones.
+    ApiKey,
+}
+
+/// One `[[api_keys]]` entry: the metadata of a permanent key, never its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyMeta {
+    /// The key id (`sub` and `jti` of the key).
+    pub id: String,
+    /// Free text identifying the key.
+    pub description: String,
+    /// Permissions it was created with.
+    pub permissions: Vec<String>,
+    /// Projects it may be used for.
+    pub projects: Vec<String>,
+    /// When it was created (RFC 3339).
+    pub created_at: Option<String>,
+    /// `false` puts the id on the signed revocation list. Defaults to `true`.
+    pub active: bool,
 }

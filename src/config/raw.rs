@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 pub(crate) struct RawConfig {
     pub version: i64,
     pub issuer: String,
+    pub revocations_max_age: Option<i64>,
     #[serde(default)]
     pub server: RawServer,
     pub catalog: Option<RawCatalog>,
@@ -18,6 +19,8 @@ pub(crate) struct RawConfig {
     pub projects: BTreeMap<String, RawProject>,
     #[serde(default)]
     pub templates: Vec<RawTemplate>,
+    #[serde(default)]
+    pub api_keys: Vec<RawApiKey>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -29,6 +32,7 @@ pub(crate) struct RawServer {
     #[serde(default)]
     pub cors_origins: Vec<String>,
     pub geoip_database: Option<String>,
+    pub audit_log: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -39,6 +43,7 @@ pub(crate) struct RawCatalog {
     pub upload_scoped: Vec<String>,
     #[serde(default)]
     pub list_scoped: Vec<String>,
+    pub manage_permission: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -58,6 +63,8 @@ pub(crate) struct RawTemplate {
     #[serde(default = "yes")]
     pub active: bool,
     pub created_at: Option<toml::value::Datetime>,
+    #[serde(default)]
+    pub access: RawAccess,
     pub permissions: Vec<String>,
     pub expiration_duration: Option<i64>,
     #[serde(default)]
@@ -66,6 +73,28 @@ pub(crate) struct RawTemplate {
     pub restrict: RawRestrict,
     #[serde(default)]
     pub listing: RawListing,
+}
+
+/// `access` of a template.
+#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawAccess {
+    #[default]
+    Public,
+    ApiKey,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApiKey {
+    pub id: String,
+    #[serde(default)]
+    pub description: String,
+    pub permissions: Vec<String>,
+    pub projects: Vec<String>,
+    pub created_at: Option<toml::value::Datetime>,
+    #[serde(default = "yes")]
+    pub active: bool,
 }
 
 fn yes() -> bool {

@@ -1,7 +1,7 @@
 //! Raw TOML model → validated [`Config`], collecting every problem with its path.
 
-use super::raw::{OneOrMany, RawCatalog, RawConfig, RawServer, RawTemplate};
-use super::{Catalog, Config, Problem, Project, ServerConfig, Template, countries};
+use super::raw::{OneOrMany, RawAccess, RawApiKey, RawCatalog, RawConfig, RawServer, RawTemplate};
+use super::{Access, ApiKeyMeta, Catalog, Config, Problem, Project, ServerConfig, Template, countries};
 use crate::catalog::ScopeRules;
 use crate::claims::Limits;
 use crate::ip::IpRules;
@@ -14,6 +14,10 @@ use std::path::Path;
 pub const DEFAULT_EXPIRATION: u32 = 1200;
 /// Longest key lifetime a template may set: 7 days.
 pub const MAX_EXPIRATION: u32 = 7 * 24 * 3600;
+/// Default lifetime of a signed revocation list: 300 s.
+pub const DEFAULT_REVOCATIONS_MAX_AGE: u32 = 300;
+/// Bounds of `revocations_max_age`: 10 s to one day.
+const REVOCATIONS_MAX_AGE_BOUNDS: std::ops::RangeInclusive<u32> = 10..=86_400;
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Most scopes or IP ranges in one setting.
@@ -24,46 +28,42 @@ struct Problems(Vec<Problem>);
 
 impl Problems {
     fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem {
-            path: path.into(),
-            message: message.into(),
-        });
+        self.0.push(Problem { path: path.into(), message: message.into() });
     }
 }
 
 pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>> {
     let mut p = Problems(Vec::new());
 
-    let version = u64::try_from(raw.version)
-        .ok()
-        .filter(|v| *v >= 1)
-        .unwrap_or_else(|| {
-            p.add(
-                "version",
-                "must be a positive integer, bumped on every change",
-            );
-            0
-        });
+    let version = u64::try_from(raw.version).ok().filter(|v| *v >= 1).unwrap_or_else(|| {
+        p.add("version", "must be a positive integer, bumped on every change");
+        0
+    });
     if raw.issuer.is_empty() || raw.issuer.len() > 256 || raw.issuer.chars().any(char::is_control) {
-        p.add(
-            "issuer",
-            "must be 1 to 256 characters without control characters",
-        );
+        p.add("issuer", "must be 1 to 256 characters without control characters");
     }
+    let revocations_max_age = match raw.revocations_max_age {
+        None => DEFAULT_REVOCATIONS_MAX_AGE,
+        Some(secs) => match u32::try_from(secs) {
+            Ok(secs) if REVOCATIONS_MAX_AGE_BOUNDS.contains(&secs) => secs,
+            _ => {
+                p.add("revocations_max_age", format!("{secs} is out of bounds: 10 to 86400 seconds"));
+                DEFAULT_REVOCATIONS_MAX_AGE
+            }
+        },
+    };
     let server = server(raw.server, base_dir, &mut p);
     let catalog = catalog(raw.catalog, &mut p);
 
     let mut projects = BTreeMap::new();
     for (id, project) in raw.projects {
         if !is_slug(&id) {
-            p.add(format!("projects.{id}"), "project id must be a slug: 1 to 64 of a-z, 0-9, '-', '_', starting with a letter or digit");
+            p.add(
+                format!("projects.{id}"),
+                "project id must be a slug: 1 to 64 of a-z, 0-9, '-', '_', starting with a letter or digit",
+            );
         }
-        projects.insert(
-            id,
-            Project {
-                description: project.description,
-            },
-        );
+        projects.insert(id, Project { description: project.description });
     }
 
     let mut templates = Vec::with_capacity(raw.templates.len());
@@ -71,46 +71,38 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Pr
     for (i, t) in raw.templates.into_iter().enumerate() {
         let path = format!("templates[{i}]");
         if let Some(first) = by_id.get(&t.id) {
-            p.add(
-                format!("{path}.id"),
-                format!("duplicate template id {:?} (also templates[{first}])", t.id),
-            );
+            p.add(format!("{path}.id"), format!("duplicate template id {:?} (also templates[{first}])", t.id));
         } else {
             by_id.insert(t.id.clone(), i);
         }
         if !projects.contains_key(&t.project) {
             p.add(
                 format!("{path}.project"),
-                format!(
-                    "unknown project {:?}; declare it under [projects.{}]",
-                    t.project, t.project
-                ),
+                format!("unknown project {:?}; declare it under [projects.{}]", t.project, t.project),
             );
         }
         templates.push(template(t, &path, &catalog, &server, &mut p));
     }
 
+    let mut api_keys: Vec<ApiKeyMeta> = Vec::with_capacity(raw.api_keys.len());
+    for (i, k) in raw.api_keys.into_iter().enumerate() {
+        let path = format!("api_keys[{i}]");
+        if let Some(first) = api_keys.iter().position(|other| other.id == k.id) {
+            p.add(format!("{path}.id"), format!("duplicate API key id {:?} (also api_keys[{first}])", k.id));
+        }
+        api_keys.push(api_key(k, &path, &catalog, &projects, &mut p));
+    }
+
     if !p.0.is_empty() {
         return Err(p.0);
     }
-    Ok(Config {
-        version,
-        issuer: raw.issuer,
-        server,
-        catalog,
-        projects,
-        templates,
-        by_id,
-    })
+    Ok(Config { version, issuer: raw.issuer, revocations_max_age, server, catalog, projects, templates, by_id, api_keys })
 }
 
 fn server(raw: RawServer, base_dir: &Path, p: &mut Problems) -> ServerConfig {
     let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
     let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
-        p.add(
-            "server.listen",
-            format!("{listen_text:?} is not an address:port such as {DEFAULT_LISTEN:?}"),
-        );
+        p.add("server.listen", format!("{listen_text:?} is not an address:port such as {DEFAULT_LISTEN:?}"));
         SocketAddr::from(([127, 0, 0, 1], 8080))
     });
     let trusted_proxies = ip_rules(&raw.trusted_proxies, "server.trusted_proxies", p);
@@ -123,12 +115,8 @@ fn server(raw: RawServer, base_dir: &Path, p: &mut Problems) -> ServerConfig {
         }
     }
     let geoip_database = raw.geoip_database.map(|db| base_dir.join(db));
-    ServerConfig {
-        listen,
-        trusted_proxies,
-        cors_origins: raw.cors_origins,
-        geoip_database,
-    }
+    let audit_log = raw.audit_log.map(|log| base_dir.join(log));
+    ServerConfig { listen, trusted_proxies, cors_origins: raw.cors_origins, geoip_database, audit_log }
 }
 
 fn catalog(raw: Option<RawCatalog>, p: &mut Problems) -> Catalog {
@@ -136,7 +124,10 @@ fn catalog(raw: Option<RawCatalog>, p: &mut Problems) -> Catalog {
         return Catalog::scaleflex();
     };
     if raw.permissions.is_empty() {
-        p.add("catalog.permissions", "must list at least one permission (omit [catalog] for the default Scaleflex catalogue)");
+        p.add(
+            "catalog.permissions",
+            "must list at least one permission (omit [catalog] for the default Scaleflex catalogue)",
+        );
     }
     let mut seen = HashSet::new();
     for (i, perm) in raw.permissions.iter().enumerate() {
@@ -147,83 +138,38 @@ fn catalog(raw: Option<RawCatalog>, p: &mut Problems) -> Catalog {
             );
         }
         if !seen.insert(perm.as_str()) {
-            p.add(
-                format!("catalog.permissions[{i}]"),
-                format!("duplicate permission {perm:?}"),
-            );
+            p.add(format!("catalog.permissions[{i}]"), format!("duplicate permission {perm:?}"));
         }
     }
-    for (key, list) in [
-        ("upload_scoped", &raw.upload_scoped),
-        ("list_scoped", &raw.list_scoped),
-    ] {
+    for (key, list) in [("upload_scoped", &raw.upload_scoped), ("list_scoped", &raw.list_scoped)] {
         for (i, perm) in list.iter().enumerate() {
             if !seen.contains(perm.as_str()) {
-                p.add(
-                    format!("catalog.{key}[{i}]"),
-                    format!("{perm:?} is not in catalog.permissions"),
-                );
+                p.add(format!("catalog.{key}[{i}]"), format!("{perm:?} is not in catalog.permissions"));
             }
         }
     }
-    let rules = ScopeRules::new(
-        raw.permissions.iter().cloned(),
-        raw.upload_scoped,
-        raw.list_scoped,
-    );
-    Catalog::new(raw.permissions, rules)
+    if let Some(manage) = &raw.manage_permission {
+        if !seen.contains(manage.as_str()) {
+            p.add("catalog.manage_permission", format!("{manage:?} is not in catalog.permissions"));
+        }
+    }
+    let rules = ScopeRules::new(raw.permissions.iter().cloned(), raw.upload_scoped, raw.list_scoped);
+    Catalog::new(raw.permissions, rules, raw.manage_permission)
 }
 
-fn template(
-    t: RawTemplate,
-    path: &str,
-    catalog: &Catalog,
-    server: &ServerConfig,
-    p: &mut Problems,
-) -> Template {
+fn template(t: RawTemplate, path: &str, catalog: &Catalog, server: &ServerConfig, p: &mut Problems) -> Template {
     if !is_slug(&t.id) {
-        p.add(format!("{path}.id"), format!("{:?} must be a slug: 1 to 64 of a-z, 0-9, '-', '_', starting with a letter or digit", t.id));
+        p.add(
+            format!("{path}.id"),
+            format!("{:?} must be a slug: 1 to 64 of a-z, 0-9, '-', '_', starting with a letter or digit", t.id),
+        );
     }
     if t.description.len() > 1024 {
         p.add(format!("{path}.description"), "must be at most 1024 bytes");
     }
-    let created_at = t.created_at.and_then(|dt| {
-        // A local date-time or a bare time names no instant.
-        let date_only = dt.date.is_some() && dt.time.is_none();
-        let instant = dt.date.is_some() && dt.time.is_some() && dt.offset.is_some();
-        if date_only || instant {
-            Some(dt.to_string())
-        } else {
-            p.add(
-                format!("{path}.created_at"),
-                "must be a date (2026-01-31) or a date-time with offset (2026-01-31T09:00:00Z)",
-            );
-            None
-        }
-    });
+    let created_at = created_at(t.created_at, &format!("{path}.created_at"), p);
 
-    if t.permissions.is_empty() {
-        p.add(
-            format!("{path}.permissions"),
-            "must grant at least one permission",
-        );
-    }
-    let mut permissions: Vec<String> = Vec::with_capacity(t.permissions.len());
-    for (i, perm) in t.permissions.into_iter().enumerate() {
-        if !catalog.contains(&perm) {
-            p.add(
-                format!("{path}.permissions[{i}]"),
-                format!("unknown permission {perm:?}"),
-            );
-        } else if permissions.contains(&perm) {
-            p.add(
-                format!("{path}.permissions[{i}]"),
-                format!("duplicate permission {perm:?}"),
-            );
-        } else {
-            permissions.push(perm);
-        }
-    }
+    let permissions = permission_list(t.permissions, &format!("{path}.permissions"), catalog, p);
 
     let expiration_duration = match t.expiration_duration {
         None => DEFAULT_EXPIRATION,
@@ -257,11 +203,7 @@ fn template(
     };
 
     let upload_dirs = scopes(t.upload.dir_scope, &format!("{path}.upload.dir_scope"), p);
-    let list_dirs = scopes(
-        t.listing.directory_scope,
-        &format!("{path}.listing.directory_scope"),
-        p,
-    );
+    let list_dirs = scopes(t.listing.directory_scope, &format!("{path}.listing.directory_scope"), p);
 
     let ips = match t.restrict.whitelist_ip_ranges {
         None => IpRules::anywhere(),
@@ -300,6 +242,10 @@ fn template(
         project: t.project,
         description: t.description,
         active: t.active,
+        access: match t.access {
+            RawAccess::Public => Access::Public,
+            RawAccess::ApiKey => Access::ApiKey,
+        },
         created_at,
         permissions,
         expiration_duration,
@@ -309,6 +255,70 @@ fn template(
         ips,
         countries,
     }
+}
+
+/// A date or a date-time with offset, as RFC 3339 text.
+fn created_at(value: Option<toml::value::Datetime>, path: &str, p: &mut Problems) -> Option<String> {
+    value.and_then(|dt| {
+        // A local date-time or a bare time names no instant.
+        let date_only = dt.date.is_some() && dt.time.is_none();
+        let instant = dt.date.is_some() && dt.time.is_some() && dt.offset.is_some();
+        if date_only || instant {
+            Some(dt.to_string())
+        } else {
+            p.add(path, "must be a date (2026-01-31) or a date-time with offset (2026-01-31T09:00:00Z)");
+            None
+        }
+    })
+}
+
+/// Permissions from the catalogue, without duplicates; every problem reported.
+fn permission_list(list: Vec<String>, path: &str, catalog: &Catalog, p: &mut Problems) -> Vec<String> {
+    if list.is_empty() {
+        p.add(path, "must grant at least one permission");
+    }
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for (i, perm) in list.into_iter().enumerate() {
+        if !catalog.contains(&perm) {
+            p.add(format!("{path}[{i}]"), format!("unknown permission {perm:?}"));
+        } else if out.contains(&perm) {
+            p.add(format!("{path}[{i}]"), format!("duplicate permission {perm:?}"));
+        } else {
+            out.push(perm);
+        }
+    }
+    out
+}
+
+fn api_key(k: RawApiKey, path: &str, catalog: &Catalog, projects: &BTreeMap<String, Project>, p: &mut Problems) -> ApiKeyMeta {
+    if !is_key_id(&k.id) {
+        p.add(format!("{path}.id"), format!("{:?} must be 1 to 64 of A-Z, a-z, 0-9, '-', '_'", k.id));
+    }
+    if k.description.len() > 1024 {
+        p.add(format!("{path}.description"), "must be at most 1024 bytes");
+    }
+    let permissions = permission_list(k.permissions, &format!("{path}.permissions"), catalog, p);
+    if k.projects.is_empty() {
+        p.add(format!("{path}.projects"), "must name at least one project");
+    }
+    for (i, project) in k.projects.iter().enumerate() {
+        if !projects.contains_key(project) {
+            p.add(format!("{path}.projects[{i}]"), format!("unknown project {project:?}"));
+        }
+    }
+    ApiKeyMeta {
+        created_at: created_at(k.created_at, &format!("{path}.created_at"), p),
+        id: k.id,
+        description: k.description,
+        permissions,
+        projects: k.projects,
+        active: k.active,
+    }
+}
+
+/// Whether `s` is a valid API key id: 1 to 64 of `A-Z a-z 0-9 - _`.
+pub(crate) fn is_key_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
 }
 
 fn scopes(raw: Option<OneOrMany>, path: &str, p: &mut Problems) -> ScopeSet {
@@ -325,17 +335,10 @@ fn scopes(raw: Option<OneOrMany>, path: &str, p: &mut Problems) -> ScopeSet {
         Err((index, e)) => {
             match index {
                 Some(i) => p.add(format!("{path}[{i}]"), format!("{:?} {e}", texts[i])),
-                None => p.add(
-                    path,
-                    "is empty, which would allow no directory; omit it for all directories",
-                ),
+                None => p.add(path, "is empty, which would allow no directory; omit it for all directories"),
             }
             // Report every bad entry, not only the first.
-            for (i, text) in texts
-                .iter()
-                .enumerate()
-                .skip(index.map_or(texts.len(), |i| i + 1))
-            {
+            for (i, text) in texts.iter().enumerate().skip(index.map_or(texts.len(), |i| i + 1)) {
                 if let Err(e) = crate::scope::DirScope::parse(text) {
                     p.add(format!("{path}[{i}]"), format!("{text:?} {e}"));
                 }
@@ -364,25 +367,17 @@ fn is_slug(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 64
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_')
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_')
 }
 
 fn is_permission_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"_.:-".contains(&c))
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"_.:-".contains(&c))
 }
 
 fn is_origin(s: &str) -> bool {
-    let rest = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"));
+    let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
     rest.is_some_and(|host| {
-        !host.is_empty()
-            && !host.contains(['/', '?', '#', '@', ' '])
-            && host.bytes().all(|c| c.is_ascii_graphic())
+        !host.is_empty() && !host.contains(['/', '?', '#', '@', ' ']) && host.bytes().all(|c| c.is_ascii_graphic())
     })
 }
 
@@ -409,9 +404,7 @@ permissions = ["FILE_UPLOAD"]
 
     fn problems(text: &str) -> Vec<String> {
         match load(text) {
-            Err(ConfigError::Invalid(problems)) => {
-                problems.iter().map(ToString::to_string).collect()
-            }
+            Err(ConfigError::Invalid(problems)) => problems.iter().map(ToString::to_string).collect(),
             other => panic!("expected validation problems, got {other:?}"),
         }
     }
@@ -419,12 +412,7 @@ permissions = ["FILE_UPLOAD"]
     #[test]
     fn shipped_config_is_valid() {
         let config = load(include_str!("../../config.toml")).unwrap();
-        assert!(
-            config
-                .templates()
-                .iter()
-                .any(|t| t.active && t.project == "demo")
-        );
+        assert!(config.templates().iter().any(|t| t.active && t.project == "demo"));
         assert!(!config.server.cors_origins.is_empty());
     }
 
@@ -439,10 +427,7 @@ permissions = ["FILE_UPLOAD"]
         assert_eq!(t.countries, None);
         assert_eq!(t.limits.if_any(), None);
         assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(
-            config.server.geoip_database.as_deref(),
-            Some(Path::new("/etc/keysmith/geo/country.mmdb"))
-        );
+        assert_eq!(config.server.geoip_database.as_deref(), Some(Path::new("/etc/keysmith/geo/country.mmdb")));
         assert_eq!(config.catalog.permissions().len(), 31);
         assert!(config.template("other", "widget").is_none());
     }
@@ -450,14 +435,10 @@ permissions = ["FILE_UPLOAD"]
     #[test]
     fn unknown_keys_are_errors() {
         let text = format!("{BASE}[templates.upload]\ndir_scop = \"/a/*\"\n");
-        let Err(ConfigError::Parse(message)) = load(&text) else {
-            panic!("typo accepted")
-        };
+        let Err(ConfigError::Parse(message)) = load(&text) else { panic!("typo accepted") };
         assert!(message.contains("dir_scop"), "{message}");
         assert!(message.contains("line"), "{message}");
-        let Err(ConfigError::Parse(message)) = load(&format!("{BASE}colour = 1\n")) else {
-            panic!()
-        };
+        let Err(ConfigError::Parse(message)) = load(&format!("{BASE}colour = 1\n")) else { panic!() };
         assert!(message.contains("colour"), "{message}");
     }
 
@@ -523,22 +504,10 @@ expiration_duration = 604801
             "templates[1].expiration_duration: 604801 is out of bounds",
         ];
         for want in expect {
-            assert!(
-                got.iter().any(|p| p.starts_with(want)),
-                "missing {want:?} in:\n{}",
-                got.join("\n")
-            );
+            assert!(got.iter().any(|p| p.starts_with(want)), "missing {want:?} in:\n{}", got.join("\n"));
         }
-        assert_eq!(
-            got.len(),
-            expect.len(),
-            "unexpected extra problems:\n{}",
-            got.join("\n")
-        );
-        assert!(
-            !got.iter().any(|p| p.contains("dir_scope[0]")),
-            "a valid scope was reported"
-        );
+        assert_eq!(got.len(), expect.len(), "unexpected extra problems:\n{}", got.join("\n"));
+        assert!(!got.iter().any(|p| p.contains("dir_scope[0]")), "a valid scope was reported");
     }
 
     #[test]
@@ -558,20 +527,9 @@ permissions = ["asset.upload", "FILE_UPLOAD"]
 "#;
         let got = problems(text);
         assert_eq!(got.len(), 2, "{got:?}");
-        assert!(
-            got[0].starts_with(
-                "catalog.list_scoped[1]: \"asset.delete\" is not in catalog.permissions"
-            )
-        );
-        assert!(
-            got[1].starts_with("templates[0].permissions[1]: unknown permission \"FILE_UPLOAD\"")
-        );
-        let ok = load(
-            &text
-                .replace(", \"asset.delete\"", "")
-                .replace(", \"FILE_UPLOAD\"", ""),
-        )
-        .unwrap();
+        assert!(got[0].starts_with("catalog.list_scoped[1]: \"asset.delete\" is not in catalog.permissions"));
+        assert!(got[1].starts_with("templates[0].permissions[1]: unknown permission \"FILE_UPLOAD\""));
+        let ok = load(&text.replace(", \"asset.delete\"", "").replace(", \"FILE_UPLOAD\"", "")).unwrap();
         let rules = ok.catalog.rules();
         assert_eq!(rules.kind("asset.upload"), Some(crate::ScopeKind::Upload));
         assert_eq!(rules.kind("asset.read"), Some(crate::ScopeKind::List));
@@ -583,10 +541,7 @@ permissions = ["asset.upload", "FILE_UPLOAD"]
     fn scope_settings_accept_one_or_many() {
         let one = load(&format!("{BASE}[templates.upload]\ndir_scope = \"/a/*\"\n")).unwrap();
         assert_eq!(one.templates()[0].upload_dirs.to_strings(), ["/a/*"]);
-        let many = load(&format!(
-            "{BASE}[templates.listing]\ndirectory_scope = [\"/a\", \"/b/*\"]\n"
-        ))
-        .unwrap();
+        let many = load(&format!("{BASE}[templates.listing]\ndirectory_scope = [\"/a\", \"/b/*\"]\n")).unwrap();
         assert_eq!(many.templates()[0].list_dirs.to_strings(), ["/a", "/b/*"]);
     }
 

@@ -28,11 +28,7 @@ struct Problem<'a> {
 impl ApiError {
     /// An error with a status, a stable code and a message for the caller.
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            detail: detail.into(),
-        }
+        Self { status, code, detail: detail.into() }
     }
 
     /// The HTTP status.
@@ -50,11 +46,7 @@ impl ApiError {
     }
 
     pub(crate) fn method_not_allowed() -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "method not allowed on this endpoint",
-        )
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
     }
 
     /// A problem for a bare status produced outside the handlers (an extractor rejection, a
@@ -74,19 +66,12 @@ impl ApiError {
             s if s.is_server_error() => "internal_error",
             _ => "http_error",
         };
-        let detail = status
-            .canonical_reason()
-            .unwrap_or("request failed")
-            .to_owned();
+        let detail = status.canonical_reason().unwrap_or("request failed").to_owned();
         Self::new(status, code, detail)
     }
 
     pub(crate) fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "internal error; see the service log",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error; see the service log")
     }
 }
 
@@ -106,9 +91,7 @@ impl From<MintError> for ApiError {
         };
         let detail = match &e {
             // The source (a database error) goes to the log, not to the caller.
-            MintError::GeoIpUnavailable(_) => {
-                "the country check is unavailable; try again later".to_owned()
-            }
+            MintError::GeoIpUnavailable(_) => "the country check is unavailable; try again later".to_owned(),
             other => other.to_string(),
         };
         Self::new(status, e.code(), detail)
@@ -118,19 +101,11 @@ impl From<MintError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let title = self.status.canonical_reason().unwrap_or("Error");
-        let body = Problem {
-            kind: "about:blank",
-            title,
-            status: self.status.as_u16(),
-            detail: &self.detail,
-            code: self.code,
-        };
+        let body =
+            Problem { kind: "about:blank", title, status: self.status.as_u16(), detail: &self.detail, code: self.code };
         let mut response = (self.status, Json(body)).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }

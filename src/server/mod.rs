@@ -72,10 +72,7 @@ impl Live {
 pub fn router(handle: IssuerHandle) -> Router {
     let cors = cors(&handle.live().issuer.config().server.cors_origins);
     Router::new()
-        .route(
-            "/{project}/v1/key/{template}",
-            get(routes::mint).post(routes::mint),
-        )
+        .route("/{project}/v1/key/{template}", get(routes::mint).post(routes::mint))
         .route("/.well-known/jwks.json", get(routes::jwks))
         .route("/healthz", get(routes::healthz))
         .fallback(|| async { ApiError::not_found() })
@@ -83,9 +80,7 @@ pub fn router(handle: IssuerHandle) -> Router {
         .with_state(handle)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(ensure_problem))
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::internal().into_response()
-        }))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
         .layer(cors)
         .layer(TraceLayer::new_for_http())
 }
@@ -106,18 +101,11 @@ async fn ensure_problem(response: Response) -> Response {
 
 fn cors(origins: &[String]) -> CorsLayer {
     // Origins were validated with the config; one that is still not a header value is dropped.
-    let origins: Vec<HeaderValue> = origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([
-            header::CONTENT_TYPE,
-            header::AUTHORIZATION,
-            HeaderName::from_static("x-api-key"),
-        ])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, HeaderName::from_static("x-api-key")])
         .max_age(Duration::from_secs(600))
 }
 
@@ -132,19 +120,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(handle).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
 /// Reloads config, keys and GeoIP database from disk into `handle` when the process receives
 /// SIGHUP. A load that fails is logged and the running issuer keeps serving.
 #[cfg(unix)]
-pub async fn reload_on_sighup(
-    handle: IssuerHandle,
-    config: std::path::PathBuf,
-    keys: std::path::PathBuf,
-) {
+pub async fn reload_on_sighup(handle: IssuerHandle, config: std::path::PathBuf, keys: std::path::PathBuf) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hangups) = signal(SignalKind::hangup()) else {
         tracing::error!("cannot listen for SIGHUP; reload by restarting");

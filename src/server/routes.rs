@@ -37,11 +37,7 @@ pub(super) async fn mint(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let Path((project, template)) = path.map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_path",
-            "project and template must be UTF-8 path segments",
-        )
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", "project and template must be UTF-8 path segments")
     })?;
     let live = handle.live();
     let issuer = &live.issuer;
@@ -52,20 +48,10 @@ pub(super) async fn mint(
         .map(|v| v.to_str())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| bad_forwarded())?;
-    let caller = client_ip(
-        peer.ip(),
-        forwarded,
-        &issuer.config().server.trusted_proxies,
-    )
-    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_forwarded_for", e.to_string()))?;
+    let caller = client_ip(peer.ip(), forwarded, &issuer.config().server.trusted_proxies)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_forwarded_for", e.to_string()))?;
 
-    let minted = match issuer.mint(
-        &project,
-        &template,
-        &request,
-        Some(caller),
-        SystemTime::now(),
-    ) {
+    let minted = match issuer.mint(&project, &template, &request, Some(caller), SystemTime::now()) {
         Ok(minted) => minted,
         Err(e) => {
             tracing::info!(%project, %template, %caller, code = e.code(), error = %e, "mint refused");
@@ -85,41 +71,25 @@ pub(super) async fn mint(
         permissions: &minted.permissions,
     };
     let mut response = Json(body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
 
 fn bad_forwarded() -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "bad_forwarded_for",
-        "X-Forwarded-For is not valid text",
-    )
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_forwarded_for", "X-Forwarded-For is not valid text")
 }
 
 /// Reads the optional JSON body. An empty body means "everything the template allows".
-fn mint_request(
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<MintRequest, ApiError> {
+fn mint_request(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<MintRequest, ApiError> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
-                format!(
-                    "request body is larger than {} bytes",
-                    super::MAX_BODY_BYTES
-                ),
+                format!("request body is larger than {} bytes", super::MAX_BODY_BYTES),
             )
         } else {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                "could not read the request body",
-            )
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "could not read the request body")
         }
     })?;
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -155,10 +125,7 @@ impl JwksBody {
         let etag = format!("\"{}\"", crate::b64::encode(&digest[..16]));
         // Base64url in quotes is always a valid header value.
         let etag = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\""));
-        Self {
-            body: Bytes::from(body),
-            etag,
-        }
+        Self { body: Bytes::from(body), etag }
     }
 }
 
@@ -169,28 +136,16 @@ pub(super) async fn jwks(State(handle): State<IssuerHandle>, headers: HeaderMap)
     let cached = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|tag| tag.trim() == jwks.etag || tag.trim() == "*")
-        });
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == jwks.etag || tag.trim() == "*"));
     let mut response = if cached {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/jwk-set+json"),
-            )],
-            jwks.body.clone(),
-        )
+        ([(header::CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"))], jwks.body.clone())
             .into_response()
     };
     let h = response.headers_mut();
     h.insert(header::ETAG, jwks.etag.clone());
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(JWKS_MAX_AGE),
-    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(JWKS_MAX_AGE));
     response
 }
 
@@ -210,8 +165,6 @@ pub(super) async fn healthz(State(handle): State<IssuerHandle>) -> Response {
         signing_kid: live.issuer.keyring().signing().kid(),
     };
     let mut response = Json(body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

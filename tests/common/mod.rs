@@ -28,34 +28,20 @@ impl TestServer {
 
     /// Serves the `config.toml` and `keys/` already in `dir`.
     pub async fn start_in(dir: tempfile::TempDir) -> Self {
-        let issuer =
-            Issuer::load(&dir.path().join("config.toml"), &dir.path().join("keys")).unwrap();
+        let issuer = Issuer::load(&dir.path().join("config.toml"), &dir.path().join("keys")).unwrap();
         let handle = keysmith::server::IssuerHandle::new(issuer);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(keysmith::server::serve(
-            listener,
-            handle.clone(),
-            async move {
-                let _ = rx.await;
-            },
-        ));
-        Self {
-            addr,
-            dir,
-            handle,
-            shutdown: Some(tx),
-            task: Some(task),
-        }
+        let task = tokio::spawn(keysmith::server::serve(listener, handle.clone(), async move {
+            let _ = rx.await;
+        }));
+        Self { addr, dir, handle, shutdown: Some(tx), task: Some(task) }
     }
 
     /// Reloads config and keys from the server's directory, as SIGHUP does.
     pub fn reload(&self) -> Result<(), keysmith::LoadError> {
-        let issuer = Issuer::load(
-            &self.dir.path().join("config.toml"),
-            &self.dir.path().join("keys"),
-        )?;
+        let issuer = Issuer::load(&self.dir.path().join("config.toml"), &self.dir.path().join("keys"))?;
         self.handle.replace(issuer);
         Ok(())
     }

@@ -13,9 +13,6 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (path, kid) = keysmith::keyring::generate_key_file(&args.keys)?;
     println!("generated {} (kid {kid})", path.display());
-    println!(
-        "the newest key in {} signs; all keys there are published",
-        args.keys.display()
-    );
+    println!("the newest key in {} signs; all keys there are published", args.keys.display());
     Ok(ExitCode::SUCCESS)
 }

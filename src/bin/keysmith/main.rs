@@ -51,9 +51,8 @@ fn main() -> ExitCode {
 
 /// Sets up logging to stderr; `KEYSMITH_LOG` (or `RUST_LOG`) overrides `default`.
 fn init_logging(default: &str) {
-    let filter = std::env::var("KEYSMITH_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| default.to_owned());
+    let filter =
+        std::env::var("KEYSMITH_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| default.to_owned());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)

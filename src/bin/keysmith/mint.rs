@@ -47,13 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     request.permissions = args.permissions;
     request.expiration_duration = args.expiration;
     request.bind_ip = args.bind_ip;
-    match issuer.mint(
-        &args.project,
-        &args.template,
-        &request,
-        args.ip,
-        SystemTime::now(),
-    ) {
+    match issuer.mint(&args.project, &args.template, &request, args.ip, SystemTime::now()) {
         Ok(minted) => {
             println!("{}", minted.token);
             Ok(ExitCode::SUCCESS)

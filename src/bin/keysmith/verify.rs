@@ -60,18 +60,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (Some(issuer), _) => issuer.clone(),
         (None, Ok(config)) => config.issuer.clone(),
         (None, Err(e)) => {
-            eprintln!(
-                "pass --issuer, or --config with a valid config ({}: {e})",
-                args.config.display()
-            );
+            eprintln!("pass --issuer, or --config with a valid config ({}: {e})", args.config.display());
             return Ok(ExitCode::from(2));
         }
     };
     let audience = match (&args.audience, &config) {
         (Some(audience), _) => audience.clone(),
-        (None, Ok(config)) if config.projects.len() == 1 => {
-            config.projects.keys().next().cloned().unwrap_or_default()
-        }
+        (None, Ok(config)) if config.projects.len() == 1 => config.projects.keys().next().cloned().unwrap_or_default(),
         _ => {
             eprintln!("pass --audience (the project id the key must be for)");
             return Ok(ExitCode::from(2));
@@ -105,37 +100,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn print_json(value: &serde_json::Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    );
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
 fn read_jwks(source: &str) -> anyhow::Result<Vec<u8>> {
     use std::io::Read as _;
     if source.starts_with("http://") || source.starts_with("https://") {
-        let response = ureq::get(source)
-            .timeout(Duration::from_secs(10))
-            .call()
-            .with_context(|| format!("fetching {source}"))?;
+        let response =
+            ureq::get(source).timeout(Duration::from_secs(10)).call().with_context(|| format!("fetching {source}"))?;
         let mut body = Vec::new();
-        response
-            .into_reader()
-            .take(MAX_JWKS_BYTES + 1)
-            .read_to_end(&mut body)?;
-        anyhow::ensure!(
-            body.len() as u64 <= MAX_JWKS_BYTES,
-            "{source}: JWKS larger than {MAX_JWKS_BYTES} bytes"
-        );
+        response.into_reader().take(MAX_JWKS_BYTES + 1).read_to_end(&mut body)?;
+        anyhow::ensure!(body.len() as u64 <= MAX_JWKS_BYTES, "{source}: JWKS larger than {MAX_JWKS_BYTES} bytes");
         Ok(body)
     } else {
         let file = std::fs::File::open(source).with_context(|| format!("reading {source}"))?;
         let mut body = Vec::new();
         file.take(MAX_JWKS_BYTES + 1).read_to_end(&mut body)?;
-        anyhow::ensure!(
-            body.len() as u64 <= MAX_JWKS_BYTES,
-            "{source}: JWKS larger than {MAX_JWKS_BYTES} bytes"
-        );
+        anyhow::ensure!(body.len() as u64 <= MAX_JWKS_BYTES, "{source}: JWKS larger than {MAX_JWKS_BYTES} bytes");
         Ok(body)
     }
 }
