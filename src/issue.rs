@@ -1,15 +1,16 @@
 //! Minting: a template, an optional narrowing request and the caller's address in, a signed
 //! access token out. No HTTP here; the server and the CLI call [`Issuer::mint`].
 
-use crate::claims::{AccessClaims, Audience};
+use crate::claims::{API_KEY_TYP, AccessClaims, ApiKeyClaims, Audience, REVOCATIONS_TYP, RevocationClaims};
 use crate::config::raw::OneOrMany;
-use crate::config::{Config, Template};
+use crate::config::{Access, Config, Template};
 use crate::geoip::{GeoIp, GeoIpError};
 use crate::ip::{IpRange, IpRules};
 use crate::jwk::KeySet;
 use crate::keyring::Keyring;
 use crate::scope::{ScopeError, ScopeSet};
-use crate::verify::{Verifier, unix_seconds};
+use crate::revocation::RevocationList;
+use crate::verify::{ApiKeyGrant, Verifier, VerifyError, unix_seconds};
 use chrono::{DateTime, Utc};
 use rand_core::{OsRng, RngCore as _};
 use serde::Deserialize;
@@ -63,6 +64,42 @@ impl MintRequest {
     pub fn with_directory_scope(mut self, scopes: Vec<String>) -> Self {
         self.directory_scope = Some(OneOrMany::Many(scopes));
         self
+    }
+}
+
+/// Who is asking for a key: the caller's address (the socket peer or the address trusted
+/// proxies vouch for; `None` offline) and, for `access = "api_key"` templates, its permanent key.
+#[derive(Clone, Copy, Default)]
+pub struct Caller<'a> {
+    /// The caller's address.
+    pub ip: Option<IpAddr>,
+    /// The caller's permanent API key (a secret: never logged).
+    pub api_key: Option<&'a str>,
+}
+
+impl<'a> Caller<'a> {
+    /// A caller at `ip`.
+    pub fn at(ip: IpAddr) -> Self {
+        Self { ip: Some(ip), api_key: None }
+    }
+
+    /// The same caller, presenting a permanent key.
+    pub fn with_api_key(mut self, key: &'a str) -> Self {
+        self.api_key = Some(key);
+        self
+    }
+}
+
+impl From<Option<IpAddr>> for Caller<'_> {
+    fn from(ip: Option<IpAddr>) -> Self {
+        Self { ip, api_key: None }
+    }
+}
+
+impl std::fmt::Debug for Caller<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = self.api_key.map(|_| "[redacted]");
+        f.debug_struct("Caller").field("ip", &self.ip).field("api_key", &key).finish()
     }
 }
 
@@ -123,6 +160,39 @@ pub enum MintError {
     /// The requested lifetime is longer than the template's.
     #[error("expiration_duration may be at most {0} seconds for this template")]
     ExpirationTooLong(u32),
+    /// The template needs a permanent API key and none was presented.
+    #[error("this template requires a permanent API key (X-Api-Key or Authorization: Bearer)")]
+    ApiKeyRequired,
+    /// The presented key is not a valid permanent key of this issuer.
+    #[error("the API key is not valid: {0}")]
+    ApiKeyInvalid(VerifyError),
+    /// The presented key (or a key that created it) is deactivated.
+    #[error("the API key is deactivated")]
+    ApiKeyRevoked,
+    /// The presented key is not for this project.
+    #[error("the API key is not valid for this project")]
+    ApiKeyWrongProject,
+    /// A requested permission is in the template but not in the caller's API key.
+    #[error("permission {0:?} is not granted by the API key")]
+    PermissionNotInApiKey(String),
+    /// The template and the caller's API key share no permission.
+    #[error("the API key holds none of this template's permissions")]
+    NoCommonPermission,
+    /// Creating API keys over HTTP is off (a custom catalogue without `manage_permission`).
+    #[error("creating API keys over HTTP is not enabled")]
+    ApiKeyCreationDisabled,
+    /// The caller's key lacks the permission that allows creating keys.
+    #[error("the API key lacks {0}, which creating API keys requires")]
+    ManagePermissionMissing(String),
+    /// A new key asked for a permission its creator does not hold.
+    #[error("permission {0:?} is not held by the creating key")]
+    PermissionEscalation(String),
+    /// A new key's name is empty or too long.
+    #[error("name must be 1 to 256 characters without control characters")]
+    InvalidName,
+    /// Keys created by keys created by keys… past the depth limit.
+    #[error("this key was itself created by too many generations of keys")]
+    CreationChainTooDeep,
 }
 
 impl MintError {
@@ -145,6 +215,17 @@ impl MintError {
             Self::InvalidBody(_) => "invalid_body",
             Self::InvalidExpiration => "invalid_expiration",
             Self::ExpirationTooLong(_) => "expiration_too_long",
+            Self::ApiKeyRequired => "api_key_required",
+            Self::ApiKeyInvalid(_) => "api_key_invalid",
+            Self::ApiKeyRevoked => "api_key_revoked",
+            Self::ApiKeyWrongProject => "api_key_wrong_project",
+            Self::PermissionNotInApiKey(_) => "permission_not_in_api_key",
+            Self::NoCommonPermission => "no_common_permission",
+            Self::ApiKeyCreationDisabled => "api_key_creation_disabled",
+            Self::ManagePermissionMissing(_) => "permission_missing",
+            Self::PermissionEscalation(_) => "permission_escalation",
+            Self::InvalidName => "invalid_name",
+            Self::CreationChainTooDeep => "creation_chain_too_deep",
         }
     }
 }
@@ -200,6 +281,53 @@ pub struct Issuer {
     config: Arc<Config>,
     keys: Arc<Keyring>,
     geoip: Option<Arc<GeoIp>>,
+    /// Checks permanent keys presented to this issuer: its own keys, every project, and the
+    /// revocations of its own config.
+    api_keys: Verifier,
+}
+
+/// Most generations of keys creating keys over HTTP.
+const MAX_CREATION_DEPTH: usize = 8;
+
+/// A permanent key to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewApiKey {
+    /// Projects it may be used for.
+    pub projects: Vec<String>,
+    /// Permissions it grants.
+    pub permissions: Vec<String>,
+    /// Optional expiry, seconds since the epoch.
+    pub expires_at: Option<u64>,
+    /// The keys that created it, oldest first (empty when an operator creates it).
+    pub created_by: Vec<String>,
+}
+
+/// A created permanent key.
+#[derive(Clone)]
+pub struct CreatedApiKey {
+    /// The key id.
+    pub id: String,
+    /// The key itself: shown once, never stored or logged by keysmith.
+    pub secret: String,
+    /// Its claims.
+    pub claims: ApiKeyClaims,
+}
+
+impl std::fmt::Debug for CreatedApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedApiKey").field("id", &self.id).field("secret", &"[redacted]").finish_non_exhaustive()
+    }
+}
+
+/// A signed revocation list and its validity.
+#[derive(Debug, Clone)]
+pub struct SignedRevocations {
+    /// The compact JWS.
+    pub token: String,
+    /// When it was signed.
+    pub iat: u64,
+    /// When it expires.
+    pub exp: u64,
 }
 
 impl Issuer {
@@ -229,7 +357,17 @@ impl Issuer {
 
     /// An issuer from already loaded parts.
     pub fn from_parts(config: Config, keys: Keyring, geoip: Option<GeoIp>) -> Self {
-        Self { config: Arc::new(config), keys: Arc::new(keys), geoip: geoip.map(Arc::new) }
+        let key_set = KeySet::from_keys(keys.published().iter().copied());
+        let mut projects = config.projects.keys();
+        let first = projects.next().cloned().unwrap_or_default();
+        let api_keys = projects.fold(Verifier::new(key_set, &config.issuer, first), |v, p| v.also_audience(p));
+        api_keys.hold_revocations(RevocationList::unsigned(
+            &config.issuer,
+            config.version,
+            config.revoked_api_keys(),
+            config.revoked_templates(),
+        ));
+        Self { config: Arc::new(config), keys: Arc::new(keys), geoip: geoip.map(Arc::new), api_keys }
     }
 
     /// The config in use.
@@ -255,14 +393,15 @@ impl Issuer {
     ///
     /// A [`MintError`]: unknown project or template, deactivated template, caller outside the
     /// template's addresses or countries, or a request wider than the template.
-    pub fn mint(
+    pub fn mint<'k>(
         &self,
         project: &str,
         template: &str,
         request: &MintRequest,
-        caller: Option<IpAddr>,
+        caller: impl Into<Caller<'k>>,
         now: SystemTime,
     ) -> Result<Minted, MintError> {
+        let caller = caller.into();
         if !self.config.projects.contains_key(project) {
             return Err(MintError::UnknownProject(project.to_owned()));
         }
@@ -271,8 +410,15 @@ impl Issuer {
         if !t.active {
             return Err(MintError::TemplateInactive(t.id.clone()));
         }
-        let caller = self.check_caller(t, caller, request.bind_ip)?;
-        let permissions = self.permissions(t, request.permissions.as_deref())?;
+        let key = match t.access {
+            Access::ApiKey => {
+                let key = caller.api_key.ok_or(MintError::ApiKeyRequired)?;
+                Some(self.authenticate(key, project, now)?)
+            }
+            Access::Public => None,
+        };
+        let caller = self.check_caller(t, caller.ip, request.bind_ip)?;
+        let permissions = self.permissions(t, key.as_ref(), request.permissions.as_deref())?;
         let upload_dirs = narrow_scope(&t.upload_dirs, request.dir_scope.as_ref(), "dir_scope")?;
         let list_dirs = narrow_scope(&t.list_dirs, request.directory_scope.as_ref(), "directory_scope")?;
         let expires_in = match request.expiration_duration {
@@ -345,9 +491,18 @@ impl Issuer {
         Ok(Some(ip))
     }
 
-    fn permissions(&self, t: &Template, requested: Option<&[String]>) -> Result<Vec<String>, MintError> {
+    /// The permissions to grant: the template's (intersected with the API key's, if any),
+    /// narrowed by the request. A request for more is refused.
+    fn permissions(
+        &self,
+        t: &Template,
+        key: Option<&ApiKeyGrant>,
+        requested: Option<&[String]>,
+    ) -> Result<Vec<String>, MintError> {
+        let in_key = |p: &str| key.is_none_or(|k| k.has_permission(p));
         let Some(requested) = requested else {
-            return Ok(t.permissions.clone());
+            let granted: Vec<String> = t.permissions.iter().filter(|p| in_key(p)).cloned().collect();
+            return if granted.is_empty() { Err(MintError::NoCommonPermission) } else { Ok(granted) };
         };
         if requested.is_empty() {
             return Err(MintError::EmptyPermissions);
@@ -360,13 +515,123 @@ impl Issuer {
             if !t.permissions.contains(p) {
                 return Err(MintError::PermissionNotInTemplate(p.clone()));
             }
+            if !in_key(p) {
+                return Err(MintError::PermissionNotInApiKey(p.clone()));
+            }
             if !out.contains(p) {
                 out.push(p.clone());
             }
         }
         Ok(out)
     }
-}
+
+    /// Checks a permanent key presented to this issuer for `project`: signed by one of its keys,
+    /// not deactivated in its config (nor any key that created it), and for this project.
+    ///
+    /// # Errors
+    ///
+    /// [`MintError::ApiKeyInvalid`], [`MintError::ApiKeyRevoked`] or
+    /// [`MintError::ApiKeyWrongProject`].
+    pub fn authenticate(&self, key: &str, project: &str, now: SystemTime) -> Result<ApiKeyGrant, MintError> {
+        let grant = self.api_keys.verify_api_key(key, now).map_err(|e| match e {
+            VerifyError::Revoked => MintError::ApiKeyRevoked,
+            other => MintError::ApiKeyInvalid(other),
+        })?;
+        if !grant.projects().iter().any(|p| p == project) {
+            return Err(MintError::ApiKeyWrongProject);
+        }
+        Ok(grant)
+    }
+
+    /// Creates a permanent key: a fresh id, signed with the current signing key. The caller
+    /// records the metadata (the CLI writes `[[api_keys]]`; the HTTP service writes the audit
+    /// log).
+    pub fn create_api_key(&self, new: &NewApiKey, now: SystemTime) -> CreatedApiKey {
+        let id = format!("ak_{}", random_jti());
+        let claims = ApiKeyClaims {
+            iss: self.config.issuer.clone(),
+            aud: new.projects.clone(),
+            sub: id.clone(),
+            jti: id.clone(),
+            iat: unix_seconds(now),
+            scope: new.permissions.join(" "),
+            ver: self.config.version,
+            exp: new.expires_at,
+            created_by: new.created_by.clone(),
+        };
+        let payload = serde_json::to_vec(&claims).unwrap_or_default();
+        let secret = self.keys.signing().sign_typed(API_KEY_TYP, &payload);
+        CreatedApiKey { id, secret, claims }
+    }
+
+    /// Creates a permanent key for `project` on behalf of the holder of `creator` (its own
+    /// permanent key), as `POST /{project}/v1/api-keys` does: the creator must hold the
+    /// catalogue's manage permission, and the new key gets only permissions the creator holds.
+    ///
+    /// # Errors
+    ///
+    /// A [`MintError`]: an invalid or revoked creator, a missing manage permission, an
+    /// escalation, an unknown permission or a bad name.
+    pub fn create_api_key_as(
+        &self,
+        creator: &str,
+        project: &str,
+        name: &str,
+        permissions: &[String],
+        now: SystemTime,
+    ) -> Result<(ApiKeyGrant, CreatedApiKey), MintError> {
+        if !self.config.projects.contains_key(project) {
+            return Err(MintError::UnknownProject(project.to_owned()));
+        }
+        let manage = self.config.catalog.manage_permission().ok_or(MintError::ApiKeyCreationDisabled)?;
+        let grant = self.authenticate(creator, project, now)?;
+        if !grant.has_permission(manage) {
+            return Err(MintError::ManagePermissionMissing(manage.to_owned()));
+        }
+        if name.trim().is_empty() || name.chars().count() > 256 || name.chars().any(char::is_control) {
+            return Err(MintError::InvalidName);
+        }
+        if permissions.is_empty() {
+            return Err(MintError::EmptyPermissions);
+        }
+        let mut granted: Vec<String> = Vec::with_capacity(permissions.len());
+        for p in permissions {
+            if !self.config.catalog.contains(p) {
+                return Err(MintError::UnknownPermission(p.clone()));
+            }
+            if !grant.has_permission(p) {
+                return Err(MintError::PermissionEscalation(p.clone()));
+            }
+            if !granted.contains(p) {
+                granted.push(p.clone());
+            }
+        }
+        let mut created_by = grant.claims().created_by.clone();
+        created_by.push(grant.id().to_owned());
+        if created_by.len() > MAX_CREATION_DEPTH {
+            return Err(MintError::CreationChainTooDeep);
+        }
+        let new = NewApiKey { projects: vec![project.to_owned()], permissions: granted, expires_at: None, created_by };
+        let created = self.create_api_key(&new, now);
+        Ok((grant, created))
+    }
+
+    /// Signs the current revocation list: deactivated API keys and templates of this config,
+    /// fresh for `revocations_max_age`.
+    pub fn revocation_list(&self, now: SystemTime) -> SignedRevocations {
+        let iat = unix_seconds(now);
+        let exp = iat + u64::from(self.config.revocations_max_age);
+        let claims = RevocationClaims {
+            iss: self.config.issuer.clone(),
+            iat,
+            exp,
+            ver: self.config.version,
+            revoked_api_keys: self.config.revoked_api_keys(),
+            revoked_templates: self.config.revoked_templates(),
+        };
+        let payload = serde_json::to_vec(&claims).unwrap_or_default();
+        SignedRevocations { token: self.keys.signing().sign_typed(REVOCATIONS_TYP, &payload), iat, exp }
+    }}
 
 fn narrow_scope(
     template: &ScopeSet,

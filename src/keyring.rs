@@ -89,6 +89,13 @@ impl SigningKey {
         self.sign_compact(&self.access_header, payload_json)
     }
 
+    /// Signs a JSON payload as a compact JWS with an `EdDSA` header of type `typ` and this
+    /// key's `kid`.
+    pub fn sign_typed(&self, typ: &str, payload_json: &[u8]) -> String {
+        let header = serde_json::json!({ "alg": "EdDSA", "typ": typ, "kid": self.kid });
+        self.sign_jws(&header.to_string(), payload_json)
+    }
+
     /// Signs `payload` as a compact JWS under `header_json`, which the caller must make an
     /// `EdDSA` header with this key's `kid`.
     pub fn sign_jws(&self, header_json: &str, payload: &[u8]) -> String {

@@ -51,6 +51,23 @@ impl RevocationList {
         Ok(Self { claims, api_keys, templates })
     }
 
+    /// A list built from the issuer's own config, never stale: what the issuer itself uses to
+    /// check permanent keys presented to it.
+    #[cfg(feature = "issuer")]
+    pub(crate) fn unsigned(issuer: &str, ver: u64, api_keys: Vec<String>, templates: Vec<String>) -> Self {
+        let claims = RevocationClaims {
+            iss: issuer.to_owned(),
+            iat: 0,
+            exp: u64::MAX,
+            ver,
+            revoked_api_keys: api_keys,
+            revoked_templates: templates,
+        };
+        let api_keys = claims.revoked_api_keys.iter().cloned().collect();
+        let templates = claims.revoked_templates.iter().cloned().collect();
+        Self { claims, api_keys, templates }
+    }
+
     /// Whether the list is still fresh at `now` (seconds since the epoch).
     pub fn is_fresh(&self, now: u64) -> bool {
         now < self.claims.exp

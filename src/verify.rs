@@ -277,6 +277,12 @@ impl Verifier {
         Ok(())
     }
 
+    /// Holds an already trusted list (the issuer's own).
+    #[cfg(feature = "issuer")]
+    pub(crate) fn hold_revocations(&self, list: RevocationList) {
+        *self.revocations.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(list));
+    }
+
     /// The revocation list held, if any.
     pub fn revocations(&self) -> Option<Arc<RevocationList>> {
         self.revocations.read().unwrap_or_else(PoisonError::into_inner).clone()

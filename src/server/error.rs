@@ -79,13 +79,21 @@ impl From<MintError> for ApiError {
     fn from(e: MintError) -> Self {
         let status = match &e {
             MintError::UnknownProject(_) | MintError::UnknownTemplate(_) => StatusCode::NOT_FOUND,
+            MintError::ApiKeyRequired | MintError::ApiKeyInvalid(_) | MintError::ApiKeyRevoked => StatusCode::UNAUTHORIZED,
             MintError::TemplateInactive(_)
             | MintError::IpNotAllowed(_)
             | MintError::CountryNotAllowed(_)
             | MintError::CountryUnknown(_)
             | MintError::PermissionNotInTemplate(_)
             | MintError::ScopeNotInTemplate(_)
-            | MintError::ExpirationTooLong(_) => StatusCode::FORBIDDEN,
+            | MintError::ExpirationTooLong(_)
+            | MintError::ApiKeyWrongProject
+            | MintError::PermissionNotInApiKey(_)
+            | MintError::NoCommonPermission
+            | MintError::ApiKeyCreationDisabled
+            | MintError::ManagePermissionMissing(_)
+            | MintError::PermissionEscalation(_)
+            | MintError::CreationChainTooDeep => StatusCode::FORBIDDEN,
             MintError::GeoIpUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         };
@@ -107,6 +115,9 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         response
     }
 }

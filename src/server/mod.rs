@@ -5,12 +5,13 @@
 //! [`IssuerHandle`], so a reload swaps config, keys and GeoIP database atomically: a request
 //! sees the old issuer or the new one, never a mix.
 
+mod audit;
 mod error;
 mod routes;
 
 pub use error::ApiError;
 
-use crate::issue::Issuer;
+use crate::issue::{Issuer, SignedRevocations};
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -19,7 +20,7 @@ use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -33,6 +34,9 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub(crate) struct Live {
     issuer: Issuer,
     jwks: routes::JwksBody,
+    audit: audit::AuditLog,
+    /// The last signed revocation list and its ETag, re-signed when half-used.
+    revocations: Mutex<Option<(SignedRevocations, String)>>,
 }
 
 /// A shared, atomically replaceable issuer.
@@ -41,13 +45,24 @@ pub struct IssuerHandle(Arc<ArcSwap<Live>>);
 
 impl IssuerHandle {
     /// A handle serving `issuer`.
-    pub fn new(issuer: Issuer) -> Self {
-        Self(Arc::new(ArcSwap::from_pointee(Live::new(issuer))))
+    ///
+    /// # Errors
+    ///
+    /// When the configured `server.audit_log` cannot be opened for appending.
+    pub fn new(issuer: Issuer) -> std::io::Result<Self> {
+        let audit = audit::AuditLog::open(issuer.config().server.audit_log.as_deref())?;
+        Ok(Self(Arc::new(ArcSwap::from_pointee(Live::new(issuer, audit)))))
     }
 
     /// Replaces the issuer; requests already running finish with the old one.
-    pub fn replace(&self, issuer: Issuer) {
-        self.0.store(Arc::new(Live::new(issuer)));
+    ///
+    /// # Errors
+    ///
+    /// When the new config's `server.audit_log` cannot be opened; the running issuer stays.
+    pub fn replace(&self, issuer: Issuer) -> std::io::Result<()> {
+        let audit = audit::AuditLog::open(issuer.config().server.audit_log.as_deref())?;
+        self.0.store(Arc::new(Live::new(issuer, audit)));
+        Ok(())
     }
 
     /// The current config version.
@@ -61,9 +76,27 @@ impl IssuerHandle {
 }
 
 impl Live {
-    fn new(issuer: Issuer) -> Self {
+    fn new(issuer: Issuer, audit: audit::AuditLog) -> Self {
         let jwks = routes::JwksBody::new(&issuer);
-        Self { issuer, jwks }
+        Self { issuer, jwks, audit, revocations: Mutex::new(None) }
+    }
+
+    /// The signed revocation list, its ETag and how long (seconds) it may be cached: until
+    /// half its freshness is used, when it is signed anew.
+    fn revocations(&self, now: std::time::SystemTime) -> (String, String, u64) {
+        let secs = crate::verify::unix_seconds(now);
+        let half = u64::from(self.issuer.config().revocations_max_age) / 2;
+        let mut held = self.revocations.lock().unwrap_or_else(PoisonError::into_inner);
+        let renew_at = |list: &SignedRevocations| list.iat + half;
+        if held.as_ref().is_none_or(|(list, _)| secs >= renew_at(list) || secs < list.iat) {
+            let list = self.issuer.revocation_list(now);
+            let etag = routes::etag(list.token.as_bytes());
+            *held = Some((list, etag));
+        }
+        match held.as_ref() {
+            Some((list, etag)) => (list.token.clone(), etag.clone(), renew_at(list).saturating_sub(secs)),
+            None => (String::new(), String::new(), 0),
+        }
     }
 }
 
@@ -73,6 +106,8 @@ pub fn router(handle: IssuerHandle) -> Router {
     let cors = cors(&handle.live().issuer.config().server.cors_origins);
     Router::new()
         .route("/{project}/v1/key/{template}", get(routes::mint).post(routes::mint))
+        .route("/{project}/v1/api-keys", axum::routing::post(routes::create_api_key))
+        .route("/v1/revocations", get(routes::revocations))
         .route("/.well-known/jwks.json", get(routes::jwks))
         .route("/healthz", get(routes::healthz))
         .fallback(|| async { ApiError::not_found() })
@@ -138,8 +173,10 @@ pub async fn reload_on_sighup(handle: IssuerHandle, config: std::path::PathBuf, 
             Ok(issuer) => {
                 let version = issuer.config().version;
                 let kid = issuer.keyring().signing().kid().to_owned();
-                handle.replace(issuer);
-                tracing::info!(config_version = version, previous_version = running, %kid, "reloaded");
+                match handle.replace(issuer) {
+                    Ok(()) => tracing::info!(config_version = version, previous_version = running, %kid, "reloaded"),
+                    Err(e) => tracing::error!(error = %e, "reload rejected: cannot open the audit log"),
+                }
             }
             Err(e) => {
                 tracing::error!(config_version = running, error = %e, "reload rejected; keeping the running config")

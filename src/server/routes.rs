@@ -2,7 +2,7 @@
 
 use super::{ApiError, IssuerHandle};
 use crate::ip::client_ip;
-use crate::issue::{Issuer, MintRequest};
+use crate::issue::{Caller, Issuer, MintRequest};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::SecondsFormat;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::net::SocketAddr;
 use std::time::SystemTime;
@@ -50,8 +50,10 @@ pub(super) async fn mint(
         .map_err(|_| bad_forwarded())?;
     let caller = client_ip(peer.ip(), forwarded, &issuer.config().server.trusted_proxies)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_forwarded_for", e.to_string()))?;
+    let credential = api_key(&headers);
+    let who = Caller { ip: Some(caller), api_key: credential.as_deref() };
 
-    let minted = match issuer.mint(&project, &template, &request, Some(caller), SystemTime::now()) {
+    let minted = match issuer.mint(&project, &template, &request, who, SystemTime::now()) {
         Ok(minted) => minted,
         Err(e) => {
             tracing::info!(%project, %template, %caller, code = e.code(), error = %e, "mint refused");
@@ -75,12 +77,132 @@ pub(super) async fn mint(
     Ok(response)
 }
 
+/// The caller's permanent key: `X-Api-Key`, else `Authorization: Bearer`.
+fn api_key(headers: &HeaderMap) -> Option<String> {
+    if let Some(key) = headers.get("x-api-key") {
+        return Some(key.to_str().unwrap_or_default().trim().to_owned());
+    }
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = auth.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateApiKey {
+    #[serde(default)]
+    name: Option<String>,
+    permissions: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiKeyInfo<'a> {
+    id: &'a str,
+    name: &'a str,
+    permissions: &'a [String],
+    created_at: String,
+    updated_at: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CreatedResponse<'a> {
+    api_key: ApiKeyInfo<'a>,
+    secret: &'a str,
+}
+
+/// `POST /{project}/v1/api-keys`: create a permanent key (Immich `createApiKey` shape),
+/// authenticated by the caller's own permanent key.
+pub(super) async fn create_api_key(
+    State(handle): State<IssuerHandle>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Path(project) = path
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", "project must be a UTF-8 path segment"))?;
+    let live = handle.live();
+    let body = read_body(&headers, body)?;
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "the body must be a JSON object"));
+    }
+    let request: CreateApiKey = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", format!("invalid JSON body: {e}")))?;
+    let creator = api_key(&headers).ok_or(crate::issue::MintError::ApiKeyRequired)?;
+    let name = request.name.unwrap_or_else(|| "API Key".to_owned());
+    let now = SystemTime::now();
+    let (creator, created) = match live.issuer.create_api_key_as(&creator, &project, &name, &request.permissions, now) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::info!(%project, code = e.code(), error = %e, "api key creation refused");
+            return Err(e.into());
+        }
+    };
+    live.audit.api_key_created(&project, &name, &created, creator.id());
+    let created_at = chrono::DateTime::from_timestamp(i64::try_from(created.claims.iat).unwrap_or(0), 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Secs, true);
+    let permissions: Vec<String> = created.claims.scope.split(' ').map(str::to_owned).collect();
+    let body = CreatedResponse {
+        api_key: ApiKeyInfo {
+            id: &created.id,
+            name: &name,
+            permissions: &permissions,
+            created_at: created_at.clone(),
+            updated_at: created_at,
+        },
+        secret: &created.secret,
+    };
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `GET /v1/revocations`: the signed revocation list, re-signed when half its freshness is
+/// used, so a poller always holds a list with at least half its lifetime left.
+pub(super) async fn revocations(State(handle): State<IssuerHandle>, headers: HeaderMap) -> Response {
+    let live = handle.live();
+    let (token, etag, max_age) = live.revocations(SystemTime::now());
+    let cached = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag));
+    let mut response = if cached {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, HeaderValue::from_static("application/jwt"))], token).into_response()
+    };
+    let h = response.headers_mut();
+    if let Ok(etag) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, etag);
+    }
+    if let Ok(cache) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
+        h.insert(header::CACHE_CONTROL, cache);
+    }
+    response
+}
+
+/// A strong ETag for a body: quoted base64url of 128 bits of its SHA-256.
+pub(super) fn etag(body: &[u8]) -> String {
+    format!("\"{}\"", crate::b64::encode(&Sha256::digest(body)[..16]))
+}
+
 fn bad_forwarded() -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_forwarded_for", "X-Forwarded-For is not valid text")
 }
 
 /// Reads the optional JSON body. An empty body means "everything the template allows".
 fn mint_request(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<MintRequest, ApiError> {
+    let body = read_body(headers, body)?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(MintRequest::default());
+    }
+    Ok(MintRequest::from_json(&body)?)
+}
+
+/// The request body, within the size limit and, when not empty, declared as JSON.
+fn read_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
@@ -93,7 +215,7 @@ fn mint_request(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Res
         }
     })?;
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(MintRequest::default());
+        return Ok(body);
     }
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let is_json = ct
@@ -109,7 +231,7 @@ fn mint_request(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Res
             ));
         }
     }
-    Ok(MintRequest::from_json(&body)?)
+    Ok(body)
 }
 
 /// The JWKS document, serialised once with its ETag.
@@ -121,10 +243,8 @@ pub(super) struct JwksBody {
 impl JwksBody {
     pub(super) fn new(issuer: &Issuer) -> Self {
         let body = serde_json::to_vec(&issuer.keyring().jwks()).unwrap_or_default();
-        let digest = Sha256::digest(&body);
-        let etag = format!("\"{}\"", crate::b64::encode(&digest[..16]));
         // Base64url in quotes is always a valid header value.
-        let etag = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\""));
+        let etag = HeaderValue::from_str(&etag(&body)).unwrap_or(HeaderValue::from_static("\"0\""));
         Self { body: Bytes::from(body), etag }
     }
 }

@@ -29,7 +29,7 @@ impl TestServer {
     /// Serves the `config.toml` and `keys/` already in `dir`.
     pub async fn start_in(dir: tempfile::TempDir) -> Self {
         let issuer = Issuer::load(&dir.path().join("config.toml"), &dir.path().join("keys")).unwrap();
-        let handle = keysmith::server::IssuerHandle::new(issuer);
+        let handle = keysmith::server::IssuerHandle::new(issuer).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -42,7 +42,7 @@ impl TestServer {
     /// Reloads config and keys from the server's directory, as SIGHUP does.
     pub fn reload(&self) -> Result<(), keysmith::LoadError> {
         let issuer = Issuer::load(&self.dir.path().join("config.toml"), &self.dir.path().join("keys"))?;
-        self.handle.replace(issuer);
+        self.handle.replace(issuer).unwrap();
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! `keysmith mint`.
 
+use keysmith::issue::Caller;
 use keysmith::{Config, Issuer, Keyring, MintRequest};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -29,6 +30,10 @@ pub struct Args {
     /// Narrow the lifetime, in seconds.
     #[arg(long)]
     expiration: Option<u64>,
+    /// The permanent API key, for `access = "api_key"` templates (from the environment only,
+    /// so it never shows in a process list).
+    #[arg(long = "api-key-from-env", env = "KEYSMITH_API_KEY", hide_env_values = true, hide = true)]
+    api_key: Option<String>,
     /// Bind the key to `--ip`.
     #[arg(long, requires = "ip")]
     bind_ip: bool,
@@ -47,7 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     request.permissions = args.permissions;
     request.expiration_duration = args.expiration;
     request.bind_ip = args.bind_ip;
-    match issuer.mint(&args.project, &args.template, &request, args.ip, SystemTime::now()) {
+    match issuer.mint(&args.project, &args.template, &request, Caller { ip: args.ip, api_key: args.api_key.as_deref() }, SystemTime::now()) {
         Ok(minted) => {
             println!("{}", minted.token);
             Ok(ExitCode::SUCCESS)

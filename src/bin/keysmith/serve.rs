@@ -40,7 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let listen = args.listen.unwrap_or(config.server.listen);
     let version = config.version;
-    let handle = keysmith::server::IssuerHandle::new(Issuer::new(config, keys)?);
+    let handle = keysmith::server::IssuerHandle::new(Issuer::new(config, keys)?)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;

@@ -1,0 +1,73 @@
+//! The audit log: every permanent key created over HTTP, as one JSON line (id, name,
+//! permissions, project, creator) in `server.audit_log` and as a `keysmith::audit` log event.
+//! Never the secret.
+
+use crate::issue::CreatedApiKey;
+use serde::Serialize;
+use std::fs::File;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Where audit events go.
+pub(crate) struct AuditLog {
+    file: Option<Mutex<File>>,
+}
+
+#[derive(Serialize)]
+struct ApiKeyCreated<'a> {
+    ts: String,
+    event: &'static str,
+    id: &'a str,
+    name: &'a str,
+    project: &'a str,
+    permissions: &'a str,
+    created_by: &'a str,
+}
+
+impl AuditLog {
+    /// Opens `path` for appending (created `0600` if missing), or logs only when `None`.
+    pub(crate) fn open(path: Option<&Path>) -> std::io::Result<Self> {
+        let file = match path {
+            None => None,
+            Some(path) => {
+                let mut options = std::fs::OpenOptions::new();
+                options.append(true).create(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                Some(Mutex::new(options.open(path)?))
+            }
+        };
+        Ok(Self { file })
+    }
+
+    /// Records the creation of `created` by the key `creator`.
+    pub(crate) fn api_key_created(&self, project: &str, name: &str, created: &CreatedApiKey, creator: &str) {
+        tracing::info!(
+            target: "keysmith::audit",
+            event = "api_key_created",
+            id = %created.id,
+            name,
+            project,
+            permissions = %created.claims.scope,
+            created_by = creator,
+            "api key created"
+        );
+        let Some(file) = &self.file else { return };
+        let line = ApiKeyCreated {
+            ts: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            event: "api_key_created",
+            id: &created.id,
+            name,
+            project,
+            permissions: &created.claims.scope,
+            created_by: creator,
+        };
+        let mut text = serde_json::to_string(&line).unwrap_or_default();
+        text.push('\n');
+        let mut file = file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(e) = file.write_all(text.as_bytes()).and_then(|()| file.flush()) {
+            tracing::error!(error = %e, "cannot write the audit log");
+        }
+    }
+}
