@@ -8,8 +8,8 @@ use crate::geoip::{GeoIp, GeoIpError};
 use crate::ip::{IpRange, IpRules};
 use crate::jwk::KeySet;
 use crate::keyring::Keyring;
-use crate::scope::{ScopeError, ScopeSet};
 use crate::revocation::RevocationList;
+use crate::scope::{ScopeError, ScopeSet};
 use crate::verify::{ApiKeyGrant, Verifier, VerifyError, unix_seconds};
 use chrono::{DateTime, Utc};
 use rand_core::{OsRng, RngCore as _};
@@ -631,7 +631,8 @@ impl Issuer {
         };
         let payload = serde_json::to_vec(&claims).unwrap_or_default();
         SignedRevocations { token: self.keys.signing().sign_typed(REVOCATIONS_TYP, &payload), iat, exp }
-    }}
+    }
+}
 
 fn narrow_scope(
     template: &ScopeSet,

@@ -45,6 +45,8 @@
 //!
 //! - `issuer` (default, via `cli`): config loading, private keys, GeoIP and minting.
 //! - `server` (default, via `cli`): the axum HTTP service on top of `issuer`.
+//! - `refresh` (default, via `cli`): a background refresher for the revocation list
+//!   (a blocking HTTP client on a thread, no async runtime).
 //! - `cli` (default): the `keysmith` binary.
 //!
 //! With `default-features = false` the crate is the verifier alone: no tokio, axum or hyper.
@@ -83,6 +85,8 @@ pub mod geoip;
 pub mod issue;
 #[cfg(feature = "issuer")]
 pub mod keyring;
+#[cfg(feature = "refresh")]
+pub mod refresh;
 #[cfg(feature = "server")]
 pub mod server;
 

@@ -5,6 +5,7 @@
 //! (`templates[1].upload.dir_scope[0]: …`).
 
 mod countries;
+mod edit;
 pub(crate) mod raw;
 mod validate;
 
@@ -17,6 +18,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+pub use edit::{ConfigEditor, EditError, write_atomically};
 pub use validate::{DEFAULT_EXPIRATION, DEFAULT_LISTEN, DEFAULT_REVOCATIONS_MAX_AGE, MAX_EXPIRATION};
 
 /// Largest config file read, in bytes.

@@ -96,7 +96,17 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Pr
     if !p.0.is_empty() {
         return Err(p.0);
     }
-    Ok(Config { version, issuer: raw.issuer, revocations_max_age, server, catalog, projects, templates, by_id, api_keys })
+    Ok(Config {
+        version,
+        issuer: raw.issuer,
+        revocations_max_age,
+        server,
+        catalog,
+        projects,
+        templates,
+        by_id,
+        api_keys,
+    })
 }
 
 fn server(raw: RawServer, base_dir: &Path, p: &mut Problems) -> ServerConfig {
@@ -290,7 +300,13 @@ fn permission_list(list: Vec<String>, path: &str, catalog: &Catalog, p: &mut Pro
     out
 }
 
-fn api_key(k: RawApiKey, path: &str, catalog: &Catalog, projects: &BTreeMap<String, Project>, p: &mut Problems) -> ApiKeyMeta {
+fn api_key(
+    k: RawApiKey,
+    path: &str,
+    catalog: &Catalog,
+    projects: &BTreeMap<String, Project>,
+    p: &mut Problems,
+) -> ApiKeyMeta {
     if !is_key_id(&k.id) {
         p.add(format!("{path}.id"), format!("{:?} must be 1 to 64 of A-Z, a-z, 0-9, '-', '_'", k.id));
     }

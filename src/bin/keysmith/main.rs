@@ -1,5 +1,6 @@
 //! The `keysmith` command: run the service, manage keys, check configs, mint and verify.
 
+mod apikey;
 mod check;
 mod keygen;
 mod mint;
@@ -29,6 +30,8 @@ enum Command {
     Mint(mint::Args),
     /// Verify a key against a JWKS and optionally decide one operation.
     Verify(verify::Args),
+    /// Manage permanent API keys recorded in the config.
+    Apikey(apikey::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Mint(args) => mint::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Apikey(args) => apikey::run(args),
     };
     match result {
         Ok(code) => code,

@@ -52,7 +52,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     request.permissions = args.permissions;
     request.expiration_duration = args.expiration;
     request.bind_ip = args.bind_ip;
-    match issuer.mint(&args.project, &args.template, &request, Caller { ip: args.ip, api_key: args.api_key.as_deref() }, SystemTime::now()) {
+    match issuer.mint(
+        &args.project,
+        &args.template,
+        &request,
+        Caller { ip: args.ip, api_key: args.api_key.as_deref() },
+        SystemTime::now(),
+    ) {
         Ok(minted) => {
             println!("{}", minted.token);
             Ok(ExitCode::SUCCESS)

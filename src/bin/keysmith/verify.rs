@@ -6,10 +6,10 @@ use serde_json::json;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-/// Largest JWKS read, in bytes.
-const MAX_JWKS_BYTES: u64 = 1024 * 1024;
+/// Largest JWKS or revocation list read from a file, in bytes.
+const MAX_SOURCE_BYTES: u64 = 4 * 1024 * 1024;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,6 +27,10 @@ pub struct Args {
     /// The expected audience (project id); defaults to the only project of `--config`.
     #[arg(long)]
     audience: Option<String>,
+    /// A signed revocation list (file path or http(s) URL, e.g. `/v1/revocations`). Required
+    /// to accept a permanent API key; also refuses keys of deactivated templates.
+    #[arg(long)]
+    revocations: Option<String>,
     /// Decide one operation under this permission.
     #[arg(long)]
     permission: Option<String>,
@@ -46,7 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         args.token.clone()
     };
-    let keys = match KeySet::from_jwks_json(&read_jwks(&args.jwks)?) {
+    let keys = match KeySet::from_jwks_json(read_source(&args.jwks)?.as_bytes()) {
         Ok(keys) => keys,
         Err(e) => {
             eprintln!("{}: {e}", args.jwks);
@@ -76,6 +80,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Ok(config) = &config {
         verifier = verifier.scope_rules(config.catalog.rules().clone());
     }
+    if let Some(source) = &args.revocations {
+        if let Err(e) = verifier.set_revocations(&read_source(source)?, SystemTime::now()) {
+            eprintln!("{source}: revocation list refused ({}): {e}", e.code());
+            return Ok(ExitCode::from(2));
+        }
+    }
+    if token_type(&token).is_some_and(|t| t.eq_ignore_ascii_case(keysmith::claims::API_KEY_TYP)) {
+        return verify_api_key(&verifier, &token, args.permission.as_deref());
+    }
     let grant = match verifier.verify(&token, SystemTime::now()) {
         Ok(grant) => grant,
         Err(e) => {
@@ -103,20 +116,46 @@ fn print_json(value: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
-fn read_jwks(source: &str) -> anyhow::Result<Vec<u8>> {
+fn verify_api_key(verifier: &Verifier, token: &str, permission: Option<&str>) -> anyhow::Result<ExitCode> {
+    let grant = match verifier.verify_api_key(token, SystemTime::now()) {
+        Ok(grant) => grant,
+        Err(e) => {
+            print_json(&json!({ "valid": false, "code": e.code(), "error": e.to_string() }));
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut out = json!({ "valid": true, "kind": "api_key", "claims": grant.claims() });
+    let mut code = ExitCode::SUCCESS;
+    if let Some(permission) = permission {
+        let allowed = grant.has_permission(permission);
+        if !allowed {
+            code = ExitCode::FAILURE;
+        }
+        out["decision"] = json!({ "allowed": allowed, "permission": permission });
+    }
+    print_json(&out);
+    Ok(code)
+}
+
+/// The `typ` of a token's header, read without verifying, only to choose which verification
+/// to run; each one still requires its own `typ`.
+fn token_type(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').next()?).ok()?;
+    serde_json::from_slice::<serde_json::Value>(&header).ok()?.get("typ")?.as_str().map(str::to_owned)
+}
+
+/// Reads a file, or fetches an http(s) URL, with a size limit.
+fn read_source(source: &str) -> anyhow::Result<String> {
     use std::io::Read as _;
     if source.starts_with("http://") || source.starts_with("https://") {
-        let response =
-            ureq::get(source).timeout(Duration::from_secs(10)).call().with_context(|| format!("fetching {source}"))?;
-        let mut body = Vec::new();
-        response.into_reader().take(MAX_JWKS_BYTES + 1).read_to_end(&mut body)?;
-        anyhow::ensure!(body.len() as u64 <= MAX_JWKS_BYTES, "{source}: JWKS larger than {MAX_JWKS_BYTES} bytes");
+        let (body, _) = keysmith::refresh::fetch(source, None)?.context("unexpected 304 Not Modified")?;
         Ok(body)
     } else {
         let file = std::fs::File::open(source).with_context(|| format!("reading {source}"))?;
-        let mut body = Vec::new();
-        file.take(MAX_JWKS_BYTES + 1).read_to_end(&mut body)?;
-        anyhow::ensure!(body.len() as u64 <= MAX_JWKS_BYTES, "{source}: JWKS larger than {MAX_JWKS_BYTES} bytes");
+        let mut body = String::new();
+        file.take(MAX_SOURCE_BYTES + 1).read_to_string(&mut body)?;
+        anyhow::ensure!(body.len() as u64 <= MAX_SOURCE_BYTES, "{source}: larger than {MAX_SOURCE_BYTES} bytes");
         Ok(body)
     }
 }

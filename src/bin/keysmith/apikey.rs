@@ -1,0 +1,162 @@
+//! `keysmith apikey`: create, list, activate and deactivate permanent API keys. The metadata
+//! goes into `config.toml` (edited in place, `version` bumped); the secret is printed once.
+
+use anyhow::Context as _;
+use keysmith::config::{ApiKeyMeta, ConfigEditor, write_atomically};
+use keysmith::issue::NewApiKey;
+use keysmith::{Issuer, Keyring};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The config file.
+    #[arg(long, global = true, env = "KEYSMITH_CONFIG", default_value = "config.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Create a key, record its metadata in the config, and print the secret once.
+    Create {
+        /// What the key is for.
+        #[arg(long)]
+        description: String,
+        /// Permissions (comma-separated).
+        #[arg(long, value_delimiter = ',', required = true)]
+        permissions: Vec<String>,
+        /// Projects the key may be used for (repeat or comma-separate).
+        #[arg(long, value_delimiter = ',', required = true)]
+        project: Vec<String>,
+        /// The directory of signing keys.
+        #[arg(long, env = "KEYSMITH_KEYS", default_value = "keys")]
+        keys: PathBuf,
+    },
+    /// Show the keys: id, description, permissions, projects, created_at, active.
+    List,
+    /// Deactivate keys: their ids go on the signed revocation list.
+    Deactivate {
+        /// Key ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Reactivate keys.
+    Activate {
+        /// Key ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.config).with_context(|| format!("reading {}", args.config.display()))?;
+    let base = args.config.parent().unwrap_or(Path::new("."));
+    let result = match args.command {
+        Command::List => list(&text, base),
+        Command::Create { description, permissions, project, keys } => {
+            create(&args.config, &text, base, description, permissions, project, &keys)
+        }
+        Command::Deactivate { ids } => set_active(&args.config, &text, base, &ids, false),
+        Command::Activate { ids } => set_active(&args.config, &text, base, &ids, true),
+    };
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("{}: {e}", args.config.display());
+            eprintln!("nothing was changed");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn list(text: &str, base: &Path) -> anyhow::Result<()> {
+    let editor = ConfigEditor::new(text, base)?;
+    let keys = editor.current().api_keys();
+    let rows: Vec<[String; 6]> = keys
+        .iter()
+        .map(|k| {
+            [
+                k.id.clone(),
+                k.description.clone(),
+                k.permissions.join(","),
+                k.projects.join(","),
+                k.created_at.clone().unwrap_or_default(),
+                if k.active { "yes".into() } else { "no".into() },
+            ]
+        })
+        .collect();
+    let header = ["ID", "DESCRIPTION", "PERMISSIONS", "PROJECTS", "CREATED_AT", "ACTIVE"].map(String::from);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", cells.join("  ").trim_end());
+    }
+    Ok(())
+}
+
+fn create(
+    path: &Path,
+    text: &str,
+    base: &Path,
+    description: String,
+    permissions: Vec<String>,
+    projects: Vec<String>,
+    keys: &Path,
+) -> anyhow::Result<()> {
+    let mut editor = ConfigEditor::new(text, base)?;
+    let config = editor.current().clone();
+    // Check before signing anything, so a refused request never produces a key.
+    let unknown: Vec<&String> = permissions.iter().filter(|p| !config.catalog.contains(p)).collect();
+    anyhow::ensure!(unknown.is_empty(), "unknown permission(s): {unknown:?}");
+    let missing: Vec<&String> = projects.iter().filter(|p| !config.projects.contains_key(*p)).collect();
+    anyhow::ensure!(missing.is_empty(), "unknown project(s): {missing:?}");
+
+    let issuer = Issuer::from_parts(config, Keyring::load_dir(keys)?, None);
+    let now = SystemTime::now();
+    let created = issuer.create_api_key(
+        &NewApiKey { projects: projects.clone(), permissions: permissions.clone(), ..NewApiKey::default() },
+        now,
+    );
+    let created_at = chrono::DateTime::<chrono::Utc>::from(now).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    editor.add_api_key(&ApiKeyMeta {
+        id: created.id.clone(),
+        description,
+        permissions: created.claims.scope.split(' ').map(str::to_owned).collect(),
+        projects,
+        created_at: Some(created_at),
+        active: true,
+    });
+    let (text, config) = editor.finish(base)?;
+    write_atomically(path, &text)?;
+    eprintln!(
+        "created API key {} (config version {}); the secret below is shown once: store it now",
+        created.id, config.version
+    );
+    println!("{}", created.secret);
+    Ok(())
+}
+
+fn set_active(path: &Path, text: &str, base: &Path, ids: &[String], active: bool) -> anyhow::Result<()> {
+    let mut editor = ConfigEditor::new(text, base)?;
+    let changed = editor.set_active(ids, active)?;
+    let state = if active { "active" } else { "deactivated" };
+    if changed.is_empty() {
+        println!("already {state}: {}; config unchanged", ids.join(", "));
+        return Ok(());
+    }
+    let (text, config) = editor.finish(base)?;
+    write_atomically(path, &text)?;
+    println!("{state}: {} (config version {})", changed.join(", "), config.version);
+    if !active {
+        println!("reload the service (SIGHUP) so the revocation list carries them");
+    }
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! Editing `config.toml` in place (comments and layout survive), for the `apikey` commands.
+//!
+//! Every edit bumps `version` and is validated as a whole before anything is written; an edit
+//! that would leave an invalid config changes nothing.
+
+use super::{ApiKeyMeta, Config, ConfigError};
+use std::path::Path;
+use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, value};
+
+/// Why an edit was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EditError {
+    /// The config (before or after the edit) does not load.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Ids that are not in `[[api_keys]]`.
+    #[error("unknown API key id(s): {}", .0.join(", "))]
+    UnknownIds(Vec<String>),
+    /// Writing the file failed.
+    #[error("{path}: {source}")]
+    Write {
+        /// The config file.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// A config being edited.
+pub struct ConfigEditor {
+    doc: DocumentMut,
+    current: Config,
+}
+
+impl ConfigEditor {
+    /// Starts editing `text`, which must itself be a valid config.
+    ///
+    /// # Errors
+    ///
+    /// [`EditError::Config`] when the current text does not validate.
+    pub fn new(text: &str, base_dir: &Path) -> Result<Self, EditError> {
+        let current = Config::from_toml(text, base_dir)?;
+        let doc = text.parse::<DocumentMut>().map_err(|e| ConfigError::Parse(e.to_string()))?;
+        Ok(Self { doc, current })
+    }
+
+    /// The config as it was before the edit.
+    pub fn current(&self) -> &Config {
+        &self.current
+    }
+
+    /// Appends an `[[api_keys]]` entry.
+    pub fn add_api_key(&mut self, key: &ApiKeyMeta) {
+        let mut table = Table::new();
+        table["id"] = value(&key.id);
+        table["description"] = value(&key.description);
+        table["permissions"] = value(key.permissions.iter().collect::<Array>());
+        table["projects"] = value(key.projects.iter().collect::<Array>());
+        if let Some(created) = key.created_at.as_deref().and_then(|c| c.parse::<toml_edit::Datetime>().ok()) {
+            table["created_at"] = value(created);
+        }
+        table["active"] = value(key.active);
+        let slot = self.doc.entry("api_keys").or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()));
+        if let Some(array) = slot.as_array_of_tables_mut() {
+            array.push(table);
+        }
+    }
+
+    /// Sets `active` on the keys `ids`; returns the ids whose state changed.
+    ///
+    /// # Errors
+    ///
+    /// [`EditError::UnknownIds`] naming every id not in the config; nothing is changed.
+    pub fn set_active(&mut self, ids: &[String], active: bool) -> Result<Vec<String>, EditError> {
+        let unknown: Vec<String> =
+            ids.iter().filter(|id| !self.current.api_keys().iter().any(|k| &k.id == *id)).cloned().collect();
+        if !unknown.is_empty() {
+            return Err(EditError::UnknownIds(unknown));
+        }
+        let mut changed = Vec::new();
+        if let Some(tables) = self.doc.get_mut("api_keys").and_then(Item::as_array_of_tables_mut) {
+            for table in tables.iter_mut() {
+                let Some(id) = table.get("id").and_then(Item::as_str).map(str::to_owned) else { continue };
+                let was = table.get("active").and_then(Item::as_bool).unwrap_or(true);
+                if ids.contains(&id) && was != active {
+                    table["active"] = value(active);
+                    changed.push(id);
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Bumps `version` by one, validates the result, and returns the new text and config.
+    ///
+    /// # Errors
+    ///
+    /// [`EditError::Config`] when the edited config does not validate.
+    pub fn finish(mut self, base_dir: &Path) -> Result<(String, Config), EditError> {
+        let next = self.current.version + 1;
+        match self.doc.get_mut("version").and_then(Item::as_value_mut) {
+            Some(v) => {
+                let decor = v.decor().clone();
+                *v = toml_edit::Value::from(i64::try_from(next).unwrap_or(i64::MAX));
+                *v.decor_mut() = decor;
+            }
+            None => self.doc["version"] = value(i64::try_from(next).unwrap_or(i64::MAX)),
+        }
+        let text = self.doc.to_string();
+        let config = Config::from_toml(&text, base_dir)?;
+        Ok((text, config))
+    }
+}
+
+/// Writes `text` to `path` atomically: a temporary file in the same directory, then a rename,
+/// keeping the file's permissions.
+///
+/// # Errors
+///
+/// [`EditError::Write`].
+pub fn write_atomically(path: &Path, text: &str) -> Result<(), EditError> {
+    let err = |source| EditError::Write { path: path.to_owned(), source };
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, text).map_err(err)?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        std::fs::set_permissions(&tmp, meta.permissions()).map_err(err)?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        err(e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = r#"# The config.
+# Bump on every change.
+version = 3 # the version
+issuer = "i"
+
+[projects.demo]
+
+# Backend keys below.
+[[api_keys]]
+id = "ak_one"
+description = "CI uploader" # who uses it
+permissions = ["FILE_UPLOAD"]
+projects = ["demo"]
+active = true
+"#;
+
+    fn meta(id: &str) -> ApiKeyMeta {
+        ApiKeyMeta {
+            id: id.into(),
+            description: "nightly import".into(),
+            permissions: vec!["FILE_UPLOAD".into(), "OBJECTS_LIST".into()],
+            projects: vec!["demo".into()],
+            created_at: Some("2026-11-23T10:00:00Z".into()),
+            active: true,
+        }
+    }
+
+    #[test]
+    fn add_keeps_comments_and_bumps_version() {
+        let mut editor = ConfigEditor::new(TEXT, Path::new(".")).unwrap();
+        editor.add_api_key(&meta("ak_two"));
+        let (text, config) = editor.finish(Path::new(".")).unwrap();
+        assert_eq!(config.version, 4);
+        assert_eq!(config.api_keys().len(), 2);
+        assert_eq!(config.api_keys()[1], meta("ak_two"));
+        for kept in [
+            "# The config.",
+            "# Bump on every change.",
+            "version = 4 # the version",
+            "# Backend keys below.",
+            "# who uses it",
+        ] {
+            assert!(text.contains(kept), "lost {kept:?} in:\n{text}");
+        }
+        assert!(text.starts_with(&TEXT[..TEXT.find("version").unwrap()]));
+    }
+
+    #[test]
+    fn set_active_changes_only_named_keys() {
+        let mut editor = ConfigEditor::new(TEXT, Path::new(".")).unwrap();
+        assert_eq!(editor.set_active(&["ak_one".into()], false).unwrap(), ["ak_one"]);
+        let (text, config) = editor.finish(Path::new(".")).unwrap();
+        assert!(!config.api_keys()[0].active);
+        assert_eq!(config.revoked_api_keys(), ["ak_one"]);
+        assert!(text.contains("# who uses it"));
+
+        let mut editor = ConfigEditor::new(&text, Path::new(".")).unwrap();
+        assert!(editor.set_active(&["ak_one".into()], false).unwrap().is_empty(), "already inactive");
+        let err = editor.set_active(&["ak_one".into(), "ak_nope".into()], true).unwrap_err();
+        assert!(matches!(&err, EditError::UnknownIds(ids) if ids == &["ak_nope"]), "{err}");
+    }
+
+    #[test]
+    fn invalid_results_are_refused() {
+        let mut editor = ConfigEditor::new(TEXT, Path::new(".")).unwrap();
+        let mut bad = meta("ak_two");
+        bad.permissions = vec!["FILE_TELEPORT".into()];
+        editor.add_api_key(&bad);
+        let err = editor.finish(Path::new(".")).unwrap_err();
+        assert!(err.to_string().contains("api_keys[1].permissions[0]"), "{err}");
+        assert!(
+            ConfigEditor::new("version = 0\nissuer = \"i\"", Path::new(".")).is_err(),
+            "an invalid config is not edited"
+        );
+    }
+
+    #[test]
+    fn atomic_write_replaces_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "old").unwrap();
+        write_atomically(&path, "new").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+    }
+}

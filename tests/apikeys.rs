@@ -1,0 +1,320 @@
+//! Permanent API keys end to end: created with the CLI or over HTTP, used for `api_key`
+//! templates and downstream, deactivated with the CLI, carried by the signed revocation list,
+//! refused everywhere, reactivated.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops at the first broken expectation
+
+mod common;
+
+use common::TestServer;
+use keysmith::refresh::RevocationRefresher;
+use keysmith::{KeySet, Verifier, VerifyError};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant, SystemTime};
+
+const CONFIG: &str = r#"# Backend access.
+version = 1
+issuer = "https://keys.test"
+revocations_max_age = 60
+
+[server]
+audit_log = "audit.jsonl"
+
+[projects.demo]
+[projects.other]
+
+# Only holders of a permanent key may mint from this one.
+[[templates]]
+id = "backend-upload"
+project = "demo"
+access = "api_key"
+permissions = ["FILE_UPLOAD", "OBJECTS_LIST", "FILE_DELETE"]
+
+[[templates]]
+id = "public-list"
+project = "demo"
+permissions = ["OBJECTS_LIST"]
+"#;
+
+fn keysmith(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keysmith"))
+        .args(args)
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .env("KEYSMITH_KEYS", dir.join("keys"))
+        .output()
+        .unwrap()
+}
+
+fn setup() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), CONFIG).unwrap();
+    keysmith::keyring::generate_key_file(&dir.path().join("keys")).unwrap();
+    dir
+}
+
+/// `keysmith apikey create`; returns (id, secret).
+fn create(dir: &Path, permissions: &str, project: &str) -> (String, String) {
+    let out = keysmith(
+        dir,
+        &["apikey", "create", "--description", "nightly import", "--permissions", permissions, "--project", project],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let secret = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let id = stderr.split_whitespace().skip_while(|w| *w != "key").nth(1).unwrap().to_owned();
+    (id, secret)
+}
+
+async fn mint(server: &TestServer, template: &str, key: Option<&str>, body: Option<Value>) -> reqwest::Response {
+    let client = reqwest::Client::new();
+    let mut request = client.post(server.url(&format!("/demo/v1/key/{template}")));
+    if let Some(key) = key {
+        request = request.header("x-api-key", key);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap()
+}
+
+async fn code(response: reqwest::Response, status: StatusCode) -> String {
+    assert_eq!(response.status(), status);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    response.json::<Value>().await.unwrap()["code"].as_str().unwrap().to_owned()
+}
+
+async fn downstream(server: &TestServer) -> Verifier {
+    let jwks = reqwest::get(server.url("/.well-known/jwks.json")).await.unwrap().bytes().await.unwrap();
+    let list = reqwest::get(server.url("/v1/revocations")).await.unwrap().text().await.unwrap();
+    Verifier::new(KeySet::from_jwks_json(&jwks).unwrap(), "https://keys.test", "demo")
+        .with_revocations(&list, SystemTime::now())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_use_deactivate_reactivate() {
+    let dir = setup();
+    let (id, secret) = create(dir.path(), "FILE_UPLOAD,OBJECTS_LIST", "demo");
+    let text = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    assert!(text.starts_with("# Backend access.\nversion = 2\n"), "comments kept, version bumped:\n{text}");
+    assert!(text.contains(&format!("id = \"{id}\"")) && !text.contains(&secret), "metadata only, never the secret");
+    let listed = keysmith(dir.path(), &["apikey", "list"]);
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(
+        listed.contains(&id) && listed.contains("nightly import") && listed.contains("FILE_UPLOAD,OBJECTS_LIST"),
+        "{listed}"
+    );
+
+    let server = TestServer::start_in(dir).await;
+    let dir = server.dir.path().to_owned();
+
+    // The template needs a key; the minted permissions are template ∩ key.
+    let missing = mint(&server, "backend-upload", None, None).await;
+    assert_eq!(missing.headers()["www-authenticate"], "Bearer");
+    assert_eq!(code(missing, StatusCode::UNAUTHORIZED).await, "api_key_required");
+    let ok = mint(&server, "backend-upload", Some(&secret), None).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(ok.json::<Value>().await.unwrap()["permissions"], json!(["FILE_UPLOAD", "OBJECTS_LIST"]));
+    let bearer = reqwest::Client::new()
+        .get(server.url("/demo/v1/key/backend-upload"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), StatusCode::OK, "Authorization: Bearer works too");
+    let wider = mint(&server, "backend-upload", Some(&secret), Some(json!({"permissions": ["FILE_DELETE"]}))).await;
+    assert_eq!(code(wider, StatusCode::FORBIDDEN).await, "permission_not_in_api_key");
+    // A short-lived key is not a permanent one.
+    let short: Value = mint(&server, "public-list", None, None).await.json().await.unwrap();
+    let short = short["key"].as_str().unwrap();
+    assert_eq!(
+        code(mint(&server, "backend-upload", Some(short), None).await, StatusCode::UNAUTHORIZED).await,
+        "api_key_invalid"
+    );
+    assert_eq!(
+        code(mint(&server, "backend-upload", Some("garbage"), None).await, StatusCode::UNAUTHORIZED).await,
+        "api_key_invalid"
+    );
+
+    // Downstream, with the JWKS and the revocation list only.
+    let verifier = downstream(&server).await;
+    let grant = verifier.verify_api_key(&secret, SystemTime::now()).unwrap();
+    assert_eq!(grant.id(), id);
+    assert!(grant.has_permission("FILE_UPLOAD") && !grant.has_permission("FILE_DELETE"));
+    assert_eq!(verifier.verify(&secret, SystemTime::now()).unwrap_err(), VerifyError::WrongType { expected: "at+jwt" });
+    assert!(matches!(verifier.verify_api_key(short, SystemTime::now()), Err(VerifyError::WrongType { .. })));
+
+    // Deactivate with the CLI, reload: the list carries the id, every verifier refuses it.
+    let out = keysmith(&dir, &["apikey", "deactivate", &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    server.reload().unwrap();
+    let list = reqwest::get(server.url("/v1/revocations")).await.unwrap();
+    assert!(list.headers()["cache-control"].to_str().unwrap().starts_with("public, max-age="));
+    assert!(list.headers().contains_key("etag"));
+    let list = list.text().await.unwrap();
+    let claims: Value = serde_json::from_slice(&b64(list.split('.').nth(1).unwrap())).unwrap();
+    assert_eq!(claims["revoked_api_keys"], json!([id]));
+    assert_eq!(claims["ver"], 3);
+    assert_eq!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(), 60);
+    let verifier = downstream(&server).await;
+    assert_eq!(verifier.verify_api_key(&secret, SystemTime::now()).unwrap_err(), VerifyError::Revoked);
+    assert_eq!(
+        code(mint(&server, "backend-upload", Some(&secret), None).await, StatusCode::UNAUTHORIZED).await,
+        "api_key_revoked"
+    );
+
+    // Reactivate: it passes again.
+    assert!(keysmith(&dir, &["apikey", "activate", &id]).status.success());
+    server.reload().unwrap();
+    assert!(downstream(&server).await.verify_api_key(&secret, SystemTime::now()).is_ok());
+    assert_eq!(mint(&server, "backend-upload", Some(&secret), None).await.status(), StatusCode::OK);
+}
+
+#[test]
+fn cli_refuses_bad_edits_and_changes_nothing() {
+    let dir = setup();
+    let path = dir.path().join("config.toml");
+    for args in [
+        vec!["apikey", "create", "--description", "x", "--permissions", "FILE_TELEPORT", "--project", "demo"],
+        vec!["apikey", "create", "--description", "x", "--permissions", "FILE_UPLOAD", "--project", "nope"],
+        vec!["apikey", "deactivate", "ak_unknown"],
+        vec!["apikey", "activate", "ak_unknown"],
+    ] {
+        let out = keysmith(dir.path(), &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(out.stdout.is_empty(), "no secret printed for a refused request");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), CONFIG, "{args:?} changed the config");
+    }
+    std::fs::write(&path, CONFIG.replace("version = 1", "version = 0")).unwrap();
+    let out = keysmith(
+        dir.path(),
+        &["apikey", "create", "--description", "x", "--permissions", "FILE_UPLOAD", "--project", "demo"],
+    );
+    assert_eq!(out.status.code(), Some(1), "an invalid config is not edited");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_creation_checks_the_creator_and_audits() {
+    let dir = setup();
+    let (admin_id, admin) = create(dir.path(), "ACCESS_MANAGE,FILE_UPLOAD,OBJECTS_LIST", "demo");
+    let (_, plain) = create(dir.path(), "FILE_UPLOAD", "demo");
+    let server = TestServer::start_in(dir).await;
+    let client = reqwest::Client::new();
+    let url = server.url("/demo/v1/api-keys");
+    let post = |key: Option<&str>, body: Value| {
+        let mut request = client.post(&url).json(&body);
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        request.send()
+    };
+
+    let response = post(Some(&admin), json!({"name": "ci uploader", "permissions": ["FILE_UPLOAD"]})).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Value = response.json().await.unwrap();
+    let api_key = &created["apiKey"];
+    assert_eq!(api_key["name"], "ci uploader");
+    assert_eq!(api_key["permissions"], json!(["FILE_UPLOAD"]));
+    assert!(api_key["createdAt"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(api_key["createdAt"], api_key["updatedAt"]);
+    let child_id = api_key["id"].as_str().unwrap().to_owned();
+    let child = created["secret"].as_str().unwrap().to_owned();
+    let minted: Value = mint(&server, "backend-upload", Some(&child), None).await.json().await.unwrap();
+    assert_eq!(minted["permissions"], json!(["FILE_UPLOAD"]));
+
+    let escalate = post(Some(&admin), json!({"permissions": ["FILE_DELETE"]})).await.unwrap();
+    assert_eq!(code(escalate, StatusCode::FORBIDDEN).await, "permission_escalation");
+    let not_admin = post(Some(&plain), json!({"permissions": ["FILE_UPLOAD"]})).await.unwrap();
+    assert_eq!(code(not_admin, StatusCode::FORBIDDEN).await, "permission_missing");
+    assert_eq!(
+        code(post(None, json!({"permissions": ["FILE_UPLOAD"]})).await.unwrap(), StatusCode::UNAUTHORIZED).await,
+        "api_key_required"
+    );
+    assert_eq!(
+        code(post(Some(&admin), json!({"permissions": []})).await.unwrap(), StatusCode::BAD_REQUEST).await,
+        "empty_permissions"
+    );
+    assert_eq!(
+        code(post(Some(&admin), json!({"permissions": ["NOPE"]})).await.unwrap(), StatusCode::BAD_REQUEST).await,
+        "unknown_permission"
+    );
+    assert_eq!(
+        code(post(Some(&admin), json!({"perms": []})).await.unwrap(), StatusCode::BAD_REQUEST).await,
+        "invalid_body"
+    );
+    let other = client
+        .post(server.url("/other/v1/api-keys"))
+        .header("x-api-key", &admin)
+        .json(&json!({"permissions": ["FILE_UPLOAD"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(other, StatusCode::FORBIDDEN).await, "api_key_wrong_project");
+
+    // The audit log has the creation, never a secret.
+    let audit = std::fs::read_to_string(server.dir.path().join("audit.jsonl")).unwrap();
+    let lines: Vec<Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "{audit}");
+    assert_eq!(lines[0]["event"], "api_key_created");
+    assert_eq!(lines[0]["id"], child_id.as_str());
+    assert_eq!(lines[0]["name"], "ci uploader");
+    assert_eq!(lines[0]["permissions"], "FILE_UPLOAD");
+    assert_eq!(lines[0]["created_by"], admin_id.as_str());
+    assert!(!audit.contains(&child) && !audit.contains(&admin));
+
+    // Deactivating the creator revokes what it created.
+    let dir = server.dir.path().to_owned();
+    assert!(keysmith(&dir, &["apikey", "deactivate", &admin_id]).status.success());
+    server.reload().unwrap();
+    assert_eq!(
+        code(mint(&server, "backend-upload", Some(&child), None).await, StatusCode::UNAUTHORIZED).await,
+        "api_key_revoked"
+    );
+    assert_eq!(downstream(&server).await.verify_api_key(&child, SystemTime::now()).unwrap_err(), VerifyError::Revoked);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refresher_keeps_verifiers_current() {
+    let dir = setup();
+    let (id, secret) = create(dir.path(), "FILE_UPLOAD", "demo");
+    let server = TestServer::start_in(dir).await;
+    let jwks = reqwest::get(server.url("/.well-known/jwks.json")).await.unwrap().bytes().await.unwrap();
+    let verifier = Verifier::new(KeySet::from_jwks_json(&jwks).unwrap(), "https://keys.test", "demo");
+    assert_eq!(verifier.verify_api_key(&secret, SystemTime::now()).unwrap_err(), VerifyError::RevocationsMissing);
+
+    let refresher =
+        RevocationRefresher::spawn(verifier.clone(), server.url("/v1/revocations"), Duration::from_millis(100));
+    let until = |ok: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ok() {
+            assert!(Instant::now() < deadline, "timed out");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    until(&|| verifier.verify_api_key(&secret, SystemTime::now()).is_ok());
+    assert!(refresher.status().last_success.is_some());
+
+    let dir = server.dir.path().to_owned();
+    assert!(keysmith(&dir, &["apikey", "deactivate", &id]).status.success());
+    server.reload().unwrap();
+    let revoked_at = Instant::now();
+    until(&|| verifier.verify_api_key(&secret, SystemTime::now()).err() == Some(VerifyError::Revoked));
+    assert!(revoked_at.elapsed() < Duration::from_secs(5), "picked up within seconds");
+    drop(refresher);
+
+    // Against a dead URL it backs off, reports the error, and the verifier keeps its last list.
+    let dead =
+        RevocationRefresher::spawn(verifier.clone(), "http://127.0.0.1:9/v1/revocations", Duration::from_secs(1));
+    until(&|| dead.status().failures >= 2);
+    assert!(dead.status().last_error.is_some());
+    assert_eq!(verifier.verify_api_key(&secret, SystemTime::now()).unwrap_err(), VerifyError::Revoked);
+}
+
+fn b64(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).unwrap()
+}
