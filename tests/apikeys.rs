@@ -318,3 +318,71 @@ fn b64(text: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_verifies_permanent_keys_with_the_revocation_list() {
+    let dir = setup();
+    let out = keysmith(
+        dir.path(),
+        &[
+            "apikey",
+            "create",
+            "--description",
+            "x",
+            "--permissions",
+            "FILE_UPLOAD",
+            "--project",
+            "demo",
+            "--expires-at",
+            "2099-01-01T00:00:00Z",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let secret = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let text = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    assert!(text.contains("expires_at = 2099-01-01T00:00:00Z"), "{text}");
+    let past = keysmith(
+        dir.path(),
+        &[
+            "apikey",
+            "create",
+            "--description",
+            "x",
+            "--permissions",
+            "FILE_UPLOAD",
+            "--project",
+            "demo",
+            "--expires-at",
+            "2001-01-01T00:00:00Z",
+        ],
+    );
+    assert_eq!(past.status.code(), Some(1));
+
+    let server = TestServer::start_in(dir).await;
+    let (jwks, list) = (server.url("/.well-known/jwks.json"), server.url("/v1/revocations"));
+    let dir = server.dir.path().to_owned();
+    let verify = move |extra: Vec<String>| {
+        let dir = dir.clone();
+        let secret = secret.clone();
+        let jwks = jwks.clone();
+        std::thread::spawn(move || {
+            let mut args = vec!["verify".to_owned(), secret, "--jwks".into(), jwks, "--audience".into(), "demo".into()];
+            args.extend(extra);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = keysmith(&dir, &args);
+            (out.status.code(), serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null))
+        })
+        .join()
+        .unwrap()
+    };
+    let (code, report) =
+        verify(vec!["--revocations".into(), list.clone(), "--permission".into(), "FILE_UPLOAD".into()]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["kind"], "api_key");
+    assert_eq!(report["claims"]["exp"], 4_070_908_800u64);
+    assert_eq!(report["decision"]["allowed"], true);
+    let (code, report) = verify(vec!["--revocations".into(), list, "--permission".into(), "FILE_DELETE".into()]);
+    assert_eq!((code, &report["decision"]["allowed"]), (Some(1), &Value::Bool(false)));
+    let (code, report) = verify(vec![]);
+    assert_eq!((code, report["code"].as_str()), (Some(1), Some("revocations_missing")));
+}

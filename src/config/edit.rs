@@ -60,6 +60,9 @@ impl ConfigEditor {
         if let Some(created) = key.created_at.as_deref().and_then(|c| c.parse::<toml_edit::Datetime>().ok()) {
             table["created_at"] = value(created);
         }
+        if let Some(expires) = key.expires_at.as_deref().and_then(|c| c.parse::<toml_edit::Datetime>().ok()) {
+            table["expires_at"] = value(expires);
+        }
         table["active"] = value(key.active);
         let slot = self.doc.entry("api_keys").or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()));
         if let Some(array) = slot.as_array_of_tables_mut() {
@@ -161,6 +164,7 @@ active = true
             permissions: vec!["FILE_UPLOAD".into(), "OBJECTS_LIST".into()],
             projects: vec!["demo".into()],
             created_at: Some("2026-11-23T10:00:00Z".into()),
+            expires_at: None,
             active: true,
         }
     }

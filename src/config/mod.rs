@@ -282,6 +282,8 @@ pub struct ApiKeyMeta {
     pub projects: Vec<String>,
     /// When it was created (RFC 3339).
     pub created_at: Option<String>,
+    /// When it expires (RFC 3339), if the operator set an expiry; the key itself carries `exp`.
+    pub expires_at: Option<String>,
     /// `false` puts the id on the signed revocation list. Defaults to `true`.
     pub active: bool,
 }

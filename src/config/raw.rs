@@ -93,6 +93,7 @@ pub(crate) struct RawApiKey {
     pub permissions: Vec<String>,
     pub projects: Vec<String>,
     pub created_at: Option<toml::value::Datetime>,
+    pub expires_at: Option<toml::value::Datetime>,
     #[serde(default = "yes")]
     pub active: bool,
 }

@@ -324,6 +324,7 @@ fn api_key(
     }
     ApiKeyMeta {
         created_at: created_at(k.created_at, &format!("{path}.created_at"), p),
+        expires_at: created_at(k.expires_at, &format!("{path}.expires_at"), p),
         id: k.id,
         description: k.description,
         permissions,

@@ -31,6 +31,9 @@ enum Command {
         /// Projects the key may be used for (repeat or comma-separate).
         #[arg(long, value_delimiter = ',', required = true)]
         project: Vec<String>,
+        /// An expiry (RFC 3339, e.g. 2027-01-01T00:00:00Z); permanent keys have none by default.
+        #[arg(long)]
+        expires_at: Option<chrono::DateTime<chrono::FixedOffset>>,
         /// The directory of signing keys.
         #[arg(long, env = "KEYSMITH_KEYS", default_value = "keys")]
         keys: PathBuf,
@@ -56,8 +59,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let base = args.config.parent().unwrap_or(Path::new("."));
     let result = match args.command {
         Command::List => list(&text, base),
-        Command::Create { description, permissions, project, keys } => {
-            create(&args.config, &text, base, description, permissions, project, &keys)
+        Command::Create { description, permissions, project, expires_at, keys } => {
+            let spec = Spec { description, permissions, projects: project, expires_at };
+            create(&args.config, &text, base, spec, &keys)
         }
         Command::Deactivate { ids } => set_active(&args.config, &text, base, &ids, false),
         Command::Activate { ids } => set_active(&args.config, &text, base, &ids, true),
@@ -102,15 +106,16 @@ fn list(text: &str, base: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn create(
-    path: &Path,
-    text: &str,
-    base: &Path,
+/// What `apikey create` was asked for.
+struct Spec {
     description: String,
     permissions: Vec<String>,
     projects: Vec<String>,
-    keys: &Path,
-) -> anyhow::Result<()> {
+    expires_at: Option<chrono::DateTime<chrono::FixedOffset>>,
+}
+
+fn create(path: &Path, text: &str, base: &Path, spec: Spec, keys: &Path) -> anyhow::Result<()> {
+    let Spec { description, permissions, projects, expires_at } = spec;
     let mut editor = ConfigEditor::new(text, base)?;
     let config = editor.current().clone();
     // Check before signing anything, so a refused request never produces a key.
@@ -121,10 +126,15 @@ fn create(
 
     let issuer = Issuer::from_parts(config, Keyring::load_dir(keys)?, None);
     let now = SystemTime::now();
-    let created = issuer.create_api_key(
-        &NewApiKey { projects: projects.clone(), permissions: permissions.clone(), ..NewApiKey::default() },
-        now,
-    );
+    let exp = match expires_at {
+        Some(t) => {
+            let secs = u64::try_from(t.timestamp()).ok().filter(|s| *s > unix_seconds(now));
+            Some(secs.context("--expires-at must be in the future")?)
+        }
+        None => None,
+    };
+    let new = NewApiKey { projects: projects.clone(), permissions, expires_at: exp, created_by: Vec::new() };
+    let created = issuer.create_api_key(&new, now);
     let created_at = chrono::DateTime::<chrono::Utc>::from(now).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     editor.add_api_key(&ApiKeyMeta {
         id: created.id.clone(),
@@ -132,6 +142,7 @@ fn create(
         permissions: created.claims.scope.split(' ').map(str::to_owned).collect(),
         projects,
         created_at: Some(created_at),
+        expires_at: expires_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         active: true,
     });
     let (text, config) = editor.finish(base)?;
@@ -142,6 +153,10 @@ fn create(
     );
     println!("{}", created.secret);
     Ok(())
+}
+
+fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn set_active(path: &Path, text: &str, base: &Path, ids: &[String], active: bool) -> anyhow::Result<()> {
