@@ -151,7 +151,7 @@ async fn create_use_deactivate_reactivate() {
     // Deactivate with the CLI, reload: the list carries the id, every verifier refuses it.
     let out = keysmith(&dir, &["apikey", "deactivate", &id]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    server.reload().unwrap();
+    server.reload();
     let list = reqwest::get(server.url("/v1/revocations")).await.unwrap();
     assert!(list.headers()["cache-control"].to_str().unwrap().starts_with("public, max-age="));
     assert!(list.headers().contains_key("etag"));
@@ -169,7 +169,7 @@ async fn create_use_deactivate_reactivate() {
 
     // Reactivate: it passes again.
     assert!(keysmith(&dir, &["apikey", "activate", &id]).status.success());
-    server.reload().unwrap();
+    server.reload();
     assert!(downstream(&server).await.verify_api_key(&secret, SystemTime::now()).is_ok());
     assert_eq!(mint(&server, "backend-upload", Some(&secret), None).await.status(), StatusCode::OK);
 }
@@ -269,7 +269,7 @@ async fn http_creation_checks_the_creator_and_audits() {
     // Deactivating the creator revokes what it created.
     let dir = server.dir.path().to_owned();
     assert!(keysmith(&dir, &["apikey", "deactivate", &admin_id]).status.success());
-    server.reload().unwrap();
+    server.reload();
     assert_eq!(
         code(mint(&server, "backend-upload", Some(&child), None).await, StatusCode::UNAUTHORIZED).await,
         "api_key_revoked"
@@ -300,7 +300,7 @@ async fn refresher_keeps_verifiers_current() {
 
     let dir = server.dir.path().to_owned();
     assert!(keysmith(&dir, &["apikey", "deactivate", &id]).status.success());
-    server.reload().unwrap();
+    server.reload();
     let revoked_at = Instant::now();
     until(&|| verifier.verify_api_key(&secret, SystemTime::now()).err() == Some(VerifyError::Revoked));
     assert!(revoked_at.elapsed() < Duration::from_secs(5), "picked up within seconds");

@@ -273,7 +273,7 @@ async fn reload_swaps_config_and_keeps_the_last_good_one() {
         1,
     );
     std::fs::write(&path, &deactivated).unwrap();
-    server.reload().unwrap();
+    server.reload();
     assert_eq!(server.handle.config_version(), 5);
     problem(client.get(&url).send().await.unwrap(), StatusCode::FORBIDDEN, "template_inactive").await;
 
@@ -283,7 +283,7 @@ async fn reload_swaps_config_and_keeps_the_last_good_one() {
         deactivated.replace("version = 5", "version = 6").replace("[projects.demo]", "[projects.demo]\ncolour = 1"),
     )
     .unwrap();
-    assert!(matches!(server.reload(), Err(keysmith::LoadError::Config(_))));
+    assert!(matches!(server.try_reload(), keysmith::server::ReloadOutcome::Rejected(_)));
     assert_eq!(server.handle.config_version(), 5);
     problem(client.get(&url).send().await.unwrap(), StatusCode::FORBIDDEN, "template_inactive").await;
     let health: Value = reqwest::get(server.url("/healthz")).await.unwrap().json().await.unwrap();

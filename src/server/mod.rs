@@ -7,9 +7,13 @@
 
 mod audit;
 mod error;
+mod reload;
 mod routes;
 
 pub use error::ApiError;
+#[cfg(unix)]
+pub use reload::reload_on_sighup;
+pub use reload::{Rejection, ReloadOutcome, Source, watch};
 
 use crate::issue::{Issuer, SignedRevocations};
 use arc_swap::ArcSwap;
@@ -39,9 +43,14 @@ pub(crate) struct Live {
     revocations: Mutex<Option<(SignedRevocations, String)>>,
 }
 
-/// A shared, atomically replaceable issuer.
+/// A shared, atomically replaceable issuer, with where it came from and how reloads went.
 #[derive(Clone)]
-pub struct IssuerHandle(Arc<ArcSwap<Live>>);
+pub struct IssuerHandle {
+    live: Arc<ArcSwap<Live>>,
+    source: Option<Arc<Source>>,
+    state: Arc<Mutex<reload::ReloadState>>,
+    reloading: Arc<Mutex<()>>,
+}
 
 impl IssuerHandle {
     /// A handle serving `issuer`.
@@ -51,7 +60,35 @@ impl IssuerHandle {
     /// When the configured `server.audit_log` cannot be opened for appending.
     pub fn new(issuer: Issuer) -> std::io::Result<Self> {
         let audit = audit::AuditLog::open(issuer.config().server.audit_log.as_deref())?;
-        Ok(Self(Arc::new(ArcSwap::from_pointee(Live::new(issuer, audit)))))
+        let state = reload::ReloadState { loaded_at: reload::now_rfc3339(), ..Default::default() };
+        Ok(Self {
+            live: Arc::new(ArcSwap::from_pointee(Live::new(issuer, audit))),
+            source: None,
+            state: Arc::new(Mutex::new(state)),
+            reloading: Arc::default(),
+        })
+    }
+
+    fn with_source(mut self, source: Source) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    fn source(&self) -> Option<Source> {
+        self.source.as_deref().cloned()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, reload::ReloadState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn reload_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.reloading.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The last rejected reload, if any.
+    pub fn last_rejected(&self) -> Option<Rejection> {
+        self.state().last_rejected.clone()
     }
 
     /// Replaces the issuer; requests already running finish with the old one.
@@ -61,17 +98,17 @@ impl IssuerHandle {
     /// When the new config's `server.audit_log` cannot be opened; the running issuer stays.
     pub fn replace(&self, issuer: Issuer) -> std::io::Result<()> {
         let audit = audit::AuditLog::open(issuer.config().server.audit_log.as_deref())?;
-        self.0.store(Arc::new(Live::new(issuer, audit)));
+        self.live.store(Arc::new(Live::new(issuer, audit)));
         Ok(())
     }
 
     /// The current config version.
     pub fn config_version(&self) -> u64 {
-        self.0.load().issuer.config().version
+        self.live.load().issuer.config().version
     }
 
     pub(crate) fn live(&self) -> Arc<Live> {
-        self.0.load_full()
+        self.live.load_full()
     }
 }
 
@@ -110,6 +147,7 @@ pub fn router(handle: IssuerHandle) -> Router {
         .route("/v1/revocations", get(routes::revocations))
         .route("/.well-known/jwks.json", get(routes::jwks))
         .route("/healthz", get(routes::healthz))
+        .route("/v1/status", get(routes::status))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(handle)
@@ -156,33 +194,6 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let app = router(handle).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
-}
-
-/// Reloads config, keys and GeoIP database from disk into `handle` when the process receives
-/// SIGHUP. A load that fails is logged and the running issuer keeps serving.
-#[cfg(unix)]
-pub async fn reload_on_sighup(handle: IssuerHandle, config: std::path::PathBuf, keys: std::path::PathBuf) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-        tracing::error!("cannot listen for SIGHUP; reload by restarting");
-        return;
-    };
-    while hangups.recv().await.is_some() {
-        let running = handle.config_version();
-        match Issuer::load(&config, &keys) {
-            Ok(issuer) => {
-                let version = issuer.config().version;
-                let kid = issuer.keyring().signing().kid().to_owned();
-                match handle.replace(issuer) {
-                    Ok(()) => tracing::info!(config_version = version, previous_version = running, %kid, "reloaded"),
-                    Err(e) => tracing::error!(error = %e, "reload rejected: cannot open the audit log"),
-                }
-            }
-            Err(e) => {
-                tracing::error!(config_version = running, error = %e, "reload rejected; keeping the running config")
-            }
-        }
-    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -288,3 +288,33 @@ pub(super) async fn healthz(State(handle): State<IssuerHandle>) -> Response {
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
+
+#[derive(Serialize)]
+struct Status<'a> {
+    status: &'static str,
+    config_version: u64,
+    config_sha256: &'a str,
+    loaded_at: &'a str,
+    last_rejected: Option<&'a super::Rejection>,
+    signing_kid: &'a str,
+    kids: Vec<String>,
+}
+
+/// `GET /v1/status`: what is running and how the last reloads went. No secrets.
+pub(super) async fn status(State(handle): State<IssuerHandle>) -> Response {
+    let live = handle.live();
+    let state = handle.state().clone();
+    let kids = live.issuer.keyring().published().iter().map(crate::jwk::thumbprint).collect();
+    let body = Status {
+        status: "ok",
+        config_version: live.issuer.config().version,
+        config_sha256: &state.config_sha256,
+        loaded_at: &state.loaded_at,
+        last_rejected: state.last_rejected.as_ref(),
+        signing_kid: live.issuer.keyring().signing().kid(),
+        kids,
+    };
+    let mut response = Json(body).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

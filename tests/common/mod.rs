@@ -3,7 +3,6 @@
 #![allow(dead_code)] // each test crate uses a different subset.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test setup stops at the first failure
 
-use keysmith::Issuer;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use tokio::sync::oneshot;
@@ -28,8 +27,12 @@ impl TestServer {
 
     /// Serves the `config.toml` and `keys/` already in `dir`.
     pub async fn start_in(dir: tempfile::TempDir) -> Self {
-        let issuer = Issuer::load(&dir.path().join("config.toml"), &dir.path().join("keys")).unwrap();
-        let handle = keysmith::server::IssuerHandle::new(issuer).unwrap();
+        let source = keysmith::server::Source {
+            config: dir.path().join("config.toml"),
+            keys: dir.path().join("keys"),
+            allow_rollback: false,
+        };
+        let handle = keysmith::server::IssuerHandle::load(source).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -40,10 +43,14 @@ impl TestServer {
     }
 
     /// Reloads config and keys from the server's directory, as SIGHUP does.
-    pub fn reload(&self) -> Result<(), keysmith::LoadError> {
-        let issuer = Issuer::load(&self.dir.path().join("config.toml"), &self.dir.path().join("keys"))?;
-        self.handle.replace(issuer).unwrap();
-        Ok(())
+    pub fn try_reload(&self) -> keysmith::server::ReloadOutcome {
+        self.handle.reload()
+    }
+
+    /// Reloads and insists that the new config was taken.
+    pub fn reload(&self) {
+        let outcome = self.handle.reload();
+        assert!(matches!(outcome, keysmith::server::ReloadOutcome::Reloaded { .. }), "{outcome:?}");
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,244 @@
+//! Live reload: a new config (or key set) is loaded in full, checked against the running one,
+//! and swapped in atomically, or rejected while the running issuer keeps serving.
+//!
+//! Rules for a new config: it must parse and validate; its `version` must be higher than the
+//! running one, or equal with identical content (a key change alone); a lower version is a
+//! rollback and is refused unless the service was started with rollback allowed.
+
+use super::IssuerHandle;
+use crate::config::Config;
+use crate::issue::Issuer;
+use crate::keyring::Keyring;
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// Where an issuer is loaded from, and whether a lower `version` may replace a higher one.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The config file (symlinks followed, so a Kubernetes ConfigMap mount works).
+    pub config: PathBuf,
+    /// The directory of signing keys.
+    pub keys: PathBuf,
+    /// Accept a config whose `version` is lower than the running one. Defaults to `false`.
+    pub allow_rollback: bool,
+}
+
+/// A rejected reload, as `/v1/status` reports it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Rejection {
+    /// The version of the rejected config, when it could be read.
+    pub version: Option<u64>,
+    /// Why, with the TOML path of each problem.
+    pub reason: String,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReloadOutcome {
+    /// Neither the config nor the keys changed.
+    Unchanged,
+    /// A new issuer is serving.
+    Reloaded {
+        /// The version that was running.
+        from: u64,
+        /// The version now running.
+        to: u64,
+    },
+    /// The candidate was refused; the running issuer keeps serving.
+    Rejected(Rejection),
+}
+
+/// What the handle knows about the running issuer's origin.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ReloadState {
+    pub(crate) config_sha256: String,
+    pub(crate) keys_fingerprint: String,
+    pub(crate) loaded_at: String,
+    pub(crate) last_rejected: Option<Rejection>,
+}
+
+/// The version of a config that may not validate, for reporting a rejection.
+#[derive(serde::Deserialize)]
+struct VersionOnly {
+    version: Option<u64>,
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A cheap fingerprint of the key directory: names, sizes and modification times of `*.pem`.
+pub(crate) fn keys_fingerprint(dir: &Path) -> String {
+    let mut entries: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "pem"))
+                .map(|e| {
+                    let meta = e.metadata().ok();
+                    let len = meta.as_ref().map_or(0, std::fs::Metadata::len);
+                    let modified = meta
+                        .and_then(|m| m.modified().ok())
+                        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_nanos());
+                    format!("{}:{len}:{modified}", e.file_name().to_string_lossy())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    entries.sort();
+    sha256_hex(entries.join("\n").as_bytes())
+}
+
+/// Everything that, when it changes, calls for a reload.
+pub(crate) fn fingerprint(source: &Source) -> String {
+    let config = std::fs::read(&source.config).map(|b| sha256_hex(&b)).unwrap_or_default();
+    format!("{config}:{}", keys_fingerprint(&source.keys))
+}
+
+impl IssuerHandle {
+    /// Loads the issuer from `source` and serves it; [`IssuerHandle::reload`] re-reads it.
+    ///
+    /// # Errors
+    ///
+    /// Why the config, keys, GeoIP database or audit log could not be loaded.
+    pub fn load(source: Source) -> Result<Self, crate::issue::LoadError> {
+        let text = read_config(&source.config)?;
+        let config = Config::from_toml(&text, base_dir(&source.config))?;
+        let issuer = Issuer::new(config, Keyring::load_dir(&source.keys)?)?;
+        let handle = Self::new(issuer).map_err(|e| {
+            crate::issue::LoadError::Config(crate::config::ConfigError::Io { path: source.config.clone(), source: e })
+        })?;
+        {
+            let mut state = handle.state();
+            state.config_sha256 = sha256_hex(text.as_bytes());
+            state.keys_fingerprint = keys_fingerprint(&source.keys);
+        }
+        Ok(handle.with_source(source))
+    }
+
+    /// Re-reads the source and swaps in the new issuer when it is acceptable. Reloads are
+    /// serialised; each request keeps the issuer it started with.
+    pub fn reload(&self) -> ReloadOutcome {
+        let Some(source) = self.source() else {
+            return ReloadOutcome::Rejected(self.reject(None, "this service was not started from files".into()));
+        };
+        let _one_at_a_time = self.reload_lock();
+        let text = match read_config(&source.config) {
+            Ok(text) => text,
+            Err(e) => return ReloadOutcome::Rejected(self.reject(None, e.to_string())),
+        };
+        let config_sha256 = sha256_hex(text.as_bytes());
+        let keys_fingerprint = keys_fingerprint(&source.keys);
+        {
+            let state = self.state();
+            if state.config_sha256 == config_sha256 && state.keys_fingerprint == keys_fingerprint {
+                return ReloadOutcome::Unchanged;
+            }
+        }
+        let candidate_version = toml::from_str::<VersionOnly>(&text).ok().and_then(|v| v.version);
+        let config = match Config::from_toml(&text, base_dir(&source.config)) {
+            Ok(config) => config,
+            Err(e) => return ReloadOutcome::Rejected(self.reject(candidate_version, e.to_string())),
+        };
+        let running = self.config_version();
+        let content_changed = self.state().config_sha256 != config_sha256;
+        if config.version < running && !source.allow_rollback {
+            let reason = format!(
+                "version: {} is lower than the running version {running}; rollback refused (start with --allow-rollback to permit it)",
+                config.version
+            );
+            return ReloadOutcome::Rejected(self.reject(Some(config.version), reason));
+        }
+        if config.version == running && content_changed {
+            let reason =
+                format!("version: the content changed but version is still {running}; bump version on every change");
+            return ReloadOutcome::Rejected(self.reject(Some(config.version), reason));
+        }
+        let to = config.version;
+        let issuer = match Keyring::load_dir(&source.keys)
+            .map_err(crate::issue::LoadError::from)
+            .and_then(|keys| Issuer::new(config, keys).map_err(crate::issue::LoadError::from))
+        {
+            Ok(issuer) => issuer,
+            Err(e) => return ReloadOutcome::Rejected(self.reject(Some(to), e.to_string())),
+        };
+        let kid = issuer.keyring().signing().kid().to_owned();
+        if let Err(e) = self.replace(issuer) {
+            return ReloadOutcome::Rejected(self.reject(Some(to), format!("server.audit_log: {e}")));
+        }
+        let mut state = self.state();
+        state.config_sha256 = config_sha256;
+        state.keys_fingerprint = keys_fingerprint;
+        state.loaded_at = now_rfc3339();
+        drop(state);
+        tracing::info!(config_version = to, previous_version = running, %kid, "reloaded");
+        ReloadOutcome::Reloaded { from: running, to }
+    }
+
+    fn reject(&self, version: Option<u64>, reason: String) -> Rejection {
+        tracing::error!(
+            running_version = self.config_version(),
+            rejected_version = version,
+            reason = %reason,
+            "reload rejected; keeping the running config"
+        );
+        let rejection = Rejection { version, reason, at: now_rfc3339() };
+        self.state().last_rejected = Some(rejection.clone());
+        rejection
+    }
+}
+
+fn read_config(path: &Path) -> Result<String, crate::config::ConfigError> {
+    let io = |source| crate::config::ConfigError::Io { path: path.to_owned(), source };
+    if std::fs::metadata(path).map_err(io)?.len() > crate::config::MAX_CONFIG_LEN {
+        return Err(crate::config::ConfigError::TooLarge);
+    }
+    std::fs::read_to_string(path).map_err(io)
+}
+
+fn base_dir(config: &Path) -> &Path {
+    config.parent().unwrap_or(Path::new("."))
+}
+
+/// Polls the source every `interval` and reloads when the config's content or the key
+/// directory changed. Polling the content (not file events) follows editors that replace the
+/// file, Kubernetes ConfigMap symlink swaps and network filesystems alike.
+pub async fn watch(handle: IssuerHandle, interval: Duration) {
+    let Some(source) = handle.source() else { return };
+    let fp = |source: Source| async move { tokio::task::spawn_blocking(move || fingerprint(&source)).await.ok() };
+    let mut last = fp(source.clone()).await;
+    loop {
+        tokio::time::sleep(interval).await;
+        let now = fp(source.clone()).await;
+        if now != last {
+            last = now;
+            let handle = handle.clone();
+            let _ = tokio::task::spawn_blocking(move || handle.reload()).await;
+        }
+    }
+}
+
+/// Reloads on every SIGHUP.
+#[cfg(unix)]
+pub async fn reload_on_sighup(handle: IssuerHandle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot listen for SIGHUP; reload by editing the file or restarting");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let handle = handle.clone();
+        if let Ok(ReloadOutcome::Unchanged) = tokio::task::spawn_blocking(move || handle.reload()).await {
+            tracing::info!("SIGHUP: config and keys unchanged");
+        }
+    }
+}
