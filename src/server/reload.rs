@@ -215,7 +215,12 @@ fn base_dir(config: &Path) -> &Path {
 pub async fn watch(handle: IssuerHandle, interval: Duration) {
     let Some(source) = handle.source() else { return };
     let fp = |source: Source| async move { tokio::task::spawn_blocking(move || fingerprint(&source)).await.ok() };
-    let mut last = fp(source.clone()).await;
+    // Start from what was loaded, not from what is on disk now: an edit made between the load
+    // and the first poll must still be seen.
+    let mut last = {
+        let state = handle.state();
+        Some(format!("{}:{}", state.config_sha256, state.keys_fingerprint))
+    };
     loop {
         tokio::time::sleep(interval).await;
         let now = fp(source.clone()).await;
