@@ -80,6 +80,8 @@ pub mod verify;
 #[cfg(feature = "issuer")]
 pub mod config;
 #[cfg(feature = "issuer")]
+pub mod diff;
+#[cfg(feature = "issuer")]
 pub mod geoip;
 #[cfg(feature = "issuer")]
 pub mod issue;

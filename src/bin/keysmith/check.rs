@@ -1,32 +1,165 @@
-//! `keysmith check`.
+//! `keysmith check`: validate a config and, given the previous one, summarise the effective
+//! access change, for CI and pre-commit hooks.
+//!
+//! Exit codes: 0 valid (warnings may be printed); 1 invalid, `version` not increased, or any
+//! lint under `--strict`; 2 usage error (the previous config cannot be read, git failed).
 
 use keysmith::Config;
-use std::path::PathBuf;
-use std::process::ExitCode;
+use keysmith::diff::{Change, Lint, diff, lint};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The config file to validate.
     #[arg(default_value = "config.toml")]
     config: PathBuf,
+    /// The previous version of the file, to require a higher `version` and summarise changes.
+    #[arg(long, conflicts_with = "previous_git")]
+    previous: Option<PathBuf>,
+    /// Read the previous version from git at this revision (e.g. `origin/main`, `HEAD`).
+    #[arg(long)]
+    previous_git: Option<String>,
+    /// Treat lint warnings as errors.
+    #[arg(long)]
+    strict: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    match Config::load(&args.config) {
-        Ok(config) => {
-            let active = config.templates().iter().filter(|t| t.active).count();
-            println!(
-                "{}: ok: version {}, {} project(s), {} template(s) ({active} active)",
-                args.config.display(),
-                config.version,
-                config.projects.len(),
-                config.templates().len(),
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+    let name = args.config.display().to_string();
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
         Err(e) => {
-            eprintln!("{}: {e}", args.config.display());
-            Ok(ExitCode::FAILURE)
+            report_invalid(&args, &name, &e.to_string());
+            return Ok(ExitCode::FAILURE);
         }
+    };
+    let previous = match previous_text(&args) {
+        Ok(None) => None,
+        Ok(Some((label, text))) => match Config::from_toml(&text, args.config.parent().unwrap_or(Path::new("."))) {
+            Ok(previous) => Some((label, previous)),
+            Err(e) => {
+                eprintln!("{label}: the previous config does not load, so there is nothing to compare with: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        Err(message) => {
+            eprintln!("{message}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let changes = previous.as_ref().map(|(_, p)| diff(p, &config)).unwrap_or_default();
+    let version_ok = previous.as_ref().is_none_or(|(_, p)| config.version > p.version);
+    let lints = lint(&config);
+    let failed = !version_ok || (args.strict && !lints.is_empty());
+    match args.format {
+        Format::Json => {
+            let widening = changes.iter().any(|c| c.widening);
+            let out = json!({
+                "file": name,
+                "valid": true,
+                "version": config.version,
+                "previous_version": previous.as_ref().map(|(_, p)| p.version),
+                "version_increased": previous.as_ref().map(|_| version_ok),
+                "widening": widening,
+                "changes": changes,
+                "lints": lints,
+                "ok": !failed,
+            });
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        }
+        Format::Text => print_text(&name, &config, previous.as_ref(), version_ok, &changes, &lints, args.strict),
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn report_invalid(args: &Args, name: &str, error: &str) {
+    match args.format {
+        Format::Json => {
+            let out = json!({ "file": name, "valid": false, "ok": false, "errors": error.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>() });
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        }
+        Format::Text => eprintln!("{name}: {error}"),
+    }
+}
+
+/// The previous config's text and a label for messages.
+fn previous_text(args: &Args) -> Result<Option<(String, String)>, String> {
+    if let Some(path) = &args.previous {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        return Ok(Some((path.display().to_string(), text)));
+    }
+    let Some(rev) = &args.previous_git else { return Ok(None) };
+    if rev.starts_with('-') {
+        return Err(format!("--previous-git {rev:?}: not a revision"));
+    }
+    let dir = args.config.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let file = args.config.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .arg("show")
+        .arg(format!("{rev}:./{file}"))
+        .output()
+        .map_err(|e| format!("running git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("git show {rev}:./{file}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    let text = String::from_utf8(out.stdout).map_err(|_| format!("{rev}:{file} is not UTF-8"))?;
+    Ok(Some((format!("{rev}:{file}"), text)))
+}
+
+fn print_text(
+    name: &str,
+    config: &Config,
+    previous: Option<&(String, Config)>,
+    version_ok: bool,
+    changes: &[Change],
+    lints: &[Lint],
+    strict: bool,
+) {
+    let active = config.templates().iter().filter(|t| t.active).count();
+    println!(
+        "{name}: ok: version {}, {} project(s), {} template(s) ({active} active), {} API key(s)",
+        config.version,
+        config.projects.len(),
+        config.templates().len(),
+        config.api_keys().len(),
+    );
+    if let Some((label, previous)) = previous {
+        if !version_ok {
+            println!(
+                "error: version {} is not higher than {} in {label}; bump version on every change",
+                config.version, previous.version
+            );
+        }
+        let widening = changes.iter().filter(|c| c.widening).count();
+        if changes.is_empty() {
+            println!("no access change since {label} (version {})", previous.version);
+        } else {
+            println!(
+                "access changes since {label} (version {} -> {}), {widening} widening access:",
+                previous.version, config.version
+            );
+            for c in changes {
+                let mark = if c.widening { "! " } else { "  " };
+                let note = if c.widening { "  [widens access]" } else { "" };
+                println!("  {mark}{}: {}: {}{note}", c.subject, c.kind.replace('_', " "), c.detail);
+            }
+        }
+    }
+    let level = if strict { "error" } else { "warning" };
+    for l in lints {
+        println!("{level}[{}] {}: {}", l.code, l.path, l.message);
     }
 }

@@ -1,0 +1,539 @@
+//! What a config edit changes about access, and lints for risky settings. Used by
+//! `keysmith check --previous` so a reviewer sees the effect of a diff, not just its text.
+
+use crate::config::{Access, Config, Template};
+use crate::ip::IpRules;
+use crate::scope::ScopeSet;
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// One effective change of access between two configs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// What changed: `template upload-widget`, `api key ak_…`, `server`, `issuer`.
+    pub subject: String,
+    /// A stable kind, such as `permissions_gained` or `upload_scope_widened`.
+    pub kind: &'static str,
+    /// The change in words, with before and after.
+    pub detail: String,
+    /// Whether it grants more than before (flagged for review).
+    pub widening: bool,
+}
+
+/// A risky setting in one config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lint {
+    /// A stable code, such as `public_delete`.
+    pub code: &'static str,
+    /// The TOML path of the setting.
+    pub path: String,
+    /// What is risky and what to do instead.
+    pub message: String,
+}
+
+/// How one set relates to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Same,
+    Widened,
+    Narrowed,
+    Changed,
+}
+
+fn direction(old_covers_new: bool, new_covers_old: bool) -> Direction {
+    match (old_covers_new, new_covers_old) {
+        (true, true) => Direction::Same,
+        (false, true) => Direction::Widened,
+        (true, false) => Direction::Narrowed,
+        (false, false) => Direction::Changed,
+    }
+}
+
+struct Diff {
+    changes: Vec<Change>,
+}
+
+impl Diff {
+    fn push(&mut self, subject: &str, kind: &'static str, detail: String, widening: bool) {
+        self.changes.push(Change { subject: subject.to_owned(), kind, detail, widening });
+    }
+
+    /// Records a set comparison as `<name>_widened|narrowed|changed`.
+    fn set(&mut self, subject: &str, name: &'static [&'static str; 3], dir: Direction, before: String, after: String) {
+        let (kind, widening) = match dir {
+            Direction::Same => return,
+            Direction::Widened => (name[0], true),
+            Direction::Narrowed => (name[1], false),
+            // Neither contains the other: something new is allowed.
+            Direction::Changed => (name[2], true),
+        };
+        self.push(subject, kind, format!("{before} -> {after}"), widening);
+    }
+}
+
+/// The effective access changes from `old` to `new`, in a stable order.
+pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
+    let mut d = Diff { changes: Vec::new() };
+    if old.issuer != new.issuer {
+        d.push(
+            "issuer",
+            "issuer_changed",
+            format!("{:?} -> {:?}: every key issued so far stops verifying", old.issuer, new.issuer),
+            false,
+        );
+    }
+    if old.catalog.permissions() != new.catalog.permissions() {
+        d.push("catalog", "catalog_changed", "the permission catalogue changed".into(), true);
+    }
+    let proxies = direction(
+        old.server.trusted_proxies.covers(&new.server.trusted_proxies),
+        new.server.trusted_proxies.covers(&old.server.trusted_proxies),
+    );
+    d.set(
+        "server",
+        &["trusted_proxies_widened", "trusted_proxies_narrowed", "trusted_proxies_changed"],
+        proxies,
+        fmt_ips(&old.server.trusted_proxies),
+        fmt_ips(&new.server.trusted_proxies),
+    );
+    let (old_origins, new_origins): (BTreeSet<_>, BTreeSet<_>) =
+        (old.server.cors_origins.iter().collect(), new.server.cors_origins.iter().collect());
+    for origin in new_origins.difference(&old_origins) {
+        d.push("server", "cors_origin_added", (*origin).clone(), true);
+    }
+    for origin in old_origins.difference(&new_origins) {
+        d.push("server", "cors_origin_removed", (*origin).clone(), false);
+    }
+    if old.revocations_max_age != new.revocations_max_age {
+        let longer = new.revocations_max_age > old.revocations_max_age;
+        d.push(
+            "revocations",
+            "revocations_max_age_changed",
+            format!("{} s -> {} s", old.revocations_max_age, new.revocations_max_age),
+            longer,
+        );
+    }
+
+    for t in old.templates() {
+        if !new.templates().iter().any(|n| n.id == t.id) {
+            d.push(&format!("template {}", t.id), "template_removed", format!("project {}", t.project), false);
+        }
+    }
+    for t in new.templates() {
+        let subject = format!("template {}", t.id);
+        match old.templates().iter().find(|o| o.id == t.id) {
+            None => {
+                let state = if t.active { "active" } else { "inactive" };
+                d.push(
+                    &subject,
+                    "template_added",
+                    format!(
+                        "{state}, project {}, {} access, permissions {}",
+                        t.project,
+                        access(t.access),
+                        t.permissions.join(" ")
+                    ),
+                    t.active,
+                );
+            }
+            Some(o) => template(&mut d, &subject, o, t),
+        }
+    }
+
+    for k in old.api_keys() {
+        if !new.api_keys().iter().any(|n| n.id == k.id) {
+            // Removing the metadata of a deactivated key takes it off the revocation list.
+            if k.active {
+                d.push(
+                    &format!("api key {}", k.id),
+                    "api_key_removed",
+                    "metadata removed; the key itself stays valid until deactivated".into(),
+                    false,
+                );
+            } else {
+                d.push(
+                    &format!("api key {}", k.id),
+                    "api_key_unrevoked",
+                    "a deactivated key was removed from the config, so it is no longer revoked".into(),
+                    true,
+                );
+            }
+        }
+    }
+    for k in new.api_keys() {
+        let subject = format!("api key {}", k.id);
+        match old.api_keys().iter().find(|o| o.id == k.id) {
+            None => {
+                d.push(&subject, "api_key_added", format!("{} ({})", k.description, k.permissions.join(" ")), k.active)
+            }
+            Some(o) if o.active && !k.active => d.push(&subject, "api_key_deactivated", k.description.clone(), false),
+            Some(o) if !o.active && k.active => d.push(&subject, "api_key_activated", k.description.clone(), true),
+            Some(_) => {}
+        }
+    }
+    d.changes
+}
+
+fn template(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    match (o.active, t.active) {
+        (true, false) => d.push(
+            subject,
+            "template_deactivated",
+            "keys can no longer be minted; minted keys are revoked".into(),
+            false,
+        ),
+        (false, true) => d.push(subject, "template_activated", "keys can be minted again".into(), true),
+        _ => {}
+    }
+    if o.project != t.project {
+        d.push(subject, "template_project_changed", format!("{} -> {}", o.project, t.project), true);
+    }
+    if o.access != t.access {
+        let widening = t.access == Access::Public;
+        d.push(subject, "access_changed", format!("{} -> {}", access(o.access), access(t.access)), widening);
+    }
+    let gained: Vec<&str> = t.permissions.iter().filter(|p| !o.permissions.contains(p)).map(String::as_str).collect();
+    let lost: Vec<&str> = o.permissions.iter().filter(|p| !t.permissions.contains(p)).map(String::as_str).collect();
+    if !gained.is_empty() {
+        d.push(subject, "permissions_gained", gained.join(" "), true);
+    }
+    if !lost.is_empty() {
+        d.push(subject, "permissions_lost", lost.join(" "), false);
+    }
+    let scopes = |a: &ScopeSet, b: &ScopeSet| direction(a.covers(b), b.covers(a));
+    d.set(
+        subject,
+        &["upload_scope_widened", "upload_scope_narrowed", "upload_scope_changed"],
+        scopes(&o.upload_dirs, &t.upload_dirs),
+        fmt_scopes(&o.upload_dirs),
+        fmt_scopes(&t.upload_dirs),
+    );
+    d.set(
+        subject,
+        &["listing_scope_widened", "listing_scope_narrowed", "listing_scope_changed"],
+        scopes(&o.list_dirs, &t.list_dirs),
+        fmt_scopes(&o.list_dirs),
+        fmt_scopes(&t.list_dirs),
+    );
+    d.set(
+        subject,
+        &["ip_ranges_widened", "ip_ranges_narrowed", "ip_ranges_changed"],
+        direction(o.ips.covers(&t.ips), t.ips.covers(&o.ips)),
+        fmt_ips(&o.ips),
+        fmt_ips(&t.ips),
+    );
+    let countries = match (&o.countries, &t.countries) {
+        (None, None) => Direction::Same,
+        (None, Some(_)) => Direction::Narrowed,
+        (Some(_), None) => Direction::Widened,
+        (Some(a), Some(b)) => direction(b.iter().all(|c| a.contains(c)), a.iter().all(|c| b.contains(c))),
+    };
+    d.set(
+        subject,
+        &["countries_widened", "countries_narrowed", "countries_changed"],
+        countries,
+        fmt_countries(o.countries.as_deref()),
+        fmt_countries(t.countries.as_deref()),
+    );
+    if o.expiration_duration != t.expiration_duration {
+        let longer = t.expiration_duration > o.expiration_duration;
+        let kind = if longer { "expiration_longer" } else { "expiration_shorter" };
+        d.push(subject, kind, format!("{} s -> {} s", o.expiration_duration, t.expiration_duration), longer);
+    }
+    for (name, before, after) in [
+        ("limit_per_min", o.limits.per_min, t.limits.per_min),
+        ("limit_per_source_ip", o.limits.per_source_ip, t.limits.per_source_ip),
+    ] {
+        let raised = match (before, after) {
+            (a, b) if a == b => continue,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(a), Some(b)) => b > a,
+            (None, None) => continue,
+        };
+        let kind = if raised { "limit_raised" } else { "limit_lowered" };
+        d.push(subject, kind, format!("{name}: {} -> {}", fmt_limit(before), fmt_limit(after)), raised);
+    }
+}
+
+fn access(a: Access) -> &'static str {
+    match a {
+        Access::ApiKey => "api_key",
+        _ => "public",
+    }
+}
+
+fn fmt_scopes(s: &ScopeSet) -> String {
+    format!("[{}]", s.to_strings().join(", "))
+}
+
+fn fmt_ips(r: &IpRules) -> String {
+    if r.is_anywhere() { "anywhere".into() } else { format!("[{}]", r.to_strings().join(", ")) }
+}
+
+fn fmt_countries(c: Option<&[String]>) -> String {
+    c.map_or_else(|| "all countries".into(), |c| format!("[{}]", c.join(", ")))
+}
+
+fn fmt_limit(l: Option<u32>) -> String {
+    l.map_or_else(|| "unlimited".into(), |n| n.to_string())
+}
+
+/// Risky settings: a public template granting deletion or the manage permission, `0.0.0.0/0`
+/// or `::/0` on a template that writes, lifetimes over a day, uploads allowed everywhere.
+pub fn lint(config: &Config) -> Vec<Lint> {
+    let mut lints = Vec::new();
+    let rules = config.catalog.rules();
+    for (i, t) in config.templates().iter().enumerate() {
+        let path = format!("templates[{i}]");
+        let name = &t.id;
+        let writes: Vec<&str> = t
+            .permissions
+            .iter()
+            .filter(|p| rules.kind(p) == Some(crate::ScopeKind::Upload) || p.to_ascii_lowercase().contains("delete"))
+            .map(String::as_str)
+            .collect();
+        if t.access == Access::Public {
+            let deletes: Vec<&str> = t
+                .permissions
+                .iter()
+                .filter(|p| p.to_ascii_lowercase().contains("delete"))
+                .map(String::as_str)
+                .collect();
+            if !deletes.is_empty() {
+                lints.push(Lint { code: "public_delete", path: format!("{path}.permissions"), message: format!("public template {name:?} grants deletion ({}); require an API key (access = \"api_key\") or drop it", deletes.join(", ")) });
+            }
+            if let Some(manage) = config.catalog.manage_permission().filter(|m| t.permissions.iter().any(|p| p == m)) {
+                lints.push(Lint {
+                    code: "public_access_manage",
+                    path: format!("{path}.permissions"),
+                    message: format!("public template {name:?} grants {manage}, which manages access itself"),
+                });
+            }
+        }
+        let open = t.ips.ranges().iter().any(|r| r.net().prefix_len() == 0);
+        if open && !writes.is_empty() {
+            lints.push(Lint {
+                code: "anywhere_with_writes",
+                path: format!("{path}.restrict.whitelist_ip_ranges"),
+                message: format!(
+                    "template {name:?} grants writes ({}) to callers from any address; restrict whitelist_ip_ranges",
+                    writes.join(", ")
+                ),
+            });
+        }
+        if t.expiration_duration > 86_400 {
+            lints.push(Lint {
+                code: "long_expiration",
+                path: format!("{path}.expiration_duration"),
+                message: format!("template {name:?} mints keys valid for {} s, more than a day", t.expiration_duration),
+            });
+        }
+        let uploads = t.permissions.iter().any(|p| rules.kind(p) == Some(crate::ScopeKind::Upload));
+        if uploads && t.upload_dirs.is_everything() {
+            lints.push(Lint {
+                code: "upload_everywhere",
+                path: format!("{path}.upload.dir_scope"),
+                message: format!(
+                    "template {name:?} allows uploads and writes in every directory (/*); set upload.dir_scope"
+                ),
+            });
+        }
+    }
+    lints
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const OLD: &str = r#"
+version = 1
+issuer = "i"
+[server]
+geoip_database = "g.mmdb"
+trusted_proxies = ["10.0.0.0/8"]
+cors_origins = ["http://a.test"]
+[projects.demo]
+[[templates]]
+id = "widget"
+project = "demo"
+permissions = ["FILE_UPLOAD", "OBJECTS_LIST"]
+expiration_duration = 600
+[templates.upload]
+dir_scope = "/uploads/*"
+limit_per_min = 10
+[templates.restrict]
+whitelist_ip_ranges = ["10.0.0.0/8"]
+whitelist_countries = ["FR", "DE"]
+[templates.listing]
+directory_scope = ["/a/*", "/b/*"]
+[[templates]]
+id = "gone"
+project = "demo"
+permissions = ["OBJECTS_LIST"]
+[[templates]]
+id = "sleeping"
+project = "demo"
+active = false
+permissions = ["OBJECTS_LIST"]
+[[api_keys]]
+id = "ak_live"
+description = "live"
+permissions = ["FILE_UPLOAD"]
+projects = ["demo"]
+[[api_keys]]
+id = "ak_dead"
+permissions = ["FILE_UPLOAD"]
+projects = ["demo"]
+active = false
+"#;
+
+    fn load(text: &str) -> Config {
+        Config::from_toml(text, Path::new(".")).unwrap()
+    }
+
+    fn kinds(changes: &[Change]) -> Vec<(&str, &str, bool)> {
+        changes.iter().map(|c| (c.subject.as_str(), c.kind, c.widening)).collect()
+    }
+
+    #[test]
+    fn no_change_no_diff() {
+        assert!(diff(&load(OLD), &load(&OLD.replace("version = 1", "version = 2"))).is_empty());
+    }
+
+    #[test]
+    fn every_kind_of_template_change() {
+        let new = OLD
+            .replace("version = 1", "version = 2")
+            .replace(
+                r#"permissions = ["FILE_UPLOAD", "OBJECTS_LIST"]"#,
+                r#"permissions = ["FILE_UPLOAD", "FILE_DELETE"]"#,
+            )
+            .replace("expiration_duration = 600", "expiration_duration = 60")
+            .replace(r#"dir_scope = "/uploads/*""#, r#"dir_scope = "/*""#)
+            .replace("limit_per_min = 10", "limit_per_min = 5")
+            .replace(r#"whitelist_ip_ranges = ["10.0.0.0/8"]"#, r#"whitelist_ip_ranges = ["10.1.0.0/16"]"#)
+            .replace(r#"whitelist_countries = ["FR", "DE"]"#, r#"whitelist_countries = ["FR", "IT"]"#)
+            .replace(r#"directory_scope = ["/a/*", "/b/*"]"#, r#"directory_scope = ["/a/x"]"#)
+            .replace(
+                "[[templates]]\nid = \"gone\"\nproject = \"demo\"\npermissions = [\"OBJECTS_LIST\"]\n",
+                "[[templates]]\nid = \"fresh\"\nproject = \"demo\"\npermissions = [\"OBJECTS_LIST\"]\n",
+            )
+            .replace(
+                "id = \"sleeping\"\nproject = \"demo\"\nactive = false",
+                "id = \"sleeping\"\nproject = \"demo\"\naccess = \"api_key\"",
+            );
+        let changes = diff(&load(OLD), &load(&new));
+        let w = "template widget";
+        assert_eq!(
+            kinds(&changes),
+            [
+                ("template gone", "template_removed", false),
+                (w, "permissions_gained", true),
+                (w, "permissions_lost", false),
+                (w, "upload_scope_widened", true),
+                (w, "listing_scope_narrowed", false),
+                (w, "ip_ranges_narrowed", false),
+                (w, "countries_changed", true),
+                (w, "expiration_shorter", false),
+                (w, "limit_lowered", false),
+                ("template fresh", "template_added", true),
+                ("template sleeping", "template_activated", true),
+                ("template sleeping", "access_changed", false),
+            ]
+        );
+        let gained = changes.iter().find(|c| c.kind == "permissions_gained").unwrap();
+        assert_eq!(gained.detail, "FILE_DELETE");
+        let scope = changes.iter().find(|c| c.kind == "upload_scope_widened").unwrap();
+        assert_eq!(scope.detail, "[/uploads/*] -> [/*]");
+    }
+
+    #[test]
+    fn widening_the_other_way() {
+        let new = OLD
+            .replace("expiration_duration = 600", "expiration_duration = 6000")
+            .replace("limit_per_min = 10\n", "")
+            .replace(r#"whitelist_ip_ranges = ["10.0.0.0/8"]"#, r#"whitelist_ip_ranges = ["0.0.0.0/0"]"#)
+            .replace("whitelist_countries = [\"FR\", \"DE\"]\n", "")
+            .replace(r#"dir_scope = "/uploads/*""#, r#"dir_scope = "/other/*""#)
+            .replace(r#"trusted_proxies = ["10.0.0.0/8"]"#, r#"trusted_proxies = ["0.0.0.0/0"]"#)
+            .replace(r#"cors_origins = ["http://a.test"]"#, r#"cors_origins = ["http://b.test"]"#);
+        let changes = diff(&load(OLD), &load(&new));
+        let k = kinds(&changes);
+        for want in [
+            ("server", "trusted_proxies_widened", true),
+            ("server", "cors_origin_added", true),
+            ("server", "cors_origin_removed", false),
+            ("template widget", "upload_scope_changed", true),
+            ("template widget", "ip_ranges_widened", true),
+            ("template widget", "countries_widened", true),
+            ("template widget", "expiration_longer", true),
+            ("template widget", "limit_raised", true),
+        ] {
+            assert!(k.contains(&want), "missing {want:?} in {k:?}");
+        }
+    }
+
+    #[test]
+    fn api_key_changes() {
+        let new = OLD
+            .replace("id = \"ak_live\"\ndescription = \"live\"", "id = \"ak_live\"\ndescription = \"live\"\nactive = false")
+            .replace("[[api_keys]]\nid = \"ak_dead\"\npermissions = [\"FILE_UPLOAD\"]\nprojects = [\"demo\"]\nactive = false\n", "");
+        assert_eq!(
+            kinds(&diff(&load(OLD), &load(&new))),
+            [("api key ak_dead", "api_key_unrevoked", true), ("api key ak_live", "api_key_deactivated", false)]
+        );
+        let reactivated = OLD.replace(
+            "id = \"ak_dead\"\npermissions = [\"FILE_UPLOAD\"]\nprojects = [\"demo\"]\nactive = false",
+            "id = \"ak_dead\"\npermissions = [\"FILE_UPLOAD\"]\nprojects = [\"demo\"]",
+        );
+        assert_eq!(kinds(&diff(&load(OLD), &load(&reactivated))), [("api key ak_dead", "api_key_activated", true)]);
+    }
+
+    #[test]
+    fn issuer_and_revocations() {
+        let new = OLD.replace("issuer = \"i\"", "issuer = \"j\"\nrevocations_max_age = 900");
+        assert_eq!(
+            kinds(&diff(&load(OLD), &load(&new))),
+            [("issuer", "issuer_changed", false), ("revocations", "revocations_max_age_changed", true)]
+        );
+    }
+
+    #[test]
+    fn lints() {
+        let risky = r#"
+version = 1
+issuer = "i"
+[projects.demo]
+[[templates]]
+id = "risky"
+project = "demo"
+permissions = ["FILE_UPLOAD", "FILE_DELETE", "ACCESS_MANAGE"]
+expiration_duration = 90000
+[[templates]]
+id = "careful"
+project = "demo"
+access = "api_key"
+permissions = ["FILE_DELETE"]
+expiration_duration = 600
+[templates.upload]
+dir_scope = "/in/*"
+[templates.restrict]
+whitelist_ip_ranges = ["10.0.0.0/8"]
+"#;
+        let found: Vec<(&str, String)> = lint(&load(risky)).into_iter().map(|l| (l.code, l.path)).collect();
+        assert_eq!(
+            found,
+            [
+                ("public_delete", "templates[0].permissions".to_owned()),
+                ("public_access_manage", "templates[0].permissions".to_owned()),
+                ("anywhere_with_writes", "templates[0].restrict.whitelist_ip_ranges".to_owned()),
+                ("long_expiration", "templates[0].expiration_duration".to_owned()),
+                ("upload_everywhere", "templates[0].upload.dir_scope".to_owned()),
+            ]
+        );
+        assert!(lint(&load(include_str!("../config.toml"))).iter().all(|l| l.code != "public_delete"));
+    }
+}
