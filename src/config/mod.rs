@@ -21,6 +21,12 @@ use std::path::{Path, PathBuf};
 pub use edit::{ConfigEditor, EditError, write_atomically};
 pub use validate::{DEFAULT_EXPIRATION, DEFAULT_LISTEN, DEFAULT_REVOCATIONS_MAX_AGE, MAX_EXPIRATION};
 
+/// The JSON Schema of `config.toml` (draft 2020-12), for TOML editors (taplo, Even Better
+/// TOML): point at it with a `#:schema` comment on the first line of the file.
+pub fn json_schema() -> String {
+    raw::json_schema()
+}
+
 /// Largest config file read, in bytes.
 pub const MAX_CONFIG_LEN: u64 = 4 * 1024 * 1024;
 

@@ -1,99 +1,156 @@
 //! The TOML model of `config.toml`, exactly as written. Unknown keys are errors
 //! (`deny_unknown_fields`) so a typo such as `dir_scop` never passes silently. Numbers are
 //! read as `i64` so that out-of-range values are reported by validation with their path.
+//!
+//! The doc comments here become the descriptions of the JSON Schema (`keysmith schema`) that
+//! TOML editors show while editing.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-/// The whole file.
-#[derive(Debug, Deserialize)]
+/// keysmith configuration: security templates, projects, permanent API key metadata and server
+/// settings. Kept in git; check every change with `keysmith check --previous-git`.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "keysmith config.toml")]
 pub(crate) struct RawConfig {
+    /// Positive integer, bumped on every change; every key carries it as `ver`. A reload with a
+    /// lower version, or the same version with changed content, is refused.
+    #[schemars(range(min = 1))]
     pub version: i64,
+    /// The `iss` claim of every key. Downstream verifiers pin it exactly.
     pub issuer: String,
+    /// Seconds a signed revocation list stays fresh (10 to 86400). Default 300.
+    #[schemars(range(min = 10, max = 86400))]
     pub revocations_max_age: Option<i64>,
+    /// HTTP service settings.
     #[serde(default)]
     pub server: RawServer,
+    /// A custom permission catalogue. Omit for the 31 Scaleflex permissions.
     pub catalog: Option<RawCatalog>,
+    /// Projects by id: the `{project}` URL segment and the `aud` of their keys.
     #[serde(default)]
     pub projects: BTreeMap<String, RawProject>,
+    /// Security templates: what a key minted from each may do.
     #[serde(default)]
     pub templates: Vec<RawTemplate>,
+    /// Metadata of permanent API keys (never the secret). Written by `keysmith apikey create`.
     #[serde(default)]
     pub api_keys: Vec<RawApiKey>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// HTTP service settings.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawServer {
+    /// Listen address, `host:port`. Default `127.0.0.1:8080`.
     pub listen: Option<String>,
+    /// CIDR ranges of proxies whose `X-Forwarded-For` is believed. Default none.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Browser origins (`scheme://host[:port]`) allowed to call the service (CORS).
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// MaxMind DB country database, relative to this file. Required when a template restricts
+    /// countries.
     pub geoip_database: Option<String>,
+    /// File receiving a JSON line per API key created over HTTP, relative to this file.
     pub audit_log: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A custom permission catalogue.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCatalog {
+    /// Every permission of the vocabulary (e.g. `asset.read`).
     pub permissions: Vec<String>,
+    /// Permissions checked against a key's upload scope (`upload.dir_scope`).
     #[serde(default)]
     pub upload_scoped: Vec<String>,
+    /// Permissions checked against a key's listing scope (`listing.directory_scope`).
     #[serde(default)]
     pub list_scoped: Vec<String>,
+    /// The permission that allows creating API keys over HTTP. Unset: creation is off.
     pub manage_permission: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// A project.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawProject {
+    /// Free text.
     #[serde(default)]
     pub description: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// A security template.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTemplate {
+    /// Slug (a-z, 0-9, '-', '_'), unique in the file: the `{template}` URL segment and the key's `sub`.
     pub id: String,
+    /// The project it belongs to (declared under `[projects.<id>]`).
     pub project: String,
+    /// Free text identifying the template.
     #[serde(default)]
     pub description: String,
+    /// Whether keys may be minted from it. Default true; false also revokes keys minted from it.
     #[serde(default = "yes")]
     pub active: bool,
+    /// A date or a date-time with offset, for people.
+    #[schemars(with = "Option<String>")]
     pub created_at: Option<toml::value::Datetime>,
+    /// Who may mint: `public` (default) or `api_key` (holders of a permanent key only).
     #[serde(default)]
     pub access: RawAccess,
+    /// Permissions granted, from the catalogue.
     pub permissions: Vec<String>,
+    /// Key lifetime in seconds, 1 to 604800. Default 1200.
+    #[schemars(range(min = 1, max = 604800))]
     pub expiration_duration: Option<i64>,
+    /// Upload limits and scope.
     #[serde(default)]
     pub upload: RawUpload,
+    /// Caller restrictions.
     #[serde(default)]
     pub restrict: RawRestrict,
+    /// Listing limits.
     #[serde(default)]
     pub listing: RawListing,
 }
 
 /// `access` of a template.
-#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum RawAccess {
+    /// Any caller the restrictions allow.
     #[default]
     Public,
+    /// Only callers presenting an active permanent API key of the project.
     ApiKey,
 }
 
-#[derive(Debug, Deserialize)]
+/// Metadata of a permanent API key.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawApiKey {
+    /// The key id (`ak_…`).
     pub id: String,
+    /// What the key is for.
     #[serde(default)]
     pub description: String,
+    /// Permissions it was created with.
     pub permissions: Vec<String>,
+    /// Projects it may be used for.
     pub projects: Vec<String>,
+    /// When it was created.
+    #[schemars(with = "Option<String>")]
     pub created_at: Option<toml::value::Datetime>,
+    /// When it expires, if the operator set an expiry.
+    #[schemars(with = "Option<String>")]
     pub expires_at: Option<toml::value::Datetime>,
+    /// false puts the id on the signed revocation list. Default true.
     #[serde(default = "yes")]
     pub active: bool,
 }
@@ -102,32 +159,46 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Upload limits and scope.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawUpload {
+    /// Most uploads per minute with one key. Default unlimited.
+    #[schemars(range(min = 1))]
     pub limit_per_min: Option<i64>,
+    /// Most uploads per source IP with one key. Default unlimited.
+    #[schemars(range(min = 1))]
     pub limit_per_source_ip: Option<i64>,
+    /// Where the key may upload and write: `/folder` or `/folder/*` (the folder and everything
+    /// below it), one or a list. Default all directories.
     pub dir_scope: Option<OneOrMany>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Caller restrictions.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRestrict {
+    /// CIDR ranges (or single addresses) allowed to mint. Default no restriction.
     pub whitelist_ip_ranges: Option<Vec<String>>,
+    /// ISO 3166-1 alpha-2 codes, upper case (GB, not UK). Default all countries.
     pub whitelist_countries: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Listing limits.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawListing {
+    /// Where the key may list, search and fetch, one scope or a list. Default all directories.
     pub directory_scope: Option<OneOrMany>,
 }
 
 /// A scope setting may be one string or a list of strings.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(untagged)]
 pub(crate) enum OneOrMany {
+    /// One scope.
     One(String),
+    /// Several scopes.
     Many(Vec<String>),
 }
 
@@ -138,4 +209,10 @@ impl OneOrMany {
             Self::Many(v) => v,
         }
     }
+}
+
+/// The JSON Schema of `config.toml`, pretty-printed.
+pub(crate) fn json_schema() -> String {
+    let schema = schemars::schema_for!(RawConfig);
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
 }

@@ -4,6 +4,7 @@ mod apikey;
 mod check;
 mod keygen;
 mod mint;
+mod schema;
 mod serve;
 mod verify;
 
@@ -32,6 +33,8 @@ enum Command {
     Verify(verify::Args),
     /// Manage permanent API keys recorded in the config.
     Apikey(apikey::Args),
+    /// Print the JSON Schema of the config, for TOML editors.
+    Schema(schema::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Mint(args) => mint::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Apikey(args) => apikey::run(args),
+        Command::Schema(args) => schema::run(args),
     };
     match result {
         Ok(code) => code,
