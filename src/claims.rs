@@ -43,6 +43,10 @@ pub struct AccessClaims {
     /// Upload limits for the downstream service to enforce; absent when unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+    /// For keys minted from an `access = "api_key"` template: the permanent key that asked for
+    /// it, after the keys that created that one. Revoking any of them revokes this key too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_keys: Vec<String>,
 }
 
 /// The `aud` claim: keysmith writes one string; RFC 7519 also allows an array of strings.

@@ -57,10 +57,11 @@ impl IpRange {
                 IpNet::new(addr, len).map_err(|_| IpRangeError::Malformed)?
             }
         };
-        if let IpNet::V6(v6) = net {
-            if v6.addr().to_ipv4_mapped().is_some() && v6.prefix_len() >= 96 {
-                return Err(IpRangeError::Ipv4Mapped);
-            }
+        if let IpNet::V6(v6) = net
+            && v6.addr().to_ipv4_mapped().is_some()
+            && v6.prefix_len() >= 96
+        {
+            return Err(IpRangeError::Ipv4Mapped);
         }
         if net.trunc() != net {
             return Err(IpRangeError::HostBits { canonical: net.trunc().to_string() });

@@ -169,6 +169,10 @@ pub enum MintError {
     /// The presented key (or a key that created it) is deactivated.
     #[error("the API key is deactivated")]
     ApiKeyRevoked,
+    /// The presented key verifies but neither it nor the key that created it is recorded
+    /// (active) in `[[api_keys]]`: the config is the source of truth.
+    #[error("the API key is not recorded in the config")]
+    ApiKeyUnknown,
     /// The presented key is not for this project.
     #[error("the API key is not valid for this project")]
     ApiKeyWrongProject,
@@ -218,6 +222,7 @@ impl MintError {
             Self::ApiKeyRequired => "api_key_required",
             Self::ApiKeyInvalid(_) => "api_key_invalid",
             Self::ApiKeyRevoked => "api_key_revoked",
+            Self::ApiKeyUnknown => "api_key_unknown",
             Self::ApiKeyWrongProject => "api_key_wrong_project",
             Self::PermissionNotInApiKey(_) => "permission_not_in_api_key",
             Self::NoCommonPermission => "no_common_permission",
@@ -453,6 +458,13 @@ impl Issuer {
             ips: ips.to_strings(),
             countries: t.countries.clone(),
             limits: t.limits.if_any(),
+            api_keys: key
+                .map(|k| {
+                    let mut chain = k.claims().created_by.clone();
+                    chain.push(k.id().to_owned());
+                    chain
+                })
+                .unwrap_or_default(),
         };
         // Serialising plain strings and integers cannot fail.
         let payload = serde_json::to_vec(&claims).unwrap_or_default();
@@ -533,13 +545,19 @@ impl Issuer {
     /// [`MintError::ApiKeyInvalid`], [`MintError::ApiKeyRevoked`] or
     /// [`MintError::ApiKeyWrongProject`].
     pub fn authenticate(&self, key: &str, project: &str, now: SystemTime) -> Result<ApiKeyGrant, MintError> {
-        let grant = self.api_keys.verify_api_key(key, now).map_err(|e| match e {
+        let mut grant = self.api_keys.verify_api_key(key, now).map_err(|e| match e {
             VerifyError::Revoked => MintError::ApiKeyRevoked,
             other => MintError::ApiKeyInvalid(other),
         })?;
-        if !grant.projects().iter().any(|p| p == project) {
+        // The config is the source of truth: the key, or the operator-created key at the root of
+        // the chain that created it, must be recorded and active, and its record bounds the
+        // projects and permissions of everything beneath it.
+        let root = grant.claims().created_by.first().map_or(grant.id(), String::as_str);
+        let record = self.config.api_key(root).filter(|k| k.active).ok_or(MintError::ApiKeyUnknown)?;
+        if !grant.projects().iter().any(|p| p == project) || !record.projects.iter().any(|p| p == project) {
             return Err(MintError::ApiKeyWrongProject);
         }
+        grant.restrict_to(&record.permissions);
         Ok(grant)
     }
 
@@ -611,7 +629,9 @@ impl Issuer {
         if created_by.len() > MAX_CREATION_DEPTH {
             return Err(MintError::CreationChainTooDeep);
         }
-        let new = NewApiKey { projects: vec![project.to_owned()], permissions: granted, expires_at: None, created_by };
+        // A key never outlives the key that created it.
+        let expires_at = grant.claims().exp;
+        let new = NewApiKey { projects: vec![project.to_owned()], permissions: granted, expires_at, created_by };
         let created = self.create_api_key(&new, now);
         Ok((grant, created))
     }

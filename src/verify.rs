@@ -270,7 +270,8 @@ impl Verifier {
     pub fn set_revocations(&self, signed: &str, now: SystemTime) -> Result<(), VerifyError> {
         let list = RevocationList::verify(&self.keys, signed, &self.issuer, unix_seconds(now), self.leeway)?;
         let mut held = self.revocations.write().unwrap_or_else(PoisonError::into_inner);
-        if held.as_ref().is_some_and(|h| h.claims().iat > list.claims().iat) {
+        // Neither an older list nor one from an older config may replace the one held.
+        if held.as_ref().is_some_and(|h| h.claims().iat > list.claims().iat || h.claims().ver > list.claims().ver) {
             return Err(VerifyError::RevocationsRollback);
         }
         *held = Some(Arc::new(list));
@@ -297,7 +298,9 @@ impl Verifier {
     pub fn verify(&self, token: &str, now: SystemTime) -> Result<Grant, VerifyError> {
         let claims: AccessClaims = verify_jws(&self.keys, token, self.max_token_len, ACCESS_TOKEN_TYP)?;
         self.check_registered(&claims, unix_seconds(now))?;
-        if self.revocations().is_some_and(|list| list.is_template_revoked(&claims.sub)) {
+        if let Some(list) = self.revocations()
+            && (list.is_template_revoked(&claims.sub) || claims.api_keys.iter().any(|id| list.is_api_key_revoked(id)))
+        {
             return Err(VerifyError::Revoked);
         }
         Grant::from_claims(claims, Arc::clone(&self.rules))
@@ -490,6 +493,12 @@ impl ApiKeyGrant {
     /// The key id.
     pub fn id(&self) -> &str {
         &self.claims.jti
+    }
+
+    /// Keeps only the permissions also in `allowed` (the issuer's record of the key).
+    #[cfg(feature = "issuer")]
+    pub(crate) fn restrict_to(&mut self, allowed: &[String]) {
+        self.permissions.retain(|p| allowed.contains(p));
     }
 
     /// Whether the key carries `permission`.

@@ -386,3 +386,139 @@ async fn cli_verifies_permanent_keys_with_the_revocation_list() {
     let (code, report) = verify(vec![]);
     assert_eq!((code, report["code"].as_str()), (Some(1), Some("revocations_missing")));
 }
+
+fn claims_of(token: &str) -> Value {
+    serde_json::from_slice(&b64(token.split('.').nth(1).unwrap())).unwrap()
+}
+
+async fn create_over_http(server: &TestServer, creator: &str, permissions: Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(server.url("/demo/v1/api-keys"))
+        .header("x-api-key", creator)
+        .json(&json!({ "name": "child", "permissions": permissions }))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn secret_of(response: reqwest::Response) -> (String, String) {
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.unwrap();
+    (body["apiKey"]["id"].as_str().unwrap().to_owned(), body["secret"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_created_keys_stay_under_the_config() {
+    let dir = setup();
+    let out = keysmith(
+        dir.path(),
+        &[
+            "apikey",
+            "create",
+            "--description",
+            "admin",
+            "--permissions",
+            "ACCESS_MANAGE,FILE_UPLOAD,OBJECTS_LIST,FILE_DELETE",
+            "--project",
+            "demo",
+            "--expires-at",
+            "2099-01-01T00:00:00Z",
+        ],
+    );
+    assert!(out.status.success());
+    let admin = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let admin_id = claims_of(&admin)["jti"].as_str().unwrap().to_owned();
+    let server = TestServer::start_in(dir).await;
+    let dir = server.dir.path().to_owned();
+
+    // A child never outlives its creator.
+    let (child_id, child) =
+        secret_of(create_over_http(&server, &admin, json!(["FILE_UPLOAD", "FILE_DELETE"])).await).await;
+    assert_eq!(claims_of(&child)["exp"], claims_of(&admin)["exp"]);
+    assert_eq!(claims_of(&child)["created_by"], json!([admin_id]));
+    let (manager_id, manager) =
+        secret_of(create_over_http(&server, &admin, json!(["ACCESS_MANAGE", "FILE_UPLOAD"])).await).await;
+    let (_, grandchild) = secret_of(create_over_http(&server, &manager, json!(["FILE_UPLOAD"])).await).await;
+    assert_eq!(claims_of(&grandchild)["created_by"], json!([admin_id, manager_id]));
+
+    // The config's record of the root key bounds everything beneath it.
+    let path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let narrowed = text
+        .replace(
+            "\"ACCESS_MANAGE\",\n    \"FILE_UPLOAD\",\n    \"OBJECTS_LIST\",\n    \"FILE_DELETE\",\n",
+            "\"ACCESS_MANAGE\", \"FILE_UPLOAD\", \"OBJECTS_LIST\",\n",
+        )
+        .replace(
+            "permissions = [\"ACCESS_MANAGE\", \"FILE_UPLOAD\", \"OBJECTS_LIST\", \"FILE_DELETE\"]",
+            "permissions = [\"ACCESS_MANAGE\", \"FILE_UPLOAD\", \"OBJECTS_LIST\"]",
+        )
+        .replacen("version = 2", "version = 3", 1);
+    assert_ne!(narrowed, text, "the record was narrowed");
+    std::fs::write(&path, narrowed).unwrap();
+    server.reload();
+    let wider = mint(&server, "backend-upload", Some(&child), Some(json!({"permissions": ["FILE_DELETE"]}))).await;
+    assert_eq!(code(wider, StatusCode::FORBIDDEN).await, "permission_not_in_api_key");
+    let minted: Value = mint(&server, "backend-upload", Some(&child), None).await.json().await.unwrap();
+    assert_eq!(minted["permissions"], json!(["FILE_UPLOAD"]));
+    let access = minted["key"].as_str().unwrap().to_owned();
+    assert_eq!(claims_of(&access)["api_keys"], json!([admin_id, child_id]));
+
+    // One HTTP-created key is revoked on its own; its siblings and their branch live on.
+    let out = keysmith(&dir, &["apikey", "deactivate", &manager_id]);
+    assert_eq!(out.status.code(), Some(1), "unknown ids are refused without --unlisted");
+    let out = keysmith(&dir, &["apikey", "deactivate", "--unlisted", &manager_id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    server.reload();
+    assert_eq!(
+        code(mint(&server, "backend-upload", Some(&grandchild), None).await, StatusCode::UNAUTHORIZED).await,
+        "api_key_revoked"
+    );
+    assert_eq!(mint(&server, "backend-upload", Some(&child), None).await.status(), StatusCode::OK);
+
+    // Access keys minted through a key die with it, downstream too.
+    assert!(downstream(&server).await.verify(&access, SystemTime::now()).is_ok());
+    assert!(keysmith(&dir, &["apikey", "deactivate", "--unlisted", &child_id]).status.success());
+    server.reload();
+    assert_eq!(downstream(&server).await.verify(&access, SystemTime::now()).unwrap_err(), VerifyError::Revoked);
+
+    // A key this issuer signed but the config does not know is refused.
+    let issuer = keysmith::Issuer::load(&path, &dir.join("keys")).unwrap();
+    let new = keysmith::issue::NewApiKey {
+        projects: vec!["demo".into()],
+        permissions: vec!["FILE_UPLOAD".into()],
+        ..Default::default()
+    };
+    let stray = issuer.create_api_key(&new, SystemTime::now()).secret;
+    assert_eq!(
+        code(mint(&server, "backend-upload", Some(&stray), None).await, StatusCode::UNAUTHORIZED).await,
+        "api_key_unknown"
+    );
+
+    // A revoked creator creates nothing.
+    assert!(keysmith(&dir, &["apikey", "deactivate", &admin_id]).status.success());
+    server.reload();
+    assert_eq!(
+        code(create_over_http(&server, &admin, json!(["FILE_UPLOAD"])).await, StatusCode::UNAUTHORIZED).await,
+        "api_key_revoked"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unauditable_creation_hands_out_no_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        CONFIG.replace("audit_log = \"audit.jsonl\"", "audit_log = \"/dev/full\""),
+    )
+    .unwrap();
+    keysmith::keyring::generate_key_file(&dir.path().join("keys")).unwrap();
+    let (_, admin) = create(dir.path(), "ACCESS_MANAGE,FILE_UPLOAD", "demo");
+    let server = TestServer::start_in(dir).await;
+    let response = create_over_http(&server, &admin, json!(["FILE_UPLOAD"])).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "audit_failed");
+    assert!(body.get("secret").is_none());
+}

@@ -157,3 +157,16 @@ fn a_10000_entry_list_is_small_enough_and_fast_to_check() {
     let key = api_key(&issuer);
     assert!(v.verify_api_key(&key, at(T0)).is_ok());
 }
+
+#[test]
+fn a_list_from_an_older_config_is_a_rollback_even_in_the_same_second() {
+    let newer = issuer();
+    let older = issuer_with(&CONFIG.replace("version = 5", "version = 4"), 1);
+    let v = verifier(&newer);
+    v.set_revocations(&newer.revocation_list(at(T0)).token, at(T0)).unwrap();
+    assert_eq!(
+        v.set_revocations(&older.revocation_list(at(T0)).token, at(T0)).unwrap_err(),
+        VerifyError::RevocationsRollback
+    );
+    assert_eq!(v.revocations().unwrap().claims().ver, 5);
+}

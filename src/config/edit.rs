@@ -17,6 +17,20 @@ pub enum EditError {
     /// Ids that are not in `[[api_keys]]`.
     #[error("unknown API key id(s): {}", .0.join(", "))]
     UnknownIds(Vec<String>),
+    /// `api_keys` is written as an inline array, which the editor does not rewrite.
+    #[error("api_keys is an inline array; write it as [[api_keys]] tables to edit it with the CLI")]
+    InlineApiKeys,
+    /// The edited file does not show the intended change (a bug or an unusual layout).
+    #[error("the edit did not take effect for {0}; nothing was written")]
+    NotApplied(String),
+    /// Another edit holds the lock.
+    #[error("{path}: cannot lock the config for editing: {source}")]
+    Lock {
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
     /// Writing the file failed.
     #[error("{path}: {source}")]
     Write {
@@ -31,6 +45,8 @@ pub enum EditError {
 pub struct ConfigEditor {
     doc: DocumentMut,
     current: Config,
+    /// `(id, active)` each edited key must show after the edit.
+    expected: Vec<(String, bool)>,
 }
 
 impl ConfigEditor {
@@ -42,7 +58,10 @@ impl ConfigEditor {
     pub fn new(text: &str, base_dir: &Path) -> Result<Self, EditError> {
         let current = Config::from_toml(text, base_dir)?;
         let doc = text.parse::<DocumentMut>().map_err(|e| ConfigError::Parse(e.to_string()))?;
-        Ok(Self { doc, current })
+        if doc.get("api_keys").is_some_and(|item| !item.is_array_of_tables()) {
+            return Err(EditError::InlineApiKeys);
+        }
+        Ok(Self { doc, current, expected: Vec::new() })
     }
 
     /// The config as it was before the edit.
@@ -68,20 +87,43 @@ impl ConfigEditor {
         if let Some(array) = slot.as_array_of_tables_mut() {
             array.push(table);
         }
+        self.expected.push((key.id.clone(), key.active));
     }
 
-    /// Sets `active` on the keys `ids`; returns the ids whose state changed.
+    /// Sets `active` on the keys `ids`; returns the ids whose state changed. With
+    /// `record_unlisted` (deactivation only), ids not in the config (keys created over HTTP,
+    /// named in the audit log) are recorded as inactive entries that only revoke them.
     ///
     /// # Errors
     ///
     /// [`EditError::UnknownIds`] naming every id not in the config; nothing is changed.
-    pub fn set_active(&mut self, ids: &[String], active: bool) -> Result<Vec<String>, EditError> {
+    pub fn set_active(
+        &mut self,
+        ids: &[String],
+        active: bool,
+        record_unlisted: bool,
+    ) -> Result<Vec<String>, EditError> {
         let unknown: Vec<String> =
             ids.iter().filter(|id| !self.current.api_keys().iter().any(|k| &k.id == *id)).cloned().collect();
-        if !unknown.is_empty() {
+        if !unknown.is_empty() && (active || !record_unlisted) {
             return Err(EditError::UnknownIds(unknown));
         }
+        if let Some(bad) = unknown.iter().find(|id| !super::validate::is_key_id(id)) {
+            return Err(EditError::UnknownIds(vec![bad.clone()]));
+        }
         let mut changed = Vec::new();
+        for id in &unknown {
+            let mut table = Table::new();
+            table["id"] = value(id);
+            table["description"] = value("created over HTTP (see the audit log); deactivated");
+            table["active"] = value(false);
+            let slot = self.doc.entry("api_keys").or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()));
+            if let Some(array) = slot.as_array_of_tables_mut() {
+                array.push(table);
+            }
+            changed.push(id.clone());
+        }
+        self.expected.extend(ids.iter().map(|id| (id.clone(), active)));
         if let Some(tables) = self.doc.get_mut("api_keys").and_then(Item::as_array_of_tables_mut) {
             for table in tables.iter_mut() {
                 let Some(id) = table.get("id").and_then(Item::as_str).map(str::to_owned) else { continue };
@@ -112,29 +154,61 @@ impl ConfigEditor {
         }
         let text = self.doc.to_string();
         let config = Config::from_toml(&text, base_dir)?;
+        for (id, active) in &self.expected {
+            if config.api_key(id).map(|k| k.active) != Some(*active) {
+                return Err(EditError::NotApplied(id.clone()));
+            }
+        }
         Ok((text, config))
     }
 }
 
-/// Writes `text` to `path` atomically: a temporary file in the same directory, then a rename,
-/// keeping the file's permissions.
+/// Takes an exclusive lock for editing the config at `path` (a `.<name>.lock` file beside it),
+/// held until the returned file is dropped, so concurrent edits never lose one another.
+///
+/// # Errors
+///
+/// [`EditError::Lock`].
+pub fn lock(path: &Path) -> Result<std::fs::File, EditError> {
+    let (dir, name) = dir_and_name(path);
+    let lock_path = dir.join(format!(".{name}.lock"));
+    let err = |source| EditError::Lock { path: lock_path.clone(), source };
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(err)?;
+    file.lock().map_err(err)?;
+    Ok(file)
+}
+
+fn dir_and_name(path: &Path) -> (&Path, String) {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    (dir, name)
+}
+
+/// Writes `text` to `path` atomically and durably: a temporary file in the same directory,
+/// synced, renamed over the original (keeping its permissions), then the directory synced.
 ///
 /// # Errors
 ///
 /// [`EditError::Write`].
 pub fn write_atomically(path: &Path, text: &str) -> Result<(), EditError> {
+    use std::io::Write as _;
     let err = |source| EditError::Write { path: path.to_owned(), source };
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let (dir, name) = dir_and_name(path);
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, text).map_err(err)?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        std::fs::set_permissions(&tmp, meta.permissions()).map_err(err)?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            file.set_permissions(meta.permissions())?;
+        }
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        err(e)
-    })
+    }
+    result.map_err(err)
 }
 
 #[cfg(test)]
@@ -192,15 +266,15 @@ active = true
     #[test]
     fn set_active_changes_only_named_keys() {
         let mut editor = ConfigEditor::new(TEXT, Path::new(".")).unwrap();
-        assert_eq!(editor.set_active(&["ak_one".into()], false).unwrap(), ["ak_one"]);
+        assert_eq!(editor.set_active(&["ak_one".into()], false, false).unwrap(), ["ak_one"]);
         let (text, config) = editor.finish(Path::new(".")).unwrap();
         assert!(!config.api_keys()[0].active);
         assert_eq!(config.revoked_api_keys(), ["ak_one"]);
         assert!(text.contains("# who uses it"));
 
         let mut editor = ConfigEditor::new(&text, Path::new(".")).unwrap();
-        assert!(editor.set_active(&["ak_one".into()], false).unwrap().is_empty(), "already inactive");
-        let err = editor.set_active(&["ak_one".into(), "ak_nope".into()], true).unwrap_err();
+        assert!(editor.set_active(&["ak_one".into()], false, false).unwrap().is_empty(), "already inactive");
+        let err = editor.set_active(&["ak_one".into(), "ak_nope".into()], true, true).unwrap_err();
         assert!(matches!(&err, EditError::UnknownIds(ids) if ids == &["ak_nope"]), "{err}");
     }
 
@@ -216,6 +290,37 @@ active = true
             ConfigEditor::new("version = 0\nissuer = \"i\"", Path::new(".")).is_err(),
             "an invalid config is not edited"
         );
+    }
+
+    #[test]
+    fn unlisted_keys_are_recorded_only_when_asked() {
+        let mut editor = ConfigEditor::new(TEXT, Path::new(".")).unwrap();
+        assert!(matches!(editor.set_active(&["ak_http".into()], false, false), Err(EditError::UnknownIds(_))));
+        assert_eq!(editor.set_active(&["ak_http".into()], false, true).unwrap(), ["ak_http"]);
+        let (_, config) = editor.finish(Path::new(".")).unwrap();
+        assert_eq!(config.revoked_api_keys(), ["ak_http"]);
+        let mut editor = ConfigEditor::new(TEXT, Path::new(".")).unwrap();
+        assert!(matches!(editor.set_active(&["bad id!".into()], false, true), Err(EditError::UnknownIds(_))));
+    }
+
+    #[test]
+    fn inline_arrays_are_refused_not_ignored() {
+        let inline = "version = 1\nissuer = \"i\"\n[projects.demo]\napi_keys = []\n".replace(
+            "[projects.demo]\napi_keys = []",
+            "api_keys = [{ id = \"ak_one\", permissions = [\"FILE_UPLOAD\"], projects = [\"demo\"] }]\n[projects.demo]",
+        );
+        assert!(matches!(ConfigEditor::new(&inline, Path::new(".")), Err(EditError::InlineApiKeys)));
+    }
+
+    #[test]
+    fn locks_exclude_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let held = lock(&path).unwrap();
+        let other = std::fs::OpenOptions::new().write(true).open(dir.path().join(".config.toml.lock")).unwrap();
+        assert!(other.try_lock().is_err(), "a second editor must wait");
+        drop(held);
+        assert!(other.try_lock().is_ok());
     }
 
     #[test]

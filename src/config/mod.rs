@@ -18,7 +18,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use edit::{ConfigEditor, EditError, write_atomically};
+pub use edit::{ConfigEditor, EditError, lock, write_atomically};
 pub use validate::{DEFAULT_EXPIRATION, DEFAULT_LISTEN, DEFAULT_REVOCATIONS_MAX_AGE, MAX_EXPIRATION};
 
 /// The JSON Schema of `config.toml` (draft 2020-12), for TOML editors (taplo, Even Better
@@ -133,6 +133,11 @@ impl Config {
     /// The permanent API keys' metadata, in file order.
     pub fn api_keys(&self) -> &[ApiKeyMeta] {
         &self.api_keys
+    }
+
+    /// The metadata of API key `id`.
+    pub fn api_key(&self, id: &str) -> Option<&ApiKeyMeta> {
+        self.api_keys.iter().find(|k| k.id == id)
     }
 
     /// Ids of deactivated API keys, for the revocation list.

@@ -140,9 +140,12 @@ pub(crate) struct RawApiKey {
     /// What the key is for.
     #[serde(default)]
     pub description: String,
-    /// Permissions it was created with.
+    /// Permissions it may use (at most those it was created with). May be omitted on an
+    /// inactive entry that only revokes a key created over HTTP.
+    #[serde(default)]
     pub permissions: Vec<String>,
-    /// Projects it may be used for.
+    /// Projects it may be used for. May be omitted on an inactive entry.
+    #[serde(default)]
     pub projects: Vec<String>,
     /// When it was created.
     #[schemars(with = "Option<String>")]

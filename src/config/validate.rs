@@ -158,10 +158,10 @@ fn catalog(raw: Option<RawCatalog>, p: &mut Problems) -> Catalog {
             }
         }
     }
-    if let Some(manage) = &raw.manage_permission {
-        if !seen.contains(manage.as_str()) {
-            p.add("catalog.manage_permission", format!("{manage:?} is not in catalog.permissions"));
-        }
+    if let Some(manage) = &raw.manage_permission
+        && !seen.contains(manage.as_str())
+    {
+        p.add("catalog.manage_permission", format!("{manage:?} is not in catalog.permissions"));
     }
     let rules = ScopeRules::new(raw.permissions.iter().cloned(), raw.upload_scoped, raw.list_scoped);
     Catalog::new(raw.permissions, rules, raw.manage_permission)
@@ -313,8 +313,13 @@ fn api_key(
     if k.description.len() > 1024 {
         p.add(format!("{path}.description"), "must be at most 1024 bytes");
     }
-    let permissions = permission_list(k.permissions, &format!("{path}.permissions"), catalog, p);
-    if k.projects.is_empty() {
+    // An inactive entry may be a bare tombstone: it only puts the id on the revocation list.
+    let permissions = if !k.active && k.permissions.is_empty() {
+        Vec::new()
+    } else {
+        permission_list(k.permissions, &format!("{path}.permissions"), catalog, p)
+    };
+    if k.projects.is_empty() && k.active {
         p.add(format!("{path}.projects"), "must name at least one project");
     }
     for (i, project) in k.projects.iter().enumerate() {

@@ -42,7 +42,17 @@ impl AuditLog {
     }
 
     /// Records the creation of `created` by the key `creator`.
-    pub(crate) fn api_key_created(&self, project: &str, name: &str, created: &CreatedApiKey, creator: &str) {
+    ///
+    /// # Errors
+    ///
+    /// When the audit file cannot be written; the caller must then not hand out the key.
+    pub(crate) fn api_key_created(
+        &self,
+        project: &str,
+        name: &str,
+        created: &CreatedApiKey,
+        creator: &str,
+    ) -> std::io::Result<()> {
         tracing::info!(
             target: "keysmith::audit",
             event = "api_key_created",
@@ -53,7 +63,7 @@ impl AuditLog {
             created_by = creator,
             "api key created"
         );
-        let Some(file) = &self.file else { return };
+        let Some(file) = &self.file else { return Ok(()) };
         let line = ApiKeyCreated {
             ts: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             event: "api_key_created",
@@ -66,8 +76,8 @@ impl AuditLog {
         let mut text = serde_json::to_string(&line).unwrap_or_default();
         text.push('\n');
         let mut file = file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Err(e) = file.write_all(text.as_bytes()).and_then(|()| file.flush()) {
-            tracing::error!(error = %e, "cannot write the audit log");
-        }
+        file.write_all(text.as_bytes()).and_then(|()| file.sync_data()).inspect_err(|e| {
+            tracing::error!(error = %e, id = %created.id, "cannot write the audit log; the key is not handed out");
+        })
     }
 }

@@ -79,9 +79,10 @@ impl From<MintError> for ApiError {
     fn from(e: MintError) -> Self {
         let status = match &e {
             MintError::UnknownProject(_) | MintError::UnknownTemplate(_) => StatusCode::NOT_FOUND,
-            MintError::ApiKeyRequired | MintError::ApiKeyInvalid(_) | MintError::ApiKeyRevoked => {
-                StatusCode::UNAUTHORIZED
-            }
+            MintError::ApiKeyRequired
+            | MintError::ApiKeyInvalid(_)
+            | MintError::ApiKeyRevoked
+            | MintError::ApiKeyUnknown => StatusCode::UNAUTHORIZED,
             MintError::TemplateInactive(_)
             | MintError::IpNotAllowed(_)
             | MintError::CountryNotAllowed(_)

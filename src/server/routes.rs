@@ -139,7 +139,14 @@ pub(super) async fn create_api_key(
             return Err(e.into());
         }
     };
-    live.audit.api_key_created(&project, &name, &created, creator.id());
+    // No record, no key: a creation that cannot be audited is not handed out.
+    live.audit.api_key_created(&project, &name, &created, creator.id()).map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "audit_failed",
+            "the creation could not be audited; no key was issued",
+        )
+    })?;
     let created_at = chrono::DateTime::from_timestamp(i64::try_from(created.claims.iat).unwrap_or(0), 0)
         .unwrap_or_default()
         .to_rfc3339_opts(SecondsFormat::Secs, true);

@@ -2,7 +2,7 @@
 //! goes into `config.toml` (edited in place, `version` bumped); the secret is printed once.
 
 use anyhow::Context as _;
-use keysmith::config::{ApiKeyMeta, ConfigEditor, write_atomically};
+use keysmith::config::{ApiKeyMeta, ConfigEditor, lock, write_atomically};
 use keysmith::issue::NewApiKey;
 use keysmith::{Issuer, Keyring};
 use std::path::{Path, PathBuf};
@@ -45,6 +45,10 @@ enum Command {
         /// Key ids.
         #[arg(required = true)]
         ids: Vec<String>,
+        /// Also accept ids that are not in the config (keys created over HTTP, from the audit
+        /// log): they are recorded as inactive entries.
+        #[arg(long)]
+        unlisted: bool,
     },
     /// Reactivate keys.
     Activate {
@@ -55,6 +59,11 @@ enum Command {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // Held until the edit is written, so concurrent edits never lose one another.
+    let _lock = match &args.command {
+        Command::List => None,
+        _ => Some(lock(&args.config)?),
+    };
     let text = std::fs::read_to_string(&args.config).with_context(|| format!("reading {}", args.config.display()))?;
     let base = args.config.parent().unwrap_or(Path::new("."));
     let result = match args.command {
@@ -63,8 +72,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let spec = Spec { description, permissions, projects: project, expires_at };
             create(&args.config, &text, base, spec, &keys)
         }
-        Command::Deactivate { ids } => set_active(&args.config, &text, base, &ids, false),
-        Command::Activate { ids } => set_active(&args.config, &text, base, &ids, true),
+        Command::Deactivate { ids, unlisted } => set_active(&args.config, &text, base, &ids, false, unlisted),
+        Command::Activate { ids } => set_active(&args.config, &text, base, &ids, true, false),
     };
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
@@ -159,9 +168,16 @@ fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn set_active(path: &Path, text: &str, base: &Path, ids: &[String], active: bool) -> anyhow::Result<()> {
+fn set_active(
+    path: &Path,
+    text: &str,
+    base: &Path,
+    ids: &[String],
+    active: bool,
+    unlisted: bool,
+) -> anyhow::Result<()> {
     let mut editor = ConfigEditor::new(text, base)?;
-    let changed = editor.set_active(ids, active)?;
+    let changed = editor.set_active(ids, active, unlisted)?;
     let state = if active { "active" } else { "deactivated" };
     if changed.is_empty() {
         println!("already {state}: {}; config unchanged", ids.join(", "));

@@ -80,13 +80,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Ok(config) = &config {
         verifier = verifier.scope_rules(config.catalog.rules().clone());
     }
-    if let Some(source) = &args.revocations {
-        if let Err(e) = verifier.set_revocations(&read_source(source)?, SystemTime::now()) {
-            eprintln!("{source}: revocation list refused ({}): {e}", e.code());
-            return Ok(ExitCode::from(2));
-        }
+    if let Some(source) = &args.revocations
+        && let Err(e) = verifier.set_revocations(&read_source(source)?, SystemTime::now())
+    {
+        eprintln!("{source}: revocation list refused ({}): {e}", e.code());
+        return Ok(ExitCode::from(2));
     }
-    if token_type(&token).is_some_and(|t| t.eq_ignore_ascii_case(keysmith::claims::API_KEY_TYP)) {
+    let is_api_key = token_type(&token).is_some_and(|t| {
+        let t = t.get(..12).filter(|p| p.eq_ignore_ascii_case("application/")).map_or(t.as_str(), |_| &t[12..]);
+        t.eq_ignore_ascii_case(keysmith::claims::API_KEY_TYP)
+    });
+    if is_api_key {
         return verify_api_key(&verifier, &token, args.permission.as_deref());
     }
     let grant = match verifier.verify(&token, SystemTime::now()) {
