@@ -247,3 +247,71 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     (status, body.to_owned())
 }
+
+#[test]
+fn check_prints_the_access_change_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.toml");
+    let new = dir.path().join("new.toml");
+    let base = r#"version = 4
+issuer = "https://keys.test"
+[projects.demo]
+[[templates]]
+id = "widget"
+project = "demo"
+permissions = ["FILE_UPLOAD", "OBJECTS_LIST"]
+expiration_duration = 600
+[templates.upload]
+dir_scope = "/uploads/*"
+[templates.restrict]
+whitelist_ip_ranges = ["10.0.0.0/8"]
+[[templates]]
+id = "old-gallery"
+project = "demo"
+permissions = ["OBJECTS_LIST"]
+[[api_keys]]
+id = "ak_batch"
+description = "batch"
+permissions = ["FILE_UPLOAD"]
+projects = ["demo"]
+"#;
+    std::fs::write(&old, base).unwrap();
+    let changed = base
+        .replace("version = 4", "version = 5")
+        .replace(r#"permissions = ["FILE_UPLOAD", "OBJECTS_LIST"]"#, r#"permissions = ["FILE_UPLOAD", "FILE_DELETE"]"#)
+        .replace("expiration_duration = 600", "expiration_duration = 90000")
+        .replace(r#"whitelist_ip_ranges = ["10.0.0.0/8"]"#, r#"whitelist_ip_ranges = ["0.0.0.0/0"]"#)
+        .replace("[[templates]]\nid = \"old-gallery\"\nproject = \"demo\"\npermissions = [\"OBJECTS_LIST\"]\n", "")
+        .replace("projects = [\"demo\"]\n", "projects = [\"demo\"]\nactive = false\n");
+    std::fs::write(&new, &changed).unwrap();
+    let out = keysmith(&["check", new.to_str().unwrap(), "--previous", old.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout).replace(dir.path().to_str().unwrap(), "DIR");
+    let expected = "\
+DIR/new.toml: ok: version 5, 1 project(s), 1 template(s) (1 active), 1 API key(s)
+access changes since DIR/old.toml (version 4 -> 5), 3 widening access:
+    template old-gallery: template removed: project demo
+  ! template widget: permissions gained: FILE_DELETE  [widens access]
+    template widget: permissions lost: OBJECTS_LIST
+  ! template widget: ip ranges widened: [10.0.0.0/8] -> [0.0.0.0/0]  [widens access]
+  ! template widget: expiration longer: 600 s -> 90000 s  [widens access]
+    api key ak_batch: api key deactivated: batch
+warning[public_delete] templates[0].permissions: public template \"widget\" grants deletion (FILE_DELETE); require an API key (access = \"api_key\") or drop it
+warning[anywhere_with_writes] templates[0].restrict.whitelist_ip_ranges: template \"widget\" grants writes (FILE_UPLOAD, FILE_DELETE) to callers from any address; restrict whitelist_ip_ranges
+warning[long_expiration] templates[0].expiration_duration: template \"widget\" mints keys valid for 90000 s, more than a day
+";
+    assert_eq!(stdout, expected);
+
+    // The same edit under --strict fails on its lints; without a version bump it fails too.
+    let strict = keysmith(&["check", new.to_str().unwrap(), "--previous", old.to_str().unwrap(), "--strict"]);
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(text(&strict.stdout).contains("error[public_delete]"));
+    std::fs::write(&new, changed.replace("version = 5", "version = 4")).unwrap();
+    let same = keysmith(&["check", new.to_str().unwrap(), "--previous", old.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(same.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&same.stdout).unwrap();
+    assert_eq!((report["version_increased"].as_bool(), report["ok"].as_bool()), (Some(false), Some(false)));
+    assert_eq!(report["widening"], true);
+    assert_eq!(report["changes"].as_array().unwrap().len(), 6);
+    assert_eq!(keysmith(&["check", new.to_str().unwrap(), "--previous", "/nonexistent.toml"]).status.code(), Some(2));
+}
