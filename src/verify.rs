@@ -23,6 +23,8 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(5);
 pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Most entries accepted in each list claim (`scope`, `upload_dirs`, `list_dirs`, `ips`).
 pub const MAX_LIST_ENTRIES: usize = 256;
+/// Deepest JSON nesting accepted in a header or payload (keysmith's own claims nest 2 deep).
+const MAX_JSON_DEPTH: usize = 16;
 /// Longest header accepted after base64 decoding, in bytes.
 const MAX_HEADER_LEN: usize = 1024;
 
@@ -469,6 +471,12 @@ fn decode_json<T: DeserializeOwned>(segment: &str, what: &'static str) -> Result
         "header" => "header is not canonical base64url",
         _ => "payload is not canonical base64url",
     }))?;
+    if !nesting_within(&bytes, MAX_JSON_DEPTH) {
+        return Err(VerifyError::Malformed(match what {
+            "header" => "header is nested too deeply",
+            _ => "payload is nested too deeply",
+        }));
+    }
     // serde would also read a struct from a JSON array; a JOSE header or claims set is an object.
     if bytes.first() != Some(&b'{') {
         return Err(VerifyError::Malformed(match what {
@@ -480,6 +488,35 @@ fn decode_json<T: DeserializeOwned>(segment: &str, what: &'static str) -> Result
         "header" => VerifyError::Malformed("header is not a valid JOSE header"),
         _ => VerifyError::InvalidClaims(e.to_string()),
     })
+}
+
+/// Whether the JSON text nests arrays and objects at most `max` deep (strings are skipped,
+/// escapes included). A single pass before parsing, so hostile nesting costs nothing.
+fn nesting_within(json: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
 }
 
 /// What a verified permanent API key allows. Only [`Verifier::verify_api_key`] makes one.
@@ -980,6 +1017,17 @@ mod tests {
         assert_eq!(grant.authorize_country("FR"), Ok(()));
         assert_eq!(grant.authorize_country("DE"), Err(Denied::CountryNotAllowed("DE".into())));
         assert_eq!(grant.authorize("ACCESS_READ", None, None), Ok(()), "no address needed when unrestricted");
+    }
+
+    #[test]
+    fn nesting_is_bounded_outside_strings() {
+        assert!(nesting_within(br#"{"a":[1,{"b":2}]}"#, 3));
+        assert!(!nesting_within(br#"{"a":[1,{"b":2}]}"#, 2));
+        assert!(nesting_within(br#"{"a":"[[[[[[\"[[[["}"#, 1), "brackets in strings do not count");
+        assert!(!nesting_within(format!("{}{}", "[".repeat(17), "]".repeat(17)).as_bytes(), 16));
+        let deep =
+            with(claims(), "deep", serde_json::from_str(&format!("{}{}", "[".repeat(20), "]".repeat(20))).unwrap());
+        assert_eq!(err(&sign(&header(), &deep)), VerifyError::Malformed("payload is nested too deeply"));
     }
 
     proptest! {
