@@ -85,6 +85,24 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
     if old.catalog.permissions() != new.catalog.permissions() {
         d.push("catalog", "catalog_changed", "the permission catalogue changed".into(), true);
     }
+    for p in new.catalog.permissions() {
+        let (before, after) = (old.catalog.rules().kind(p), new.catalog.rules().kind(p));
+        if before.is_some() && before != after {
+            // A permission checked against fewer directories allows more.
+            let widening = after == Some(crate::ScopeKind::None);
+            d.push("catalog", "scope_rule_changed", format!("{p}: {} -> {}", kind(before), kind(after)), widening);
+        }
+    }
+    if old.catalog.manage_permission() != new.catalog.manage_permission() {
+        let widening = new.catalog.manage_permission().is_some();
+        let show = |m: Option<&str>| m.map_or_else(|| "off".to_owned(), str::to_owned);
+        d.push(
+            "catalog",
+            "manage_permission_changed",
+            format!("{} -> {}", show(old.catalog.manage_permission()), show(new.catalog.manage_permission())),
+            widening,
+        );
+    }
     let proxies = direction(
         old.server.trusted_proxies.covers(&new.server.trusted_proxies),
         new.server.trusted_proxies.covers(&old.server.trusted_proxies),
@@ -166,9 +184,43 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             None => {
                 d.push(&subject, "api_key_added", format!("{} ({})", k.description, k.permissions.join(" ")), k.active)
             }
-            Some(o) if o.active && !k.active => d.push(&subject, "api_key_deactivated", k.description.clone(), false),
-            Some(o) if !o.active && k.active => d.push(&subject, "api_key_activated", k.description.clone(), true),
-            Some(_) => {}
+            Some(o) => {
+                match (o.active, k.active) {
+                    (true, false) => d.push(&subject, "api_key_deactivated", k.description.clone(), false),
+                    (false, true) => d.push(&subject, "api_key_activated", k.description.clone(), true),
+                    _ => {}
+                }
+                // The record bounds what the key (and keys it created) may do.
+                let gained: Vec<&str> =
+                    k.permissions.iter().filter(|p| !o.permissions.contains(p)).map(String::as_str).collect();
+                let lost: Vec<&str> =
+                    o.permissions.iter().filter(|p| !k.permissions.contains(p)).map(String::as_str).collect();
+                if !gained.is_empty() {
+                    d.push(&subject, "api_key_permissions_gained", gained.join(" "), true);
+                }
+                if !lost.is_empty() {
+                    d.push(&subject, "api_key_permissions_lost", lost.join(" "), false);
+                }
+                let added: Vec<&str> =
+                    k.projects.iter().filter(|p| !o.projects.contains(p)).map(String::as_str).collect();
+                let removed: Vec<&str> =
+                    o.projects.iter().filter(|p| !k.projects.contains(p)).map(String::as_str).collect();
+                if !added.is_empty() {
+                    d.push(&subject, "api_key_projects_added", added.join(" "), true);
+                }
+                if !removed.is_empty() {
+                    d.push(&subject, "api_key_projects_removed", removed.join(" "), false);
+                }
+                if o.expires_at != k.expires_at {
+                    let show = |e: &Option<String>| e.clone().unwrap_or_else(|| "never".into());
+                    d.push(
+                        &subject,
+                        "api_key_expiry_changed",
+                        format!("{} -> {} (the key itself carries its exp)", show(&o.expires_at), show(&k.expires_at)),
+                        false,
+                    );
+                }
+            }
         }
     }
     d.changes
@@ -256,6 +308,15 @@ fn template(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
     }
 }
 
+fn kind(k: Option<crate::ScopeKind>) -> &'static str {
+    match k {
+        Some(crate::ScopeKind::Upload) => "upload scope",
+        Some(crate::ScopeKind::List) => "listing scope",
+        Some(_) => "no directory",
+        None => "unknown",
+    }
+}
+
 fn access(a: Access) -> &'static str {
     match a {
         Access::ApiKey => "api_key",
@@ -279,6 +340,26 @@ fn fmt_limit(l: Option<u32>) -> String {
     l.map_or_else(|| "unlimited".into(), |n| n.to_string())
 }
 
+/// Whether a permission only reads (by the naming conventions of the Scaleflex and Immich
+/// vocabularies: `*_LIST`, `*_READ`, `*_FETCH`, `*.read`, `*.view`, `*.download`).
+fn is_read_only(permission: &str) -> bool {
+    let p = permission.to_ascii_lowercase();
+    ["_list", "_read", "_fetch", ".read", ".view", ".download", "list", "read"].iter().any(|s| p.ends_with(s))
+}
+
+/// Whether the ranges allow at least half of the IPv4 or IPv6 address space (`0.0.0.0/0`, or
+/// `0.0.0.0/1` with `128.0.0.0/1`, …).
+fn covers_much_of_the_internet(ips: &IpRules) -> bool {
+    let (mut v4, mut v6) = (0f64, 0f64);
+    for r in ips.ranges() {
+        match r.net() {
+            ipnet::IpNet::V4(n) => v4 += 2f64.powi(-i32::from(n.prefix_len())),
+            ipnet::IpNet::V6(n) => v6 += 2f64.powi(-i32::from(n.prefix_len())),
+        }
+    }
+    v4 >= 0.5 || v6 >= 0.5
+}
+
 /// Risky settings: a public template granting deletion or the manage permission, `0.0.0.0/0`
 /// or `::/0` on a template that writes, lifetimes over a day, uploads allowed everywhere.
 pub fn lint(config: &Config) -> Vec<Lint> {
@@ -287,12 +368,7 @@ pub fn lint(config: &Config) -> Vec<Lint> {
     for (i, t) in config.templates().iter().enumerate() {
         let path = format!("templates[{i}]");
         let name = &t.id;
-        let writes: Vec<&str> = t
-            .permissions
-            .iter()
-            .filter(|p| rules.kind(p) == Some(crate::ScopeKind::Upload) || p.to_ascii_lowercase().contains("delete"))
-            .map(String::as_str)
-            .collect();
+        let writes: Vec<&str> = t.permissions.iter().filter(|p| !is_read_only(p)).map(String::as_str).collect();
         if t.access == Access::Public {
             let deletes: Vec<&str> = t
                 .permissions
@@ -311,7 +387,7 @@ pub fn lint(config: &Config) -> Vec<Lint> {
                 });
             }
         }
-        let open = t.ips.ranges().iter().any(|r| r.net().prefix_len() == 0);
+        let open = covers_much_of_the_internet(&t.ips);
         if open && !writes.is_empty() {
             lints.push(Lint {
                 code: "anywhere_with_writes",
@@ -493,6 +569,48 @@ active = false
     }
 
     #[test]
+    fn remaining_kinds() {
+        let new = OLD
+            .replace("[projects.demo]", "[projects.demo]\n[projects.shop]")
+            .replace("id = \"gone\"\nproject = \"demo\"", "id = \"gone\"\nproject = \"shop\"")
+            .replace("[[templates]]\nid = \"widget\"\nproject = \"demo\"", "[[templates]]\nid = \"widget\"\nproject = \"demo\"\nactive = false")
+            .replace(r#"trusted_proxies = ["10.0.0.0/8"]"#, r#"trusted_proxies = ["192.168.0.0/16"]"#)
+            .replace("id = \"ak_live\"\ndescription = \"live\"\npermissions = [\"FILE_UPLOAD\"]\nprojects = [\"demo\"]", "id = \"ak_live\"\ndescription = \"live\"\npermissions = [\"FILE_UPLOAD\", \"FILE_DELETE\"]\nprojects = [\"demo\", \"shop\"]")
+            + "[[api_keys]]\nid = \"ak_new\"\ndescription = \"new\"\npermissions = [\"OBJECTS_LIST\"]\nprojects = [\"demo\"]\n";
+        let changes = diff(&load(OLD), &load(&new));
+        let k = kinds(&changes);
+        for want in [
+            ("server", "trusted_proxies_changed", true),
+            ("template widget", "template_deactivated", false),
+            ("template gone", "template_project_changed", true),
+            ("api key ak_live", "api_key_permissions_gained", true),
+            ("api key ak_live", "api_key_projects_added", true),
+            ("api key ak_new", "api_key_added", true),
+        ] {
+            assert!(k.contains(&want), "missing {want:?} in {k:?}");
+        }
+        let removed = OLD.replace("[[api_keys]]\nid = \"ak_live\"\ndescription = \"live\"\npermissions = [\"FILE_UPLOAD\"]\nprojects = [\"demo\"]\n", "");
+        assert_eq!(kinds(&diff(&load(OLD), &load(&removed))), [("api key ak_live", "api_key_removed", false)]);
+    }
+
+    #[test]
+    fn catalogue_changes() {
+        let custom = |upload: &str, manage: &str| {
+            format!(
+                "version = 1\nissuer = \"i\"\n[catalog]\npermissions = [\"asset.upload\", \"asset.read\", \"admin\"]\nupload_scoped = [{upload}]\n{manage}\n[projects.p]\n"
+            )
+        };
+        let old = load(&custom("\"asset.upload\"", ""));
+        let new = load(&custom("", "manage_permission = \"admin\""));
+        assert_eq!(
+            kinds(&diff(&old, &new)),
+            [("catalog", "scope_rule_changed", true), ("catalog", "manage_permission_changed", true)]
+        );
+        let text = &diff(&old, &new)[0].detail;
+        assert_eq!(text, "asset.upload: upload scope -> no directory");
+    }
+
+    #[test]
     fn issuer_and_revocations() {
         let new = OLD.replace("issuer = \"i\"", "issuer = \"j\"\nrevocations_max_age = 900");
         assert_eq!(
@@ -534,6 +652,15 @@ whitelist_ip_ranges = ["10.0.0.0/8"]
                 ("upload_everywhere", "templates[0].upload.dir_scope".to_owned()),
             ]
         );
-        assert!(lint(&load(include_str!("../config.toml"))).iter().all(|l| l.code != "public_delete"));
+        assert!(lint(&load(include_str!("../config.toml"))).is_empty(), "the shipped config is lint-clean");
+        let halves =
+            risky.replace("id = \"careful\"", "id = \"halves\"").replace("10.0.0.0/8", "0.0.0.0/1\", \"128.0.0.0/1");
+        assert!(
+            lint(&load(&halves))
+                .iter()
+                .any(|l| l.code == "anywhere_with_writes" && l.path == "templates[1].restrict.whitelist_ip_ranges")
+        );
+        let config_change = "version = 1\nissuer = \"i\"\n[projects.demo]\n[[templates]]\nid = \"c\"\nproject = \"demo\"\naccess = \"api_key\"\npermissions = [\"CONFIG_CHANGE\"]\n";
+        assert_eq!(lint(&load(config_change)).iter().map(|l| l.code).collect::<Vec<_>>(), ["anywhere_with_writes"]);
     }
 }

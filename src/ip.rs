@@ -155,22 +155,45 @@ impl IpRules {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ForwardedError {
-    /// An entry is not a plain IP address.
-    #[error("X-Forwarded-For holds an entry that is not an IP address")]
+    /// An entry is not an IP address.
+    #[error("the forwarding header holds an entry that is not an IP address")]
     Malformed,
     /// A trusted proxy forwarded the request without saying for whom.
-    #[error("a trusted proxy sent no X-Forwarded-For")]
+    #[error("a trusted proxy sent no forwarding header")]
     Missing,
     /// More entries than [`MAX_FORWARDED_HOPS`].
-    #[error("X-Forwarded-For holds more than {MAX_FORWARDED_HOPS} entries")]
+    #[error("the forwarding header holds more than {MAX_FORWARDED_HOPS} entries")]
     TooManyHops,
+}
+
+/// Which header trusted proxies use to say for whom they forward. Only that one is read: a
+/// proxy that sets one passes the other through unchanged, so reading both would let a client
+/// choose its own address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2` (the default).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client;proto=https, for="[2001:db8::1]:4711"`.
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    /// The header's name, lower case.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::XForwardedFor => "x-forwarded-for",
+            Self::Forwarded => "forwarded",
+        }
+    }
 }
 
 /// Resolves the caller's address.
 ///
-/// The socket peer is the caller unless it is a trusted proxy. Then the `X-Forwarded-For`
+/// The socket peer is the caller unless it is a trusted proxy. Then the forwarding header's
 /// values (all header lines, in order) are read right to left, skipping trusted hops; the first
-/// untrusted address is the caller. If every hop is trusted, the leftmost one is. Entries from
+/// untrusted address is the caller. If every hop is trusted, the leftmost one is. Headers from
 /// an untrusted peer are never read; a trusted peer that sends none is refused.
 ///
 /// # Errors
@@ -179,14 +202,15 @@ pub enum ForwardedError {
 /// refused, never skipped, so a bad entry cannot move the decision to another address.
 pub fn client_ip<'a>(
     peer: IpAddr,
-    forwarded_for: impl IntoIterator<Item = &'a str>,
+    header: ForwardedHeader,
+    values: impl IntoIterator<Item = &'a str>,
     trusted_proxies: &IpRules,
 ) -> Result<IpAddr, ForwardedError> {
     let peer = peer.to_canonical();
     if !trusted_proxies.contains(peer) {
         return Ok(peer);
     }
-    let entries: Vec<&str> = forwarded_for.into_iter().flat_map(|v| v.split(',')).collect();
+    let entries: Vec<&str> = values.into_iter().flat_map(|v| split_unquoted(v, b',')).collect();
     if entries.len() > MAX_FORWARDED_HOPS {
         return Err(ForwardedError::TooManyHops);
     }
@@ -197,8 +221,12 @@ pub fn client_ip<'a>(
     }
     let mut client = peer;
     for entry in entries.iter().rev() {
-        let ip =
-            entry.trim_matches([' ', '\t']).parse::<IpAddr>().map_err(|_| ForwardedError::Malformed)?.to_canonical();
+        let ip = match header {
+            ForwardedHeader::XForwardedFor => entry.trim_matches([' ', '\t']).parse::<IpAddr>().ok(),
+            ForwardedHeader::Forwarded => forwarded_for(entry),
+        }
+        .ok_or(ForwardedError::Malformed)?
+        .to_canonical();
         client = ip;
         if !trusted_proxies.contains(ip) {
             break;
@@ -207,13 +235,94 @@ pub fn client_ip<'a>(
     Ok(client)
 }
 
+/// Splits on `sep` outside double-quoted strings.
+fn split_unquoted(text: &str, sep: u8) -> Vec<&str> {
+    let (mut parts, mut start, mut quoted) = (Vec::new(), 0, false);
+    for (i, b) in text.bytes().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b if b == sep && !quoted => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
+/// The address in the `for=` parameter of one RFC 7239 element: `for=192.0.2.60`,
+/// `for="192.0.2.60:4711"`, `for="[2001:db8::17]:4711"`. `unknown`, obfuscated identifiers,
+/// missing or repeated `for` are not addresses.
+fn forwarded_for(element: &str) -> Option<IpAddr> {
+    let mut found = None;
+    for pair in split_unquoted(element, b';') {
+        let (name, value) = pair.trim_matches([' ', '\t']).split_once('=')?;
+        if !name.eq_ignore_ascii_case("for") {
+            continue;
+        }
+        if found.is_some() {
+            return None;
+        }
+        let value = match value.strip_prefix('"') {
+            Some(rest) => rest.strip_suffix('"').filter(|v| !v.contains(['"', '\\']))?,
+            None => value,
+        };
+        let ip = if let Some(rest) = value.strip_prefix('[') {
+            let (v6, tail) = rest.split_once(']')?;
+            if !(tail.is_empty() || tail.strip_prefix(':').is_some_and(|p| p.parse::<u16>().is_ok())) {
+                return None;
+            }
+            IpAddr::V6(v6.parse().ok()?)
+        } else {
+            let (addr, port) = value.split_once(':').map_or((value, None), |(a, p)| (a, Some(p)));
+            if port.is_some_and(|p| p.parse::<u16>().is_err()) {
+                return None;
+            }
+            IpAddr::V4(addr.parse().ok()?)
+        };
+        found = Some(ip);
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const XFF: ForwardedHeader = ForwardedHeader::XForwardedFor;
+
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn rfc7239_forwarded() {
+        let trusted = IpRules::parse(&["127.0.0.1", "10.0.0.0/8"]).unwrap();
+        let peer = ip("127.0.0.1");
+        let fwd = |v: &'static str| client_ip(peer, ForwardedHeader::Forwarded, [v], &trusted);
+        assert_eq!(fwd("for=192.0.2.60;proto=http;by=203.0.113.43"), Ok(ip("192.0.2.60")));
+        assert_eq!(fwd("For=\"[2001:db8:cafe::17]:4711\""), Ok(ip("2001:db8:cafe::17")));
+        assert_eq!(fwd("for=\"192.0.2.43:47011\", for=10.0.0.2"), Ok(ip("192.0.2.43")));
+        assert_eq!(fwd("for=6.6.6.6, for=192.0.2.43, for=10.0.0.9"), Ok(ip("192.0.2.43")));
+        assert_eq!(fwd("proto=https;for=192.0.2.1;host=\"a,b\""), Ok(ip("192.0.2.1")));
+        for bad in [
+            "for=unknown",
+            "for=_hidden",
+            "proto=https",
+            "for=192.0.2.1;for=192.0.2.2",
+            "for=\"[::1\"",
+            "for=\"192.0.2.1:99999\"",
+            "for=192.0.2.1, junk",
+            "",
+        ] {
+            assert_eq!(fwd(bad), Err(ForwardedError::Malformed), "{bad:?}");
+        }
+        // An X-Forwarded-For value is not read as Forwarded, nor the reverse.
+        assert_eq!(fwd("192.0.2.1"), Err(ForwardedError::Malformed));
+        assert_eq!(client_ip(peer, XFF, ["for=192.0.2.1"], &trusted), Err(ForwardedError::Malformed));
     }
 
     #[test]
@@ -274,23 +383,23 @@ mod tests {
     #[test]
     fn untrusted_peer_headers_are_ignored() {
         let trusted = IpRules::parse(&["127.0.0.1"]).unwrap();
-        assert_eq!(client_ip(ip("198.51.100.9"), ["1.2.3.4"], &trusted), Ok(ip("198.51.100.9")));
+        assert_eq!(client_ip(ip("198.51.100.9"), XFF, ["1.2.3.4"], &trusted), Ok(ip("198.51.100.9")));
         // Even garbage from an untrusted peer does not matter: it is not read.
-        assert_eq!(client_ip(ip("198.51.100.9"), ["garbage"], &trusted), Ok(ip("198.51.100.9")));
+        assert_eq!(client_ip(ip("198.51.100.9"), XFF, ["garbage"], &trusted), Ok(ip("198.51.100.9")));
     }
 
     #[test]
     fn trusted_chain_is_read_right_to_left() {
         let trusted = IpRules::parse(&["127.0.0.1", "10.0.0.0/8"]).unwrap();
         let peer = ip("127.0.0.1");
-        assert_eq!(client_ip(peer, [] as [&str; 0], &trusted), Err(ForwardedError::Missing));
-        assert_eq!(client_ip(peer, ["203.0.113.5"], &trusted), Ok(ip("203.0.113.5")));
+        assert_eq!(client_ip(peer, XFF, [] as [&str; 0], &trusted), Err(ForwardedError::Missing));
+        assert_eq!(client_ip(peer, XFF, ["203.0.113.5"], &trusted), Ok(ip("203.0.113.5")));
         // The client may put anything on the left; only the first untrusted hop counts.
-        assert_eq!(client_ip(peer, ["6.6.6.6, 203.0.113.5, 10.0.0.2"], &trusted), Ok(ip("203.0.113.5")));
-        assert_eq!(client_ip(peer, ["6.6.6.6", "203.0.113.5,10.0.0.2"], &trusted), Ok(ip("203.0.113.5")));
-        assert_eq!(client_ip(peer, ["10.0.0.3, 10.0.0.2"], &trusted), Ok(ip("10.0.0.3")));
-        assert_eq!(client_ip(peer, ["::ffff:203.0.113.5"], &trusted), Ok(ip("203.0.113.5")));
-        assert_eq!(client_ip(ip("::ffff:127.0.0.1"), ["203.0.113.5"], &trusted), Ok(ip("203.0.113.5")));
+        assert_eq!(client_ip(peer, XFF, ["6.6.6.6, 203.0.113.5, 10.0.0.2"], &trusted), Ok(ip("203.0.113.5")));
+        assert_eq!(client_ip(peer, XFF, ["6.6.6.6", "203.0.113.5,10.0.0.2"], &trusted), Ok(ip("203.0.113.5")));
+        assert_eq!(client_ip(peer, XFF, ["10.0.0.3, 10.0.0.2"], &trusted), Ok(ip("10.0.0.3")));
+        assert_eq!(client_ip(peer, XFF, ["::ffff:203.0.113.5"], &trusted), Ok(ip("203.0.113.5")));
+        assert_eq!(client_ip(ip("::ffff:127.0.0.1"), XFF, ["203.0.113.5"], &trusted), Ok(ip("203.0.113.5")));
     }
 
     #[test]
@@ -298,17 +407,18 @@ mod tests {
         let trusted = IpRules::parse(&["127.0.0.1"]).unwrap();
         let peer = ip("127.0.0.1");
         for bad in ["203.0.113.5, junk", "203.0.113.5:80", "", "1.2.3.4,", "[::1]"] {
-            assert_eq!(client_ip(peer, [bad], &trusted), Err(ForwardedError::Malformed), "{bad:?}");
+            assert_eq!(client_ip(peer, XFF, [bad], &trusted), Err(ForwardedError::Malformed), "{bad:?}");
         }
         let long = vec!["10.0.0.1"; MAX_FORWARDED_HOPS + 1].join(",");
-        assert_eq!(client_ip(peer, [long.as_str()], &trusted), Err(ForwardedError::TooManyHops));
+        assert_eq!(client_ip(peer, XFF, [long.as_str()], &trusted), Err(ForwardedError::TooManyHops));
     }
 
     proptest! {
         #[test]
         fn never_panics(text in ".{0,48}") {
             let _ = IpRange::parse(&text);
-            let _ = client_ip(ip("127.0.0.1"), [text.as_str()], &IpRules::anywhere());
+            let _ = client_ip(ip("127.0.0.1"), XFF, [text.as_str()], &IpRules::anywhere());
+            let _ = client_ip(ip("127.0.0.1"), ForwardedHeader::Forwarded, [text.as_str()], &IpRules::anywhere());
         }
 
         #[test]

@@ -120,7 +120,7 @@ fn ci_workflow_step_checks_the_pull_request() {
     let repo = sample_repo();
     let dir = repo.path();
     let script = workflow_step("Check access changes");
-    assert!(script.contains("keysmith check config.toml --previous-git"), "{script}");
+    assert!(script.contains("keysmith check config.toml") && script.contains("--previous-git"), "{script}");
     let ci = |base: &str| {
         Command::new("bash")
             .args(["-euo", "pipefail", "-c", &script])
@@ -151,8 +151,32 @@ fn ci_workflow_step_checks_the_pull_request() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("error[upload_everywhere]"), "{}", text(&out));
 
-    // A missing base is a usage error, not a pass.
-    assert_eq!(ci("no-such-branch").status.code(), Some(2));
+    // Without a version bump the step fails, and still prints the summary.
+    let unbumped = V1.replace("version = 1", "version = 3").replace("10.0.0.0/8", "10.2.0.0/16");
+    std::fs::write(dir.join("config.toml"), unbumped).unwrap();
+    git(dir, &["commit", "-q", "-am", "again"]);
+    git(dir, &["branch", "-q", "-f", "base3", "HEAD~1"]);
+    let out = ci("base3");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("is not higher than 3") && text(&out).contains("ip ranges"), "{}", text(&out));
+
+    // A pull request that adds the config validates it alone.
+    let fresh = sample_repo();
+    git(fresh.path(), &["checkout", "-q", "--orphan", "empty"]);
+    git(fresh.path(), &["rm", "-q", "-rf", "."]);
+    git(fresh.path(), &["commit", "-q", "--allow-empty", "-m", "empty"]);
+    git(fresh.path(), &["checkout", "-q", "-b", "adds-config"]);
+    std::fs::write(fresh.path().join("config.toml"), V1).unwrap();
+    git(fresh.path(), &["add", "config.toml"]);
+    git(fresh.path(), &["commit", "-q", "-m", "add"]);
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(fresh.path())
+        .env("PATH", path_env())
+        .env("BASE_REF", "empty")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 #[test]

@@ -19,6 +19,9 @@ fn config(version: u64, extra_permission: &str) -> String {
         r#"# Served by the reload test.
 version = {version}
 issuer = "https://keys.test"
+[server]
+# The load below comes from one address; this test is about reloads, not rate limits.
+rate_limit_per_minute = 0
 [projects.demo]
 [[templates]]
 id = "widget"

@@ -183,6 +183,20 @@ pub struct ServerConfig {
     pub geoip_database: Option<PathBuf>,
     /// Where API-key creations are appended as JSON lines, besides the log. Defaults to none.
     pub audit_log: Option<PathBuf>,
+    /// The header trusted proxies set. Defaults to `X-Forwarded-For`.
+    pub forwarded_header: crate::ip::ForwardedHeader,
+    /// Requests per source address per minute on the mint and key-creation endpoints, with a
+    /// burst; `None` turns the limit off. Defaults to 600 a minute, bursts of 60.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A per-source-address request rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests per minute.
+    pub per_minute: std::num::NonZeroU32,
+    /// Requests allowed at once.
+    pub burst: std::num::NonZeroU32,
 }
 
 /// `[projects.<id>]`.

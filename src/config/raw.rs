@@ -57,6 +57,27 @@ pub(crate) struct RawServer {
     pub geoip_database: Option<String>,
     /// File receiving a JSON line per API key created over HTTP, relative to this file.
     pub audit_log: Option<String>,
+    /// The header trusted proxies set: `x-forwarded-for` (default) or `forwarded` (RFC 7239).
+    /// Only that one is read.
+    pub forwarded_header: Option<RawForwardedHeader>,
+    /// Mint and key-creation requests allowed per source address per minute (0: no limit).
+    /// Default 600.
+    #[schemars(range(min = 0))]
+    pub rate_limit_per_minute: Option<i64>,
+    /// Requests a source address may make at once before the per-minute rate applies. Default 60.
+    #[schemars(range(min = 1))]
+    pub rate_limit_burst: Option<i64>,
+}
+
+/// The forwarding header trusted proxies set.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, JsonSchema)]
+pub(crate) enum RawForwardedHeader {
+    /// `X-Forwarded-For`.
+    #[serde(rename = "x-forwarded-for")]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded`.
+    #[serde(rename = "forwarded")]
+    Forwarded,
 }
 
 /// A custom permission catalogue.
@@ -99,8 +120,7 @@ pub(crate) struct RawTemplate {
     #[serde(default = "yes")]
     pub active: bool,
     /// A date or a date-time with offset, for people.
-    #[schemars(with = "Option<String>")]
-    pub created_at: Option<toml::value::Datetime>,
+    pub created_at: Option<RawDate>,
     /// Who may mint: `public` (default) or `api_key` (holders of a permanent key only).
     #[serde(default)]
     pub access: RawAccess,
@@ -148,11 +168,9 @@ pub(crate) struct RawApiKey {
     #[serde(default)]
     pub projects: Vec<String>,
     /// When it was created.
-    #[schemars(with = "Option<String>")]
-    pub created_at: Option<toml::value::Datetime>,
+    pub created_at: Option<RawDate>,
     /// When it expires, if the operator set an expiry.
-    #[schemars(with = "Option<String>")]
-    pub expires_at: Option<toml::value::Datetime>,
+    pub expires_at: Option<RawDate>,
     /// false puts the id on the signed revocation list. Default true.
     #[serde(default = "yes")]
     pub active: bool,
@@ -167,10 +185,10 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawUpload {
     /// Most uploads per minute with one key. Default unlimited.
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 4294967295_i64))]
     pub limit_per_min: Option<i64>,
     /// Most uploads per source IP with one key. Default unlimited.
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 4294967295_i64))]
     pub limit_per_source_ip: Option<i64>,
     /// Where the key may upload and write: `/folder` or `/folder/*` (the folder and everything
     /// below it), one or a list. Default all directories.
@@ -193,6 +211,18 @@ pub(crate) struct RawRestrict {
 pub(crate) struct RawListing {
     /// Where the key may list, search and fetch, one scope or a list. Default all directories.
     pub directory_scope: Option<OneOrMany>,
+}
+
+/// A date (`2026-01-31`) or a date-time with offset (`2026-01-31T09:00:00Z`), written as a TOML
+/// date or as a string.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum RawDate {
+    /// A TOML date or date-time.
+    #[schemars(with = "String")]
+    Toml(toml::value::Datetime),
+    /// The same as a string.
+    Text(String),
 }
 
 /// A scope setting may be one string or a list of strings.

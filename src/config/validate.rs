@@ -126,7 +126,36 @@ fn server(raw: RawServer, base_dir: &Path, p: &mut Problems) -> ServerConfig {
     }
     let geoip_database = raw.geoip_database.map(|db| base_dir.join(db));
     let audit_log = raw.audit_log.map(|log| base_dir.join(log));
-    ServerConfig { listen, trusted_proxies, cors_origins: raw.cors_origins, geoip_database, audit_log }
+    let forwarded_header = match raw.forwarded_header {
+        Some(super::raw::RawForwardedHeader::Forwarded) => crate::ip::ForwardedHeader::Forwarded,
+        _ => crate::ip::ForwardedHeader::XForwardedFor,
+    };
+    let mut positive = |value: Option<i64>, default: u32, key: &str, zero_ok: bool| -> Option<std::num::NonZeroU32> {
+        let n = value.unwrap_or(i64::from(default));
+        match u32::try_from(n) {
+            Ok(0) if zero_ok => None,
+            Ok(n) if n > 0 => std::num::NonZeroU32::new(n),
+            _ => {
+                p.add(
+                    format!("server.{key}"),
+                    format!("{n} must be a positive integer{}", if zero_ok { " (0 turns the limit off)" } else { "" }),
+                );
+                None
+            }
+        }
+    };
+    let per_minute = positive(raw.rate_limit_per_minute, 600, "rate_limit_per_minute", true);
+    let burst = positive(raw.rate_limit_burst, 60, "rate_limit_burst", false);
+    let rate_limit = per_minute.zip(burst).map(|(per_minute, burst)| super::RateLimit { per_minute, burst });
+    ServerConfig {
+        listen,
+        trusted_proxies,
+        cors_origins: raw.cors_origins,
+        geoip_database,
+        audit_log,
+        forwarded_header,
+        rate_limit,
+    }
 }
 
 fn catalog(raw: Option<RawCatalog>, p: &mut Problems) -> Catalog {
@@ -268,18 +297,20 @@ fn template(t: RawTemplate, path: &str, catalog: &Catalog, server: &ServerConfig
 }
 
 /// A date or a date-time with offset, as RFC 3339 text.
-fn created_at(value: Option<toml::value::Datetime>, path: &str, p: &mut Problems) -> Option<String> {
-    value.and_then(|dt| {
-        // A local date-time or a bare time names no instant.
-        let date_only = dt.date.is_some() && dt.time.is_none();
-        let instant = dt.date.is_some() && dt.time.is_some() && dt.offset.is_some();
-        if date_only || instant {
-            Some(dt.to_string())
-        } else {
-            p.add(path, "must be a date (2026-01-31) or a date-time with offset (2026-01-31T09:00:00Z)");
-            None
-        }
-    })
+fn created_at(value: Option<super::raw::RawDate>, path: &str, p: &mut Problems) -> Option<String> {
+    let text = match value? {
+        super::raw::RawDate::Toml(dt) => dt.to_string(),
+        super::raw::RawDate::Text(text) => text,
+    };
+    // A local date-time or a bare time names no instant.
+    let date_only = chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d").is_ok();
+    let instant = chrono::DateTime::parse_from_rfc3339(&text).is_ok();
+    if date_only || instant {
+        Some(text)
+    } else {
+        p.add(path, format!("{text:?} must be a date (2026-01-31) or a date-time with offset (2026-01-31T09:00:00Z)"));
+        None
+    }
 }
 
 /// Permissions from the catalogue, without duplicates; every problem reported.

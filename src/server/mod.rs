@@ -23,7 +23,6 @@ use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -36,6 +35,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// An issuer and what is derived from it once, swapped as a unit.
 pub(crate) struct Live {
+    limiter: Option<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
     issuer: Issuer,
     jwks: routes::JwksBody,
     audit: audit::AuditLog,
@@ -115,7 +115,31 @@ impl IssuerHandle {
 impl Live {
     fn new(issuer: Issuer, audit: audit::AuditLog) -> Self {
         let jwks = routes::JwksBody::new(&issuer);
-        Self { issuer, jwks, audit, revocations: Mutex::new(None) }
+        let limiter = issuer.config().server.rate_limit.map(|limit| {
+            governor::RateLimiter::keyed(governor::Quota::per_minute(limit.per_minute).allow_burst(limit.burst))
+        });
+        Self { limiter, issuer, jwks, audit, revocations: Mutex::new(None) }
+    }
+
+    /// Counts a request from `ip` against the per-source rate; `429` with `Retry-After` when
+    /// it is spent.
+    fn rate_limit(&self, ip: std::net::IpAddr) -> Result<(), ApiError> {
+        let Some(limiter) = &self.limiter else { return Ok(()) };
+        if limiter.len() > 100_000 {
+            // Forget sources whose budget is full again, so memory stays bounded.
+            limiter.retain_recent();
+        }
+        limiter.check_key(&ip).map_err(|not_until| {
+            use governor::clock::Clock as _;
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests from this address; retry later",
+            )
+            .retry_after(seconds.max(1))
+        })
     }
 
     /// The signed revocation list, its ETag and how long (seconds) it may be cached: until
@@ -140,14 +164,21 @@ impl Live {
 /// The router for `handle`, with CORS for the configured origins (read at start), a body
 /// limit, request tracing, panic recovery, and problem documents for every error.
 pub fn router(handle: IssuerHandle) -> Router {
-    let cors = cors(&handle.live().issuer.config().server.cors_origins);
-    Router::new()
+    let routes = Router::new()
         .route("/{project}/v1/key/{template}", get(routes::mint).post(routes::mint))
         .route("/{project}/v1/api-keys", axum::routing::post(routes::create_api_key))
         .route("/v1/revocations", get(routes::revocations))
         .route("/.well-known/jwks.json", get(routes::jwks))
         .route("/healthz", get(routes::healthz))
-        .route("/v1/status", get(routes::status))
+        .route("/v1/status", get(routes::status));
+    layered(routes, handle)
+}
+
+/// The middleware every route gets: problem documents for every error, panic recovery, the
+/// body limit, CORS and tracing.
+fn layered(routes: Router<IssuerHandle>, handle: IssuerHandle) -> Router {
+    let cors = cors(handle.clone());
+    routes
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(handle)
@@ -172,17 +203,51 @@ async fn ensure_problem(response: Response) -> Response {
     ApiError::from_status(status).into_response()
 }
 
-fn cors(origins: &[String]) -> CorsLayer {
-    // Origins were validated with the config; one that is still not a header value is dropped.
-    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+/// CORS for the origins of the config in use, read per request so a reload applies at once.
+fn cors(handle: IssuerHandle) -> CorsLayer {
+    let allowed = AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+        handle.live().issuer.config().server.cors_origins.iter().any(|o| o.as_bytes() == origin.as_bytes())
+    });
     CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
+        .allow_origin(allowed)
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, HeaderName::from_static("x-api-key")])
         .max_age(Duration::from_secs(600))
 }
 
-/// Serves `handle` on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Limits that protect the service from slow, large and numerous requests.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Time a client has to send its request headers. Defaults to 10 s (slowloris).
+    pub header_read_timeout: Duration,
+    /// Time a request may take, body included. Defaults to 30 s.
+    pub request_timeout: Duration,
+    /// Open connections at once; more are closed on accept. Defaults to 1024. With HTTP/1.1
+    /// this also caps requests in flight.
+    pub max_connections: usize,
+    /// Longest request line URI, in bytes. Defaults to 4096.
+    pub max_uri_bytes: usize,
+    /// Largest request header block, in bytes. Defaults to 32 KiB.
+    pub max_header_bytes: usize,
+    /// How long shutdown waits for in-flight requests. Defaults to 20 s.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            max_uri_bytes: 4096,
+            max_header_bytes: 32 * 1024,
+            drain_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Serves `handle` on `listener` with the default [`Limits`] until `shutdown` resolves, then
+/// drains in-flight requests.
 ///
 /// # Errors
 ///
@@ -192,8 +257,103 @@ pub async fn serve(
     handle: IssuerHandle,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(handle).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    serve_with(listener, handle, Limits::default(), shutdown).await
+}
+
+/// As [`serve`], with explicit limits.
+///
+/// # Errors
+///
+/// The I/O error that stopped the server.
+pub async fn serve_with(
+    listener: TcpListener,
+    handle: IssuerHandle,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+
+    let app = router(handle)
+        .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+            check_request_size(req, next, limits)
+        }))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        // The timeout answers with a bare status: make it a problem document too.
+        .layer(axum::middleware::map_response(ensure_problem));
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        // Room above the header limit, so the check below answers with a problem document
+        // while hyper still bounds what one connection may buffer.
+        .max_buf_size((limits.max_header_bytes + limits.max_uri_bytes).saturating_mul(2).max(8192))
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+            tracing::warn!(%peer, max = limits.max_connections, "connection limit reached; closing");
+            continue;
+        };
+        let service = app.clone().map_request(move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            request
+        });
+        let connection =
+            http.serve_connection(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(service));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "connection closed with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(limits.drain_timeout) => tracing::warn!("drain timed out; closing remaining connections"),
+    }
+    Ok(())
+}
+
+/// Refuses over-long URIs (`414`) and header blocks (`431`) as problem documents.
+async fn check_request_size(request: axum::extract::Request, next: axum::middleware::Next, limits: Limits) -> Response {
+    use axum::http::StatusCode;
+    if request.uri().to_string().len() > limits.max_uri_bytes {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the URI is longer than {} bytes", limits.max_uri_bytes),
+        )
+        .into_response();
+    }
+    let header_bytes: usize = request.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if header_bytes > limits.max_header_bytes {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("the request headers are larger than {} bytes", limits.max_header_bytes),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -219,4 +379,36 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown signal received; draining in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt as _;
+
+    fn handle() -> IssuerHandle {
+        let config = crate::Config::from_toml("version = 1\nissuer = \"i\"\n", std::path::Path::new(".")).unwrap();
+        let keys = crate::Keyring::single(crate::SigningKey::generate());
+        IssuerHandle::new(Issuer::from_parts(config, keys, None)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_problem_and_the_service_lives_on() {
+        #[allow(clippy::panic)] // the point of the test
+        async fn boom() -> &'static str {
+            panic!("handler bug")
+        }
+        let app = layered(Router::new().route("/boom", get(boom)).route("/ok", get(|| async { "ok" })), handle());
+        let response = app.clone().oneshot(Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], "internal_error");
+        assert!(!body.to_string().contains("handler bug"), "no internals in the response");
+        let again = app.oneshot(Request::get("/ok").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(again.status(), StatusCode::OK);
+    }
 }

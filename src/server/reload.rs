@@ -57,7 +57,8 @@ pub enum ReloadOutcome {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ReloadState {
     pub(crate) config_sha256: String,
-    pub(crate) keys_fingerprint: String,
+    /// Everything besides the config text that a reload reads: keys and GeoIP database.
+    pub(crate) inputs: String,
     pub(crate) loaded_at: String,
     pub(crate) last_rejected: Option<Rejection>,
 }
@@ -76,32 +77,39 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A cheap fingerprint of the key directory: names, sizes and modification times of `*.pem`.
-pub(crate) fn keys_fingerprint(dir: &Path) -> String {
-    let mut entries: Vec<String> = std::fs::read_dir(dir)
+/// A fingerprint of the other inputs of a reload: the content of every `*.pem` in the key
+/// directory (read through symlinks, so a Kubernetes Secret's `..data` swap shows), and the
+/// size and modification time of the GeoIP database.
+pub(crate) fn inputs_fingerprint(keys: &Path, geoip: Option<&Path>) -> String {
+    let mut entries: Vec<String> = std::fs::read_dir(keys)
         .map(|rd| {
             rd.filter_map(Result::ok)
-                .filter(|e| e.path().extension().is_some_and(|x| x == "pem"))
-                .map(|e| {
-                    let meta = e.metadata().ok();
-                    let len = meta.as_ref().map_or(0, std::fs::Metadata::len);
-                    let modified = meta
-                        .and_then(|m| m.modified().ok())
-                        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-                        .map_or(0, |d| d.as_nanos());
-                    format!("{}:{len}:{modified}", e.file_name().to_string_lossy())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "pem"))
+                .map(|p| {
+                    let content = std::fs::read(&p).map(|b| sha256_hex(&b)).unwrap_or_default();
+                    format!("{}:{content}", p.display())
                 })
                 .collect()
         })
         .unwrap_or_default();
     entries.sort();
+    if let Some(db) = geoip {
+        let meta = std::fs::metadata(db).ok();
+        let modified = meta
+            .as_ref()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        entries.push(format!("geoip:{}:{}:{modified}", db.display(), meta.map_or(0, |m| m.len())));
+    }
     sha256_hex(entries.join("\n").as_bytes())
 }
 
 /// Everything that, when it changes, calls for a reload.
-pub(crate) fn fingerprint(source: &Source) -> String {
+fn fingerprint(source: &Source, geoip: Option<&Path>) -> String {
     let config = std::fs::read(&source.config).map(|b| sha256_hex(&b)).unwrap_or_default();
-    format!("{config}:{}", keys_fingerprint(&source.keys))
+    format!("{config}:{}", inputs_fingerprint(&source.keys, geoip))
 }
 
 impl IssuerHandle {
@@ -113,6 +121,7 @@ impl IssuerHandle {
     pub fn load(source: Source) -> Result<Self, crate::issue::LoadError> {
         let text = read_config(&source.config)?;
         let config = Config::from_toml(&text, base_dir(&source.config))?;
+        let geoip = config.server.geoip_database.clone();
         let issuer = Issuer::new(config, Keyring::load_dir(&source.keys)?)?;
         let handle = Self::new(issuer).map_err(|e| {
             crate::issue::LoadError::Config(crate::config::ConfigError::Io { path: source.config.clone(), source: e })
@@ -120,14 +129,28 @@ impl IssuerHandle {
         {
             let mut state = handle.state();
             state.config_sha256 = sha256_hex(text.as_bytes());
-            state.keys_fingerprint = keys_fingerprint(&source.keys);
+            state.inputs = inputs_fingerprint(&source.keys, geoip.as_deref());
         }
         Ok(handle.with_source(source))
     }
 
-    /// Re-reads the source and swaps in the new issuer when it is acceptable. Reloads are
-    /// serialised; each request keeps the issuer it started with.
+    /// Re-reads the source and swaps in the new issuer when it is acceptable; does nothing when
+    /// neither the config, the keys nor the GeoIP database changed. Reloads are serialised; each
+    /// request keeps the issuer it started with.
     pub fn reload(&self) -> ReloadOutcome {
+        self.reload_inner(false)
+    }
+
+    /// As [`IssuerHandle::reload`], but loads even when nothing seems to have changed (SIGHUP).
+    pub fn reload_forced(&self) -> ReloadOutcome {
+        self.reload_inner(true)
+    }
+
+    fn running_geoip(&self) -> Option<std::path::PathBuf> {
+        self.live().issuer.config().server.geoip_database.clone()
+    }
+
+    fn reload_inner(&self, force: bool) -> ReloadOutcome {
         let Some(source) = self.source() else {
             return ReloadOutcome::Rejected(self.reject(None, "this service was not started from files".into()));
         };
@@ -137,10 +160,10 @@ impl IssuerHandle {
             Err(e) => return ReloadOutcome::Rejected(self.reject(None, e.to_string())),
         };
         let config_sha256 = sha256_hex(text.as_bytes());
-        let keys_fingerprint = keys_fingerprint(&source.keys);
+        let running_inputs = inputs_fingerprint(&source.keys, self.running_geoip().as_deref());
         {
             let state = self.state();
-            if state.config_sha256 == config_sha256 && state.keys_fingerprint == keys_fingerprint {
+            if !force && state.config_sha256 == config_sha256 && state.inputs == running_inputs {
                 return ReloadOutcome::Unchanged;
             }
         }
@@ -164,6 +187,13 @@ impl IssuerHandle {
             return ReloadOutcome::Rejected(self.reject(Some(config.version), reason));
         }
         let to = config.version;
+        let restart_needed = {
+            let live = self.live();
+            let old = &live.issuer.config().server;
+            (old.listen != config.server.listen)
+                .then(|| format!("server.listen {} -> {}", old.listen, config.server.listen))
+        };
+        let inputs = inputs_fingerprint(&source.keys, config.server.geoip_database.as_deref());
         let issuer = match Keyring::load_dir(&source.keys)
             .map_err(crate::issue::LoadError::from)
             .and_then(|keys| Issuer::new(config, keys).map_err(crate::issue::LoadError::from))
@@ -172,15 +202,20 @@ impl IssuerHandle {
             Err(e) => return ReloadOutcome::Rejected(self.reject(Some(to), e.to_string())),
         };
         let kid = issuer.keyring().signing().kid().to_owned();
+        // Swap and record under the state lock, so /v1/status never shows a mix.
+        let mut state = self.state();
         if let Err(e) = self.replace(issuer) {
+            drop(state);
             return ReloadOutcome::Rejected(self.reject(Some(to), format!("server.audit_log: {e}")));
         }
-        let mut state = self.state();
         state.config_sha256 = config_sha256;
-        state.keys_fingerprint = keys_fingerprint;
+        state.inputs = inputs;
         state.loaded_at = now_rfc3339();
         drop(state);
         tracing::info!(config_version = to, previous_version = running, %kid, "reloaded");
+        if let Some(setting) = restart_needed {
+            tracing::warn!(%setting, "this setting takes effect only after a restart");
+        }
         ReloadOutcome::Reloaded { from: running, to }
     }
 
@@ -209,23 +244,29 @@ fn base_dir(config: &Path) -> &Path {
     config.parent().unwrap_or(Path::new("."))
 }
 
-/// Polls the source every `interval` and reloads when the config's content or the key
-/// directory changed. Polling the content (not file events) follows editors that replace the
-/// file, Kubernetes ConfigMap symlink swaps and network filesystems alike.
+/// Polls the source every `interval` and reloads when the config's content, the keys or the
+/// GeoIP database changed and then stayed the same for one more interval (so a file caught
+/// half-written is never loaded). Polling content, not file events, follows editors that
+/// replace the file, Kubernetes ConfigMap and Secret symlink swaps and network filesystems.
 pub async fn watch(handle: IssuerHandle, interval: Duration) {
     let Some(source) = handle.source() else { return };
-    let fp = |source: Source| async move { tokio::task::spawn_blocking(move || fingerprint(&source)).await.ok() };
+    let fp = |handle: IssuerHandle, source: Source| async move {
+        tokio::task::spawn_blocking(move || fingerprint(&source, handle.running_geoip().as_deref())).await.ok()
+    };
     // Start from what was loaded, not from what is on disk now: an edit made between the load
     // and the first poll must still be seen.
-    let mut last = {
+    let mut applied = {
         let state = handle.state();
-        Some(format!("{}:{}", state.config_sha256, state.keys_fingerprint))
+        Some(format!("{}:{}", state.config_sha256, state.inputs))
     };
+    let mut previous = applied.clone();
     loop {
         tokio::time::sleep(interval).await;
-        let now = fp(source.clone()).await;
-        if now != last {
-            last = now;
+        let now = fp(handle.clone(), source.clone()).await;
+        let settled = now == previous;
+        previous = now.clone();
+        if settled && now != applied {
+            applied = now;
             let handle = handle.clone();
             let _ = tokio::task::spawn_blocking(move || handle.reload()).await;
         }
@@ -242,8 +283,6 @@ pub async fn reload_on_sighup(handle: IssuerHandle) {
     };
     while hangups.recv().await.is_some() {
         let handle = handle.clone();
-        if let Ok(ReloadOutcome::Unchanged) = tokio::task::spawn_blocking(move || handle.reload()).await {
-            tracing::info!("SIGHUP: config and keys unchanged");
-        }
+        let _ = tokio::task::spawn_blocking(move || handle.reload_forced()).await;
     }
 }

@@ -42,14 +42,8 @@ pub(super) async fn mint(
     let live = handle.live();
     let issuer = &live.issuer;
     let request = mint_request(&headers, body)?;
-    let forwarded = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .map(|v| v.to_str())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| bad_forwarded())?;
-    let caller = client_ip(peer.ip(), forwarded, &issuer.config().server.trusted_proxies)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_forwarded_for", e.to_string()))?;
+    let caller = caller_ip(issuer, peer, &headers)?;
+    live.rate_limit(caller)?;
     let credential = api_key(&headers);
     let who = Caller { ip: Some(caller), api_key: credential.as_deref() };
 
@@ -116,6 +110,7 @@ struct CreatedResponse<'a> {
 /// authenticated by the caller's own permanent key.
 pub(super) async fn create_api_key(
     State(handle): State<IssuerHandle>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -123,6 +118,7 @@ pub(super) async fn create_api_key(
     let Path(project) = path
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", "project must be a UTF-8 path segment"))?;
     let live = handle.live();
+    live.rate_limit(caller_ip(&live.issuer, peer, &headers)?)?;
     let body = read_body(&headers, body)?;
     if body.trim_ascii_start().first() != Some(&b'{') {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "the body must be a JSON object"));
@@ -195,8 +191,18 @@ pub(super) fn etag(body: &[u8]) -> String {
     format!("\"{}\"", crate::b64::encode(&Sha256::digest(body)[..16]))
 }
 
-fn bad_forwarded() -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "bad_forwarded_for", "X-Forwarded-For is not valid text")
+/// The caller's address: the peer, or what the configured forwarding header of a trusted proxy
+/// says.
+fn caller_ip(issuer: &Issuer, peer: SocketAddr, headers: &HeaderMap) -> Result<std::net::IpAddr, ApiError> {
+    let server = &issuer.config().server;
+    let bad = |detail: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_forwarded_for", detail);
+    let values = headers
+        .get_all(server.forwarded_header.name())
+        .iter()
+        .map(|v| v.to_str())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| bad(format!("{} is not valid text", server.forwarded_header.name())))?;
+    client_ip(peer.ip(), server.forwarded_header, values, &server.trusted_proxies).map_err(|e| bad(e.to_string()))
 }
 
 /// Reads the optional JSON body. An empty body means "everything the template allows".
@@ -309,8 +315,11 @@ struct Status<'a> {
 
 /// `GET /v1/status`: what is running and how the last reloads went. No secrets.
 pub(super) async fn status(State(handle): State<IssuerHandle>) -> Response {
-    let live = handle.live();
-    let state = handle.state().clone();
+    // Read under the state lock, which a reload holds while it swaps: never a mix.
+    let (live, state) = {
+        let state = handle.state();
+        (handle.live(), state.clone())
+    };
     let kids = live.issuer.keyring().published().iter().map(crate::jwk::thumbprint).collect();
     let body = Status {
         status: "ok",

@@ -27,6 +27,11 @@ impl TestServer {
 
     /// Serves the `config.toml` and `keys/` already in `dir`.
     pub async fn start_in(dir: tempfile::TempDir) -> Self {
+        Self::start_with(dir, keysmith::server::Limits::default()).await
+    }
+
+    /// As [`TestServer::start_in`], with explicit limits.
+    pub async fn start_with(dir: tempfile::TempDir, limits: keysmith::server::Limits) -> Self {
         let source = keysmith::server::Source {
             config: dir.path().join("config.toml"),
             keys: dir.path().join("keys"),
@@ -36,7 +41,7 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(keysmith::server::serve(listener, handle.clone(), async move {
+        let task = tokio::spawn(keysmith::server::serve_with(listener, handle.clone(), limits, async move {
             let _ = rx.await;
         }));
         Self { addr, dir, handle, shutdown: Some(tx), task: Some(task) }

@@ -49,14 +49,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(Some((label, text))) => match Config::from_toml(&text, args.config.parent().unwrap_or(Path::new("."))) {
             Ok(previous) => Some((label, previous)),
             Err(e) => {
-                eprintln!("{label}: the previous config does not load, so there is nothing to compare with: {e}");
-                return Ok(ExitCode::from(2));
+                return Ok(usage_error(
+                    &args,
+                    &format!("{label}: the previous config does not load, so there is nothing to compare with: {e}"),
+                ));
             }
         },
-        Err(message) => {
-            eprintln!("{message}");
-            return Ok(ExitCode::from(2));
-        }
+        Err(message) => return Ok(usage_error(&args, &message)),
     };
     let changes = previous.as_ref().map(|(_, p)| diff(p, &config)).unwrap_or_default();
     let version_ok = previous.as_ref().is_none_or(|(_, p)| config.version > p.version);
@@ -81,6 +80,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Format::Text => print_text(&name, &config, previous.as_ref(), version_ok, &changes, &lints, args.strict),
     }
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Exit 2, saying why on stderr and, for bots, as JSON on stdout.
+fn usage_error(args: &Args, message: &str) -> ExitCode {
+    eprintln!("{message}");
+    if args.format == Format::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "ok": false, "usage_error": message })).unwrap_or_default()
+        );
+    }
+    ExitCode::from(2)
 }
 
 fn report_invalid(args: &Args, name: &str, error: &str) {

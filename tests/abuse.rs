@@ -1,0 +1,142 @@
+//! Abuse and resource limits on the real server: per-address rate limiting, URI and header
+//! size limits, slow clients, a connection cap.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops at the first broken expectation
+
+mod common;
+
+use common::TestServer;
+use keysmith::server::Limits;
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+const CONFIG: &str = r#"
+version = 1
+issuer = "https://keys.test"
+[server]
+trusted_proxies = ["127.0.0.1"]
+rate_limit_per_minute = 60
+rate_limit_burst = 3
+[projects.demo]
+[[templates]]
+id = "widget"
+project = "demo"
+permissions = ["OBJECTS_LIST"]
+"#;
+
+async fn server(limits: Limits) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), CONFIG).unwrap();
+    keysmith::keyring::generate_key_file(&dir.path().join("keys")).unwrap();
+    TestServer::start_with(dir, limits).await
+}
+
+#[tokio::test]
+async fn minting_is_rate_limited_per_source_address() {
+    let server = server(Limits::default()).await;
+    let client = reqwest::Client::new();
+    let url = server.url("/demo/v1/key/widget");
+    let from = |ip: &'static str| client.get(&url).header("x-forwarded-for", ip).send();
+    for _ in 0..3 {
+        assert_eq!(from("203.0.113.1").await.unwrap().status(), StatusCode::OK);
+    }
+    let limited = from("203.0.113.1").await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "a token returns every second: {retry}");
+    assert_eq!(limited.headers()["content-type"], "application/problem+json");
+    assert_eq!(limited.json::<Value>().await.unwrap()["code"], "rate_limited");
+    // Another address has its own budget; the JWKS and health are not limited.
+    assert_eq!(from("203.0.113.2").await.unwrap().status(), StatusCode::OK);
+    for _ in 0..10 {
+        assert_eq!(client.get(server.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn oversized_uris_and_headers_are_refused_as_problems() {
+    let limits = Limits { max_uri_bytes: 256, max_header_bytes: 8 * 1024, ..Limits::default() };
+    let server = server(limits).await;
+    let client = reqwest::Client::new();
+    let long = client.get(server.url(&format!("/demo/v1/key/{}", "w".repeat(300)))).send().await.unwrap();
+    assert_eq!(long.status(), StatusCode::URI_TOO_LONG);
+    assert_eq!(long.json::<Value>().await.unwrap()["code"], "uri_too_long");
+    let mut request = client.get(server.url("/healthz"));
+    for i in 0..10 {
+        request = request.header(format!("x-pad-{i}"), "p".repeat(1000));
+    }
+    let big = request.send().await.unwrap();
+    assert_eq!(big.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_eq!(big.json::<Value>().await.unwrap()["code"], "headers_too_large");
+}
+
+/// Reads until the server closes the connection or `limit` passes; returns what was read and
+/// whether the server closed it.
+fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, bool) {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&out).into_owned(), true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), false),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_clients_are_cut_off() {
+    let limits = Limits {
+        header_read_timeout: Duration::from_millis(300),
+        request_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    let server = server(limits).await;
+    let addr = server.addr;
+    tokio::task::spawn_blocking(move || {
+        // Slowloris: headers that never end.
+        let mut slow = TcpStream::connect(addr).unwrap();
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+        let start = Instant::now();
+        let (_, closed) = read_until_closed(&mut slow, Duration::from_secs(5));
+        assert!(closed, "the server closes a connection whose headers never end");
+        assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+
+        // A body that never arrives: the request times out with a problem document.
+        let mut stalled = TcpStream::connect(addr).unwrap();
+        stalled
+            .write_all(b"POST /demo/v1/key/widget HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 198.51.100.7\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+            .unwrap();
+        let (response, _) = read_until_closed(&mut stalled, Duration::from_secs(5));
+        assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+        assert!(response.contains("application/problem+json") && response.contains("request_timeout"), "{response}");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_are_capped() {
+    let limits = Limits { max_connections: 2, header_read_timeout: Duration::from_secs(5), ..Limits::default() };
+    let server = server(limits).await;
+    let addr = server.addr;
+    let url = server.url("/healthz");
+    tokio::task::spawn_blocking(move || {
+        let held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        std::thread::sleep(Duration::from_millis(200));
+        let mut third = TcpStream::connect(addr).unwrap();
+        third.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").ok();
+        let (response, closed) = read_until_closed(&mut third, Duration::from_secs(3));
+        assert!(closed && response.is_empty(), "over the cap a connection is closed unanswered: {response:?}");
+        drop(held);
+    })
+    .await
+    .unwrap();
+    // Once the held connections are gone, service resumes.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(reqwest::get(url).await.unwrap().status(), StatusCode::OK);
+}
