@@ -38,6 +38,16 @@ pub enum KeyError {
         /// Its permission bits.
         mode: u32,
     },
+    /// A key file belongs to another user, who could replace it.
+    #[error("{path}: private key is owned by uid {owner}, not by this process (uid {me}); run `chown {me} {path}`")]
+    ForeignOwner {
+        /// The key file.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// This process's effective uid.
+        me: u32,
+    },
     /// The directory holds no `*.pem` key.
     #[error("{0}: no signing key (*.pem); create one with `keysmith keygen`")]
     NoKeys(PathBuf),
@@ -200,12 +210,22 @@ fn load_pem(path: &Path) -> Result<SigningKey, KeyError> {
     Ok(SigningKey::new(&key))
 }
 
+/// A private key file must be readable by its owner alone, and owned by this process's user.
 #[cfg(unix)]
 fn check_permissions(path: &Path) -> Result<(), KeyError> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = fs::metadata(path).map_err(|e| KeyError::io(path, e))?.permissions().mode() & 0o777;
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let meta = fs::metadata(path).map_err(|e| KeyError::io(path, e))?;
+    check_mode_and_owner(path, meta.permissions().mode(), meta.uid(), rustix::process::geteuid().as_raw())
+}
+
+#[cfg(unix)]
+fn check_mode_and_owner(path: &Path, mode: u32, owner: u32, me: u32) -> Result<(), KeyError> {
+    let mode = mode & 0o777;
     if mode & 0o077 != 0 {
         return Err(KeyError::InsecurePermissions { path: path.to_owned(), mode });
+    }
+    if owner != me {
+        return Err(KeyError::ForeignOwner { path: path.to_owned(), owner, me });
     }
     Ok(())
 }
@@ -307,6 +327,23 @@ mod tests {
         let err = Keyring::load_dir(dir.path()).unwrap_err();
         assert!(matches!(err, KeyError::InsecurePermissions { mode: 0o640, .. }), "{err}");
         assert!(err.to_string().contains("chmod 600"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn refuses_keys_of_other_users() {
+        let p = Path::new("k.pem");
+        assert!(check_mode_and_owner(p, 0o600, 1000, 1000).is_ok());
+        let err = check_mode_and_owner(p, 0o600, 0, 1000).unwrap_err();
+        assert!(matches!(err, KeyError::ForeignOwner { owner: 0, me: 1000, .. }));
+        assert!(err.to_string().contains("chown 1000"));
+        // For real, when this test may hand a file to someone else.
+        if rustix::process::geteuid().is_root() {
+            let dir = tempfile::tempdir().unwrap();
+            let (path, _) = generate_key_file(dir.path()).unwrap();
+            std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+            assert!(matches!(Keyring::load_dir(dir.path()), Err(KeyError::ForeignOwner { owner: 65534, .. })));
+        }
     }
 
     #[test]

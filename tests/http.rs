@@ -299,3 +299,26 @@ async fn every_error_is_a_problem_document() {
     let response = reqwest::get(server.url("/%FF/v1/key/widget")).await.unwrap();
     problem(response, StatusCode::BAD_REQUEST, "invalid_path").await;
 }
+
+#[tokio::test]
+async fn rfc7239_forwarded_when_configured_and_only_then() {
+    let server =
+        TestServer::start(&config("trusted_proxies = [\"127.0.0.1\"]\nforwarded_header = \"forwarded\"")).await;
+    let client = reqwest::Client::new();
+    let url = server.url("/demo/v1/key/office-only");
+    let ok = client.get(&url).header("forwarded", "for=10.20.3.4;proto=https").send().await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let v6 = client.get(&url).header("forwarded", "for=\"[2001:db8::1]:4711\"").send().await.unwrap();
+    problem(v6, StatusCode::FORBIDDEN, "ip_not_allowed").await;
+    let hidden = client.get(&url).header("forwarded", "for=_hidden").send().await.unwrap();
+    problem(hidden, StatusCode::BAD_REQUEST, "bad_forwarded_for").await;
+    // With `forwarded` configured, an X-Forwarded-For from the client is not believed.
+    let spoof = client
+        .get(&url)
+        .header("forwarded", "for=192.0.2.9")
+        .header("x-forwarded-for", "10.20.3.4")
+        .send()
+        .await
+        .unwrap();
+    problem(spoof, StatusCode::FORBIDDEN, "ip_not_allowed").await;
+}
