@@ -48,6 +48,9 @@ pub enum KeyError {
         /// This process's effective uid.
         me: u32,
     },
+    /// The lifecycle record (`keyring.toml`) and the key files disagree.
+    #[error("{0}")]
+    Lifecycle(String),
     /// The directory holds no `*.pem` key.
     #[error("{0}: no signing key (*.pem); create one with `keysmith keygen`")]
     NoKeys(PathBuf),
@@ -153,18 +156,81 @@ impl Keyring {
     /// A [`KeyError`] for an unreadable directory or file, a file that is not a key, a key
     /// readable by group or others, or a directory without keys.
     pub fn load_dir(dir: &Path) -> Result<Self, KeyError> {
-        let mut paths: Vec<PathBuf> = fs::read_dir(dir)
-            .map_err(|e| KeyError::io(dir, e))?
-            .filter_map(Result::ok)
-            .map(|entry| entry.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "pem"))
-            .collect();
-        paths.sort();
+        let paths = pem_paths(dir)?;
+        let state = crate::lifecycle::KeyringState::load(dir).map_err(|e| KeyError::Lifecycle(e.to_string()))?;
+        if let Some(state) = state {
+            return Self::from_state(dir, &paths, &state);
+        }
         let mut keys = paths.iter().map(|p| load_pem(p)).collect::<Result<Vec<_>, _>>()?;
         let signing = keys.pop().ok_or_else(|| KeyError::NoKeys(dir.to_owned()))?;
         let mut published: Vec<VerifyingKey> = keys.iter().map(SigningKey::verifying_key).collect();
         published.push(signing.verifying_key());
         Ok(Self { signing, published })
+    }
+
+    /// The keys as the lifecycle record says: the active one signs; next, active and retired
+    /// keys are published. Every file must be recorded and every record must have its file.
+    fn from_state(dir: &Path, paths: &[PathBuf], state: &crate::lifecycle::KeyringState) -> Result<Self, KeyError> {
+        use crate::lifecycle::KeyState;
+        let names: Vec<String> =
+            paths.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
+        if let Some(stray) = names.iter().find(|n| !state.keys.iter().any(|k| &k.file == *n)) {
+            return Err(KeyError::Lifecycle(format!(
+                "{}: {stray} is not in {}; add keys with `keysmith keygen` or `keysmith keys rotate`",
+                dir.display(),
+                crate::lifecycle::STATE_FILE
+            )));
+        }
+        let active: Vec<_> = state.keys.iter().filter(|k| k.state == KeyState::Active).collect();
+        let [active] = active.as_slice() else {
+            return Err(KeyError::Lifecycle(format!(
+                "{}: exactly one key must be active, found {}",
+                dir.display(),
+                active.len()
+            )));
+        };
+        let mut signing = None;
+        let mut published = Vec::with_capacity(state.keys.len());
+        for record in &state.keys {
+            let key = load_pem(&dir.join(&record.file))?;
+            if key.kid() != record.kid {
+                return Err(KeyError::Lifecycle(format!(
+                    "{}: {} holds key {}, not {}",
+                    dir.display(),
+                    record.file,
+                    key.kid(),
+                    record.kid
+                )));
+            }
+            published.push(key.verifying_key());
+            if record.kid == active.kid {
+                signing = Some(key);
+            }
+        }
+        let signing = signing.ok_or_else(|| KeyError::NoKeys(dir.to_owned()))?;
+        Ok(Self { signing, published })
+    }
+
+    /// A keyring of one key given as PKCS#8 PEM text, for platforms that inject the key through
+    /// an environment variable or a mounted secret file.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::NotAKey`].
+    pub fn from_pem(pem: &str, source: &Path) -> Result<Self, KeyError> {
+        let pem = Zeroizing::new(pem.to_owned());
+        let key = DalekSigningKey::from_pkcs8_pem(&pem).map_err(|_| KeyError::NotAKey(source.to_owned()))?;
+        Ok(Self::single(SigningKey::new(&key)))
+    }
+
+    /// Loads one key from a PEM file (mode 0600, owned by this user), for
+    /// `serve --signing-key-file`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Keyring::load_dir`] for one file.
+    pub fn from_pem_file(path: &Path) -> Result<Self, KeyError> {
+        Ok(Self::single(load_pem(path)?))
     }
 
     /// Loads `dir`, first generating a key into it when it holds none. Returns the path of the
@@ -201,6 +267,32 @@ impl Keyring {
     pub fn jwks(&self) -> crate::jwk::Jwks {
         crate::jwk::Jwks { keys: self.published.iter().map(PublicJwk::from_key).collect() }
     }
+}
+
+fn pem_paths(dir: &Path) -> Result<Vec<PathBuf>, KeyError> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(|e| KeyError::io(dir, e))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pem"))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+/// The key files of `dir`, oldest first, with their key ids.
+///
+/// # Errors
+///
+/// As [`Keyring::load_dir`].
+pub fn key_files(dir: &Path) -> Result<Vec<(String, String)>, KeyError> {
+    pem_paths(dir)?
+        .iter()
+        .map(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            load_pem(p).map(|k| (name, k.kid().to_owned()))
+        })
+        .collect()
 }
 
 fn load_pem(path: &Path) -> Result<SigningKey, KeyError> {

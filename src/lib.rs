@@ -87,6 +87,8 @@ pub mod geoip;
 pub mod issue;
 #[cfg(feature = "issuer")]
 pub mod keyring;
+#[cfg(feature = "issuer")]
+pub mod lifecycle;
 #[cfg(feature = "refresh")]
 pub mod refresh;
 #[cfg(feature = "server")]

@@ -1,4 +1,4 @@
-//! Keeping a verifier's revocation list fresh from a URL, on a background thread.
+//! Keeping a verifier's revocation list and keys fresh from URLs, on background threads.
 //!
 //! Behind the `refresh` feature so the core verifier stays free of an HTTP client. The
 //! refresher polls `GET /v1/revocations`, keeps the last good list until it expires (the
@@ -60,50 +60,67 @@ pub fn fetch(url: &str, etag: Option<&str>) -> Result<Option<(String, Option<Str
     Ok(Some((body, etag)))
 }
 
-/// What the refresher has seen.
+/// What a refresher has seen.
 #[derive(Debug, Clone, Default)]
 pub struct RefreshStatus {
-    /// When a list was last loaded (or confirmed unchanged).
+    /// When a document was last loaded (or confirmed unchanged).
     pub last_success: Option<SystemTime>,
     /// The last error, cleared by a success.
     pub last_error: Option<String>,
     /// Failures in a row.
     pub failures: u32,
+    /// Requests made so far.
+    pub fetches: u64,
 }
 
 struct Shared {
     stop: Mutex<bool>,
     wake: Condvar,
+    /// Set by an unknown-`kid` hook: fetch before the interval is up (throttled).
+    early: Mutex<bool>,
     status: Mutex<RefreshStatus>,
 }
 
-/// A background thread that keeps a [`Verifier`]'s revocation list fresh. Stops when dropped.
-pub struct RevocationRefresher {
+/// A background thread polling one URL. Stops when dropped.
+struct Poller {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl RevocationRefresher {
-    /// Starts polling `url` every `interval` (choose at most half of the issuer's
-    /// `revocations_max_age`) and loading each new list into `verifier` and all its clones. The
-    /// first fetch happens at once.
-    pub fn spawn(verifier: Verifier, url: impl Into<String>, interval: Duration) -> Self {
-        let shared = Arc::new(Shared { stop: Mutex::new(false), wake: Condvar::new(), status: Mutex::default() });
-        let url = url.into();
+impl Poller {
+    /// Polls with `load(body)` every `interval`; an early wake-up is honoured at most once per
+    /// `min_gap`.
+    fn spawn(
+        url: String,
+        interval: Duration,
+        min_gap: Duration,
+        load: impl Fn(&str) -> Result<(), FetchError> + Send + 'static,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+            early: Mutex::new(false),
+            status: Mutex::default(),
+        });
         let thread = std::thread::spawn({
             let shared = Arc::clone(&shared);
-            move || run(&shared, &verifier, &url, interval)
+            move || run(&shared, &url, interval, min_gap, &load)
         });
         Self { shared, thread: Some(thread) }
     }
 
-    /// The refresher's status.
-    pub fn status(&self) -> RefreshStatus {
+    fn status(&self) -> RefreshStatus {
         self.shared.status.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Asks for an early fetch.
+    fn nudge(shared: &Shared) {
+        *shared.early.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        shared.wake.notify_all();
     }
 }
 
-impl Drop for RevocationRefresher {
+impl Drop for Poller {
     fn drop(&mut self) {
         *self.shared.stop.lock().unwrap_or_else(PoisonError::into_inner) = true;
         self.shared.wake.notify_all();
@@ -113,37 +130,111 @@ impl Drop for RevocationRefresher {
     }
 }
 
-fn run(shared: &Shared, verifier: &Verifier, url: &str, interval: Duration) {
+fn run(
+    shared: &Shared,
+    url: &str,
+    interval: Duration,
+    min_gap: Duration,
+    load: &dyn Fn(&str) -> Result<(), FetchError>,
+) {
     let mut etag: Option<String> = None;
     loop {
+        let fetched_at = std::time::Instant::now();
         let outcome = fetch(url, etag.as_deref()).and_then(|fetched| {
             if let Some((body, new_etag)) = fetched {
-                verifier.set_revocations(&body, SystemTime::now())?;
+                load(&body)?;
                 etag = new_etag;
             }
             Ok(())
         });
         let delay = {
             let mut status = shared.status.lock().unwrap_or_else(PoisonError::into_inner);
+            status.fetches += 1;
             match outcome {
                 Ok(()) => {
-                    *status = RefreshStatus { last_success: Some(SystemTime::now()), last_error: None, failures: 0 };
+                    status.last_success = Some(SystemTime::now());
+                    status.last_error = None;
+                    status.failures = 0;
                     interval
                 }
                 Err(e) => {
                     status.failures = status.failures.saturating_add(1);
                     status.last_error = Some(e.to_string());
-                    // A refused list may come from a cache: fetch it whole next time.
+                    // A refused document may come from a cache: fetch it whole next time.
                     etag = None;
                     FIRST_BACKOFF.saturating_mul(1 << status.failures.min(16)).min(interval)
                 }
             }
         };
-        let stop = shared.stop.lock().unwrap_or_else(PoisonError::into_inner);
-        let (stop, _) =
-            shared.wake.wait_timeout_while(stop, delay, |stop| !*stop).unwrap_or_else(PoisonError::into_inner);
-        if *stop {
-            return;
+        // Sleep until the delay is up, or until an early wake-up once `min_gap` has passed.
+        let mut stop = shared.stop.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if *stop {
+                return;
+            }
+            let elapsed = fetched_at.elapsed();
+            if elapsed >= delay {
+                break;
+            }
+            let early = *shared.early.lock().unwrap_or_else(PoisonError::into_inner);
+            if early && elapsed >= min_gap {
+                break;
+            }
+            let wait = if early { min_gap.saturating_sub(elapsed) } else { delay - elapsed };
+            stop = shared.wake.wait_timeout(stop, wait).unwrap_or_else(PoisonError::into_inner).0;
         }
+        *shared.early.lock().unwrap_or_else(PoisonError::into_inner) = false;
+    }
+}
+
+/// Keeps a [`Verifier`]'s revocation list fresh. Stops when dropped.
+pub struct RevocationRefresher(Poller);
+
+impl RevocationRefresher {
+    /// Starts polling `url` every `interval` (choose at most half of the issuer's
+    /// `revocations_max_age`) and loading each new list into `verifier` and all its clones. The
+    /// first fetch happens at once; the last good list is kept until it expires, and errors
+    /// back off exponentially up to `interval`.
+    pub fn spawn(verifier: Verifier, url: impl Into<String>, interval: Duration) -> Self {
+        Self(Poller::spawn(url.into(), interval, interval, move |body| {
+            verifier.set_revocations(body, SystemTime::now()).map_err(FetchError::from)
+        }))
+    }
+
+    /// The refresher's status.
+    pub fn status(&self) -> RefreshStatus {
+        self.0.status()
+    }
+}
+
+/// Keeps a [`Verifier`]'s keys current from a JWKS URL, so signing-key rotations reach it
+/// without a restart. Stops when dropped.
+pub struct JwksRefresher(Poller);
+
+impl JwksRefresher {
+    /// Starts polling the JWKS at `url` every `interval` (the issuer's `jwks_max_age` is the
+    /// natural choice) and loading it into `verifier` and all its clones. A token naming an
+    /// unknown `kid` triggers an early fetch, at most once per `min_gap`, so forged `kid`s
+    /// cannot cause a storm of requests.
+    pub fn spawn(verifier: Verifier, url: impl Into<String>, interval: Duration, min_gap: Duration) -> Self {
+        let target = verifier.clone();
+        let poller = Poller::spawn(url.into(), interval, min_gap, move |body| {
+            let keys = crate::jwk::KeySet::from_jwks_json(body.as_bytes())
+                .map_err(|e| FetchError::Http { url: "JWKS".into(), message: e.to_string() })?;
+            target.set_keys(keys);
+            Ok(())
+        });
+        let shared = Arc::downgrade(&poller.shared);
+        verifier.on_unknown_kid(move || {
+            if let Some(shared) = shared.upgrade() {
+                Poller::nudge(&shared);
+            }
+        });
+        Self(poller)
+    }
+
+    /// The refresher's status.
+    pub fn status(&self) -> RefreshStatus {
+        self.0.status()
     }
 }

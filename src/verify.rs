@@ -15,6 +15,9 @@ use std::net::IpAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// A callback for tokens that name an unknown `kid`.
+type UnknownKidHook = Arc<dyn Fn() + Send + Sync>;
+
 /// Default longest token accepted, in bytes, checked before any decoding.
 pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
 /// Default clock leeway for `exp`, `nbf` and `iat`.
@@ -187,9 +190,12 @@ impl Denied {
 /// and `x5c` are never used), `iss` and `aud` must match exactly, `exp`, `nbf` and `iat` are
 /// checked with [`DEFAULT_LEEWAY`], and tokens over [`DEFAULT_MAX_TOKEN_LEN`] bytes are refused
 /// before decoding.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Verifier {
-    keys: KeySet,
+    /// Shared by clones, so a refresher can replace the keys every clone uses.
+    keys: Arc<RwLock<KeySet>>,
+    /// Called when a token names a `kid` the key set lacks (a JWKS refresher's wake-up).
+    on_unknown_kid: Arc<RwLock<Option<UnknownKidHook>>>,
     issuer: String,
     audiences: Vec<String>,
     leeway: u64,
@@ -200,12 +206,23 @@ pub struct Verifier {
     revocations: Arc<RwLock<Option<Arc<RevocationList>>>>,
 }
 
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("kids", &self.keys().kids().iter().map(|k| (*k).to_owned()).collect::<Vec<_>>())
+            .field("issuer", &self.issuer)
+            .field("audiences", &self.audiences)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Verifier {
     /// A verifier for tokens from `issuer` addressed to `audience` (a project id), signed by a
     /// key in `keys`.
     pub fn new(keys: KeySet, issuer: impl Into<String>, audience: impl Into<String>) -> Self {
         Self {
-            keys,
+            keys: Arc::new(RwLock::new(keys)),
+            on_unknown_kid: Arc::default(),
             issuer: issuer.into(),
             audiences: vec![audience.into()],
             leeway: DEFAULT_LEEWAY.as_secs(),
@@ -249,8 +266,32 @@ impl Verifier {
     }
 
     /// The trusted keys.
-    pub fn keys(&self) -> &KeySet {
-        &self.keys
+    pub fn keys(&self) -> KeySet {
+        self.keys.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Replaces the trusted keys (for every clone of this verifier), e.g. after fetching the
+    /// JWKS again.
+    pub fn set_keys(&self, keys: KeySet) {
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
+    }
+
+    /// Calls `hook` whenever a token names a `kid` the key set lacks, so a refresher can fetch
+    /// the JWKS early (it must throttle: forged `kid`s are free to send).
+    pub fn on_unknown_kid(&self, hook: impl Fn() + Send + Sync + 'static) {
+        *self.on_unknown_kid.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(hook));
+    }
+
+    /// Runs `f` on the current key set, and the unknown-`kid` hook when it fails that way.
+    fn with_keys<T>(&self, f: impl FnOnce(&KeySet) -> Result<T, VerifyError>) -> Result<T, VerifyError> {
+        let result = f(&self.keys.read().unwrap_or_else(PoisonError::into_inner));
+        if matches!(result, Err(VerifyError::UnknownKid)) {
+            let hook = self.on_unknown_kid.read().unwrap_or_else(PoisonError::into_inner).clone();
+            if let Some(hook) = hook {
+                hook();
+            }
+        }
+        result
     }
 
     /// Loads a signed revocation list (from `GET /v1/revocations`), checking its signature with
@@ -270,7 +311,8 @@ impl Verifier {
     ///
     /// As [`Verifier::with_revocations`].
     pub fn set_revocations(&self, signed: &str, now: SystemTime) -> Result<(), VerifyError> {
-        let list = RevocationList::verify(&self.keys, signed, &self.issuer, unix_seconds(now), self.leeway)?;
+        let list =
+            self.with_keys(|keys| RevocationList::verify(keys, signed, &self.issuer, unix_seconds(now), self.leeway))?;
         let mut held = self.revocations.write().unwrap_or_else(PoisonError::into_inner);
         // Neither an older list nor one from an older config may replace the one held.
         if held.as_ref().is_some_and(|h| h.claims().iat > list.claims().iat || h.claims().ver > list.claims().ver) {
@@ -298,7 +340,8 @@ impl Verifier {
     ///
     /// A [`VerifyError`] saying why the token was refused.
     pub fn verify(&self, token: &str, now: SystemTime) -> Result<Grant, VerifyError> {
-        let claims: AccessClaims = verify_jws(&self.keys, token, self.max_token_len, ACCESS_TOKEN_TYP)?;
+        let claims: AccessClaims =
+            self.with_keys(|keys| verify_jws(keys, token, self.max_token_len, ACCESS_TOKEN_TYP))?;
         self.check_registered(&claims, unix_seconds(now))?;
         if let Some(list) = self.revocations()
             && (list.is_template_revoked(&claims.sub) || claims.api_keys.iter().any(|id| list.is_api_key_revoked(id)))
@@ -317,7 +360,7 @@ impl Verifier {
     /// [`VerifyError::RevocationsExpired`] without a fresh list, [`VerifyError::Revoked`] for a
     /// deactivated key, or any reason [`Verifier::verify`] gives.
     pub fn verify_api_key(&self, key: &str, now: SystemTime) -> Result<ApiKeyGrant, VerifyError> {
-        let claims: ApiKeyClaims = verify_jws(&self.keys, key, self.max_token_len, API_KEY_TYP)?;
+        let claims: ApiKeyClaims = self.with_keys(|keys| verify_jws(keys, key, self.max_token_len, API_KEY_TYP))?;
         let now = unix_seconds(now);
         if claims.iss != self.issuer {
             return Err(VerifyError::WrongIssuer);

@@ -187,6 +187,7 @@ async fn status_reports_without_secrets() {
         config: server.dir.path().join("config.toml"),
         keys: server.dir.path().join("keys"),
         allow_rollback: true,
+        signing_key: None,
     };
     std::fs::write(server.dir.path().join("config.toml"), config(7, "")).unwrap();
     let permissive = keysmith::server::IssuerHandle::load(source).unwrap();

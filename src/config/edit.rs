@@ -82,6 +82,9 @@ impl ConfigEditor {
         if let Some(expires) = key.expires_at.as_deref().and_then(|c| c.parse::<toml_edit::Datetime>().ok()) {
             table["expires_at"] = value(expires);
         }
+        if let Some(kid) = &key.kid {
+            table["kid"] = value(kid);
+        }
         table["active"] = value(key.active);
         let slot = self.doc.entry("api_keys").or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()));
         if let Some(array) = slot.as_array_of_tables_mut() {
@@ -239,6 +242,7 @@ active = true
             projects: vec!["demo".into()],
             created_at: Some("2026-11-23T10:00:00Z".into()),
             expires_at: None,
+            kid: Some("kid-1".into()),
             active: true,
         }
     }

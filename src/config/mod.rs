@@ -75,6 +75,9 @@ pub struct Config {
     pub version: u64,
     /// The `iss` claim of every token.
     pub issuer: String,
+    /// How long verifiers may cache the JWKS, in seconds; also how long a new signing key is
+    /// published before it signs. Defaults to 300.
+    pub jwks_max_age: u32,
     /// Lifetime of a signed revocation list, in seconds. Defaults to
     /// [`DEFAULT_REVOCATIONS_MAX_AGE`] (300 s).
     pub revocations_max_age: u32,
@@ -307,6 +310,8 @@ pub struct ApiKeyMeta {
     pub projects: Vec<String>,
     /// When it was created (RFC 3339).
     pub created_at: Option<String>,
+    /// The kid of the signing key that signed it.
+    pub kid: Option<String>,
     /// When it expires (RFC 3339), if the operator set an expiry; the key itself carries `exp`.
     pub expires_at: Option<String>,
     /// `false` puts the id on the signed revocation list. Defaults to `true`.

@@ -21,6 +21,10 @@ pub(crate) struct RawConfig {
     pub version: i64,
     /// The `iss` claim of every key. Downstream verifiers pin it exactly.
     pub issuer: String,
+    /// Seconds verifiers may cache the JWKS (1 to 86400). Default 300. A new signing key is
+    /// published at least this long before it signs.
+    #[schemars(range(min = 1, max = 86400))]
+    pub jwks_max_age: Option<i64>,
     /// Seconds a signed revocation list stays fresh (10 to 86400). Default 300.
     #[schemars(range(min = 10, max = 86400))]
     pub revocations_max_age: Option<i64>,
@@ -169,6 +173,8 @@ pub(crate) struct RawApiKey {
     pub projects: Vec<String>,
     /// When it was created.
     pub created_at: Option<RawDate>,
+    /// The signing key that signed it (kept published while the key is active).
+    pub kid: Option<String>,
     /// When it expires, if the operator set an expiry.
     pub expires_at: Option<RawDate>,
     /// false puts the id on the signed revocation list. Default true.

@@ -52,6 +52,16 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Pr
             }
         },
     };
+    let jwks_max_age = match raw.jwks_max_age {
+        None => 300,
+        Some(secs) => match u32::try_from(secs) {
+            Ok(secs) if (1..=86_400).contains(&secs) => secs,
+            _ => {
+                p.add("jwks_max_age", format!("{secs} is out of bounds: 1 to 86400 seconds"));
+                300
+            }
+        },
+    };
     let server = server(raw.server, base_dir, &mut p);
     let catalog = catalog(raw.catalog, &mut p);
 
@@ -99,6 +109,7 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Pr
     Ok(Config {
         version,
         issuer: raw.issuer,
+        jwks_max_age,
         revocations_max_age,
         server,
         catalog,
@@ -361,6 +372,7 @@ fn api_key(
     ApiKeyMeta {
         created_at: created_at(k.created_at, &format!("{path}.created_at"), p),
         expires_at: created_at(k.expires_at, &format!("{path}.expires_at"), p),
+        kid: k.kid,
         id: k.id,
         description: k.description,
         permissions,

@@ -13,7 +13,7 @@ mod routes;
 pub use error::ApiError;
 #[cfg(unix)]
 pub use reload::reload_on_sighup;
-pub use reload::{Rejection, ReloadOutcome, Source, watch};
+pub use reload::{Rejection, ReloadOutcome, SigningKeySource, Source, watch};
 
 use crate::issue::{Issuer, SignedRevocations};
 use arc_swap::ArcSwap;

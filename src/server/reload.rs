@@ -19,10 +19,55 @@ use std::time::{Duration, SystemTime};
 pub struct Source {
     /// The config file (symlinks followed, so a Kubernetes ConfigMap mount works).
     pub config: PathBuf,
-    /// The directory of signing keys.
+    /// The directory of signing keys (with its `keyring.toml` lifecycle record, if any).
     pub keys: PathBuf,
     /// Accept a config whose `version` is lower than the running one. Defaults to `false`.
     pub allow_rollback: bool,
+    /// A single signing key from elsewhere, replacing the key directory.
+    pub signing_key: Option<SigningKeySource>,
+}
+
+/// A signing key injected by the platform rather than kept in the key directory.
+#[derive(Clone)]
+pub enum SigningKeySource {
+    /// A PEM file, e.g. a mounted Kubernetes Secret (re-read on reload).
+    File(PathBuf),
+    /// PEM text from an environment variable (read once at start).
+    Pem(std::sync::Arc<zeroize::Zeroizing<String>>),
+}
+
+impl std::fmt::Debug for SigningKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => f.debug_tuple("File").field(path).finish(),
+            Self::Pem(_) => f.write_str("Pem([redacted])"),
+        }
+    }
+}
+
+impl Source {
+    /// A source reading `config` and the key directory `keys`.
+    pub fn new(config: impl Into<PathBuf>, keys: impl Into<PathBuf>) -> Self {
+        Self { config: config.into(), keys: keys.into(), allow_rollback: false, signing_key: None }
+    }
+
+    fn load_keys(&self) -> Result<Keyring, crate::keyring::KeyError> {
+        match &self.signing_key {
+            None => Keyring::load_dir(&self.keys),
+            Some(SigningKeySource::File(path)) => Keyring::from_pem_file(path),
+            Some(SigningKeySource::Pem(pem)) => Keyring::from_pem(pem, Path::new("KEYSMITH_SIGNING_KEY")),
+        }
+    }
+
+    fn keys_fingerprint(&self, geoip: Option<&Path>) -> String {
+        match &self.signing_key {
+            Some(SigningKeySource::File(path)) => {
+                let content = std::fs::read(path).map(|b| sha256_hex(&b)).unwrap_or_default();
+                format!("{content}:{}", inputs_fingerprint(Path::new("/nonexistent"), geoip))
+            }
+            _ => inputs_fingerprint(&self.keys, geoip),
+        }
+    }
 }
 
 /// A rejected reload, as `/v1/status` reports it.
@@ -77,15 +122,15 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A fingerprint of the other inputs of a reload: the content of every `*.pem` in the key
-/// directory (read through symlinks, so a Kubernetes Secret's `..data` swap shows), and the
-/// size and modification time of the GeoIP database.
+/// A fingerprint of the other inputs of a reload: the content of every `*.pem` and of the
+/// lifecycle record in the key directory (read through symlinks, so a Kubernetes Secret's
+/// `..data` swap shows), and the size and modification time of the GeoIP database.
 pub(crate) fn inputs_fingerprint(keys: &Path, geoip: Option<&Path>) -> String {
     let mut entries: Vec<String> = std::fs::read_dir(keys)
         .map(|rd| {
             rd.filter_map(Result::ok)
                 .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "pem"))
+                .filter(|p| p.extension().is_some_and(|x| x == "pem") || p.ends_with(crate::lifecycle::STATE_FILE))
                 .map(|p| {
                     let content = std::fs::read(&p).map(|b| sha256_hex(&b)).unwrap_or_default();
                     format!("{}:{content}", p.display())
@@ -109,7 +154,7 @@ pub(crate) fn inputs_fingerprint(keys: &Path, geoip: Option<&Path>) -> String {
 /// Everything that, when it changes, calls for a reload.
 fn fingerprint(source: &Source, geoip: Option<&Path>) -> String {
     let config = std::fs::read(&source.config).map(|b| sha256_hex(&b)).unwrap_or_default();
-    format!("{config}:{}", inputs_fingerprint(&source.keys, geoip))
+    format!("{config}:{}", source.keys_fingerprint(geoip))
 }
 
 impl IssuerHandle {
@@ -122,14 +167,14 @@ impl IssuerHandle {
         let text = read_config(&source.config)?;
         let config = Config::from_toml(&text, base_dir(&source.config))?;
         let geoip = config.server.geoip_database.clone();
-        let issuer = Issuer::new(config, Keyring::load_dir(&source.keys)?)?;
+        let issuer = Issuer::new(config, source.load_keys()?)?;
         let handle = Self::new(issuer).map_err(|e| {
             crate::issue::LoadError::Config(crate::config::ConfigError::Io { path: source.config.clone(), source: e })
         })?;
         {
             let mut state = handle.state();
             state.config_sha256 = sha256_hex(text.as_bytes());
-            state.inputs = inputs_fingerprint(&source.keys, geoip.as_deref());
+            state.inputs = source.keys_fingerprint(geoip.as_deref());
         }
         Ok(handle.with_source(source))
     }
@@ -160,7 +205,7 @@ impl IssuerHandle {
             Err(e) => return ReloadOutcome::Rejected(self.reject(None, e.to_string())),
         };
         let config_sha256 = sha256_hex(text.as_bytes());
-        let running_inputs = inputs_fingerprint(&source.keys, self.running_geoip().as_deref());
+        let running_inputs = source.keys_fingerprint(self.running_geoip().as_deref());
         {
             let state = self.state();
             if !force && state.config_sha256 == config_sha256 && state.inputs == running_inputs {
@@ -193,8 +238,9 @@ impl IssuerHandle {
             (old.listen != config.server.listen)
                 .then(|| format!("server.listen {} -> {}", old.listen, config.server.listen))
         };
-        let inputs = inputs_fingerprint(&source.keys, config.server.geoip_database.as_deref());
-        let issuer = match Keyring::load_dir(&source.keys)
+        let inputs = source.keys_fingerprint(config.server.geoip_database.as_deref());
+        let issuer = match source
+            .load_keys()
             .map_err(crate::issue::LoadError::from)
             .and_then(|keys| Issuer::new(config, keys).map_err(crate::issue::LoadError::from))
         {

@@ -15,9 +15,6 @@ use sha2::{Digest as _, Sha256};
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-/// How long verifiers and CDNs may cache the JWKS.
-const JWKS_MAX_AGE: &str = "public, max-age=300";
-
 #[derive(Serialize)]
 struct MintResponse<'a> {
     status: &'static str,
@@ -251,6 +248,8 @@ fn read_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
 pub(super) struct JwksBody {
     body: Bytes,
     etag: HeaderValue,
+    /// `Cache-Control`: the config's `jwks_max_age`, which key activation waits for.
+    cache_control: HeaderValue,
 }
 
 impl JwksBody {
@@ -258,7 +257,9 @@ impl JwksBody {
         let body = serde_json::to_vec(&issuer.keyring().jwks()).unwrap_or_default();
         // Base64url in quotes is always a valid header value.
         let etag = HeaderValue::from_str(&etag(&body)).unwrap_or(HeaderValue::from_static("\"0\""));
-        Self { body: Bytes::from(body), etag }
+        let cache_control = HeaderValue::from_str(&format!("public, max-age={}", issuer.config().jwks_max_age))
+            .unwrap_or(HeaderValue::from_static("public, max-age=300"));
+        Self { body: Bytes::from(body), etag, cache_control }
     }
 }
 
@@ -278,7 +279,7 @@ pub(super) async fn jwks(State(handle): State<IssuerHandle>, headers: HeaderMap)
     };
     let h = response.headers_mut();
     h.insert(header::ETAG, jwks.etag.clone());
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(JWKS_MAX_AGE));
+    h.insert(header::CACHE_CONTROL, jwks.cache_control.clone());
     response
 }
 

@@ -36,6 +36,7 @@ impl TestServer {
             config: dir.path().join("config.toml"),
             keys: dir.path().join("keys"),
             allow_rollback: false,
+            signing_key: None,
         };
         let handle = keysmith::server::IssuerHandle::load(source).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -45,6 +46,11 @@ impl TestServer {
             let _ = rx.await;
         }));
         Self { addr, dir, handle, shutdown: Some(tx), task: Some(task) }
+    }
+
+    /// Watches the config and keys for changes, as `keysmith serve` does.
+    pub fn watch(&self, interval: std::time::Duration) {
+        tokio::spawn(keysmith::server::watch(self.handle.clone(), interval));
     }
 
     /// Reloads config and keys from the server's directory, as SIGHUP does.

@@ -152,6 +152,7 @@ fn create(path: &Path, text: &str, base: &Path, spec: Spec, keys: &Path) -> anyh
         projects,
         created_at: Some(created_at),
         expires_at: expires_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        kid: Some(issuer.keyring().signing().kid().to_owned()),
         active: true,
     });
     let (text, config) = editor.finish(base)?;

@@ -11,6 +11,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // With a lifecycle record, a new key joins as next: published now, signing after a rotation.
+    if let Some(mut state) = keysmith::lifecycle::KeyringState::load(&args.keys)? {
+        let kid = state.add_next(&args.keys, chrono::Utc::now())?;
+        state.save(&args.keys)?;
+        println!("generated next key {kid}; `keysmith keys rotate` makes it active once verifiers have it");
+        return Ok(ExitCode::SUCCESS);
+    }
     let (path, kid) = keysmith::keyring::generate_key_file(&args.keys)?;
     println!("generated {} (kid {kid})", path.display());
     println!("the newest key in {} signs; all keys there are published", args.keys.display());

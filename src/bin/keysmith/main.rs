@@ -3,6 +3,7 @@
 mod apikey;
 mod check;
 mod keygen;
+mod keys;
 mod mint;
 mod schema;
 mod serve;
@@ -33,6 +34,8 @@ enum Command {
     Verify(verify::Args),
     /// Manage permanent API keys recorded in the config.
     Apikey(apikey::Args),
+    /// The signing-key lifecycle: list, rotate, retire, remove.
+    Keys(keys::Args),
     /// Print the JSON Schema of the config, for TOML editors.
     Schema(schema::Args),
 }
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Mint(args) => mint::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Apikey(args) => apikey::run(args),
+        Command::Keys(args) => keys::run(args),
         Command::Schema(args) => schema::run(args),
     };
     match result {

@@ -1,7 +1,7 @@
 //! `keysmith serve`.
 
 use anyhow::Context as _;
-use keysmith::server::{IssuerHandle, Source};
+use keysmith::server::{IssuerHandle, SigningKeySource, Source};
 use keysmith::{Config, Keyring};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,6 +25,10 @@ pub struct Args {
     /// Accept a reloaded config whose `version` is lower than the running one.
     #[arg(long)]
     allow_rollback: bool,
+    /// Sign with the key in this PEM file (e.g. a mounted Kubernetes Secret) instead of the key
+    /// directory; re-read on reload.
+    #[arg(long, env = "KEYSMITH_SIGNING_KEY_FILE")]
+    signing_key_file: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -36,8 +40,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let (keys, generated) = Keyring::load_or_generate(&args.keys)?;
+    // A key injected by the platform: a file, or PEM text in KEYSMITH_SIGNING_KEY.
+    let injected = match (&args.signing_key_file, std::env::var("KEYSMITH_SIGNING_KEY")) {
+        (Some(path), _) => Some(SigningKeySource::File(path.clone())),
+        (None, Ok(pem)) => Some(SigningKeySource::Pem(std::sync::Arc::new(zeroize::Zeroizing::new(pem)))),
+        (None, Err(_)) => None,
+    };
+    let generated = if injected.is_none() { Keyring::load_or_generate(&args.keys)?.1 } else { None };
     if let Some(path) = generated {
+        let keys = Keyring::load_dir(&args.keys)?;
         tracing::warn!(
             path = %path.display(),
             kid = keys.signing().kid(),
@@ -47,7 +58,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let listen = args.listen.unwrap_or(config.server.listen);
-    let source = Source { config: args.config.clone(), keys: args.keys.clone(), allow_rollback: args.allow_rollback };
+    let source = Source {
+        config: args.config.clone(),
+        keys: args.keys.clone(),
+        allow_rollback: args.allow_rollback,
+        signing_key: injected,
+    };
     let handle = IssuerHandle::load(source)?;
     let version = handle.config_version();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

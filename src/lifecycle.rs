@@ -1,0 +1,458 @@
+//! Signing-key lifecycle: **next** (published, not yet signing), **active** (signs; exactly
+//! one), **retired** (no longer signs, still published), recorded in `keys/keyring.toml` beside
+//! the private keys (the record holds no secret).
+//!
+//! The invariants, enforced here and tested:
+//! - a key becomes active only after it has been published for at least the JWKS cache lifetime
+//!   (`jwks_max_age`), so every verifier has it before the first token it signs;
+//! - a retired key stays published until every token it signed has expired (the longest template
+//!   `expiration_duration` plus leeway after retirement) and while any active permanent API key
+//!   signed by it is recorded in the config; removing it earlier needs `force` and says what breaks.
+
+use crate::config::Config;
+use crate::keyring::{KeyError, generate_key_file};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The state file in the key directory.
+pub const STATE_FILE: &str = "keyring.toml";
+/// Extra time a retired key stays published beyond the longest token lifetime.
+pub const RETIRE_LEEWAY: Duration = Duration::seconds(60);
+
+/// Where a key is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    /// Published in the JWKS, not yet signing.
+    Next,
+    /// Signs new tokens. Exactly one key is active.
+    Active,
+    /// No longer signs; still published so tokens it signed keep verifying.
+    Retired,
+}
+
+/// One key's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRecord {
+    /// The key id (RFC 7638 thumbprint).
+    pub kid: String,
+    /// The PEM file in the key directory.
+    pub file: String,
+    /// Where it is in its life.
+    pub state: KeyState,
+    /// When it was generated.
+    pub created: DateTime<Utc>,
+    /// When it was first published in the JWKS.
+    pub published: DateTime<Utc>,
+    /// When it started signing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activated: Option<DateTime<Utc>>,
+    /// When it stopped signing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired: Option<DateTime<Utc>>,
+}
+
+/// The timings that decide when a key may change state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// How long verifiers may cache the JWKS.
+    pub jwks_max_age: Duration,
+    /// The longest lifetime of a token the issuer mints.
+    pub longest_token: Duration,
+}
+
+impl Policy {
+    /// The policy of a config: its `jwks_max_age` and longest template `expiration_duration`.
+    pub fn of(config: &Config) -> Self {
+        Self {
+            jwks_max_age: Duration::seconds(i64::from(config.jwks_max_age)),
+            longest_token: Duration::seconds(i64::from(config.longest_expiration())),
+        }
+    }
+}
+
+/// Why a lifecycle change was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LifecycleError {
+    /// Reading or writing the key directory failed.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The state file does not parse.
+    #[error("{0}: {1}")]
+    State(String, String),
+    /// There is no next key to promote.
+    #[error("there is no next key to promote; `keysmith keys rotate` creates one first")]
+    NoNext,
+    /// The next key has not been published long enough for verifiers to have fetched it.
+    #[error(
+        "next key {kid} has been published for {published_for} s; verifiers may cache the JWKS for {needed} s, so wait {wait} s more (or --force, and tokens it signs may fail to verify until caches refresh)"
+    )]
+    TooSoon {
+        /// The next key.
+        kid: String,
+        /// How long it has been published, in seconds.
+        published_for: i64,
+        /// The JWKS cache lifetime, in seconds.
+        needed: i64,
+        /// Seconds left.
+        wait: i64,
+    },
+    /// No such key id in the record.
+    #[error("no key {0} in {STATE_FILE}")]
+    UnknownKid(String),
+    /// The active key cannot be retired or removed directly.
+    #[error("{0} is the active key; rotate to retire it")]
+    ActiveKey(String),
+    /// A key must be retired before it is removed.
+    #[error("{0} is not retired; retire it first")]
+    NotRetired(String),
+    /// Removing the key now would break tokens or permanent keys.
+    #[error("{kid} is still needed: {}; --force removes it anyway", .reasons.join("; "))]
+    StillNeeded {
+        /// The key.
+        kid: String,
+        /// What would break.
+        reasons: Vec<String>,
+    },
+}
+
+/// The lifecycle record of a key directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyringState {
+    /// The keys, oldest first.
+    #[serde(default)]
+    pub keys: Vec<KeyRecord>,
+}
+
+impl KeyringState {
+    /// Reads `dir/keyring.toml`; `None` when the directory has no record (every key published,
+    /// the newest signing).
+    ///
+    /// # Errors
+    ///
+    /// When the record exists and cannot be read or parsed.
+    pub fn load(dir: &Path) -> Result<Option<Self>, LifecycleError> {
+        let path = dir.join(STATE_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map(Some)
+                .map_err(|e| LifecycleError::State(path.display().to_string(), e.message().to_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(KeyError::Io { path, source: e }.into()),
+        }
+    }
+
+    /// Writes `dir/keyring.toml` atomically.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be written.
+    pub fn save(&self, dir: &Path) -> Result<(), LifecycleError> {
+        let text = format!(
+            "# Signing-key lifecycle, managed by `keysmith keys`. No secrets here: the private keys are the *.pem files.\n{}",
+            toml::to_string_pretty(self).map_err(|e| LifecycleError::State(STATE_FILE.into(), e.to_string()))?
+        );
+        crate::config::write_atomically(&dir.join(STATE_FILE), &text).map_err(|e| {
+            KeyError::Io { path: dir.join(STATE_FILE), source: std::io::Error::other(e.to_string()) }.into()
+        })
+    }
+
+    /// Starts a record for a directory that has none: the newest key is active, the others
+    /// retired now.
+    ///
+    /// # Errors
+    ///
+    /// When a key file cannot be read.
+    pub fn adopt(dir: &Path, now: DateTime<Utc>) -> Result<Self, LifecycleError> {
+        let ring = crate::Keyring::load_dir(dir)?;
+        let active = ring.signing().kid().to_owned();
+        let mut keys: Vec<KeyRecord> = Vec::new();
+        for (file, kid) in crate::keyring::key_files(dir)? {
+            let state = if kid == active { KeyState::Active } else { KeyState::Retired };
+            keys.push(KeyRecord {
+                kid,
+                file,
+                state,
+                created: now,
+                published: now,
+                activated: (state == KeyState::Active).then_some(now),
+                retired: (state == KeyState::Retired).then_some(now),
+            });
+        }
+        Ok(Self { keys })
+    }
+
+    /// Generates a key into `dir` and records it as next (published from now on).
+    ///
+    /// # Errors
+    ///
+    /// When the key cannot be written.
+    pub fn add_next(&mut self, dir: &Path, now: DateTime<Utc>) -> Result<String, LifecycleError> {
+        let (path, kid) = generate_key_file(dir)?;
+        let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        self.keys.push(KeyRecord {
+            kid: kid.clone(),
+            file,
+            state: KeyState::Next,
+            created: now,
+            published: now,
+            activated: None,
+            retired: None,
+        });
+        Ok(kid)
+    }
+
+    /// The record of `kid`.
+    pub fn get(&self, kid: &str) -> Option<&KeyRecord> {
+        self.keys.iter().find(|k| k.kid == kid)
+    }
+
+    fn get_mut(&mut self, kid: &str) -> Result<&mut KeyRecord, LifecycleError> {
+        self.keys.iter_mut().find(|k| k.kid == kid).ok_or_else(|| LifecycleError::UnknownKid(kid.to_owned()))
+    }
+
+    /// Promotes the next key to active once it has been published for `jwks_max_age` (or at
+    /// once with `force`), retires the active one, and generates a new next key. Returns
+    /// `(retired, activated, new next)`.
+    ///
+    /// # Errors
+    ///
+    /// [`LifecycleError::NoNext`] or [`LifecycleError::TooSoon`]; nothing changes.
+    pub fn rotate(
+        &mut self,
+        dir: &Path,
+        policy: Policy,
+        now: DateTime<Utc>,
+        force: bool,
+    ) -> Result<(Option<String>, String, String), LifecycleError> {
+        let next = self.keys.iter().find(|k| k.state == KeyState::Next).ok_or(LifecycleError::NoNext)?.clone();
+        let published_for = (now - next.published).num_seconds();
+        if published_for < policy.jwks_max_age.num_seconds() && !force {
+            return Err(LifecycleError::TooSoon {
+                kid: next.kid,
+                published_for,
+                needed: policy.jwks_max_age.num_seconds(),
+                wait: policy.jwks_max_age.num_seconds() - published_for,
+            });
+        }
+        let mut retired = None;
+        for k in self.keys.iter_mut().filter(|k| k.state == KeyState::Active) {
+            k.state = KeyState::Retired;
+            k.retired = Some(now);
+            retired = Some(k.kid.clone());
+        }
+        let promoted = self.get_mut(&next.kid)?;
+        promoted.state = KeyState::Active;
+        promoted.activated = Some(now);
+        let new_next = self.add_next(dir, now)?;
+        Ok((retired, next.kid, new_next))
+    }
+
+    /// Retires a next key (it never signed). The active key is retired by rotating.
+    ///
+    /// # Errors
+    ///
+    /// [`LifecycleError::UnknownKid`] or [`LifecycleError::ActiveKey`].
+    pub fn retire(&mut self, kid: &str, now: DateTime<Utc>) -> Result<(), LifecycleError> {
+        let record = self.get_mut(kid)?;
+        match record.state {
+            KeyState::Active => Err(LifecycleError::ActiveKey(kid.to_owned())),
+            KeyState::Retired => Ok(()),
+            KeyState::Next => {
+                record.state = KeyState::Retired;
+                record.retired = Some(now);
+                Ok(())
+            }
+        }
+    }
+
+    /// When a retired key may leave the JWKS: once every token it signed has expired. Keys
+    /// that never signed may go at once.
+    pub fn retire_after(record: &KeyRecord, policy: Policy) -> Option<DateTime<Utc>> {
+        let retired = record.retired?;
+        Some(if record.activated.is_some() { retired + policy.longest_token + RETIRE_LEEWAY } else { retired })
+    }
+
+    /// What removing `kid` at `now` would break: unexpired tokens, and active permanent API
+    /// keys of `config` signed by it.
+    pub fn blockers(&self, kid: &str, config: &Config, policy: Policy, now: DateTime<Utc>) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if let Some(after) = self.get(kid).and_then(|r| Self::retire_after(r, policy))
+            && now < after
+        {
+            reasons.push(format!(
+                "tokens it signed may be valid until {}",
+                after.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ));
+        }
+        let pinned: Vec<&str> = config
+            .api_keys()
+            .iter()
+            .filter(|k| k.active && k.kid.as_deref() == Some(kid))
+            .map(|k| k.id.as_str())
+            .collect();
+        if !pinned.is_empty() {
+            reasons.push(format!(
+                "active permanent API keys signed by it: {} (reissue or deactivate them)",
+                pinned.join(", ")
+            ));
+        }
+        reasons
+    }
+
+    /// Removes a retired key from the record and deletes its file, refusing while it is still
+    /// needed unless `force`. Returns what was broken (empty unless forced).
+    ///
+    /// # Errors
+    ///
+    /// [`LifecycleError::StillNeeded`], [`LifecycleError::NotRetired`],
+    /// [`LifecycleError::ActiveKey`] or [`LifecycleError::UnknownKid`].
+    pub fn remove(
+        &mut self,
+        dir: &Path,
+        kid: &str,
+        config: &Config,
+        now: DateTime<Utc>,
+        force: bool,
+    ) -> Result<Vec<String>, LifecycleError> {
+        let record = self.get(kid).ok_or_else(|| LifecycleError::UnknownKid(kid.to_owned()))?.clone();
+        match record.state {
+            KeyState::Active => return Err(LifecycleError::ActiveKey(kid.to_owned())),
+            KeyState::Next => return Err(LifecycleError::NotRetired(kid.to_owned())),
+            KeyState::Retired => {}
+        }
+        let reasons = self.blockers(kid, config, Policy::of(config), now);
+        if !reasons.is_empty() && !force {
+            return Err(LifecycleError::StillNeeded { kid: kid.to_owned(), reasons });
+        }
+        let path = dir.join(&record.file);
+        std::fs::remove_file(&path).map_err(|e| KeyError::Io { path, source: e })?;
+        self.keys.retain(|k| k.kid != kid);
+        Ok(reasons)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+version = 1
+issuer = "i"
+jwks_max_age = 300
+[projects.demo]
+[[templates]]
+id = "t"
+project = "demo"
+permissions = ["OBJECTS_LIST"]
+expiration_duration = 3600
+"#;
+
+    fn config(extra: &str) -> Config {
+        Config::from_toml(&format!("{CONFIG}{extra}"), Path::new(".")).unwrap()
+    }
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-23T00:00:00Z").unwrap().with_timezone(&Utc)
+    }
+
+    fn setup() -> (tempfile::TempDir, KeyringState) {
+        let dir = tempfile::tempdir().unwrap();
+        generate_key_file(dir.path()).unwrap();
+        let state = KeyringState::adopt(dir.path(), t0()).unwrap();
+        (dir, state)
+    }
+
+    #[test]
+    fn a_key_signs_only_after_the_jwks_cache_lifetime() {
+        let (dir, mut state) = setup();
+        let policy = Policy::of(&config(""));
+        assert!(matches!(state.rotate(dir.path(), policy, t0(), false), Err(LifecycleError::NoNext)));
+        let next = state.add_next(dir.path(), t0()).unwrap();
+        let err = state.rotate(dir.path(), policy, t0() + Duration::seconds(299), false).unwrap_err();
+        assert!(matches!(err, LifecycleError::TooSoon { wait: 1, .. }), "{err}");
+        let (retired, active, new_next) =
+            state.rotate(dir.path(), policy, t0() + Duration::seconds(300), false).unwrap();
+        assert_eq!(active, next);
+        assert!(retired.is_some() && new_next != next);
+        state.save(dir.path()).unwrap();
+        let ring = crate::Keyring::load_dir(dir.path()).unwrap();
+        assert_eq!(ring.signing().kid(), next);
+        assert_eq!(ring.published().len(), 3, "retired, active and next are all published");
+        // Forced, the wait is skipped.
+        assert!(state.rotate(dir.path(), policy, t0() + Duration::seconds(301), true).is_ok());
+    }
+
+    #[test]
+    fn a_retired_key_stays_until_its_tokens_expire_and_its_api_keys_are_gone() {
+        let (dir, mut state) = setup();
+        let old = state.keys[0].kid.clone();
+        state.add_next(dir.path(), t0()).unwrap();
+        let policy = Policy::of(&config(""));
+        state.rotate(dir.path(), policy, t0() + Duration::seconds(300), false).unwrap();
+        let retired_at = t0() + Duration::seconds(300);
+        assert_eq!(
+            KeyringState::retire_after(state.get(&old).unwrap(), policy),
+            Some(retired_at + Duration::seconds(3600) + RETIRE_LEEWAY)
+        );
+        let config_plain = config("");
+        let early = state
+            .clone()
+            .remove(dir.path(), &old, &config_plain, retired_at + Duration::seconds(3600), false)
+            .unwrap_err();
+        assert!(
+            matches!(&early, LifecycleError::StillNeeded { reasons, .. } if reasons[0].contains("tokens it signed")),
+            "{early}"
+        );
+        let pinned = config(&format!(
+            "[[api_keys]]\nid = \"ak_1\"\npermissions = [\"OBJECTS_LIST\"]\nprojects = [\"demo\"]\nkid = \"{old}\"\n"
+        ));
+        let late = retired_at + Duration::seconds(3600 + 61);
+        let err = state.clone().remove(dir.path(), &old, &pinned, late, false).unwrap_err();
+        assert!(err.to_string().contains("ak_1"), "{err}");
+        // Without blockers it goes, file and all.
+        let file = dir.path().join(&state.get(&old).unwrap().file);
+        let mut unpinned = state.clone();
+        assert!(unpinned.remove(dir.path(), &old, &config_plain, late, false).unwrap().is_empty());
+        assert!(!file.exists() && unpinned.get(&old).is_none());
+        // Forcing says what it breaks.
+        std::fs::write(&file, "restored for the forced case").unwrap();
+        let broken = state.remove(dir.path(), &old, &pinned, late, true).unwrap();
+        assert_eq!(broken.len(), 1);
+        assert!(broken[0].contains("ak_1"));
+    }
+
+    #[test]
+    fn active_and_next_keys_are_protected() {
+        let (dir, mut state) = setup();
+        let active = state.keys[0].kid.clone();
+        assert!(matches!(state.retire(&active, t0()), Err(LifecycleError::ActiveKey(_))));
+        assert!(matches!(
+            state.clone().remove(dir.path(), &active, &config(""), t0(), true),
+            Err(LifecycleError::ActiveKey(_))
+        ));
+        let next = state.add_next(dir.path(), t0()).unwrap();
+        assert!(matches!(
+            state.clone().remove(dir.path(), &next, &config(""), t0(), true),
+            Err(LifecycleError::NotRetired(_))
+        ));
+        // A next key that never signed may be retired and removed at once.
+        state.retire(&next, t0()).unwrap();
+        assert!(state.remove(dir.path(), &next, &config(""), t0(), false).unwrap().is_empty());
+        assert!(matches!(state.retire("nope", t0()), Err(LifecycleError::UnknownKid(_))));
+    }
+
+    #[test]
+    fn the_record_and_the_files_must_agree() {
+        let (dir, state) = setup();
+        state.save(dir.path()).unwrap();
+        assert!(crate::Keyring::load_dir(dir.path()).is_ok());
+        generate_key_file(dir.path()).unwrap();
+        let err = crate::Keyring::load_dir(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("is not in keyring.toml"), "{err}");
+    }
+}
