@@ -315,3 +315,92 @@ warning[long_expiration] templates[0].expiration_duration: template \"widget\" m
     assert_eq!(report["changes"].as_array().unwrap().len(), 6);
     assert_eq!(keysmith(&["check", new.to_str().unwrap(), "--previous", "/nonexistent.toml"]).status.code(), Some(2));
 }
+
+/// Starts `keysmith serve` with extra arguments and environment; returns the child, its address
+/// and the log lines seen so far, or the exit output if it stopped.
+fn start_serve(args: &[&str], env: &[(&str, &str)]) -> Result<(std::process::Child, String), String> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keysmith"));
+    cmd.arg("serve").args(args).args(["--listen", "127.0.0.1:0"]).env("KEYSMITH_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let lines = stderr_lines(&mut child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        match lines.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    return Ok((child, rest.split_whitespace().next().unwrap().to_owned()));
+                }
+                seen.push(line);
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(_) => {}
+        }
+    }
+    let _ = child.kill();
+    Err(seen.join("\n"))
+}
+
+#[cfg(unix)]
+#[test]
+fn signing_keys_injected_by_the_platform() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let config = shipped_config();
+    let keys = dir.path().join("keys");
+    let (pem_path, kid) = keysmith::keyring::generate_key_file(&dir.path().join("secret")).unwrap();
+    let pem = std::fs::read_to_string(&pem_path).unwrap();
+    let config = config.to_str().unwrap();
+    let keys_s = keys.to_str().unwrap();
+
+    // From the environment: that key signs, and no development key is generated.
+    let (mut child, addr) =
+        start_serve(&["--config", config, "--keys", keys_s], &[("KEYSMITH_SIGNING_KEY", pem.as_str())]).unwrap();
+    let (_, status) = http_get(&addr, "/v1/status");
+    assert_eq!(serde_json::from_str::<Value>(&status).unwrap()["signing_kid"], kid.as_str());
+    assert!(!keys.exists(), "no key was generated");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // From a file (a mounted Secret): the same; a file others can read is refused.
+    let (mut child, addr) =
+        start_serve(&["--config", config, "--signing-key-file", pem_path.to_str().unwrap()], &[]).unwrap();
+    let (_, jwks) = http_get(&addr, "/.well-known/jwks.json");
+    assert!(jwks.contains(&kid));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::set_permissions(&pem_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused =
+        start_serve(&["--config", config, "--signing-key-file", pem_path.to_str().unwrap()], &[]).unwrap_err();
+    assert!(refused.contains("chmod 600"), "{refused}");
+}
+
+#[test]
+fn keygen_joins_the_lifecycle_as_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let config = shipped_config();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_keysmith"))
+            .args(args)
+            .arg("--keys")
+            .arg(&keys)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_keysmith")).args(["keygen", "--keys"]).arg(&keys).output().unwrap();
+    assert!(out.status.success());
+    let first = run(&["keys", "rotate"]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(text(&first.stdout).contains("next"), "{}", text(&first.stdout));
+    let out = Command::new(env!("CARGO_BIN_EXE_keysmith")).args(["keygen", "--keys"]).arg(&keys).output().unwrap();
+    assert!(text(&out.stdout).contains("generated next key"), "{}", text(&out.stdout));
+    let list = text(&run(&["keys", "list"]).stdout);
+    assert_eq!(list.lines().filter(|l| l.contains(" next ")).count(), 2, "{list}");
+    assert_eq!(list.lines().filter(|l| l.contains(" active ")).count(), 1, "{list}");
+}
