@@ -21,6 +21,10 @@
 //!    with the pre-expanded Ed25519 key of the [`Keyring`].
 //! 3. [`Verifier::verify`] checks a token against a [`KeySet`] loaded from a JWKS and returns a
 //!    [`Grant`]; [`Grant::authorize`] decides one operation with a typed [`Denied`] reason.
+//! 4. Backends hold permanent API keys ([`Verifier::verify_api_key`]), accepted only while the
+//!    verifier holds a fresh signed revocation list ([`revocation`]). Signing keys rotate through
+//!    next → active → retired (`lifecycle`), and the `refresh` feature keeps a verifier's JWKS
+//!    and revocation list current.
 //!
 //! # Security model
 //!
