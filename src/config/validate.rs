@@ -42,26 +42,14 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Pr
     if raw.issuer.is_empty() || raw.issuer.len() > 256 || raw.issuer.chars().any(char::is_control) {
         p.add("issuer", "must be 1 to 256 characters without control characters");
     }
-    let revocations_max_age = match raw.revocations_max_age {
-        None => DEFAULT_REVOCATIONS_MAX_AGE,
-        Some(secs) => match u32::try_from(secs) {
-            Ok(secs) if REVOCATIONS_MAX_AGE_BOUNDS.contains(&secs) => secs,
-            _ => {
-                p.add("revocations_max_age", format!("{secs} is out of bounds: 10 to 86400 seconds"));
-                DEFAULT_REVOCATIONS_MAX_AGE
-            }
-        },
-    };
-    let jwks_max_age = match raw.jwks_max_age {
-        None => 300,
-        Some(secs) => match u32::try_from(secs) {
-            Ok(secs) if (1..=86_400).contains(&secs) => secs,
-            _ => {
-                p.add("jwks_max_age", format!("{secs} is out of bounds: 1 to 86400 seconds"));
-                300
-            }
-        },
-    };
+    let revocations_max_age = seconds(
+        raw.revocations_max_age,
+        DEFAULT_REVOCATIONS_MAX_AGE,
+        REVOCATIONS_MAX_AGE_BOUNDS,
+        "revocations_max_age",
+        &mut p,
+    );
+    let jwks_max_age = seconds(raw.jwks_max_age, 300, 1..=86_400, "jwks_max_age", &mut p);
     let server = server(raw.server, base_dir, &mut p);
     let catalog = catalog(raw.catalog, &mut p);
 
@@ -221,19 +209,13 @@ fn template(t: RawTemplate, path: &str, catalog: &Catalog, server: &ServerConfig
 
     let permissions = permission_list(t.permissions, &format!("{path}.permissions"), catalog, p);
 
-    let expiration_duration = match t.expiration_duration {
-        None => DEFAULT_EXPIRATION,
-        Some(secs) => match u32::try_from(secs) {
-            Ok(secs) if (1..=MAX_EXPIRATION).contains(&secs) => secs,
-            _ => {
-                p.add(
-                    format!("{path}.expiration_duration"),
-                    format!("{secs} is out of bounds: 1 to {MAX_EXPIRATION} seconds"),
-                );
-                DEFAULT_EXPIRATION
-            }
-        },
-    };
+    let expiration_duration = seconds(
+        t.expiration_duration,
+        DEFAULT_EXPIRATION,
+        1..=MAX_EXPIRATION,
+        &format!("{path}.expiration_duration"),
+        p,
+    );
 
     let mut limit = |value: Option<i64>, key: &str| {
         value.and_then(|n| match u32::try_from(n) {
@@ -304,6 +286,24 @@ fn template(t: RawTemplate, path: &str, catalog: &Catalog, server: &ServerConfig
         list_dirs,
         ips,
         countries,
+    }
+}
+
+/// A duration in seconds within `bounds`; `default` when unset or (after reporting it) invalid.
+fn seconds(
+    value: Option<i64>,
+    default: u32,
+    bounds: std::ops::RangeInclusive<u32>,
+    path: &str,
+    p: &mut Problems,
+) -> u32 {
+    let Some(secs) = value else { return default };
+    match u32::try_from(secs) {
+        Ok(secs) if bounds.contains(&secs) => secs,
+        _ => {
+            p.add(path, format!("{secs} is out of bounds: {} to {} seconds", bounds.start(), bounds.end()));
+            default
+        }
     }
 }
 
