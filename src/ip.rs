@@ -210,7 +210,14 @@ pub fn client_ip<'a>(
     if !trusted_proxies.contains(peer) {
         return Ok(peer);
     }
-    let entries: Vec<&str> = values.into_iter().flat_map(|v| split_unquoted(v, b',')).collect();
+    let mut entries: Vec<&str> = Vec::new();
+    for value in values {
+        match header {
+            ForwardedHeader::XForwardedFor => entries.extend(value.split(',')),
+            // A quote left open would swallow what later proxies appended.
+            ForwardedHeader::Forwarded => entries.extend(split_unquoted(value, b',').ok_or(ForwardedError::Malformed)?),
+        }
+    }
     if entries.len() > MAX_FORWARDED_HOPS {
         return Err(ForwardedError::TooManyHops);
     }
@@ -235,8 +242,8 @@ pub fn client_ip<'a>(
     Ok(client)
 }
 
-/// Splits on `sep` outside double-quoted strings.
-fn split_unquoted(text: &str, sep: u8) -> Vec<&str> {
+/// Splits on `sep` outside double-quoted strings; `None` when a quote is left open.
+fn split_unquoted(text: &str, sep: u8) -> Option<Vec<&str>> {
     let (mut parts, mut start, mut quoted) = (Vec::new(), 0, false);
     for (i, b) in text.bytes().enumerate() {
         match b {
@@ -248,27 +255,40 @@ fn split_unquoted(text: &str, sep: u8) -> Vec<&str> {
             _ => {}
         }
     }
+    if quoted {
+        return None;
+    }
     parts.push(&text[start..]);
-    parts
+    Some(parts)
+}
+
+/// An RFC 7230 token: visible ASCII except separators.
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && !b"\"(),/:;<=>?@[\\]{}".contains(&b))
 }
 
 /// The address in the `for=` parameter of one RFC 7239 element: `for=192.0.2.60`,
-/// `for="192.0.2.60:4711"`, `for="[2001:db8::17]:4711"`. `unknown`, obfuscated identifiers,
-/// missing or repeated `for` are not addresses.
+/// `for="192.0.2.60:4711"`, `for="[2001:db8::17]:4711"`. Every pair of the element must be a
+/// well-formed `token=token` or `token="quoted"`; `unknown`, obfuscated identifiers, missing
+/// or repeated `for` are not addresses.
 fn forwarded_for(element: &str) -> Option<IpAddr> {
     let mut found = None;
-    for pair in split_unquoted(element, b';') {
+    for pair in split_unquoted(element, b';')? {
         let (name, value) = pair.trim_matches([' ', '\t']).split_once('=')?;
+        let value = match value.strip_prefix('"') {
+            Some(rest) => rest.strip_suffix('"').filter(|v| !v.contains(['"', '\\']))?,
+            None if is_token(value) => value,
+            None => return None,
+        };
+        if !is_token(name) {
+            return None;
+        }
         if !name.eq_ignore_ascii_case("for") {
             continue;
         }
         if found.is_some() {
             return None;
         }
-        let value = match value.strip_prefix('"') {
-            Some(rest) => rest.strip_suffix('"').filter(|v| !v.contains(['"', '\\']))?,
-            None => value,
-        };
         let ip = if let Some(rest) = value.strip_prefix('[') {
             let (v6, tail) = rest.split_once(']')?;
             if !(tail.is_empty() || tail.strip_prefix(':').is_some_and(|p| p.parse::<u16>().is_ok())) {
@@ -308,6 +328,9 @@ mod tests {
         assert_eq!(fwd("for=\"192.0.2.43:47011\", for=10.0.0.2"), Ok(ip("192.0.2.43")));
         assert_eq!(fwd("for=6.6.6.6, for=192.0.2.43, for=10.0.0.9"), Ok(ip("192.0.2.43")));
         assert_eq!(fwd("proto=https;for=192.0.2.1;host=\"a,b\""), Ok(ip("192.0.2.1")));
+        // Header lines are joined: an open quote spanning them is refused too.
+        let lines = client_ip(peer, ForwardedHeader::Forwarded, ["for=9.9.9.9;x=\"", "for=203.0.113.5"], &trusted);
+        assert_eq!(lines, Err(ForwardedError::Malformed));
         for bad in [
             "for=unknown",
             "for=_hidden",

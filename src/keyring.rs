@@ -137,50 +137,56 @@ impl fmt::Debug for SigningKey {
 /// The keys of a running issuer: one signs, all are published in the JWKS.
 #[derive(Debug)]
 pub struct Keyring {
-    signing: SigningKey,
+    /// Every published key, private half included (so the signer can be switched).
+    keys: Vec<SigningKey>,
+    active: usize,
     published: Vec<VerifyingKey>,
+    /// Key files in the directory that the lifecycle record does not list: neither published
+    /// nor used, reported so an operator can clean up.
+    unlisted: Vec<String>,
 }
 
 impl Keyring {
     /// A keyring of one key.
     pub fn single(key: SigningKey) -> Self {
-        let published = vec![key.verifying_key()];
-        Self { signing: key, published }
+        Self::from_keys(vec![key], 0, Vec::new())
     }
 
-    /// Loads every `*.pem` in `dir`. All are published; the one whose file name sorts last (the
-    /// newest, as `keygen` names files by creation time) signs.
+    fn from_keys(keys: Vec<SigningKey>, active: usize, unlisted: Vec<String>) -> Self {
+        let published = keys.iter().map(SigningKey::verifying_key).collect();
+        Self { keys, active, published, unlisted }
+    }
+
+    /// Loads the key directory. With a lifecycle record (`keyring.toml`), the active key signs
+    /// and next, active and retired keys are published; without one, every `*.pem` is published
+    /// and the one whose file name sorts last (the newest, as `keygen` names files) signs.
     ///
     /// # Errors
     ///
     /// A [`KeyError`] for an unreadable directory or file, a file that is not a key, a key
-    /// readable by group or others, or a directory without keys.
+    /// readable by others or owned by another user, a record that names a missing file, or a
+    /// directory without keys.
     pub fn load_dir(dir: &Path) -> Result<Self, KeyError> {
         let paths = pem_paths(dir)?;
         let state = crate::lifecycle::KeyringState::load(dir).map_err(|e| KeyError::Lifecycle(e.to_string()))?;
         if let Some(state) = state {
             return Self::from_state(dir, &paths, &state);
         }
-        let mut keys = paths.iter().map(|p| load_pem(p)).collect::<Result<Vec<_>, _>>()?;
-        let signing = keys.pop().ok_or_else(|| KeyError::NoKeys(dir.to_owned()))?;
-        let mut published: Vec<VerifyingKey> = keys.iter().map(SigningKey::verifying_key).collect();
-        published.push(signing.verifying_key());
-        Ok(Self { signing, published })
+        let keys = paths.iter().map(|p| load_pem(p)).collect::<Result<Vec<_>, _>>()?;
+        let active = keys.len().checked_sub(1).ok_or_else(|| KeyError::NoKeys(dir.to_owned()))?;
+        Ok(Self::from_keys(keys, active, Vec::new()))
     }
 
-    /// The keys as the lifecycle record says: the active one signs; next, active and retired
-    /// keys are published. Every file must be recorded and every record must have its file.
+    /// The keys as the lifecycle record says. Files the record does not list (a key being
+    /// written, a crash between writing a key and recording it) are left out and reported.
     fn from_state(dir: &Path, paths: &[PathBuf], state: &crate::lifecycle::KeyringState) -> Result<Self, KeyError> {
         use crate::lifecycle::KeyState;
-        let names: Vec<String> =
-            paths.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
-        if let Some(stray) = names.iter().find(|n| !state.keys.iter().any(|k| &k.file == *n)) {
-            return Err(KeyError::Lifecycle(format!(
-                "{}: {stray} is not in {}; add keys with `keysmith keygen` or `keysmith keys rotate`",
-                dir.display(),
-                crate::lifecycle::STATE_FILE
-            )));
-        }
+        let unlisted: Vec<String> = paths
+            .iter()
+            .filter_map(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .filter(|n| !state.keys.iter().any(|k| &k.file == n))
+            .collect();
         let active: Vec<_> = state.keys.iter().filter(|k| k.state == KeyState::Active).collect();
         let [active] = active.as_slice() else {
             return Err(KeyError::Lifecycle(format!(
@@ -189,8 +195,8 @@ impl Keyring {
                 active.len()
             )));
         };
-        let mut signing = None;
-        let mut published = Vec::with_capacity(state.keys.len());
+        let mut keys = Vec::with_capacity(state.keys.len());
+        let mut active_index = None;
         for record in &state.keys {
             let key = load_pem(&dir.join(&record.file))?;
             if key.kid() != record.kid {
@@ -202,13 +208,29 @@ impl Keyring {
                     record.kid
                 )));
             }
-            published.push(key.verifying_key());
             if record.kid == active.kid {
-                signing = Some(key);
+                active_index = Some(keys.len());
             }
+            keys.push(key);
         }
-        let signing = signing.ok_or_else(|| KeyError::NoKeys(dir.to_owned()))?;
-        Ok(Self { signing, published })
+        let active = active_index.ok_or_else(|| KeyError::NoKeys(dir.to_owned()))?;
+        Ok(Self::from_keys(keys, active, unlisted))
+    }
+
+    /// The same keys, signing with `kid` instead, if it is among them.
+    pub fn with_signer(mut self, kid: &str) -> Option<Self> {
+        self.active = self.keys.iter().position(|k| k.kid() == kid)?;
+        Some(self)
+    }
+
+    /// Whether `kid` is published by this keyring.
+    pub fn publishes(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid() == kid)
+    }
+
+    /// Key files the lifecycle record does not list.
+    pub fn unlisted(&self) -> &[String] {
+        &self.unlisted
     }
 
     /// A keyring of one key given as PKCS#8 PEM text, for platforms that inject the key through
@@ -255,7 +277,8 @@ impl Keyring {
 
     /// The key that signs.
     pub fn signing(&self) -> &SigningKey {
-        &self.signing
+        // `active` always indexes `keys`: every constructor sets it from a position in it.
+        &self.keys[self.active]
     }
 
     /// Every published public key, the signing one included.
@@ -307,16 +330,27 @@ fn load_pem(path: &Path) -> Result<SigningKey, KeyError> {
 fn check_permissions(path: &Path) -> Result<(), KeyError> {
     use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
     let meta = fs::metadata(path).map_err(|e| KeyError::io(path, e))?;
-    check_mode_and_owner(path, meta.permissions().mode(), meta.uid(), rustix::process::geteuid().as_raw())
+    let (me, my_group) = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
+    check_mode_and_owner(path, meta.permissions().mode(), (meta.uid(), meta.gid()), (me, my_group))
 }
 
+/// Only the owner may read a key, and the owner must be this user or root (who can replace any
+/// file anyway; Kubernetes mounts Secrets as root). Group read is tolerated only for this
+/// process's own group, which is how a Secret mounted with `fsGroup` looks; never group write
+/// or anything for others.
 #[cfg(unix)]
-fn check_mode_and_owner(path: &Path, mode: u32, owner: u32, me: u32) -> Result<(), KeyError> {
+fn check_mode_and_owner(
+    path: &Path,
+    mode: u32,
+    (owner, group): (u32, u32),
+    (me, my_group): (u32, u32),
+) -> Result<(), KeyError> {
     let mode = mode & 0o777;
-    if mode & 0o077 != 0 {
+    let group_read_ok = mode & 0o070 == 0o040 && group == my_group;
+    if mode & 0o007 != 0 || (mode & 0o070 != 0 && !group_read_ok) {
         return Err(KeyError::InsecurePermissions { path: path.to_owned(), mode });
     }
-    if owner != me {
+    if owner != me && owner != 0 {
         return Err(KeyError::ForeignOwner { path: path.to_owned(), owner, me });
     }
     Ok(())
@@ -415,9 +449,9 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
         let (path, _) = generate_key_file(dir.path()).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o660)).unwrap();
         let err = Keyring::load_dir(dir.path()).unwrap_err();
-        assert!(matches!(err, KeyError::InsecurePermissions { mode: 0o640, .. }), "{err}");
+        assert!(matches!(err, KeyError::InsecurePermissions { mode: 0o660, .. }), "{err}");
         assert!(err.to_string().contains("chmod 600"));
     }
 
@@ -425,9 +459,18 @@ mod tests {
     #[test]
     fn refuses_keys_of_other_users() {
         let p = Path::new("k.pem");
-        assert!(check_mode_and_owner(p, 0o600, 1000, 1000).is_ok());
-        let err = check_mode_and_owner(p, 0o600, 0, 1000).unwrap_err();
-        assert!(matches!(err, KeyError::ForeignOwner { owner: 0, me: 1000, .. }));
+        let me = (1000, 1000);
+        assert!(check_mode_and_owner(p, 0o600, (1000, 1000), me).is_ok());
+        assert!(check_mode_and_owner(p, 0o400, (0, 0), me).is_ok(), "root-owned (a mounted Secret)");
+        assert!(check_mode_and_owner(p, 0o440, (0, 1000), me).is_ok(), "group-readable by our own group (fsGroup)");
+        for (mode, owner) in [(0o440, (0, 2000)), (0o460, (0, 1000)), (0o604, (1000, 1000)), (0o644, (1000, 1000))] {
+            assert!(
+                matches!(check_mode_and_owner(p, mode, owner, me), Err(KeyError::InsecurePermissions { .. })),
+                "{mode:o}"
+            );
+        }
+        let err = check_mode_and_owner(p, 0o600, (2000, 2000), me).unwrap_err();
+        assert!(matches!(err, KeyError::ForeignOwner { owner: 2000, me: 1000, .. }));
         assert!(err.to_string().contains("chown 1000"));
         // For real, when this test may hand a file to someone else.
         if rustix::process::geteuid().is_root() {

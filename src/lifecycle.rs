@@ -179,7 +179,9 @@ impl KeyringState {
                 state,
                 created: now,
                 published: now,
-                activated: (state == KeyState::Active).then_some(now),
+                // Older keys may have signed tokens that are still valid: treat every adopted key
+                // as having signed until now, so the full retirement wait applies.
+                activated: Some(now),
                 retired: (state == KeyState::Retired).then_some(now),
             });
         }
@@ -301,11 +303,23 @@ impl KeyringState {
                 pinned.join(", ")
             ));
         }
+        // Keys recorded without their signer (created before kids were recorded) might depend
+        // on any key that ever signed.
+        let signed = self.get(kid).is_some_and(|r| r.activated.is_some());
+        let unknown: Vec<&str> =
+            config.api_keys().iter().filter(|k| k.active && k.kid.is_none()).map(|k| k.id.as_str()).collect();
+        if signed && !unknown.is_empty() {
+            reasons.push(format!(
+                "active permanent API keys with no recorded kid may be signed by it: {}",
+                unknown.join(", ")
+            ));
+        }
         reasons
     }
 
-    /// Removes a retired key from the record and deletes its file, refusing while it is still
-    /// needed unless `force`. Returns what was broken (empty unless forced).
+    /// Removes a retired key from the record, refusing while it is still needed unless `force`.
+    /// Returns the file to delete once the record is saved (deleting it first would leave a
+    /// record naming a missing file after a crash) and what was broken (empty unless forced).
     ///
     /// # Errors
     ///
@@ -318,7 +332,7 @@ impl KeyringState {
         config: &Config,
         now: DateTime<Utc>,
         force: bool,
-    ) -> Result<Vec<String>, LifecycleError> {
+    ) -> Result<(std::path::PathBuf, Vec<String>), LifecycleError> {
         let record = self.get(kid).ok_or_else(|| LifecycleError::UnknownKid(kid.to_owned()))?.clone();
         match record.state {
             KeyState::Active => return Err(LifecycleError::ActiveKey(kid.to_owned())),
@@ -329,10 +343,8 @@ impl KeyringState {
         if !reasons.is_empty() && !force {
             return Err(LifecycleError::StillNeeded { kid: kid.to_owned(), reasons });
         }
-        let path = dir.join(&record.file);
-        std::fs::remove_file(&path).map_err(|e| KeyError::Io { path, source: e })?;
         self.keys.retain(|k| k.kid != kid);
-        Ok(reasons)
+        Ok((dir.join(&record.file), reasons))
     }
 }
 
@@ -417,11 +429,15 @@ expiration_duration = 3600
         // Without blockers it goes, file and all.
         let file = dir.path().join(&state.get(&old).unwrap().file);
         let mut unpinned = state.clone();
-        assert!(unpinned.remove(dir.path(), &old, &config_plain, late, false).unwrap().is_empty());
-        assert!(!file.exists() && unpinned.get(&old).is_none());
+        let (to_delete, broken) = unpinned.remove(dir.path(), &old, &config_plain, late, false).unwrap();
+        assert!(broken.is_empty() && to_delete == file && unpinned.get(&old).is_none());
+        // Keys recorded without a kid might be signed by it.
+        let unknown =
+            config("[[api_keys]]\nid = \"ak_old\"\npermissions = [\"OBJECTS_LIST\"]\nprojects = [\"demo\"]\n");
+        let err = state.clone().remove(dir.path(), &old, &unknown, late, false).unwrap_err();
+        assert!(err.to_string().contains("no recorded kid"), "{err}");
         // Forcing says what it breaks.
-        std::fs::write(&file, "restored for the forced case").unwrap();
-        let broken = state.remove(dir.path(), &old, &pinned, late, true).unwrap();
+        let (_, broken) = state.remove(dir.path(), &old, &pinned, late, true).unwrap();
         assert_eq!(broken.len(), 1);
         assert!(broken[0].contains("ak_1"));
     }
@@ -442,7 +458,9 @@ expiration_duration = 3600
         ));
         // A next key that never signed may be retired and removed at once.
         state.retire(&next, t0()).unwrap();
-        assert!(state.remove(dir.path(), &next, &config(""), t0(), false).unwrap().is_empty());
+        assert!(state.remove(dir.path(), &next, &config(""), t0(), false).unwrap().1.is_empty());
+        // Adopted keys count as having signed: the full wait applies to them.
+        assert!(KeyringState::adopt(dir.path(), t0()).unwrap().keys.iter().all(|k| k.activated.is_some()));
         assert!(matches!(state.retire("nope", t0()), Err(LifecycleError::UnknownKid(_))));
     }
 
@@ -451,8 +469,14 @@ expiration_duration = 3600
         let (dir, state) = setup();
         state.save(dir.path()).unwrap();
         assert!(crate::Keyring::load_dir(dir.path()).is_ok());
-        generate_key_file(dir.path()).unwrap();
-        let err = crate::Keyring::load_dir(dir.path()).unwrap_err();
-        assert!(err.to_string().contains("is not in keyring.toml"), "{err}");
+        // A file the record does not list (mid-write, or a crash before it was recorded) is
+        // neither published nor fatal; it is reported.
+        let (stray, stray_kid) = generate_key_file(dir.path()).unwrap();
+        let ring = crate::Keyring::load_dir(dir.path()).unwrap();
+        assert!(!ring.publishes(&stray_kid));
+        assert_eq!(ring.unlisted(), [stray.file_name().unwrap().to_string_lossy().into_owned()]);
+        // A record naming a missing file is an error.
+        std::fs::remove_file(dir.path().join(&state.keys[0].file)).unwrap();
+        assert!(crate::Keyring::load_dir(dir.path()).is_err());
     }
 }

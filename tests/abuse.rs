@@ -51,6 +51,14 @@ async fn minting_is_rate_limited_per_source_address() {
     assert_eq!(limited.json::<Value>().await.unwrap()["code"], "rate_limited");
     // Another address has its own budget; the JWKS and health are not limited.
     assert_eq!(from("203.0.113.2").await.unwrap().status(), StatusCode::OK);
+    // IPv6 clients count per /64: rotating the interface id does not buy a new budget.
+    for _ in 0..3 {
+        assert_eq!(from("2001:db8:1:2::1").await.unwrap().status(), StatusCode::OK);
+    }
+    for host in ["2001:db8:1:2::2", "2001:db8:1:2:ffff::9"] {
+        assert_eq!(from(host).await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS, "{host}");
+    }
+    assert_eq!(from("2001:db8:1:3::1").await.unwrap().status(), StatusCode::OK, "another /64");
     for _ in 0..10 {
         assert_eq!(client.get(server.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
     }
@@ -83,7 +91,12 @@ fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, bool) 
         match stream.read(&mut buf) {
             Ok(0) => return (String::from_utf8_lossy(&out).into_owned(), true),
             Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), false),
+            // A reset is the server closing a connection it did not read from.
+            Err(e) => {
+                let reset =
+                    matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted);
+                return (String::from_utf8_lossy(&out).into_owned(), reset);
+            }
         }
     }
 }
@@ -121,7 +134,12 @@ async fn slow_clients_are_cut_off() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_are_capped() {
-    let limits = Limits { max_connections: 2, header_read_timeout: Duration::from_secs(5), ..Limits::default() };
+    let limits = Limits {
+        max_connections: 2,
+        max_connections_per_address: 100,
+        header_read_timeout: Duration::from_secs(5),
+        ..Limits::default()
+    };
     let server = server(limits).await;
     let addr = server.addr;
     let url = server.url("/healthz");
@@ -139,4 +157,28 @@ async fn connections_are_capped() {
     // Once the held connections are gone, service resumes.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(reqwest::get(url).await.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_address_cannot_take_every_connection() {
+    let limits =
+        Limits { max_connections_per_address: 2, header_read_timeout: Duration::from_secs(5), ..Limits::default() };
+    let server = server(limits).await;
+    let addr = server.addr;
+    tokio::task::spawn_blocking(move || {
+        let held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        std::thread::sleep(Duration::from_millis(200));
+        let mut third = TcpStream::connect(addr).unwrap();
+        third.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").ok();
+        let (response, closed) = read_until_closed(&mut third, Duration::from_secs(3));
+        assert!(closed && response.is_empty(), "a third connection from the same address is closed: {response:?}");
+        drop(held);
+        std::thread::sleep(Duration::from_millis(200));
+        let mut again = TcpStream::connect(addr).unwrap();
+        again.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let (response, _) = read_until_closed(&mut again, Duration::from_secs(3));
+        assert!(response.starts_with("HTTP/1.1 200"), "slots are given back: {response}");
+    })
+    .await
+    .unwrap();
 }

@@ -36,6 +36,8 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// An issuer and what is derived from it once, swapped as a unit.
 pub(crate) struct Live {
     limiter: Option<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
+    /// Checks since the limiter was last pruned.
+    limiter_checks: std::sync::atomic::AtomicU32,
     issuer: Issuer,
     jwks: routes::JwksBody,
     audit: audit::AuditLog,
@@ -118,18 +120,19 @@ impl Live {
         let limiter = issuer.config().server.rate_limit.map(|limit| {
             governor::RateLimiter::keyed(governor::Quota::per_minute(limit.per_minute).allow_burst(limit.burst))
         });
-        Self { limiter, issuer, jwks, audit, revocations: Mutex::new(None) }
+        Self { limiter, limiter_checks: Default::default(), issuer, jwks, audit, revocations: Mutex::new(None) }
     }
 
     /// Counts a request from `ip` against the per-source rate; `429` with `Retry-After` when
-    /// it is spent.
+    /// it is spent. IPv6 sources count per /64, which one client typically holds whole.
     fn rate_limit(&self, ip: std::net::IpAddr) -> Result<(), ApiError> {
         let Some(limiter) = &self.limiter else { return Ok(()) };
-        if limiter.len() > 100_000 {
-            // Forget sources whose budget is full again, so memory stays bounded.
+        // Every 4096 checks, forget sources whose budget is full again: memory stays bounded by
+        // the sources active within one refill period, at an amortised cost.
+        if self.limiter_checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4096 == 4095 {
             limiter.retain_recent();
         }
-        limiter.check_key(&ip).map_err(|not_until| {
+        limiter.check_key(&source_key(ip)).map_err(|not_until| {
             use governor::clock::Clock as _;
             let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -215,6 +218,26 @@ fn cors(handle: IssuerHandle) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
+/// The rate-limit and connection-cap key of an address: IPv4 as is, IPv6 by its /64.
+pub(crate) fn source_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip.to_canonical() {
+        std::net::IpAddr::V6(v6) => {
+            let segments = v6.segments();
+            std::net::IpAddr::V6(std::net::Ipv6Addr::new(
+                segments[0],
+                segments[1],
+                segments[2],
+                segments[3],
+                0,
+                0,
+                0,
+                0,
+            ))
+        }
+        v4 => v4,
+    }
+}
+
 /// Limits that protect the service from slow, large and numerous requests.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -225,6 +248,9 @@ pub struct Limits {
     /// Open connections at once; more are closed on accept. Defaults to 1024. With HTTP/1.1
     /// this also caps requests in flight.
     pub max_connections: usize,
+    /// Open connections from one address (IPv6: one /64) at once, so one client cannot take
+    /// every slot. Defaults to 64.
+    pub max_connections_per_address: usize,
     /// Longest request line URI, in bytes. Defaults to 4096.
     pub max_uri_bytes: usize,
     /// Largest request header block, in bytes. Defaults to 32 KiB.
@@ -239,6 +265,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            max_connections_per_address: 64,
             max_uri_bytes: 4096,
             max_header_bytes: 32 * 1024,
             drain_timeout: Duration::from_secs(20),
@@ -285,6 +312,7 @@ pub async fn serve_with(
         // The timeout answers with a bare status: make it a problem document too.
         .layer(axum::middleware::map_response(ensure_problem));
     let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let per_address: Arc<Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> = Arc::default();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -311,6 +339,17 @@ pub async fn serve_with(
             tracing::warn!(%peer, max = limits.max_connections, "connection limit reached; closing");
             continue;
         };
+        let source = source_key(peer.ip());
+        {
+            let mut open = per_address.lock().unwrap_or_else(PoisonError::into_inner);
+            let count = open.entry(source).or_insert(0);
+            if *count >= limits.max_connections_per_address {
+                tracing::warn!(%peer, max = limits.max_connections_per_address, "per-address connection limit reached; closing");
+                continue;
+            }
+            *count += 1;
+        }
+        let per_address = Arc::clone(&per_address);
         let service = app.clone().map_request(move |mut request: axum::extract::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             request
@@ -321,6 +360,13 @@ pub async fn serve_with(
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(%peer, error = %e, "connection closed with an error");
+            }
+            let mut open = per_address.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(count) = open.get_mut(&source) {
+                *count -= 1;
+                if *count == 0 {
+                    open.remove(&source);
+                }
             }
             drop(permit);
         });

@@ -31,16 +31,24 @@ pub(super) async fn mint(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let Path((project, template)) = path.map_err(|_| {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", "project and template must be UTF-8 path segments")
     })?;
     let live = handle.live();
     let issuer = &live.issuer;
-    let request = mint_request(&headers, body)?;
+    // Who is asking, and whether they may, before the body is read at all.
     let caller = caller_ip(issuer, peer, &headers)?;
     live.rate_limit(caller)?;
+    let body = axum::body::to_bytes(request.into_body(), super::MAX_BODY_BYTES).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request body is larger than {} bytes, or could not be read", super::MAX_BODY_BYTES),
+        )
+    });
+    let request = mint_request(&headers, body)?;
     let credential = api_key(&headers);
     let who = Caller { ip: Some(caller), api_key: credential.as_deref() };
 
@@ -203,8 +211,8 @@ fn caller_ip(issuer: &Issuer, peer: SocketAddr, headers: &HeaderMap) -> Result<s
 }
 
 /// Reads the optional JSON body. An empty body means "everything the template allows".
-fn mint_request(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<MintRequest, ApiError> {
-    let body = read_body(headers, body)?;
+fn mint_request(headers: &HeaderMap, body: Result<Bytes, ApiError>) -> Result<MintRequest, ApiError> {
+    let body = check_body(headers, body?)?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(MintRequest::default());
     }
@@ -224,6 +232,11 @@ fn read_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "could not read the request body")
         }
     })?;
+    check_body(headers, body)
+}
+
+/// A body that is not empty must be declared as JSON.
+fn check_body(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(body);
     }

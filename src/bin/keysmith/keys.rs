@@ -49,6 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
     let policy = Policy::of(&config);
     let now = Utc::now();
+    std::fs::create_dir_all(&args.keys)?;
     let _lock = keysmith::config::lock(&args.keys.join(keysmith::lifecycle::STATE_FILE))?;
     let mut state = match KeyringState::load(&args.keys)? {
         Some(state) => state,
@@ -77,12 +78,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!("next    {next} (published now; may become active in {} s)", policy.jwks_max_age.num_seconds());
         }),
         Command::Retire { kid } => state.retire(&kid, now).map(|()| println!("retired {kid}")),
-        Command::Remove { kid, force } => state.remove(&args.keys, &kid, &config, now, force).map(|broken| {
-            for reason in &broken {
-                eprintln!("warning: forced removal of {kid} breaks: {reason}");
+        Command::Remove { kid, force } => match state.remove(&args.keys, &kid, &config, now, force) {
+            Ok((file, broken)) => {
+                for reason in &broken {
+                    eprintln!("warning: forced removal of {kid} breaks: {reason}");
+                }
+                // Record first, then delete: a crash in between leaves an unlisted file, not a
+                // record naming a missing one.
+                state.save(&args.keys)?;
+                std::fs::remove_file(&file)?;
+                println!("removed {kid}");
+                Ok(())
             }
-            println!("removed {kid}");
-        }),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => {
