@@ -217,10 +217,15 @@ impl Keyring {
         Ok(Self::from_keys(keys, active, unlisted))
     }
 
-    /// The same keys, signing with `kid` instead, if it is among them.
-    pub fn with_signer(mut self, kid: &str) -> Option<Self> {
-        self.active = self.keys.iter().position(|k| k.kid() == kid)?;
-        Some(self)
+    /// Signs with `kid` instead, if it is among these keys; returns whether it is.
+    pub fn set_signer(&mut self, kid: &str) -> bool {
+        match self.keys.iter().position(|k| k.kid() == kid) {
+            Some(index) => {
+                self.active = index;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Whether `kid` is published by this keyring.

@@ -12,6 +12,8 @@ use std::time::{Duration, SystemTime};
 
 /// Largest document fetched, in bytes.
 const MAX_FETCH_BYTES: u64 = crate::revocation::MAX_REVOCATIONS_LEN as u64;
+/// The shortest gap between two early JWKS fetches.
+const MIN_GAP_FLOOR: Duration = Duration::from_millis(100);
 /// First delay after a failure; it doubles up to the polling interval.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
@@ -113,8 +115,10 @@ impl Poller {
         self.shared.status.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// Asks for an early fetch.
+    /// Asks for an early fetch. The flag is set and the thread woken while holding the mutex
+    /// the thread waits on, so the wake-up cannot fall between its check and its wait.
     fn nudge(shared: &Shared) {
+        let _waiting = shared.stop.lock().unwrap_or_else(PoisonError::into_inner);
         *shared.early.lock().unwrap_or_else(PoisonError::into_inner) = true;
         shared.wake.notify_all();
     }
@@ -217,6 +221,8 @@ impl JwksRefresher {
     /// unknown `kid` triggers an early fetch, at most once per `min_gap`, so forged `kid`s
     /// cannot cause a storm of requests.
     pub fn spawn(verifier: Verifier, url: impl Into<String>, interval: Duration, min_gap: Duration) -> Self {
+        // Never more than ten fetches a second, whatever the caller asked for.
+        let min_gap = min_gap.max(MIN_GAP_FLOOR);
         let target = verifier.clone();
         let poller = Poller::spawn(url.into(), interval, min_gap, move |body| {
             let keys = crate::jwk::KeySet::from_jwks_json(body.as_bytes())

@@ -231,3 +231,31 @@ async fn unknown_kids_refresh_the_jwks_at_most_once_per_gap() {
     let fetches = refresher.status().fetches;
     assert!((2..=4).contains(&fetches), "{fetches} fetches for hundreds of forged kids");
 }
+
+/// A key the record makes active before this process has published it long enough (e.g. two
+/// forced rotations while its reloads were blocked) does not sign yet: the current key keeps
+/// signing until the new one has been in this JWKS for `jwks_max_age`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_never_signs_before_this_process_has_published_it() {
+    let server = TestServer::start(CONFIG).await;
+    let dir = server.dir.path().to_owned();
+    keys_cli(&dir, &["rotate"]); // publishes a next key
+    server.reload();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    keys_cli(&dir, &["rotate"]); // promotes it: it has been published for jwks_max_age
+    server.reload();
+    let settled = signing_kid(&server).await;
+    // Two forced rotations in a row: the record's new active key was never published here.
+    keys_cli(&dir, &["rotate", "--force"]);
+    let out = keys_cli(&dir, &["rotate", "--force"]);
+    let wanted = out.split_whitespace().skip_while(|w| *w != "active").nth(1).unwrap().to_owned();
+    server.reload();
+    let status: Value = reqwest::get(server.url("/v1/status")).await.unwrap().json().await.unwrap();
+    assert_eq!(status["signing_kid"], settled.as_str(), "the key verifiers already have keeps signing");
+    assert_eq!(status["pending_signing_kid"], wanted.as_str());
+    assert!(jwks_kids(&server).await.contains(&wanted), "the new key is published meanwhile");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Once it has been published for jwks_max_age, a reload (the watcher makes one) switches.
+    assert!(matches!(server.try_reload(), keysmith::server::ReloadOutcome::Reloaded { .. }));
+    assert_eq!(signing_kid(&server).await, wanted);
+}

@@ -106,6 +106,11 @@ pub(crate) struct ReloadState {
     pub(crate) inputs: String,
     pub(crate) loaded_at: String,
     pub(crate) last_rejected: Option<Rejection>,
+    /// When this process first served each published kid in its JWKS.
+    pub(crate) first_served: std::collections::HashMap<String, std::time::Instant>,
+    /// A key the record makes active but that this process has not served for `jwks_max_age`
+    /// yet: the previous key keeps signing until then.
+    pub(crate) pending_signer: Option<(String, std::time::Instant)>,
 }
 
 /// The version of a config that may not validate, for reporting a rejection.
@@ -175,6 +180,10 @@ impl IssuerHandle {
             let mut state = handle.state();
             state.config_sha256 = sha256_hex(text.as_bytes());
             state.inputs = source.keys_fingerprint(geoip.as_deref());
+            let now = std::time::Instant::now();
+            let kids: Vec<String> =
+                handle.live().issuer.keyring().published().iter().map(crate::jwk::thumbprint).collect();
+            state.first_served = kids.into_iter().map(|kid| (kid, now)).collect();
         }
         Ok(handle.with_source(source))
     }
@@ -189,6 +198,39 @@ impl IssuerHandle {
     /// As [`IssuerHandle::reload`], but loads even when nothing seems to have changed (SIGHUP).
     pub fn reload_forced(&self) -> ReloadOutcome {
         self.reload_inner(true)
+    }
+
+    /// Whether a deferred signing key is now due to take over.
+    pub(crate) fn pending_due(&self) -> bool {
+        self.state().pending_signer.as_ref().is_some_and(|(_, due)| std::time::Instant::now() >= *due)
+    }
+
+    /// Chooses the signer: the key the record makes active, unless this process has published
+    /// it for less than `jwks_max_age` and the key signing now is still published, in which case
+    /// the current key keeps signing until then (verifiers may not have the new key yet).
+    fn choose_signer(&self, mut keys: Keyring, jwks_max_age: u32) -> Keyring {
+        let now = std::time::Instant::now();
+        let current = self.live().issuer.keyring().signing().kid().to_owned();
+        let wanted = keys.signing().kid().to_owned();
+        let mut state = self.state();
+        for kid in keys.published().iter().map(crate::jwk::thumbprint) {
+            state.first_served.entry(kid).or_insert(now);
+        }
+        state.first_served.retain(|kid, _| keys.publishes(kid));
+        let served_since = state.first_served.get(&wanted).copied().unwrap_or(now);
+        let due = served_since + Duration::from_secs(u64::from(jwks_max_age));
+        if wanted != current && now < due && keys.set_signer(&current) {
+            tracing::warn!(
+                %wanted,
+                %current,
+                wait_secs = (due - now).as_secs(),
+                "the new active key has not been published long enough here; the current key keeps signing until then"
+            );
+            state.pending_signer = Some((wanted, due));
+            return keys;
+        }
+        state.pending_signer = None;
+        keys
     }
 
     fn running_geoip(&self) -> Option<std::path::PathBuf> {
@@ -208,7 +250,8 @@ impl IssuerHandle {
         let running_inputs = source.keys_fingerprint(self.running_geoip().as_deref());
         {
             let state = self.state();
-            if !force && state.config_sha256 == config_sha256 && state.inputs == running_inputs {
+            let pending_due = state.pending_signer.as_ref().is_some_and(|(_, due)| std::time::Instant::now() >= *due);
+            if !force && !pending_due && state.config_sha256 == config_sha256 && state.inputs == running_inputs {
                 return ReloadOutcome::Unchanged;
             }
         }
@@ -239,11 +282,23 @@ impl IssuerHandle {
                 .then(|| format!("server.listen {} -> {}", old.listen, config.server.listen))
         };
         let inputs = source.keys_fingerprint(config.server.geoip_database.as_deref());
-        let issuer = match source
-            .load_keys()
-            .map_err(crate::issue::LoadError::from)
-            .and_then(|keys| Issuer::new(config, keys).map_err(crate::issue::LoadError::from))
-        {
+        let keys = match source.load_keys() {
+            Ok(keys) => keys,
+            Err(e) => return ReloadOutcome::Rejected(self.reject(Some(to), e.to_string())),
+        };
+        let running_kid = self.live().issuer.keyring().signing().kid().to_owned();
+        if source.signing_key.is_some() && keys.signing().kid() != running_kid {
+            let reason = format!(
+                "the injected signing key changed ({running_kid} -> {}): tokens signed by the old key would stop verifying at once; rotate with the key directory, or restart deliberately",
+                keys.signing().kid()
+            );
+            return ReloadOutcome::Rejected(self.reject(Some(to), reason));
+        }
+        if !keys.unlisted().is_empty() {
+            tracing::warn!(files = ?keys.unlisted(), "key files not in keyring.toml are ignored");
+        }
+        let keys = self.choose_signer(keys, config.jwks_max_age);
+        let issuer = match Issuer::new(config, keys) {
             Ok(issuer) => issuer,
             Err(e) => return ReloadOutcome::Rejected(self.reject(Some(to), e.to_string())),
         };
@@ -311,6 +366,10 @@ pub async fn watch(handle: IssuerHandle, interval: Duration) {
         let now = fp(handle.clone(), source.clone()).await;
         let settled = now == previous;
         previous = now.clone();
+        if handle.pending_due() {
+            let handle = handle.clone();
+            let _ = tokio::task::spawn_blocking(move || handle.reload()).await;
+        }
         if settled && now != applied {
             applied = now;
             let handle = handle.clone();

@@ -324,6 +324,9 @@ struct Status<'a> {
     loaded_at: &'a str,
     last_rejected: Option<&'a super::Rejection>,
     signing_kid: &'a str,
+    /// A key the record makes active that starts signing once this process has published it
+    /// for `jwks_max_age`.
+    pending_signing_kid: Option<&'a str>,
     kids: Vec<String>,
 }
 
@@ -342,6 +345,7 @@ pub(super) async fn status(State(handle): State<IssuerHandle>) -> Response {
         loaded_at: &state.loaded_at,
         last_rejected: state.last_rejected.as_ref(),
         signing_kid: live.issuer.keyring().signing().kid(),
+        pending_signing_kid: state.pending_signer.as_ref().map(|(kid, _)| kid.as_str()),
         kids,
     };
     let mut response = Json(body).into_response();
