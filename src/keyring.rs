@@ -324,17 +324,20 @@ pub fn key_files(dir: &Path) -> Result<Vec<(String, String)>, KeyError> {
 }
 
 fn load_pem(path: &Path) -> Result<SigningKey, KeyError> {
-    check_permissions(path)?;
-    let pem = Zeroizing::new(fs::read_to_string(path).map_err(|e| KeyError::io(path, e))?);
+    use std::io::Read as _;
+    // Check and read the same open file, so it cannot be swapped in between.
+    let mut file = fs::File::open(path).map_err(|e| KeyError::io(path, e))?;
+    check_permissions(path, &file.metadata().map_err(|e| KeyError::io(path, e))?)?;
+    let mut pem = Zeroizing::new(String::new());
+    file.read_to_string(&mut pem).map_err(|e| KeyError::io(path, e))?;
     let key = DalekSigningKey::from_pkcs8_pem(&pem).map_err(|_| KeyError::NotAKey(path.to_owned()))?;
     Ok(SigningKey::new(&key))
 }
 
 /// A private key file must be readable by its owner alone, and owned by this process's user.
 #[cfg(unix)]
-fn check_permissions(path: &Path) -> Result<(), KeyError> {
+fn check_permissions(path: &Path, meta: &fs::Metadata) -> Result<(), KeyError> {
     use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-    let meta = fs::metadata(path).map_err(|e| KeyError::io(path, e))?;
     let (me, my_group) = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
     check_mode_and_owner(path, meta.permissions().mode(), (meta.uid(), meta.gid()), (me, my_group))
 }
@@ -362,7 +365,7 @@ fn check_mode_and_owner(
 }
 
 #[cfg(not(unix))]
-fn check_permissions(_path: &Path) -> Result<(), KeyError> {
+fn check_permissions(_path: &Path, _meta: &fs::Metadata) -> Result<(), KeyError> {
     Ok(())
 }
 
