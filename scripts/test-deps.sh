@@ -2,7 +2,8 @@
 # Installs what the test suite needs beyond the Rust toolchain, python3 and node:
 # - PyJWT and cryptography, for the interoperability test that verifies keys in Python;
 # - jsonschema, to check that editors validating with `keysmith schema` accept the shipped config;
-# - a real GeoIP country database (from the npm registry), for the country-restriction tests.
+# - a real GeoIP country database (from the npm registry), for the country-restriction tests;
+# - Debian's chromium, for the test that a browser page on another origin gets a key (CORS).
 # Idempotent: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,3 +18,13 @@ else
 fi
 
 scripts/fetch-geoip.sh
+
+if [[ -x /usr/bin/chromium ]]; then
+    echo "test-deps: chromium already installed"
+else
+    echo "test-deps: installing Debian's chromium"
+    sudo=()
+    [[ $(id -u) == 0 ]] || sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
