@@ -19,8 +19,8 @@ use std::time::{Duration, Instant, SystemTime};
 const CONFIG: &str = r#"
 version = 1
 issuer = "https://keys.test"
-# Verifiers may cache the JWKS for 1 s: a new key is published that long before it signs.
-jwks_max_age = 1
+# Verifiers may cache the JWKS for 2 s: a new key is published that long before it signs.
+jwks_max_age = 2
 [server]
 rate_limit_per_minute = 0
 [projects.demo]
@@ -86,7 +86,7 @@ async fn two_instances_rotate_twice_under_load_without_a_failure() {
 
     // The JWKS is cacheable for exactly the lifetime rotations wait for.
     let jwks = reqwest::get(a.url("/.well-known/jwks.json")).await.unwrap();
-    assert_eq!(jwks.headers()["cache-control"], "public, max-age=1");
+    assert_eq!(jwks.headers()["cache-control"], "public, max-age=2");
 
     // A downstream verifier that only knows B's JWKS URL and keeps it fresh.
     let keys = reqwest::get(b.url("/.well-known/jwks.json")).await.unwrap().bytes().await.unwrap();
@@ -156,7 +156,7 @@ async fn two_instances_rotate_twice_under_load_without_a_failure() {
         assert_eq!(early.status.code(), Some(1), "round {round}");
         assert!(String::from_utf8_lossy(&early.stderr).contains("wait"));
         // ...and done once the JWKS cache lifetime has passed.
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        tokio::time::sleep(Duration::from_millis(2100)).await;
         let out = keys_cli(&dir, &["rotate"]);
         assert_eq!(parse(&out, "active"), next, "round {round}: {out}");
         assert_eq!(parse(&out, "retired"), active_before);
@@ -241,7 +241,7 @@ async fn a_key_never_signs_before_this_process_has_published_it() {
     let dir = server.dir.path().to_owned();
     keys_cli(&dir, &["rotate"]); // publishes a next key
     server.reload();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     keys_cli(&dir, &["rotate"]); // promotes it: it has been published for jwks_max_age
     server.reload();
     let settled = signing_kid(&server).await;
@@ -254,7 +254,7 @@ async fn a_key_never_signs_before_this_process_has_published_it() {
     assert_eq!(status["signing_kid"], settled.as_str(), "the key verifiers already have keeps signing");
     assert_eq!(status["pending_signing_kid"], wanted.as_str());
     assert!(jwks_kids(&server).await.contains(&wanted), "the new key is published meanwhile");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     // Once it has been published for jwks_max_age, a reload (the watcher makes one) switches.
     assert!(matches!(server.try_reload(), keysmith::server::ReloadOutcome::Reloaded { .. }));
     assert_eq!(signing_kid(&server).await, wanted);
