@@ -75,6 +75,7 @@
 mod b64;
 pub mod catalog;
 pub mod claims;
+pub mod dangerous;
 pub mod ip;
 pub mod jwk;
 pub mod revocation;

@@ -501,7 +501,7 @@ pub(crate) fn verify_jws<T: DeserializeOwned>(
 }
 
 /// `typ` compares case-insensitively and may carry the `application/` prefix (RFC 7515 §4.1.9).
-fn typ_matches(got: &str, want: &str) -> bool {
+pub(crate) fn typ_matches(got: &str, want: &str) -> bool {
     let got = match got.get(..12) {
         Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &got[12..],
         _ => got,

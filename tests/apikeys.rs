@@ -522,3 +522,27 @@ async fn an_unauditable_creation_hands_out_no_key() {
     assert_eq!(body["code"], "audit_failed");
     assert!(body.get("secret").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_credentials_are_refused_cleanly() {
+    let dir = setup();
+    let server = TestServer::start_in(dir).await;
+    let url = server.url("/demo/v1/key/backend-upload");
+    let client = reqwest::Client::new();
+    let non_utf8 = reqwest::header::HeaderValue::from_bytes(b"ak\xff\xfe").unwrap();
+    let cases: Vec<(&str, reqwest::header::HeaderValue)> = vec![
+        ("x-api-key", non_utf8.clone()),
+        ("x-api-key", reqwest::header::HeaderValue::from_static("")),
+        ("x-api-key", reqwest::header::HeaderValue::from_str(&"a.".repeat(5000)).unwrap()),
+        ("authorization", non_utf8),
+        ("authorization", reqwest::header::HeaderValue::from_static("Bearer")),
+        ("authorization", reqwest::header::HeaderValue::from_static("Basic dXNlcjpwYXNz")),
+    ];
+    for (name, value) in cases {
+        let response = client.get(&url).header(name, value.clone()).send().await.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}: {value:?}");
+        assert!(["api_key_invalid", "api_key_required"].contains(&body["code"].as_str().unwrap()), "{body}");
+    }
+}

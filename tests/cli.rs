@@ -69,19 +69,17 @@ fn keygen_mint_and_verify_offline() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(text(&refused.stderr).contains("caller_ip_required"));
 
-    let minted = keysmith(&[
-        "mint",
-        "--project",
-        "demo",
-        "--template",
-        "gallery-read",
-        "--config",
-        config,
-        "--keys",
-        keys_s,
-        "--ip",
-        "127.0.0.1",
-    ]);
+    let mint = |extra: &[&str]| {
+        let mut args =
+            vec!["mint", "--project", "demo", "--template", "gallery-read", "--config", config, "--keys", keys_s];
+        args.extend_from_slice(&["--ip", "127.0.0.1"]);
+        args.extend_from_slice(extra);
+        keysmith(&args)
+    };
+    let wider = mint(&["--directory-scope", "/private/*"]);
+    assert_eq!(wider.status.code(), Some(1));
+    assert!(text(&wider.stderr).contains("scope_not_in_template"), "{}", text(&wider.stderr));
+    let minted = mint(&["--directory-scope", "/public/*"]);
     assert!(minted.status.success(), "{}", text(&minted.stderr));
     let token = text(&minted.stdout).trim().to_owned();
     assert_eq!(token.split('.').count(), 3);

@@ -322,3 +322,25 @@ async fn rfc7239_forwarded_when_configured_and_only_then() {
         .unwrap();
     problem(spoof, StatusCode::FORBIDDEN, "ip_not_allowed").await;
 }
+
+#[tokio::test]
+async fn the_revocation_list_is_served_for_caches() {
+    let server = server().await;
+    let client = reqwest::Client::new();
+    let first = client.get(server.url("/v1/revocations")).send().await.unwrap();
+    assert_eq!(first.headers()["content-type"], "application/jwt");
+    let max_age: u64 =
+        first.headers()["cache-control"].to_str().unwrap().trim_start_matches("public, max-age=").parse().unwrap();
+    assert!((1..=150).contains(&max_age), "cacheable until half its 300 s freshness is used: {max_age}");
+    let etag = first.headers()["etag"].clone();
+    let body = first.text().await.unwrap();
+    // The same list (not re-signed) while it is fresh, and 304 for a cache that holds it.
+    assert_eq!(client.get(server.url("/v1/revocations")).send().await.unwrap().text().await.unwrap(), body);
+    for tag in [etag.to_str().unwrap(), "\"other\", *"] {
+        let again = client.get(server.url("/v1/revocations")).header("if-none-match", tag).send().await.unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{tag}");
+        assert_eq!(again.headers()["etag"], etag);
+    }
+    let stale = client.get(server.url("/v1/revocations")).header("if-none-match", "\"other\"").send().await.unwrap();
+    assert_eq!(stale.status(), StatusCode::OK);
+}

@@ -259,3 +259,29 @@ async fn a_key_never_signs_before_this_process_has_published_it() {
     assert!(matches!(server.try_reload(), keysmith::server::ReloadOutcome::Reloaded { .. }));
     assert_eq!(signing_kid(&server).await, wanted);
 }
+
+/// A corrupt or inconsistent key record is a rejected reload, like a bad config: the running
+/// keys keep signing and `/v1/status` says why.
+#[tokio::test]
+async fn a_broken_key_record_keeps_the_running_keys() {
+    let server = TestServer::start(CONFIG).await;
+    let dir = server.dir.path().to_owned();
+    keys_cli(&dir, &["rotate"]);
+    server.reload();
+    let signing = signing_kid(&server).await;
+    let record = dir.join("keys/keyring.toml");
+    let good = std::fs::read_to_string(&record).unwrap();
+    for (broken, why) in [
+        ("keys = [[[", "keyring.toml"),
+        (good.replace("state = \"next\"", "state = \"active\"").as_str(), "exactly one key must be active"),
+        (good.replace("state = \"next\"", "state = \"sideways\"").as_str(), "keyring.toml"),
+    ] {
+        std::fs::write(&record, broken).unwrap();
+        let outcome = server.try_reload();
+        let keysmith::server::ReloadOutcome::Rejected(rejection) = outcome else { panic!("{broken}: {outcome:?}") };
+        assert!(rejection.reason.contains(why), "{}", rejection.reason);
+        assert_eq!(signing_kid(&server).await, signing);
+        let minted = reqwest::get(server.url("/demo/v1/key/widget")).await.unwrap();
+        assert!(minted.status().is_success(), "the service keeps minting");
+    }
+}

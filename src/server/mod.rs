@@ -39,10 +39,10 @@ pub(crate) struct Live {
     /// Checks since the limiter was last pruned.
     limiter_checks: std::sync::atomic::AtomicU32,
     issuer: Issuer,
-    jwks: routes::JwksBody,
+    jwks: routes::Document,
     audit: audit::AuditLog,
-    /// The last signed revocation list and its ETag, re-signed when half-used.
-    revocations: Mutex<Option<(SignedRevocations, String)>>,
+    /// The last signed revocation list, encoded for serving, re-signed when half-used.
+    revocations: Mutex<Option<(SignedRevocations, routes::Document)>>,
 }
 
 /// A shared, atomically replaceable issuer, with where it came from and how reloads went.
@@ -116,7 +116,7 @@ impl IssuerHandle {
 
 impl Live {
     fn new(issuer: Issuer, audit: audit::AuditLog) -> Self {
-        let jwks = routes::JwksBody::new(&issuer);
+        let jwks = routes::jwks_document(&issuer);
         let limiter = issuer.config().server.rate_limit.map(|limit| {
             governor::RateLimiter::keyed(governor::Quota::per_minute(limit.per_minute).allow_burst(limit.burst))
         });
@@ -147,20 +147,25 @@ impl Live {
 
     /// The signed revocation list, its ETag and how long (seconds) it may be cached: until
     /// half its freshness is used, when it is signed anew.
-    fn revocations(&self, now: std::time::SystemTime) -> (String, String, u64) {
+    /// The signed revocation list, ready to serve with its ETag, cacheable until half its
+    /// freshness is used, when it is signed anew. Cloning it is a reference count, not a copy.
+    fn revocations(&self, now: std::time::SystemTime) -> routes::Document {
         let secs = crate::verify::unix_seconds(now);
         let half = u64::from(self.issuer.config().revocations_max_age) / 2;
         let mut held = self.revocations.lock().unwrap_or_else(PoisonError::into_inner);
         let renew_at = |list: &SignedRevocations| list.iat + half;
-        if held.as_ref().is_none_or(|(list, _)| secs >= renew_at(list) || secs < list.iat) {
-            let list = self.issuer.revocation_list(now);
-            let etag = routes::etag(list.token.as_bytes());
-            *held = Some((list, etag));
-        }
-        match held.as_ref() {
-            Some((list, etag)) => (list.token.clone(), etag.clone(), renew_at(list).saturating_sub(secs)),
-            None => (String::new(), String::new(), 0),
-        }
+        let stale = held.as_ref().is_none_or(|(list, _)| secs >= renew_at(list) || secs < list.iat);
+        let (list, document) = match held.take() {
+            Some(current) if !stale => current,
+            _ => {
+                let list = self.issuer.revocation_list(now);
+                let document = routes::Document::new(list.token.clone().into_bytes(), "application/jwt", 0);
+                (list, document)
+            }
+        };
+        let served = document.clone().max_age(renew_at(&list).saturating_sub(secs));
+        *held = Some((list, document));
+        served
     }
 }
 
@@ -382,7 +387,10 @@ pub async fn serve_with(
 /// Refuses over-long URIs (`414`) and header blocks (`431`) as problem documents.
 async fn check_request_size(request: axum::extract::Request, next: axum::middleware::Next, limits: Limits) -> Response {
     use axum::http::StatusCode;
-    if request.uri().to_string().len() > limits.max_uri_bytes {
+    let uri = request.uri();
+    let uri_len =
+        uri.path_and_query().map_or(0, |p| p.as_str().len()) + uri.authority().map_or(0, |a| a.as_str().len());
+    if uri_len > limits.max_uri_bytes {
         return ApiError::new(
             StatusCode::URI_TOO_LONG,
             "uri_too_long",

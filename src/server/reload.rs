@@ -59,14 +59,18 @@ impl Source {
         }
     }
 
+    /// A fingerprint of what a reload reads besides the config text: the signing keys (the key
+    /// directory's `*.pem` and lifecycle record, or the injected key file) and the GeoIP
+    /// database.
     fn keys_fingerprint(&self, geoip: Option<&Path>) -> String {
-        match &self.signing_key {
-            Some(SigningKeySource::File(path)) => {
-                let content = std::fs::read(path).map(|b| sha256_hex(&b)).unwrap_or_default();
-                format!("{content}:{}", inputs_fingerprint(Path::new("/nonexistent"), geoip))
-            }
-            _ => inputs_fingerprint(&self.keys, geoip),
-        }
+        let keys = match &self.signing_key {
+            None => key_dir_entries(&self.keys),
+            Some(SigningKeySource::File(path)) => vec![content_hash(path)],
+            // Read once at start: nothing to watch.
+            Some(SigningKeySource::Pem(_)) => Vec::new(),
+        };
+        let geoip = geoip.map(geoip_entry);
+        sha256_hex(keys.into_iter().chain(geoip).collect::<Vec<_>>().join("\n").as_bytes())
     }
 }
 
@@ -127,33 +131,37 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A fingerprint of the other inputs of a reload: the content of every `*.pem` and of the
-/// lifecycle record in the key directory (read through symlinks, so a Kubernetes Secret's
-/// `..data` swap shows), and the size and modification time of the GeoIP database.
-pub(crate) fn inputs_fingerprint(keys: &Path, geoip: Option<&Path>) -> String {
-    let mut entries: Vec<String> = std::fs::read_dir(keys)
+/// `path:sha256` of a file's content, read through symlinks (so a Kubernetes Secret's or
+/// ConfigMap's `..data` swap shows).
+fn content_hash(path: &Path) -> String {
+    format!("{}:{}", path.display(), std::fs::read(path).map(|b| sha256_hex(&b)).unwrap_or_default())
+}
+
+/// The content of every `*.pem` and of the lifecycle record in the key directory, sorted.
+fn key_dir_entries(dir: &Path) -> Vec<String> {
+    let mut entries: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(Result::ok)
                 .map(|e| e.path())
                 .filter(|p| p.extension().is_some_and(|x| x == "pem") || p.ends_with(crate::lifecycle::STATE_FILE))
-                .map(|p| {
-                    let content = std::fs::read(&p).map(|b| sha256_hex(&b)).unwrap_or_default();
-                    format!("{}:{content}", p.display())
-                })
+                .map(|p| content_hash(&p))
                 .collect()
         })
         .unwrap_or_default();
     entries.sort();
-    if let Some(db) = geoip {
-        let meta = std::fs::metadata(db).ok();
-        let modified = meta
-            .as_ref()
-            .and_then(|m| m.modified().ok())
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        entries.push(format!("geoip:{}:{}:{modified}", db.display(), meta.map_or(0, |m| m.len())));
-    }
-    sha256_hex(entries.join("\n").as_bytes())
+    entries
+}
+
+/// The GeoIP database by size and modification time (it is large; hashing it every poll is not
+/// worth it).
+fn geoip_entry(db: &Path) -> String {
+    let meta = std::fs::metadata(db).ok();
+    let modified = meta
+        .as_ref()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("geoip:{}:{}:{modified}", db.display(), meta.map_or(0, |m| m.len()))
 }
 
 /// Everything that, when it changes, calls for a reload.

@@ -170,25 +170,7 @@ pub(super) async fn create_api_key(
 /// `GET /v1/revocations`: the signed revocation list, re-signed when half its freshness is
 /// used, so a poller always holds a list with at least half its lifetime left.
 pub(super) async fn revocations(State(handle): State<IssuerHandle>, headers: HeaderMap) -> Response {
-    let live = handle.live();
-    let (token, etag, max_age) = live.revocations(SystemTime::now());
-    let cached = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag));
-    let mut response = if cached {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        ([(header::CONTENT_TYPE, HeaderValue::from_static("application/jwt"))], token).into_response()
-    };
-    let h = response.headers_mut();
-    if let Ok(etag) = HeaderValue::from_str(&etag) {
-        h.insert(header::ETAG, etag);
-    }
-    if let Ok(cache) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
-        h.insert(header::CACHE_CONTROL, cache);
-    }
-    response
+    handle.live().revocations(SystemTime::now()).respond(&headers)
 }
 
 /// A strong ETag for a body: quoted base64url of 128 bits of its SHA-256.
@@ -257,43 +239,59 @@ fn check_body(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
     Ok(body)
 }
 
-/// The JWKS document, serialised once with its ETag.
-pub(super) struct JwksBody {
+/// A document served with an ETag and `Cache-Control`, answering `If-None-Match` with `304`:
+/// the JWKS and the revocation list.
+#[derive(Clone)]
+pub(super) struct Document {
     body: Bytes,
+    content_type: &'static str,
     etag: HeaderValue,
-    /// `Cache-Control`: the config's `jwks_max_age`, which key activation waits for.
     cache_control: HeaderValue,
 }
 
-impl JwksBody {
-    pub(super) fn new(issuer: &Issuer) -> Self {
-        let body = serde_json::to_vec(&issuer.keyring().jwks()).unwrap_or_default();
+impl Document {
+    pub(super) fn new(body: Vec<u8>, content_type: &'static str, max_age: u64) -> Self {
         // Base64url in quotes is always a valid header value.
         let etag = HeaderValue::from_str(&etag(&body)).unwrap_or(HeaderValue::from_static("\"0\""));
-        let cache_control = HeaderValue::from_str(&format!("public, max-age={}", issuer.config().jwks_max_age))
-            .unwrap_or(HeaderValue::from_static("public, max-age=300"));
-        Self { body: Bytes::from(body), etag, cache_control }
+        Self { body: Bytes::from(body), content_type, etag, cache_control: HeaderValue::from_static("no-cache") }
+            .max_age(max_age)
     }
+
+    /// The same document, cacheable for `seconds`.
+    pub(super) fn max_age(mut self, seconds: u64) -> Self {
+        // Digits only: always a valid header value.
+        self.cache_control = HeaderValue::from_str(&format!("public, max-age={seconds}"))
+            .unwrap_or(HeaderValue::from_static("no-cache"));
+        self
+    }
+
+    fn respond(self, headers: &HeaderMap) -> Response {
+        let cached = headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|tag| tag.trim() == self.etag || tag.trim() == "*"));
+        let mut response = if cached {
+            StatusCode::NOT_MODIFIED.into_response()
+        } else {
+            ([(header::CONTENT_TYPE, HeaderValue::from_static(self.content_type))], self.body).into_response()
+        };
+        let h = response.headers_mut();
+        h.insert(header::ETAG, self.etag);
+        h.insert(header::CACHE_CONTROL, self.cache_control);
+        response
+    }
+}
+
+/// The JWKS, serialised once per issuer, cacheable for the config's `jwks_max_age`, which key
+/// activation waits for.
+pub(super) fn jwks_document(issuer: &Issuer) -> Document {
+    let body = serde_json::to_vec(&issuer.keyring().jwks()).unwrap_or_default();
+    Document::new(body, "application/jwk-set+json", u64::from(issuer.config().jwks_max_age))
 }
 
 /// `GET /.well-known/jwks.json`.
 pub(super) async fn jwks(State(handle): State<IssuerHandle>, headers: HeaderMap) -> Response {
-    let live = handle.live();
-    let jwks = &live.jwks;
-    let cached = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == jwks.etag || tag.trim() == "*"));
-    let mut response = if cached {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        ([(header::CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"))], jwks.body.clone())
-            .into_response()
-    };
-    let h = response.headers_mut();
-    h.insert(header::ETAG, jwks.etag.clone());
-    h.insert(header::CACHE_CONTROL, jwks.cache_control.clone());
-    response
+    handle.live().jwks.clone().respond(&headers)
 }
 
 #[derive(Serialize)]

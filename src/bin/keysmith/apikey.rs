@@ -137,7 +137,7 @@ fn create(path: &Path, text: &str, base: &Path, spec: Spec, keys: &Path) -> anyh
     let now = SystemTime::now();
     let exp = match expires_at {
         Some(t) => {
-            let secs = u64::try_from(t.timestamp()).ok().filter(|s| *s > unix_seconds(now));
+            let secs = u64::try_from(t.timestamp()).ok().filter(|_| t > chrono::DateTime::<chrono::Utc>::from(now));
             Some(secs.context("--expires-at must be in the future")?)
         }
         None => None,
@@ -163,10 +163,6 @@ fn create(path: &Path, text: &str, base: &Path, spec: Spec, keys: &Path) -> anyh
     );
     println!("{}", created.secret);
     Ok(())
-}
-
-fn unix_seconds(t: SystemTime) -> u64 {
-    t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn set_active(

@@ -27,6 +27,12 @@ pub struct Args {
     /// Narrow the permissions (comma-separated).
     #[arg(long, value_delimiter = ',')]
     permissions: Option<Vec<String>>,
+    /// Narrow the upload scope (repeat or comma-separate), e.g. `/uploads/user-42/*`.
+    #[arg(long, value_delimiter = ',')]
+    dir_scope: Option<Vec<String>>,
+    /// Narrow the listing scope (repeat or comma-separate).
+    #[arg(long, value_delimiter = ',')]
+    directory_scope: Option<Vec<String>>,
     /// Narrow the lifetime, in seconds.
     #[arg(long)]
     expiration: Option<u64>,
@@ -49,6 +55,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let issuer = Issuer::new(config, Keyring::load_dir(&args.keys)?)?;
     let mut request = MintRequest::default();
+    if let Some(scopes) = args.dir_scope {
+        request = request.with_dir_scope(scopes);
+    }
+    if let Some(scopes) = args.directory_scope {
+        request = request.with_directory_scope(scopes);
+    }
     request.permissions = args.permissions;
     request.expiration_duration = args.expiration;
     request.bind_ip = args.bind_ip;

@@ -86,11 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("{source}: revocation list refused ({}): {e}", e.code());
         return Ok(ExitCode::from(2));
     }
-    let is_api_key = token_type(&token).is_some_and(|t| {
-        let t = t.get(..12).filter(|p| p.eq_ignore_ascii_case("application/")).map_or(t.as_str(), |_| &t[12..]);
-        t.eq_ignore_ascii_case(keysmith::claims::API_KEY_TYP)
-    });
-    if is_api_key {
+    if keysmith::dangerous::claimed_type(&token) == Some(keysmith::dangerous::ClaimedType::ApiKey) {
         return verify_api_key(&verifier, &token, args.permission.as_deref());
     }
     let grant = match verifier.verify(&token, SystemTime::now()) {
@@ -139,14 +135,6 @@ fn verify_api_key(verifier: &Verifier, token: &str, permission: Option<&str>) ->
     }
     print_json(&out);
     Ok(code)
-}
-
-/// The `typ` of a token's header, read without verifying, only to choose which verification
-/// to run; each one still requires its own `typ`.
-fn token_type(token: &str) -> Option<String> {
-    use base64::Engine as _;
-    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').next()?).ok()?;
-    serde_json::from_slice::<serde_json::Value>(&header).ok()?.get("typ")?.as_str().map(str::to_owned)
 }
 
 /// Reads a file, or fetches an http(s) URL, with a size limit.
