@@ -212,3 +212,62 @@ fn shipped_schema_is_current_and_accepts_the_shipped_config() {
     assert!(lines[1].contains("invalid") && lines[1].contains("dir_scop"), "{report}");
     assert!(lines[2].contains("invalid"), "{report}");
 }
+
+fn check(dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_keysmith")).arg("check").args(args).current_dir(dir).output().unwrap();
+    assert!(out.status.code().is_some(), "killed: {}", text(&out));
+    out
+}
+
+/// Issue 9: `check --previous … --strict` said "no access change" for these server settings.
+#[test]
+fn check_flags_server_settings_that_widen_access() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let base = V1.replace(
+        "[projects.demo]",
+        "[server]\ngeoip_database = \"geo.mmdb\"\naudit_log = \"audit.jsonl\"\n[projects.demo]",
+    );
+    std::fs::write(dir.join("old.toml"), &base).unwrap();
+    let s = "[server]\n";
+    for (from, to, kind) in [
+        (s, "[server]\nforwarded_header = \"forwarded\"\n", "forwarded_header_changed"),
+        (s, "[server]\nrate_limit_per_minute = 0\n", "rate_limit_raised"),
+        (s, "[server]\nlisten = \"0.0.0.0:8080\"\n", "listen_changed"),
+        ("geo.mmdb", "elsewhere.mmdb", "geoip_database_changed"),
+        ("audit_log = \"audit.jsonl\"\n", "", "audit_log_removed"),
+    ] {
+        let new = base.replace("version = 1", "version = 2").replacen(from, to, 1);
+        std::fs::write(dir.join("config.toml"), &new).unwrap();
+        let out = check(dir, &["--previous", "old.toml", "--strict"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(!stdout.contains("no access change"), "{kind}: {stdout}");
+        assert!(stdout.contains(&format!("{}: ", kind.replace('_', " "))), "{kind}: {stdout}");
+        assert!(stdout.contains("[widens access]"), "{kind}: {stdout}");
+        let out = check(dir, &["--previous", "old.toml", "--strict", "--format", "json"]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["widening"], true, "{kind}: {report}");
+        assert_eq!(report["changes"][0]["kind"], kind, "{report}");
+    }
+}
+
+/// Issue 9: an unknown key no longer hides the other problems of the file.
+#[test]
+fn check_reports_unknown_keys_with_every_other_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = V1.replace("dir_scope", "dir_scop").replace("10.0.0.0/8", "10.0.0.1/8");
+    std::fs::write(dir.path().join("config.toml"), bad).unwrap();
+    let out = check(dir.path(), &["--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors: Vec<&str> = report["errors"].as_array().unwrap().iter().filter_map(|e| e.as_str()).collect();
+    assert_eq!(
+        errors,
+        [
+            "2 invalid setting(s):",
+            "templates[0].upload.dir_scop: unknown setting (did you mean dir_scope?)",
+            "templates[0].restrict.whitelist_ip_ranges[0]: \"10.0.0.1/8\" has host bits set; the canonical range is 10.0.0.0/8",
+        ]
+    );
+}

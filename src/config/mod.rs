@@ -1,8 +1,9 @@
 //! `config.toml`: parsed strictly, then validated as a whole.
 //!
-//! [`Config::load`] reads the file, parses it with unknown keys refused, and validates every
-//! setting, reporting *all* problems at once, each with its TOML path
-//! (`templates[1].upload.dir_scope[0]: …`).
+//! [`Config::load`] reads the file, parses it, and validates every setting, reporting *all*
+//! problems at once, each with its TOML path (`templates[1].upload.dir_scope[0]: …`). Unknown
+//! keys are among them (`templates[0].upload.dir_scop: unknown setting (did you mean
+//! dir_scope?)`): they refuse the config, but do not hide the other problems.
 
 mod countries;
 mod edit;
@@ -60,10 +61,11 @@ pub enum ConfigError {
     /// The file is larger than [`MAX_CONFIG_LEN`].
     #[error("config is larger than {MAX_CONFIG_LEN} bytes")]
     TooLarge,
-    /// The file is not valid TOML, or does not fit the config's shape (unknown key, wrong type).
+    /// The file is not valid TOML, or does not fit the config's shape (a wrong type, a missing
+    /// key).
     #[error("{0}")]
     Parse(String),
-    /// The file parsed but some settings are invalid.
+    /// The file parsed but some settings are invalid or unknown.
     #[error("{} invalid setting(s):\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Problem>),
 }
@@ -119,8 +121,27 @@ impl Config {
         if text.len() as u64 > MAX_CONFIG_LEN {
             return Err(ConfigError::TooLarge);
         }
-        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse(parse_error(text, &e)))?;
-        validate::validate(raw, base_dir).map_err(ConfigError::Invalid)
+        let document = toml::Deserializer::parse(text).map_err(|e| ConfigError::Parse(parse_error(text, &e)))?;
+        let mut unknown = Vec::new();
+        let raw: Result<raw::RawConfig, _> =
+            serde_ignored::deserialize(document, |path| unknown.push(unknown_setting(&path)));
+        let raw = raw.map_err(|e| {
+            // A wrong type stops deserializing; the unknown keys met before it are reported too.
+            let mut message = parse_error(text, &e);
+            for p in &unknown {
+                message.push_str(&format!("\n{p}"));
+            }
+            ConfigError::Parse(message)
+        })?;
+        // Unknown keys refuse the config like any invalid setting, and are reported with them.
+        match validate::validate(raw, base_dir) {
+            Ok(config) if unknown.is_empty() => Ok(config),
+            Ok(_) => Err(ConfigError::Invalid(unknown)),
+            Err(problems) => {
+                unknown.extend(problems);
+                Err(ConfigError::Invalid(unknown))
+            }
+        }
     }
 
     /// The templates, in file order.
@@ -159,7 +180,7 @@ impl Config {
     }
 }
 
-/// A one-line description of a TOML error: `TOML error at line 12, column 1: unknown field …`.
+/// A one-line description of a TOML error: `TOML error at line 12, column 1: invalid type …`.
 fn parse_error(text: &str, e: &toml::de::Error) -> String {
     let message = e.message().trim().replace('\n', " ");
     match e.span() {
@@ -171,6 +192,88 @@ fn parse_error(text: &str, e: &toml::de::Error) -> String {
         }
         None => format!("TOML error: {message}"),
     }
+}
+
+/// One step of a TOML path.
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+fn steps(path: &serde_ignored::Path<'_>, out: &mut Vec<Step>) {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => {}
+        Path::Seq { parent, index } => {
+            steps(parent, out);
+            out.push(Step::Index(*index));
+        }
+        Path::Map { parent, key } => {
+            steps(parent, out);
+            out.push(Step::Key(key.clone()));
+        }
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => steps(parent, out),
+    }
+}
+
+/// `key` as written in a TOML path: bare when it can be, quoted otherwise.
+fn toml_key(key: &str) -> String {
+    let bare = !key.is_empty() && key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+    if bare { key.to_owned() } else { format!("{key:?}") }
+}
+
+/// The problem for an unknown key: its TOML path (`templates[0].upload.dir_scop`) and, when a
+/// setting of the same table is spelled closely enough, what was probably meant.
+fn unknown_setting(path: &serde_ignored::Path<'_>) -> Problem {
+    let mut list = Vec::new();
+    steps(path, &mut list);
+    let settings = raw::setting_paths();
+    let (mut shown, mut table) = (String::new(), String::new());
+    let mut last = String::new();
+    for (i, step) in list.iter().enumerate() {
+        match step {
+            Step::Index(n) => {
+                shown.push_str(&format!("[{n}]"));
+                table.push_str("[]");
+            }
+            Step::Key(key) => {
+                let dot = if shown.is_empty() { "" } else { "." };
+                shown.push_str(&format!("{dot}{}", toml_key(key)));
+                if i + 1 == list.len() {
+                    last.clone_from(key);
+                } else {
+                    // An entry of a map of tables (`projects.<id>`) is `*` in the schema's paths.
+                    let entry = format!("{table}{dot}*");
+                    let generic = settings.iter().any(|s| s.strip_prefix(&entry).is_some_and(|r| r.starts_with('.')));
+                    table = if generic { entry } else { format!("{table}{dot}{key}") };
+                }
+            }
+        }
+    }
+    let message = match suggestion(&settings, &table, &last) {
+        Some(near) => format!("unknown setting (did you mean {near}?)"),
+        None => "unknown setting".to_owned(),
+    };
+    Problem { path: shown, message }
+}
+
+/// The key of table `table` (a schema path, empty for the top level) closest to `key`, if it is
+/// close: at most a third of its characters differ (at least one).
+fn suggestion(settings: &[String], table: &str, key: &str) -> Option<String> {
+    let prefix = if table.is_empty() { String::new() } else { format!("{table}.") };
+    let known: std::collections::BTreeSet<&str> = settings
+        .iter()
+        .filter_map(|s| s.strip_prefix(&prefix))
+        .filter_map(|rest| rest.split(['.', '[']).next())
+        .filter(|k| !k.is_empty() && *k != "*")
+        .collect();
+    let limit = (key.chars().count() / 3).max(1);
+    known
+        .into_iter()
+        .map(|k| (strsim::damerau_levenshtein(key, k), k))
+        .filter(|(distance, _)| *distance <= limit)
+        .min()
+        .map(|(_, k)| k.to_owned())
 }
 
 /// `[server]`.

@@ -1,5 +1,7 @@
-//! The TOML model of `config.toml`, exactly as written. Unknown keys are errors
-//! (`deny_unknown_fields`) so a typo such as `dir_scop` never passes silently. Numbers are
+//! The TOML model of `config.toml`, exactly as written. Unknown keys are errors, so a typo such
+//! as `dir_scop` never passes silently: they are collected while deserializing
+//! ([`Config::from_toml`](super::Config::from_toml), with `serde_ignored`) and reported with
+//! every other problem, and the JSON Schema says `additionalProperties: false`. Numbers are
 //! read as `i64` so that out-of-range values are reported by validation with their path.
 //!
 //! The doc comments here become the descriptions of the JSON Schema (`keysmith schema`) that
@@ -12,7 +14,7 @@ use std::collections::BTreeMap;
 /// keysmith configuration: security templates, projects, permanent API key metadata and server
 /// settings. Kept in git; check every change with `keysmith check --previous-git`.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 #[schemars(title = "keysmith config.toml")]
 pub(crate) struct RawConfig {
     /// Positive integer, bumped on every change; every key carries it as `ver`. A reload with a
@@ -46,7 +48,7 @@ pub(crate) struct RawConfig {
 
 /// HTTP service settings.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub(crate) struct RawServer {
     /// Listen address, `host:port`. Default `127.0.0.1:8080`.
     pub listen: Option<String>,
@@ -86,7 +88,7 @@ pub(crate) enum RawForwardedHeader {
 
 /// A custom permission catalogue.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub(crate) struct RawCatalog {
     /// Every permission of the vocabulary (e.g. `asset.read`).
     pub permissions: Vec<String>,
@@ -102,7 +104,7 @@ pub(crate) struct RawCatalog {
 
 /// A project.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub(crate) struct RawProject {
     /// Free text.
     #[serde(default)]
@@ -111,7 +113,7 @@ pub(crate) struct RawProject {
 
 /// A security template.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub(crate) struct RawTemplate {
     /// Slug (a-z, 0-9, '-', '_'), unique in the file: the `{template}` URL segment and the key's `sub`.
     pub id: String,
@@ -157,7 +159,7 @@ pub(crate) enum RawAccess {
 
 /// Metadata of a permanent API key.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub(crate) struct RawApiKey {
     /// The key id (`ak_…`).
     pub id: String,
@@ -188,7 +190,7 @@ fn yes() -> bool {
 
 /// Upload limits and scope.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub(crate) struct RawUpload {
     /// Most uploads per minute with one key. Default unlimited.
     #[schemars(range(min = 1, max = 4294967295_i64))]
@@ -203,7 +205,7 @@ pub(crate) struct RawUpload {
 
 /// Caller restrictions.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub(crate) struct RawRestrict {
     /// CIDR ranges (or single addresses) allowed to mint. Default no restriction.
     pub whitelist_ip_ranges: Option<Vec<String>>,
@@ -213,7 +215,7 @@ pub(crate) struct RawRestrict {
 
 /// Listing limits.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub(crate) struct RawListing {
     /// Where the key may list, search and fetch, one scope or a list. Default all directories.
     pub directory_scope: Option<OneOrMany>,
@@ -254,4 +256,69 @@ impl OneOrMany {
 pub(crate) fn json_schema() -> String {
     let schema = schemars::schema_for!(RawConfig);
     serde_json::to_string_pretty(&schema).unwrap_or_default()
+}
+
+/// Every setting of `config.toml`, walked from its JSON Schema, as a path with `[]` for an
+/// entry of an array of tables and `*` for an entry of a map of tables:
+/// `server.listen`, `templates[]`, `templates[].upload.dir_scope`, `projects.*.description`.
+/// Plain tables (`server`, `templates[].upload`) are not settings of their own; their keys are.
+pub(crate) fn setting_paths() -> Vec<String> {
+    // The schema as `keysmith schema` prints it, so the walk sees what editors see.
+    let root: serde_json::Value = serde_json::from_str(&json_schema()).unwrap_or_default();
+    let mut out = Vec::new();
+    properties(&root, &root, "", &mut out);
+    out
+}
+
+/// The schema `node` resolves to, with `$ref` followed and each non-null `anyOf`/`oneOf`
+/// alternative listed.
+fn alternatives<'a>(root: &'a serde_json::Value, node: &'a serde_json::Value) -> Vec<&'a serde_json::Value> {
+    let node = node
+        .get("$ref")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|r| r.strip_prefix("#/"))
+        .and_then(|r| root.pointer(&format!("/{r}")))
+        .unwrap_or(node);
+    let mut out = vec![node];
+    for key in ["anyOf", "oneOf"] {
+        for alt in node.get(key).and_then(serde_json::Value::as_array).into_iter().flatten() {
+            out.extend(alternatives(root, alt));
+        }
+    }
+    out
+}
+
+fn properties(root: &serde_json::Value, node: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+    for table in alternatives(root, node) {
+        let Some(props) = table.get("properties").and_then(serde_json::Value::as_object) else { continue };
+        for (key, value) in props {
+            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            setting(root, value, path, out);
+        }
+    }
+}
+
+fn has_properties(root: &serde_json::Value, node: &serde_json::Value) -> bool {
+    alternatives(root, node).iter().any(|n| n.get("properties").is_some())
+}
+
+fn setting(root: &serde_json::Value, node: &serde_json::Value, path: String, out: &mut Vec<String>) {
+    if has_properties(root, node) {
+        return properties(root, node, &path, out);
+    }
+    for alt in alternatives(root, node) {
+        if let Some(items) = alt.get("items").filter(|i| has_properties(root, i)) {
+            let entry = format!("{path}[]");
+            properties(root, items, &entry, out);
+            out.push(entry);
+            return;
+        }
+        if let Some(entries) = alt.get("additionalProperties").filter(|e| has_properties(root, e)) {
+            let entry = format!("{path}.*");
+            properties(root, entries, &entry, out);
+            out.push(entry);
+            return;
+        }
+    }
+    out.push(path);
 }

@@ -500,11 +500,58 @@ permissions = ["FILE_UPLOAD"]
     #[test]
     fn unknown_keys_are_errors() {
         let text = format!("{BASE}[templates.upload]\ndir_scop = \"/a/*\"\n");
-        let Err(ConfigError::Parse(message)) = load(&text) else { panic!("typo accepted") };
-        assert!(message.contains("dir_scop"), "{message}");
-        assert!(message.contains("line"), "{message}");
-        let Err(ConfigError::Parse(message)) = load(&format!("{BASE}colour = 1\n")) else { panic!() };
-        assert!(message.contains("colour"), "{message}");
+        // Located by TOML path (issue 9 item 2), no longer by line and column.
+        assert_eq!(problems(&text), ["templates[0].upload.dir_scop: unknown setting (did you mean dir_scope?)"]);
+        let top = "version = 1\nissuer = \"i\"\nisuer = \"j\"\n";
+        assert_eq!(problems(top), ["isuer: unknown setting (did you mean issuer?)"]);
+        // A wrong type still stops parsing, with its line; unknown keys met before it are listed.
+        let Err(ConfigError::Parse(message)) = load(&format!("{BASE}acces = 1\nactive = \"yes\"\n")) else { panic!() };
+        assert!(message.starts_with("TOML error at line 12, column 10: invalid type"), "{message}");
+        assert!(message.ends_with("\ntemplates[0].acces: unknown setting (did you mean access?)"), "{message}");
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_with_every_other_problem() {
+        let text = format!(
+            "{BASE}colour = 1\n[templates.upload]\ndir_scop = \"/a/*\"\n[templates.restrict]\nwhitelist_ip_ranges = [\"10.0.0.1/8\"]\nwhitelist_countrys = [\"FR\"]\n[[templates]]\nid = \"b\"\nproject = \"demo\"\npermissions = [\"FILE_UPLOAD\"]\nlisting.frobnicate = 1\n"
+        );
+        let got = problems(&text);
+        let expect = [
+            "templates[0].colour: unknown setting",
+            "templates[0].upload.dir_scop: unknown setting (did you mean dir_scope?)",
+            "templates[0].restrict.whitelist_countrys: unknown setting (did you mean whitelist_countries?)",
+            "templates[1].listing.frobnicate: unknown setting",
+            "templates[0].restrict.whitelist_ip_ranges[0]: \"10.0.0.1/8\" has host bits set",
+        ];
+        for want in expect {
+            assert!(got.iter().any(|p| p.starts_with(want)), "missing {want:?} in:\n{}", got.join("\n"));
+        }
+        assert_eq!(got.len(), expect.len(), "{got:#?}");
+        assert!(got.contains(&"templates[0].colour: unknown setting".to_owned()), "no far-fetched suggestion");
+        // Unknown keys alone still refuse the config; under a map of tables the path names the entry.
+        let typo = format!("{BASE}[projects.demo2]\ndescripton = \"x\"\n");
+        assert_eq!(problems(&typo), ["projects.demo2.descripton: unknown setting (did you mean description?)"]);
+        let quoted = format!("{BASE}[projects.demo2]\n\"we ird\" = 1\n");
+        assert_eq!(problems(&quoted), ["projects.demo2.\"we ird\": unknown setting"]);
+    }
+
+    #[test]
+    fn schema_still_refuses_unknown_keys() {
+        let schema: serde_json::Value = serde_json::from_str(&super::super::json_schema()).unwrap();
+        assert_eq!(schema["additionalProperties"], false);
+        let defs = schema["$defs"].as_object().unwrap();
+        for name in [
+            "RawServer",
+            "RawCatalog",
+            "RawProject",
+            "RawTemplate",
+            "RawApiKey",
+            "RawUpload",
+            "RawRestrict",
+            "RawListing",
+        ] {
+            assert_eq!(defs[name]["additionalProperties"], false, "{name}");
+        }
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! `keysmith check`: validate a config and, given the previous one, summarise the effective
-//! access change, for CI and pre-commit hooks.
+//! access change, for CI and pre-commit hooks. Every setting of the file has a diff rule
+//! (`keysmith::diff`): each change is listed, and those that can widen access are marked.
+//! An invalid file lists every problem at once, unknown keys included.
 //!
 //! Exit codes: 0 valid (warnings may be printed); 1 invalid, `version` not increased, or any
 //! lint under `--strict`; 2 usage error (the previous config cannot be read, git failed).
