@@ -122,9 +122,14 @@ impl Config {
             return Err(ConfigError::TooLarge);
         }
         let document = toml::Deserializer::parse(text).map_err(|e| ConfigError::Parse(parse_error(text, &e)))?;
-        let mut unknown = Vec::new();
-        let raw: Result<raw::RawConfig, _> =
-            serde_ignored::deserialize(document, |path| unknown.push(unknown_setting(&path)));
+        let mut ignored = Vec::new();
+        let raw: Result<raw::RawConfig, _> = serde_ignored::deserialize(document, |path| {
+            let mut list = Vec::new();
+            steps(&path, &mut list);
+            ignored.push(list);
+        });
+        let settings = if ignored.is_empty() { Vec::new() } else { raw::setting_paths() };
+        let mut unknown: Vec<Problem> = ignored.iter().map(|steps| unknown_setting(steps, &settings)).collect();
         let raw = raw.map_err(|e| {
             // A wrong type stops deserializing; the unknown keys met before it are reported too.
             let mut message = parse_error(text, &e);
@@ -224,10 +229,8 @@ fn toml_key(key: &str) -> String {
 
 /// The problem for an unknown key: its TOML path (`templates[0].upload.dir_scop`) and, when a
 /// setting of the same table is spelled closely enough, what was probably meant.
-fn unknown_setting(path: &serde_ignored::Path<'_>) -> Problem {
-    let mut list = Vec::new();
-    steps(path, &mut list);
-    let settings = raw::setting_paths();
+/// `settings` are the schema's setting paths ([`raw::setting_paths`]).
+fn unknown_setting(list: &[Step], settings: &[String]) -> Problem {
     let (mut shown, mut table) = (String::new(), String::new());
     let mut last = String::new();
     for (i, step) in list.iter().enumerate() {
@@ -250,7 +253,7 @@ fn unknown_setting(path: &serde_ignored::Path<'_>) -> Problem {
             }
         }
     }
-    let message = match suggestion(&settings, &table, &last) {
+    let message = match suggestion(settings, &table, &last) {
         Some(near) => format!("unknown setting (did you mean {near}?)"),
         None => "unknown setting".to_owned(),
     };
@@ -260,6 +263,10 @@ fn unknown_setting(path: &serde_ignored::Path<'_>) -> Problem {
 /// The key of table `table` (a schema path, empty for the top level) closest to `key`, if it is
 /// close: at most a third of its characters differ (at least one).
 fn suggestion(settings: &[String], table: &str, key: &str) -> Option<String> {
+    // Settings are short; a long key is no typo of one (and is not worth comparing).
+    if key.len() > 64 {
+        return None;
+    }
     let prefix = if table.is_empty() { String::new() } else { format!("{table}.") };
     let known: std::collections::BTreeSet<&str> = settings
         .iter()
