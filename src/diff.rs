@@ -118,6 +118,8 @@ const CONFIG_RULES: &[Rule<Config>] = &[
     Rule { paths: &["server.rate_limit_per_minute", "server.rate_limit_burst"], compare: rate_limit },
     Rule { paths: &["server.geoip_database"], compare: geoip_database },
     Rule { paths: &["server.audit_log"], compare: audit_log },
+    // `server.allowed_hosts` joins here with the setting, through `allowed_hosts` below:
+    // `Rule { paths: &["server.allowed_hosts"], compare: |d, _, o, n| allowed_hosts(d, …) }`.
     Rule { paths: &["jwks_max_age"], compare: jwks_max_age },
     Rule { paths: &["revocations_max_age"], compare: revocations_max_age },
     Rule { paths: &["projects.*", "projects.*.description"], compare: projects },
@@ -1028,6 +1030,8 @@ active = false
         let covered = rule_paths();
         let missing: Vec<&String> = settings.iter().filter(|s| !covered.contains(&s.as_str())).collect();
         assert!(missing.is_empty(), "settings without a diff rule (add one to src/diff.rs): {missing:?}");
+        let stale: Vec<&&str> = covered.iter().filter(|c| !settings.iter().any(|s| s == *c)).collect();
+        assert!(stale.is_empty(), "rules for settings the schema does not have: {stale:?}");
         let mut sorted = covered.clone();
         sorted.sort_unstable();
         sorted.dedup();

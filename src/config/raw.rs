@@ -270,7 +270,7 @@ pub(crate) fn setting_paths() -> Vec<String> {
     out
 }
 
-/// The schema `node` resolves to, with `$ref` followed and each non-null `anyOf`/`oneOf`
+/// The schema `node` resolves to, with `$ref` followed and each `anyOf`/`oneOf`/`allOf`
 /// alternative listed.
 fn alternatives<'a>(root: &'a serde_json::Value, node: &'a serde_json::Value) -> Vec<&'a serde_json::Value> {
     let node = node
@@ -280,7 +280,7 @@ fn alternatives<'a>(root: &'a serde_json::Value, node: &'a serde_json::Value) ->
         .and_then(|r| root.pointer(&format!("/{r}")))
         .unwrap_or(node);
     let mut out = vec![node];
-    for key in ["anyOf", "oneOf"] {
+    for key in ["anyOf", "oneOf", "allOf"] {
         for alt in node.get(key).and_then(serde_json::Value::as_array).into_iter().flatten() {
             out.extend(alternatives(root, alt));
         }
