@@ -306,6 +306,31 @@ fn golden_api_key_and_revocation_list() {
     assert_eq!(grant.id(), FIXED_API_KEY_ID);
 }
 
+/// The claims of `access_token.json`: every optional access-token claim but `api_keys` set.
+fn golden_access_claims() -> AccessClaims {
+    serde_json::from_value(with(
+        access_claims(),
+        json!({"countries": ["FR", "DE"], "limits": {"per_min": 30, "per_source_ip": 100}}),
+    ))
+    .unwrap()
+}
+
+/// `access_token.json` is the file this generator writes, in the format of the other two.
+#[test]
+fn golden_access_token_file() {
+    let claims = golden_access_claims();
+    let token = key(SEED).sign_access_token(&serde_json::to_vec(&claims).unwrap());
+    check_or_bless(
+        "access_token.json",
+        &golden_file(
+            "Golden access token: Ed25519 seed (base64url), claims, the JWKS of the key, and the exact token they give.",
+            &token,
+            &serde_json::to_value(&claims).unwrap(),
+            NOW,
+        ),
+    );
+}
+
 /// The access token the issuer mints today has exactly the golden token's header and encoding:
 /// minting from the golden claims' template at `iat`, the payload differs only in `jti`.
 #[test]
@@ -1251,4 +1276,23 @@ fn authorization_conformance() {
         }
     }
     assert!(failures.is_empty(), "{} of {} cases:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+/// PyJWT, an independent JOSE implementation, verifies the golden tokens of all three types
+/// and refuses every signature-level case of the negative corpus.
+#[test]
+fn pyjwt_checks_the_published_vectors() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/vectors_check.py");
+    let out = std::process::Command::new("python3").arg(script).arg(vectors_dir()).output().expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "PyJWT disagrees with the vectors (is PyJWT installed? run scripts/test-deps.sh): {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["golden"], 3);
+    let expected =
+        load("negative.json")["cases"].as_array().unwrap().iter().filter(|c| c["jose_reject"] == true).count();
+    assert_eq!(summary["rejected"].as_u64().unwrap(), expected as u64, "every signature-level case ran");
 }
