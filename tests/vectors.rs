@@ -850,8 +850,8 @@ fn negative_cases() -> Vec<Case> {
         ),
         case(
             "exp_not_after_iat",
-            "exp equals iat.",
-            access(with(access_claims(), json!({"exp": T0}))),
+            "exp equals iat (both now, so the token is not also expired).",
+            access(with(access_claims(), json!({"iat": NOW, "nbf": NOW, "exp": NOW}))),
             Some("invalid_claims"),
         ),
         // Claim types and values.
