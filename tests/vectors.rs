@@ -929,6 +929,19 @@ fn negative_cases() -> Vec<Case> {
             Some("revoked"),
         )
         .holding(&list),
+        case(
+            "revoked_template_without_list",
+            "The same key while no revocation list is held: access tokens do not need one.",
+            access(with(access_claims(), json!({"sub": "old-widget", "client_id": "old-widget"}))),
+            None,
+        ),
+        case(
+            "revoked_api_key_chain",
+            "A key minted with a permanent key (api_keys) the held list names.",
+            access(with(access_claims(), json!({"api_keys": ["ak_live", "ak_revoked"]}))),
+            Some("revoked"),
+        )
+        .holding(&list),
         // Permanent API keys.
         case("api_key_valid", "The golden permanent key, holding the golden list.", api_key.clone(), None)
             .kind("api_key")
@@ -1043,6 +1056,30 @@ fn negative_cases() -> Vec<Case> {
         )
         .kind("revocations")
         .jose_reject(),
+        case(
+            "revocations_rollback_iat",
+            "A list signed before the one held (a replay).",
+            rl(with(revocation_claims(), json!({"iat": T0 - 10, "exp": T0 + 290}))),
+            Some("revocations_rollback"),
+        )
+        .kind("revocations")
+        .holding(&list),
+        case(
+            "revocations_rollback_ver",
+            "A list of an older config version than the one held.",
+            rl(with(revocation_claims(), json!({"iat": T0 + 30, "exp": T0 + 330, "ver": 6}))),
+            Some("revocations_rollback"),
+        )
+        .kind("revocations")
+        .holding(&list),
+        case(
+            "revocations_newer",
+            "A newer list replaces the one held.",
+            rl(with(revocation_claims(), json!({"iat": T0 + 30, "exp": T0 + 330, "ver": 8}))),
+            None,
+        )
+        .kind("revocations")
+        .holding(&list),
         case(
             "access_token_as_revocations",
             "An access token presented as a revocation list.",
