@@ -1,4 +1,5 @@
-//! Known-answer tests: RFC 8037 Appendix A, the Wycheproof Ed25519 vectors, and golden tokens.
+//! Known-answer tests: RFC 8037 Appendix A, the Wycheproof Ed25519 vectors, and the published
+//! conformance suite in `tests/vectors/` (golden tokens, negative corpus, authorisation decisions).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops at the first broken expectation
 
