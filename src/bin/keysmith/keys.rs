@@ -49,7 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
     let policy = Policy::of(&config);
     let now = Utc::now();
-    std::fs::create_dir_all(&args.keys)?;
+    keysmith::keyring::create_private_dir(&args.keys)?;
     let _lock = keysmith::config::lock(&args.keys.join(keysmith::lifecycle::STATE_FILE))?;
     let mut state = match KeyringState::load(&args.keys)? {
         Some(state) => state,
