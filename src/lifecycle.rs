@@ -319,11 +319,28 @@ impl KeyringState {
         Some(if record.activated.is_some() { retired + policy.longest_token + RETIRE_LEEWAY } else { retired })
     }
 
+    /// When the retired key `kid` may leave the JWKS, as [`KeyringState::retire_after`], but
+    /// also counting the tokens it may still sign after it was retired: a server keeps the
+    /// previous key signing until its successor has been published for `jwks_max_age`, which
+    /// after a forced rotation is later than the retirement.
+    pub fn removable_after(&self, kid: &str, policy: Policy) -> Option<DateTime<Utc>> {
+        let record = self.get(kid)?;
+        let after = Self::retire_after(record, policy)?;
+        let retired = record.retired?;
+        let successor_due = self
+            .keys
+            .iter()
+            .filter(|k| record.activated.is_some() && k.kid != kid && k.activated == Some(retired))
+            .map(|k| k.published + policy.jwks_max_age + policy.longest_token + RETIRE_LEEWAY)
+            .max();
+        Some(successor_due.map_or(after, |due| due.max(after)))
+    }
+
     /// What removing `kid` at `now` would break: unexpired tokens, and active permanent API
     /// keys of `config` signed by it.
     pub fn blockers(&self, kid: &str, config: &Config, policy: Policy, now: DateTime<Utc>) -> Vec<String> {
         let mut reasons = Vec::new();
-        if let Some(after) = self.get(kid).and_then(|r| Self::retire_after(r, policy))
+        if let Some(after) = self.removable_after(kid, policy)
             && now < after
         {
             reasons.push(format!(
@@ -506,6 +523,26 @@ expiration_duration = 3600
         let (_, broken) = state.remove(dir.path(), &old, &pinned, late, true).unwrap();
         assert_eq!(broken.len(), 1);
         assert!(broken[0].contains("ak_1"));
+    }
+
+    /// After a forced rotation the retired key may go on signing (a server starting, or one
+    /// that had not yet published the new key) until the new key has been published for
+    /// `jwks_max_age`: its tokens live that much longer, and so must it.
+    #[test]
+    fn a_key_retired_by_a_forced_rotation_stays_until_its_last_possible_tokens_expire() {
+        let (dir, mut state) = setup();
+        let old = state.keys[0].kid.clone();
+        let policy = Policy::of(&config(""));
+        state.add_next(dir.path(), t0()).unwrap();
+        let retired_at = t0() + Duration::seconds(10);
+        state.rotate(dir.path(), policy, retired_at, true).unwrap();
+        // The successor was published at t0, so the old key may sign until t0 + 300 s.
+        let last_token_expiry = t0() + Duration::seconds(300 + 3600) + RETIRE_LEEWAY;
+        assert_eq!(state.removable_after(&old, policy), Some(last_token_expiry));
+        let early = retired_at + Duration::seconds(3600) + RETIRE_LEEWAY + Duration::seconds(1);
+        let err = state.clone().remove(dir.path(), &old, &config(""), early, false).unwrap_err();
+        assert!(err.to_string().contains("tokens it signed"), "{err}");
+        assert!(state.remove(dir.path(), &old, &config(""), last_token_expiry, false).is_ok());
     }
 
     #[test]

@@ -137,7 +137,7 @@ fn list(state: &KeyringState, config: &Config, policy: Policy, now: chrono::Date
             .filter(|a| a.active && a.kid.as_deref() == Some(k.kid.as_str()))
             .map(|a| a.id.as_str())
             .collect();
-        let after = KeyringState::retire_after(k, policy);
+        let after = state.removable_after(&k.kid, policy);
         let removable = k.state == KeyState::Retired && after.is_some_and(|a| a <= now) && pins.is_empty();
         println!(
             "{:<44} {:<8} {:<20} {:<20} {:<20} {:<20} {}{}",
