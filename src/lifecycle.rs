@@ -83,6 +83,14 @@ pub enum LifecycleError {
     /// The state file does not parse.
     #[error("{0}: {1}")]
     State(String, String),
+    /// A record's `file` is not a plain file name in the key directory.
+    #[error("{record}: file = {file:?} must be a plain file name in the key directory (no directory part)")]
+    NotAPlainFileName {
+        /// The record file.
+        record: String,
+        /// The offending value.
+        file: String,
+    },
     /// There is no next key to promote.
     #[error("there is no next key to promote; `keysmith keys rotate` creates one first")]
     NoNext,
@@ -129,21 +137,42 @@ pub struct KeyringState {
 }
 
 impl KeyringState {
-    /// Reads `dir/keyring.toml`; `None` when the directory has no record (every key published,
-    /// the newest signing).
+    /// Reads `dir/keyring.toml`; `None` when the directory or the record does not exist (every
+    /// key published, the newest signing).
+    ///
+    /// The record decides which keys are published and which signs, so it is trusted as the
+    /// keys are: the directory and the record may be changed by their owner alone (this user or
+    /// root), a link to the record must stay inside the directory, and every record's `file`
+    /// must be a plain file name in it.
     ///
     /// # Errors
     ///
-    /// When the record exists and cannot be read or parsed.
+    /// When the record exists and cannot be read or parsed, others can change it or its
+    /// directory, it links out of the directory, or a record names something other than a
+    /// plain file name.
     pub fn load(dir: &Path) -> Result<Option<Self>, LifecycleError> {
+        let dir = match crate::keyring::trusted_dir(dir) {
+            Ok(dir) => dir,
+            Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
         let path = dir.join(STATE_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text)
-                .map(Some)
-                .map_err(|e| LifecycleError::State(path.display().to_string(), e.message().to_owned())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(KeyError::Io { path, source: e }.into()),
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(KeyError::Io { path, source: e }.into()),
         }
+        let target = crate::keyring::resolve_entry(&dir, &path)?;
+        let text = read_trusted(&target)?;
+        let state: Self = toml::from_str(&text)
+            .map_err(|e| LifecycleError::State(path.display().to_string(), e.message().to_owned()))?;
+        if let Some(bad) = state.keys.iter().find(|k| !is_plain_file_name(&k.file)) {
+            return Err(LifecycleError::NotAPlainFileName {
+                record: path.display().to_string(),
+                file: bad.file.clone(),
+            });
+        }
+        Ok(Some(state))
     }
 
     /// Writes `dir/keyring.toml` atomically.
@@ -156,9 +185,20 @@ impl KeyringState {
             "# Signing-key lifecycle, managed by `keysmith keys`. No secrets here: the private keys are the *.pem files.\n{}",
             toml::to_string_pretty(self).map_err(|e| LifecycleError::State(STATE_FILE.into(), e.to_string()))?
         );
-        crate::config::write_atomically(&dir.join(STATE_FILE), &text).map_err(|e| {
-            KeyError::Io { path: dir.join(STATE_FILE), source: std::io::Error::other(e.to_string()) }.into()
-        })
+        let path = dir.join(STATE_FILE);
+        crate::config::write_atomically(&path, &text)
+            .map_err(|e| KeyError::Io { path: path.clone(), source: std::io::Error::other(e.to_string()) })?;
+        // Loading refuses a record others can change: never leave one behind under a lax umask.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let io = |source| KeyError::Io { path: path.clone(), source };
+            let mode = std::fs::metadata(&path).map_err(io)?.permissions().mode();
+            if mode & 0o022 != 0 {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & !0o022 & 0o777)).map_err(io)?;
+            }
+        }
+        Ok(())
     }
 
     /// Starts a record for a directory that has none: the newest key is active, the others
@@ -279,11 +319,28 @@ impl KeyringState {
         Some(if record.activated.is_some() { retired + policy.longest_token + RETIRE_LEEWAY } else { retired })
     }
 
+    /// When the retired key `kid` may leave the JWKS, as [`KeyringState::retire_after`], but
+    /// also counting the tokens it may still sign after it was retired: a server keeps the
+    /// previous key signing until its successor has been published for `jwks_max_age`, which
+    /// after a forced rotation is later than the retirement.
+    pub fn removable_after(&self, kid: &str, policy: Policy) -> Option<DateTime<Utc>> {
+        let record = self.get(kid)?;
+        let after = Self::retire_after(record, policy)?;
+        let retired = record.retired?;
+        let successor_due = self
+            .keys
+            .iter()
+            .filter(|k| record.activated.is_some() && k.kid != kid && k.activated == Some(retired))
+            .map(|k| k.published + policy.jwks_max_age + policy.longest_token + RETIRE_LEEWAY)
+            .max();
+        Some(successor_due.map_or(after, |due| due.max(after)))
+    }
+
     /// What removing `kid` at `now` would break: unexpired tokens, and active permanent API
     /// keys of `config` signed by it.
     pub fn blockers(&self, kid: &str, config: &Config, policy: Policy, now: DateTime<Utc>) -> Vec<String> {
         let mut reasons = Vec::new();
-        if let Some(after) = self.get(kid).and_then(|r| Self::retire_after(r, policy))
+        if let Some(after) = self.removable_after(kid, policy)
             && now < after
         {
             reasons.push(format!(
@@ -346,6 +403,32 @@ impl KeyringState {
         self.keys.retain(|k| k.kid != kid);
         Ok((dir.join(&record.file), reasons))
     }
+}
+
+/// Whether `file` names an entry of a directory and nothing else: no separator, not `.` or
+/// `..`, not empty, no NUL.
+fn is_plain_file_name(file: &str) -> bool {
+    !file.is_empty() && file != "." && file != ".." && !file.contains(['/', '\\', '\0'])
+}
+
+/// Reads the record, checking on the open file that only its owner (this user or root) can
+/// change it.
+fn read_trusted(path: &Path) -> Result<String, LifecycleError> {
+    use std::io::Read as _;
+    let io = |source| KeyError::Io { path: path.to_owned(), source };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = file.metadata().map_err(io)?;
+        let me = rustix::process::geteuid().as_raw();
+        let read_only =
+            || rustix::fs::fstatvfs(&file).is_ok_and(|fs| fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
+        crate::keyring::check_not_writable_by_others(path, meta.mode(), meta.uid(), me, read_only)?;
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(io)?;
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -442,6 +525,26 @@ expiration_duration = 3600
         assert!(broken[0].contains("ak_1"));
     }
 
+    /// After a forced rotation the retired key may go on signing (a server starting, or one
+    /// that had not yet published the new key) until the new key has been published for
+    /// `jwks_max_age`: its tokens live that much longer, and so must it.
+    #[test]
+    fn a_key_retired_by_a_forced_rotation_stays_until_its_last_possible_tokens_expire() {
+        let (dir, mut state) = setup();
+        let old = state.keys[0].kid.clone();
+        let policy = Policy::of(&config(""));
+        state.add_next(dir.path(), t0()).unwrap();
+        let retired_at = t0() + Duration::seconds(10);
+        state.rotate(dir.path(), policy, retired_at, true).unwrap();
+        // The successor was published at t0, so the old key may sign until t0 + 300 s.
+        let last_token_expiry = t0() + Duration::seconds(300 + 3600) + RETIRE_LEEWAY;
+        assert_eq!(state.removable_after(&old, policy), Some(last_token_expiry));
+        let early = retired_at + Duration::seconds(3600) + RETIRE_LEEWAY + Duration::seconds(1);
+        let err = state.clone().remove(dir.path(), &old, &config(""), early, false).unwrap_err();
+        assert!(err.to_string().contains("tokens it signed"), "{err}");
+        assert!(state.remove(dir.path(), &old, &config(""), last_token_expiry, false).is_ok());
+    }
+
     #[test]
     fn active_and_next_keys_are_protected() {
         let (dir, mut state) = setup();
@@ -462,6 +565,54 @@ expiration_duration = 3600
         // Adopted keys count as having signed: the full wait applies to them.
         assert!(KeyringState::adopt(dir.path(), t0()).unwrap().keys.iter().all(|k| k.activated.is_some()));
         assert!(matches!(state.retire("nope", t0()), Err(LifecycleError::UnknownKid(_))));
+    }
+
+    /// A record's `file` names a file in the key directory, nothing else: an absolute path or
+    /// one climbing out would let whoever edits the record publish and sign with a foreign key.
+    #[test]
+    fn a_record_names_plain_files_only() {
+        let (dir, state) = setup();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let (foreign, _) = generate_key_file(elsewhere.path()).unwrap();
+        let climbing = format!(
+            "../{}/{}",
+            elsewhere.path().file_name().unwrap().to_string_lossy(),
+            foreign.file_name().unwrap().to_string_lossy()
+        );
+        for file in [foreign.display().to_string(), climbing, "sub/key.pem".into(), "..".into(), String::new()] {
+            let mut bad = state.clone();
+            bad.add_next(dir.path(), t0()).unwrap();
+            let kid = crate::keyring::key_files(foreign.parent().unwrap()).unwrap()[0].1.clone();
+            let last = bad.keys.last_mut().unwrap();
+            last.file = file.clone();
+            last.kid = kid;
+            bad.save(dir.path()).unwrap();
+            let err = crate::Keyring::load_dir(dir.path()).unwrap_err().to_string();
+            assert!(err.contains("plain file name"), "{file:?}: {err}");
+            assert!(KeyringState::load(dir.path()).is_err(), "{file:?}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn refuses_a_record_others_can_write() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let (dir, state) = setup();
+        state.save(dir.path()).unwrap();
+        let record = dir.path().join(STATE_FILE);
+        std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let err = KeyringState::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(&record.display().to_string()) && err.contains("chmod go-w"), "{err}");
+        assert!(crate::Keyring::load_dir(dir.path()).is_err());
+        // Readable by others is fine: it holds no secret.
+        std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(crate::Keyring::load_dir(dir.path()).is_ok());
+        // A record linked from outside the directory is refused like a key.
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::rename(&record, elsewhere.path().join(STATE_FILE)).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path().join(STATE_FILE), &record).unwrap();
+        let err = KeyringState::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("outside"), "{err}");
     }
 
     #[test]

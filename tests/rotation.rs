@@ -285,3 +285,71 @@ async fn a_broken_key_record_keeps_the_running_keys() {
         assert!(minted.status().is_success(), "the service keeps minting");
     }
 }
+
+/// Sets a key file's modification time `age` into the past, as if it had been published then.
+fn age_file(path: &Path, age: Duration) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(SystemTime::now() - age).unwrap();
+}
+
+/// A restart (here: a second instance on the same files) after `keysmith keygen` does not sign
+/// with the new key before it has been published for `jwks_max_age` (counted from its file
+/// time): the previous key signs meanwhile, and the new one takes over once due.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_server_does_not_sign_with_a_key_nobody_has_published() {
+    let first = TestServer::start(CONFIG).await;
+    let dir = first.dir.path().to_owned();
+    let old = signing_kid(&first).await;
+    let old_file = std::fs::read_dir(dir.join("keys")).unwrap().next().unwrap().unwrap().path();
+    age_file(&old_file, Duration::from_secs(3600));
+    let out = Command::new(env!("CARGO_BIN_EXE_keysmith"))
+        .arg("keygen")
+        .arg("--keys")
+        .arg(dir.join("keys"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let restarted = twin(&first).await;
+    let status: Value = reqwest::get(restarted.url("/v1/status")).await.unwrap().json().await.unwrap();
+    assert_eq!(status["signing_kid"], old.as_str(), "the published key keeps signing after a restart");
+    let new = status["pending_signing_kid"].as_str().expect("the new key waits").to_owned();
+    assert_ne!(new, old);
+    assert!(jwks_kids(&restarted).await.contains(&new), "the new key is published meanwhile");
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(matches!(restarted.try_reload(), keysmith::server::ReloadOutcome::Reloaded { .. }));
+    assert_eq!(signing_kid(&restarted).await, new, "once published for jwks_max_age it signs");
+}
+
+/// The same with a lifecycle record: after a forced rotation, a new instance signs with the
+/// key that signed before (the record says when each key was published), not with the one the
+/// record has just made active.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_replica_after_a_forced_rotation_signs_with_the_previous_key() {
+    let first = TestServer::start(CONFIG).await;
+    let dir = first.dir.path().to_owned();
+    keys_cli(&dir, &["rotate"]); // adopts the key directory and publishes a next key
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let out = keys_cli(&dir, &["rotate"]); // that key signs; a new next key is published
+    let previous = out.split_whitespace().skip_while(|w| *w != "active").nth(1).unwrap().to_owned();
+    let out = keys_cli(&dir, &["rotate", "--force"]); // ...and is promoted at once
+    let wanted = out.split_whitespace().skip_while(|w| *w != "active").nth(1).unwrap().to_owned();
+
+    let replica = twin(&first).await;
+    let status: Value = reqwest::get(replica.url("/v1/status")).await.unwrap().json().await.unwrap();
+    assert_eq!(status["signing_kid"], previous.as_str(), "{status}");
+    assert_eq!(status["pending_signing_kid"], wanted.as_str());
+}
+
+/// A fresh install with a single, brand-new key starts and signs with it.
+#[tokio::test]
+async fn a_fresh_install_signs_with_its_only_key() {
+    let server = TestServer::start(CONFIG).await;
+    let status: Value = reqwest::get(server.url("/v1/status")).await.unwrap().json().await.unwrap();
+    assert!(status["signing_kid"].is_string());
+    assert!(status["pending_signing_kid"].is_null());
+    assert_eq!(reqwest::get(server.url("/demo/v1/key/widget")).await.unwrap().status(), 200);
+}

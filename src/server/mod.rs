@@ -35,7 +35,9 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// An issuer and what is derived from it once, swapped as a unit.
 pub(crate) struct Live {
-    limiter: Option<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
+    /// The per-address limiter and the settings it was built with; shared with the next `Live`
+    /// when a reload keeps the settings, so a reload never refills a spent budget.
+    limiter: Option<(crate::config::RateLimit, Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>)>,
     /// Checks since the limiter was last pruned.
     limiter_checks: std::sync::atomic::AtomicU32,
     issuer: Issuer,
@@ -64,7 +66,7 @@ impl IssuerHandle {
         let audit = audit::AuditLog::open(issuer.config().server.audit_log.as_deref())?;
         let state = reload::ReloadState { loaded_at: reload::now_rfc3339(), ..Default::default() };
         Ok(Self {
-            live: Arc::new(ArcSwap::from_pointee(Live::new(issuer, audit))),
+            live: Arc::new(ArcSwap::from_pointee(Live::new(issuer, audit, None))),
             source: None,
             state: Arc::new(Mutex::new(state)),
             reloading: Arc::default(),
@@ -93,14 +95,17 @@ impl IssuerHandle {
         self.state().last_rejected.clone()
     }
 
-    /// Replaces the issuer; requests already running finish with the old one.
+    /// Replaces the issuer; requests already running finish with the old one. The per-address
+    /// rate limiter, with what every address has spent, carries over unless the new config
+    /// changes its settings.
     ///
     /// # Errors
     ///
     /// When the new config's `server.audit_log` cannot be opened; the running issuer stays.
     pub fn replace(&self, issuer: Issuer) -> std::io::Result<()> {
         let audit = audit::AuditLog::open(issuer.config().server.audit_log.as_deref())?;
-        self.live.store(Arc::new(Live::new(issuer, audit)));
+        let previous = self.live.load();
+        self.live.store(Arc::new(Live::new(issuer, audit, Some(&previous))));
         Ok(())
     }
 
@@ -115,10 +120,23 @@ impl IssuerHandle {
 }
 
 impl Live {
-    fn new(issuer: Issuer, audit: audit::AuditLog) -> Self {
+    /// The derived state of `issuer`, keeping the rate limiter of `previous` when its
+    /// settings are the same.
+    fn new(issuer: Issuer, audit: audit::AuditLog, previous: Option<&Live>) -> Self {
         let jwks = routes::jwks_document(&issuer);
+        let kept = |limit: crate::config::RateLimit| {
+            previous
+                .and_then(|p| p.limiter.as_ref())
+                .filter(|(settings, _)| *settings == limit)
+                .map(|(_, limiter)| Arc::clone(limiter))
+        };
         let limiter = issuer.config().server.rate_limit.map(|limit| {
-            governor::RateLimiter::keyed(governor::Quota::per_minute(limit.per_minute).allow_burst(limit.burst))
+            let limiter = kept(limit).unwrap_or_else(|| {
+                Arc::new(governor::RateLimiter::keyed(
+                    governor::Quota::per_minute(limit.per_minute).allow_burst(limit.burst),
+                ))
+            });
+            (limit, limiter)
         });
         Self { limiter, limiter_checks: Default::default(), issuer, jwks, audit, revocations: Mutex::new(None) }
     }
@@ -126,7 +144,7 @@ impl Live {
     /// Counts a request from `ip` against the per-source rate; `429` with `Retry-After` when
     /// it is spent. IPv6 sources count per /64, which one client typically holds whole.
     fn rate_limit(&self, ip: std::net::IpAddr) -> Result<(), ApiError> {
-        let Some(limiter) = &self.limiter else { return Ok(()) };
+        let Some((_, limiter)) = &self.limiter else { return Ok(()) };
         // Every 4096 checks, forget sources whose budget is full again: memory stays bounded by
         // the sources active within one refill period, at an amortised cost.
         if self.limiter_checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4096 == 4095 {

@@ -9,6 +9,7 @@ use super::IssuerHandle;
 use crate::config::Config;
 use crate::issue::Issuer;
 use crate::keyring::Keyring;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use std::path::{Path, PathBuf};
@@ -110,11 +111,13 @@ pub(crate) struct ReloadState {
     pub(crate) inputs: String,
     pub(crate) loaded_at: String,
     pub(crate) last_rejected: Option<Rejection>,
-    /// When this process first served each published kid in its JWKS.
-    pub(crate) first_served: std::collections::HashMap<String, std::time::Instant>,
-    /// A key the record makes active but that this process has not served for `jwks_max_age`
-    /// yet: the previous key keeps signing until then.
-    pub(crate) pending_signer: Option<(String, std::time::Instant)>,
+    /// Since when each published kid has been published: at start, as the key directory says
+    /// (its record, or the key file's time); for a key that appears later, when this process
+    /// first served it.
+    pub(crate) first_served: std::collections::HashMap<String, DateTime<Utc>>,
+    /// A key the record makes active that has not been published for `jwks_max_age` yet, and
+    /// when it will have been: the previous key keeps signing until then.
+    pub(crate) pending_signer: Option<(String, DateTime<Utc>)>,
 }
 
 /// The version of a config that may not validate, for reporting a rejection.
@@ -176,11 +179,43 @@ impl IssuerHandle {
     /// # Errors
     ///
     /// Why the config, keys, GeoIP database or audit log could not be loaded.
+    /// At start, as on a reload, a key signs only once it has been published for
+    /// `jwks_max_age`, counted from the key directory's record (or the key file's time without
+    /// one): until then the key that signed before keeps signing (see
+    /// [`Keyring::defer_unpublished`]). A fresh install with a single key signs at once.
+    ///
+    /// # Errors
+    ///
+    /// Why the config, keys, GeoIP database or audit log could not be loaded.
     pub fn load(source: Source) -> Result<Self, crate::issue::LoadError> {
+        Self::load_at(source, Utc::now())
+    }
+
+    /// As [`IssuerHandle::load`], at the wall-clock time `now`.
+    fn load_at(source: Source, now: DateTime<Utc>) -> Result<Self, crate::issue::LoadError> {
         let text = read_config(&source.config)?;
         let config = Config::from_toml(&text, base_dir(&source.config))?;
         let geoip = config.server.geoip_database.clone();
-        let issuer = Issuer::new(config, source.load_keys()?)?;
+        let mut keys = source.load_keys()?;
+        let first_served: std::collections::HashMap<String, DateTime<Utc>> = keys
+            .published()
+            .iter()
+            .map(crate::jwk::thumbprint)
+            .map(|kid| {
+                let since = keys.published_at(&kid).map_or(now, |t| t.min(now));
+                (kid, since)
+            })
+            .collect();
+        let deferred = keys.defer_unpublished(chrono::Duration::seconds(i64::from(config.jwks_max_age)), now);
+        if let Some(deferred) = &deferred {
+            tracing::warn!(
+                wanted = %deferred.kid,
+                current = %keys.signing().kid(),
+                due = %deferred.due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "the active key has not been published long enough for verifiers to have it; the previous key signs until then"
+            );
+        }
+        let issuer = Issuer::new(config, keys)?;
         let handle = Self::new(issuer).map_err(|e| {
             crate::issue::LoadError::Config(crate::config::ConfigError::Io { path: source.config.clone(), source: e })
         })?;
@@ -188,10 +223,8 @@ impl IssuerHandle {
             let mut state = handle.state();
             state.config_sha256 = sha256_hex(text.as_bytes());
             state.inputs = source.keys_fingerprint(geoip.as_deref());
-            let now = std::time::Instant::now();
-            let kids: Vec<String> =
-                handle.live().issuer.keyring().published().iter().map(crate::jwk::thumbprint).collect();
-            state.first_served = kids.into_iter().map(|kid| (kid, now)).collect();
+            state.first_served = first_served;
+            state.pending_signer = deferred.map(|d| (d.kid, d.due));
         }
         Ok(handle.with_source(source))
     }
@@ -210,14 +243,16 @@ impl IssuerHandle {
 
     /// Whether a deferred signing key is now due to take over.
     pub(crate) fn pending_due(&self) -> bool {
-        self.state().pending_signer.as_ref().is_some_and(|(_, due)| std::time::Instant::now() >= *due)
+        self.state().pending_signer.as_ref().is_some_and(|(_, due)| Utc::now() >= *due)
     }
 
-    /// Chooses the signer: the key the record makes active, unless this process has published
-    /// it for less than `jwks_max_age` and the key signing now is still published, in which case
-    /// the current key keeps signing until then (verifiers may not have the new key yet).
+    /// Chooses the signer: the key the record makes active, unless it has been published for
+    /// less than `jwks_max_age` (since start, as the key directory says; for a key that appeared
+    /// later, since this process first served it) and the key signing now is still published,
+    /// in which case the current key keeps signing until then (verifiers may not have the new
+    /// key yet).
     fn choose_signer(&self, mut keys: Keyring, jwks_max_age: u32) -> Keyring {
-        let now = std::time::Instant::now();
+        let now = Utc::now();
         let current = self.live().issuer.keyring().signing().kid().to_owned();
         let wanted = keys.signing().kid().to_owned();
         let mut state = self.state();
@@ -225,19 +260,17 @@ impl IssuerHandle {
             state.first_served.entry(kid).or_insert(now);
         }
         state.first_served.retain(|kid, _| keys.publishes(kid));
-        let served_since = state.first_served.get(&wanted).copied().unwrap_or(now);
-        let due = served_since + Duration::from_secs(u64::from(jwks_max_age));
-        if wanted != current && now < due && keys.set_signer(&current) {
+        let since = state.first_served.get(&wanted).copied().unwrap_or(now);
+        let max_age = chrono::Duration::seconds(i64::from(jwks_max_age));
+        state.pending_signer = keys.keep_signer_until_published(&current, since, max_age, now).map(|deferred| {
             tracing::warn!(
                 %wanted,
                 %current,
-                wait_secs = (due - now).as_secs(),
+                wait_secs = (deferred.due - now).num_seconds(),
                 "the new active key has not been published long enough here; the current key keeps signing until then"
             );
-            state.pending_signer = Some((wanted, due));
-            return keys;
-        }
-        state.pending_signer = None;
+            (deferred.kid, deferred.due)
+        });
         keys
     }
 
@@ -258,7 +291,7 @@ impl IssuerHandle {
         let running_inputs = source.keys_fingerprint(self.running_geoip().as_deref());
         {
             let state = self.state();
-            let pending_due = state.pending_signer.as_ref().is_some_and(|(_, due)| std::time::Instant::now() >= *due);
+            let pending_due = state.pending_signer.as_ref().is_some_and(|(_, due)| Utc::now() >= *due);
             if !force && !pending_due && state.config_sha256 == config_sha256 && state.inputs == running_inputs {
                 return ReloadOutcome::Unchanged;
             }

@@ -12,7 +12,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // With a lifecycle record, a new key joins as next: published now, signing after a rotation.
-    std::fs::create_dir_all(&args.keys)?;
+    keysmith::keyring::create_private_dir(&args.keys)?;
     // The same lock `keysmith keys` takes, so a key is never written beside a record being saved.
     let _lock = keysmith::config::lock(&args.keys.join(keysmith::lifecycle::STATE_FILE))?;
     if let Some(mut state) = keysmith::lifecycle::KeyringState::load(&args.keys)? {

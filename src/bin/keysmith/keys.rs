@@ -49,7 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
     let policy = Policy::of(&config);
     let now = Utc::now();
-    std::fs::create_dir_all(&args.keys)?;
+    keysmith::keyring::create_private_dir(&args.keys)?;
     let _lock = keysmith::config::lock(&args.keys.join(keysmith::lifecycle::STATE_FILE))?;
     let mut state = match KeyringState::load(&args.keys)? {
         Some(state) => state,
@@ -137,7 +137,7 @@ fn list(state: &KeyringState, config: &Config, policy: Policy, now: chrono::Date
             .filter(|a| a.active && a.kid.as_deref() == Some(k.kid.as_str()))
             .map(|a| a.id.as_str())
             .collect();
-        let after = KeyringState::retire_after(k, policy);
+        let after = state.removable_after(&k.kid, policy);
         let removable = k.state == KeyState::Retired && after.is_some_and(|a| a <= now) && pins.is_empty();
         println!(
             "{:<44} {:<8} {:<20} {:<20} {:<20} {:<20} {}{}",
