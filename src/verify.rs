@@ -295,11 +295,18 @@ impl Verifier {
     }
 
     /// Loads a signed revocation list (from `GET /v1/revocations`), checking its signature with
-    /// this verifier's keys, its issuer, and that it is not older than the list already held.
+    /// this verifier's keys, its issuer, and that it may replace the list already held.
+    ///
+    /// Lists are ordered by (`ver`, `iat`): a list from a higher config version always
+    /// replaces the held one, and within one version a later list does. An earlier list (a
+    /// replay, or the issuer's config rolled back) is refused while the held list is fresh;
+    /// once the held list has expired, any list that is itself fresh replaces it, so a rollback
+    /// locks permanent keys out for at most the held list's remaining lifetime.
     ///
     /// # Errors
     ///
-    /// A [`VerifyError`]; the list already held, if any, stays in use.
+    /// A [`VerifyError`]: [`VerifyError::RevocationsRollback`] for an earlier list while the
+    /// held one may still be used. The list already held, if any, stays in use.
     pub fn with_revocations(self, signed: &str, now: SystemTime) -> Result<Self, VerifyError> {
         self.set_revocations(signed, now)?;
         Ok(self)
@@ -313,9 +320,9 @@ impl Verifier {
     pub fn set_revocations(&self, signed: &str, now: SystemTime) -> Result<(), VerifyError> {
         let list =
             self.with_keys(|keys| RevocationList::verify(keys, signed, &self.issuer, unix_seconds(now), self.leeway))?;
+        let now = unix_seconds(now);
         let mut held = self.revocations.write().unwrap_or_else(PoisonError::into_inner);
-        // Neither an older list nor one from an older config may replace the one held.
-        if held.as_ref().is_some_and(|h| h.claims().iat > list.claims().iat || h.claims().ver > list.claims().ver) {
+        if held.as_ref().is_some_and(|h| !list.may_replace(h, now)) {
             return Err(VerifyError::RevocationsRollback);
         }
         *held = Some(Arc::new(list));
