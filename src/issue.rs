@@ -835,6 +835,24 @@ permissions = ["OBJECTS_LIST"]
     }
 
     #[test]
+    fn lookalike_dot_segments_are_refused_in_requests_and_config() {
+        let caller = ip("10.0.0.1");
+        let refused = |body: &str| mint("widget", body, caller).unwrap_err().code();
+        assert_eq!(refused(r#"{"dir_scope":"/uploads/\uFF0E\uFF0E/\uFF0E\uFF0E/etc"}"#), "invalid_scope");
+        assert_eq!(refused(r#"{"dir_scope":"/uploads/.\u200B./*"}"#), "invalid_scope");
+        assert_eq!(refused(r#"{"dir_scope":"/uploads/a\uFF0Fb"}"#), "invalid_scope");
+        let ok = mint("widget", r#"{"dir_scope":["/uploads/写真/２０２６/*","/uploads/café"]}"#, caller).unwrap();
+        let grant = issuer().verifier("demo").verify(&ok.token, now()).unwrap();
+        assert_eq!(grant.claims().upload_dirs, ["/uploads/写真/２０２６/*", "/uploads/café"]);
+
+        let lookalike =
+            CONFIG.replace(r#"dir_scope = ["/uploads/*", "/inbox"]"#, r#"dir_scope = ["/uploads/\uFF0E\uFF0E/*"]"#);
+        assert_ne!(lookalike, CONFIG);
+        let err = Config::from_toml(&lookalike, Path::new(".")).unwrap_err().to_string();
+        assert!(err.contains("dir_scope"), "{err}");
+    }
+
+    #[test]
     fn request_body_is_strict() {
         for bad in [
             r#"{"permission":["FILE_UPLOAD"]}"#,

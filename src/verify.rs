@@ -1028,6 +1028,16 @@ mod tests {
             grant.authorize("FILE_UPLOAD", Some("/uploads%2f..%2fetc"), Some(ip)),
             Err(Denied::InvalidPath(ScopeError::EncodedSeparator))
         );
+        for lookalike in
+            ["/uploads/\u{FF0E}\u{FF0E}/\u{FF0E}\u{FF0E}/etc", "/uploads/.\u{200B}./etc", "/uploads/a\u{FF0F}b"]
+        {
+            assert!(
+                matches!(grant.authorize("FILE_UPLOAD", Some(lookalike), Some(ip)), Err(Denied::InvalidPath(_))),
+                "{lookalike:?}"
+            );
+        }
+        assert_eq!(grant.authorize("FILE_UPLOAD", Some("/uploads/写真/２０２６"), Some(ip)), Ok(()));
+        assert_eq!(grant.authorize("FILE_UPLOAD", Some("/uploads/café"), Some(ip)), Ok(()));
         assert_eq!(
             grant.authorize("FILE_UPLOAD", None, Some(ip)),
             Err(Denied::DirectoryRequired("FILE_UPLOAD".into()))
