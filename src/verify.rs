@@ -395,7 +395,7 @@ impl Verifier {
             return Err(VerifyError::Revoked);
         }
         let permissions = claims.scope.split(' ').filter(|p| !p.is_empty()).map(str::to_owned).collect();
-        Ok(ApiKeyGrant { claims, permissions })
+        Ok(ApiKeyGrant { expires_at: claims.exp, claims, permissions })
     }
 
     fn check_registered(&self, c: &AccessClaims, now: u64) -> Result<(), VerifyError> {
@@ -574,6 +574,7 @@ fn nesting_within(json: &[u8], max: usize) -> bool {
 pub struct ApiKeyGrant {
     claims: ApiKeyClaims,
     permissions: Vec<String>,
+    expires_at: Option<u64>,
 }
 
 impl ApiKeyGrant {
@@ -586,6 +587,20 @@ impl ApiKeyGrant {
     #[cfg(feature = "issuer")]
     pub(crate) fn restrict_to(&mut self, allowed: &[String]) {
         self.permissions.retain(|p| allowed.contains(p));
+    }
+
+    /// Moves the key's end earlier to `exp` (the issuer's record of the key), if that is
+    /// earlier than the end it has.
+    #[cfg(feature = "issuer")]
+    pub(crate) fn expire_by(&mut self, exp: u64) {
+        self.expires_at = Some(self.expires_at.map_or(exp, |own| own.min(exp)));
+    }
+
+    /// When the key stops being accepted, in seconds since the Unix epoch: its own `exp`, and
+    /// for a key checked by keysmith itself the earlier of that and its record's `expires_at`.
+    /// `None` for a key that never expires.
+    pub fn expires_at(&self) -> Option<u64> {
+        self.expires_at
     }
 
     /// Whether the key carries `permission`.
