@@ -101,8 +101,9 @@ pub enum VerifyError {
     /// A permanent key was presented and the held revocation list has expired.
     #[error("the revocation list has expired; permanent keys are refused until a fresh one is loaded")]
     RevocationsExpired,
-    /// A revocation list older than the one already held was offered (a replay).
-    #[error("the revocation list is older than the one already held")]
+    /// A revocation list earlier, by (`ver`, `iat`), than the fresh one already held was
+    /// offered: a replay, or the issuer's config was rolled back.
+    #[error("the revocation list is older than the fresh one already held")]
     RevocationsRollback,
 }
 
