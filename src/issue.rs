@@ -166,6 +166,10 @@ pub enum MintError {
     /// The presented key is not a valid permanent key of this issuer.
     #[error("the API key is not valid: {0}")]
     ApiKeyInvalid(VerifyError),
+    /// The presented key has expired: its own `exp`, or the `expires_at` of its record (or of
+    /// the record of the key at the root of the chain that created it), has passed.
+    #[error("the API key has expired")]
+    ApiKeyExpired,
     /// The presented key (or a key that created it) is deactivated.
     #[error("the API key is deactivated")]
     ApiKeyRevoked,
@@ -221,6 +225,7 @@ impl MintError {
             Self::ExpirationTooLong(_) => "expiration_too_long",
             Self::ApiKeyRequired => "api_key_required",
             Self::ApiKeyInvalid(_) => "api_key_invalid",
+            Self::ApiKeyExpired => "api_key_expired",
             Self::ApiKeyRevoked => "api_key_revoked",
             Self::ApiKeyUnknown => "api_key_unknown",
             Self::ApiKeyWrongProject => "api_key_wrong_project",
@@ -440,7 +445,13 @@ impl Issuer {
         };
 
         let iat = unix_seconds(now);
-        let exp = iat + u64::from(expires_in);
+        // A key minted through a permanent key never outlives it; `authenticate` made sure
+        // that key is still valid, so `exp` stays after `iat`.
+        let exp = match key.as_ref().and_then(ApiKeyGrant::expires_at) {
+            Some(key_exp) => key_exp.min(iat.saturating_add(u64::from(expires_in))),
+            None => iat.saturating_add(u64::from(expires_in)),
+        };
+        let expires_in = u32::try_from(exp.saturating_sub(iat)).unwrap_or(expires_in).min(expires_in);
         let jti = random_jti();
         let claims = AccessClaims {
             iss: self.config.issuer.clone(),
@@ -547,6 +558,7 @@ impl Issuer {
     pub fn authenticate(&self, key: &str, project: &str, now: SystemTime) -> Result<ApiKeyGrant, MintError> {
         let mut grant = self.api_keys.verify_api_key(key, now).map_err(|e| match e {
             VerifyError::Revoked => MintError::ApiKeyRevoked,
+            VerifyError::Expired => MintError::ApiKeyExpired,
             other => MintError::ApiKeyInvalid(other),
         })?;
         // The config is the source of truth: the key, or the operator-created key at the root of
@@ -558,6 +570,14 @@ impl Issuer {
             return Err(MintError::ApiKeyWrongProject);
         }
         grant.restrict_to(&record.permissions);
+        // The record's expiry bounds the key and everything created beneath it; the issuer's
+        // clock is the reference, so no leeway here.
+        if let Some(exp) = record.expires_at_unix() {
+            grant.expire_by(exp);
+        }
+        if grant.expires_at().is_some_and(|exp| unix_seconds(now) >= exp) {
+            return Err(MintError::ApiKeyExpired);
+        }
         Ok(grant)
     }
 
@@ -629,8 +649,8 @@ impl Issuer {
         if created_by.len() > MAX_CREATION_DEPTH {
             return Err(MintError::CreationChainTooDeep);
         }
-        // A key never outlives the key that created it.
-        let expires_at = grant.claims().exp;
+        // A key never outlives the key that created it, nor the record at the root of its chain.
+        let expires_at = grant.expires_at();
         let new = NewApiKey { projects: vec![project.to_owned()], permissions: granted, expires_at, created_by };
         let created = self.create_api_key(&new, now);
         Ok((grant, created))
@@ -832,6 +852,41 @@ permissions = ["OBJECTS_LIST"]
         assert_eq!(refused(r#"{"expiration_duration":99999999999}"#), "expiration_too_long");
         assert_eq!(refused(r#"{"expiration_duration":0}"#), "invalid_expiration");
         assert!(matches!(mint("open", r#"{"bind_ip":true}"#, None), Err(MintError::CallerIpRequired)));
+    }
+
+    #[test]
+    fn lookalike_dot_segments_are_refused_in_requests_and_config() {
+        let caller = ip("10.0.0.1");
+        let refused = |body: &str| mint("widget", body, caller).unwrap_err().code();
+        assert_eq!(refused(r#"{"dir_scope":"/uploads/\uFF0E\uFF0E/\uFF0E\uFF0E/etc"}"#), "invalid_scope");
+        assert_eq!(refused(r#"{"dir_scope":"/uploads/.\u200B./*"}"#), "invalid_scope");
+        assert_eq!(refused(r#"{"dir_scope":"/uploads/a\uFF0Fb"}"#), "invalid_scope");
+        let ok = mint("widget", r#"{"dir_scope":["/uploads/写真/２０２６/*","/uploads/café"]}"#, caller).unwrap();
+        let grant = issuer().verifier("demo").verify(&ok.token, now()).unwrap();
+        assert_eq!(grant.claims().upload_dirs, ["/uploads/写真/２０２６/*", "/uploads/café"]);
+
+        let lookalike =
+            CONFIG.replace(r#"dir_scope = ["/uploads/*", "/inbox"]"#, r#"dir_scope = ["/uploads/\uFF0E\uFF0E/*"]"#);
+        assert_ne!(lookalike, CONFIG);
+        let err = Config::from_toml(&lookalike, Path::new(".")).unwrap_err().to_string();
+        assert!(err.contains("dir_scope"), "{err}");
+    }
+
+    #[test]
+    fn record_expiry_is_an_instant() {
+        let text = format!(
+            "{CONFIG}\n[[api_keys]]\nid = \"ak_day\"\npermissions = [\"FILE_UPLOAD\"]\nprojects = [\"demo\"]\nexpires_at = 2027-01-15\n\
+             [[api_keys]]\nid = \"ak_instant\"\npermissions = [\"FILE_UPLOAD\"]\nprojects = [\"demo\"]\nexpires_at = 2027-01-15T01:00:00+01:00\n\
+             [[api_keys]]\nid = \"ak_never\"\npermissions = [\"FILE_UPLOAD\"]\nprojects = [\"demo\"]\n"
+        );
+        let config = Config::from_toml(&text, Path::new(".")).unwrap();
+        let exp = |id: &str| config.api_key(id).unwrap().expires_at_unix();
+        // A bare date ends the key when that day starts (UTC): the earlier reading.
+        assert_eq!(exp("ak_day"), Some(1_799_971_200));
+        assert_eq!(exp("ak_instant"), Some(1_799_971_200));
+        assert_eq!(exp("ak_never"), None);
+        assert!(config.api_key("ak_day").unwrap().is_expired(1_799_971_200));
+        assert!(!config.api_key("ak_day").unwrap().is_expired(1_799_971_199));
     }
 
     #[test]

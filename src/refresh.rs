@@ -198,7 +198,11 @@ impl RevocationRefresher {
     /// Starts polling `url` every `interval` (choose at most half of the issuer's
     /// `revocations_max_age`) and loading each new list into `verifier` and all its clones. The
     /// first fetch happens at once; the last good list is kept until it expires, and errors
-    /// back off exponentially up to `interval`.
+    /// back off exponentially up to `interval`. A list that may not replace the one held (see
+    /// [`Verifier::set_revocations`]: an earlier one while the held list is fresh, as after a
+    /// config rollback) counts as an error
+    /// ([`VerifyError::RevocationsRollback`](crate::verify::VerifyError::RevocationsRollback) in
+    /// [`RefreshStatus::last_error`]); once the held list expires the next fresh list is taken.
     pub fn spawn(verifier: Verifier, url: impl Into<String>, interval: Duration) -> Self {
         Self(Poller::spawn(url.into(), interval, interval, move |body| {
             verifier.set_revocations(body, SystemTime::now()).map_err(FetchError::from)

@@ -73,6 +73,14 @@ impl RevocationList {
         now < self.claims.exp
     }
 
+    /// Whether this list may replace `held` at `now`: a higher `ver` always does, and so does
+    /// a later or equal `iat` within one `ver` (the order is (`ver`, `iat`)). An earlier list
+    /// replaces `held` only once `held` has expired and this one is still fresh.
+    pub fn may_replace(&self, held: &RevocationList, now: u64) -> bool {
+        let order = |c: &RevocationClaims| (c.ver, c.iat);
+        order(&self.claims) >= order(&held.claims) || (!held.is_fresh(now) && self.is_fresh(now))
+    }
+
     /// Whether the permanent key `id` is revoked.
     pub fn is_api_key_revoked(&self, id: &str) -> bool {
         self.api_keys.contains(id)

@@ -8,9 +8,17 @@
 //!
 //! Paths handed to [`DirScope::allows`] come from a downstream request and are normalised first
 //! (`//` and `.` collapse), while `..`, percent-encoded separators, `\` and NUL are refused.
+//!
+//! In scopes and paths alike, a segment that only *looks* harmless is refused too: one whose
+//! NFKC form, with default-ignorable code points removed, is empty or `.`, starts with `..`, or
+//! holds `/`, `\` or `%` (`．．`, `.\u{200B}.`, `a／b`), so a downstream that normalises
+//! Unicode after authorisation cannot be walked out of its scope. Ordinary non-ASCII names
+//! (`写真`, `２０２６`, `café`) are unaffected.
 
+use icu_properties::CodePointSetData;
+use icu_properties::props::DefaultIgnorableCodePoint;
 use std::fmt;
-use unicode_normalization::is_nfc;
+use unicode_normalization::{UnicodeNormalization as _, is_nfc};
 
 /// Longest scope or path accepted, in bytes.
 pub const MAX_PATH_LEN: usize = 1024;
@@ -46,6 +54,11 @@ pub enum ScopeError {
     /// A path holds a `%`: paths must be passed decoded, once.
     #[error("contains `%`: pass the decoded path")]
     EncodedSeparator,
+    /// A segment that Unicode compatibility normalisation (NFKC), with default-ignorable code
+    /// points removed, turns into `.`, nothing, or text that starts with `..` or holds `/`,
+    /// `\` or `%` (`．．`, `.\u{200B}.`, `a／b`).
+    #[error("contains a segment that becomes `.`, `..` or a separator under Unicode normalisation")]
+    LookalikeSegment,
 }
 
 /// One directory scope.
@@ -87,7 +100,7 @@ impl DirScope {
                 "" => return Err(ScopeError::EmptySegment),
                 s if s == "." || s.starts_with("..") => return Err(ScopeError::DotSegment),
                 s if s.contains('*') => return Err(ScopeError::MisplacedWildcard),
-                _ => {}
+                s => check_lookalike(s)?,
             }
         }
         Ok(if subtree { Self::Subtree(base.to_owned()) } else { Self::Exact(base.to_owned()) })
@@ -232,6 +245,23 @@ fn check_text(text: &str) -> Result<(), ScopeError> {
     Ok(())
 }
 
+/// Refuses a segment that a later step could turn into a dot segment or a separator: its NFKC
+/// form with default-ignorable code points removed must not be empty or `.`, start with `..`,
+/// or hold `/`, `\` or `%`. A downstream that normalises paths after authorisation (NFKC, or
+/// stripping invisible characters) then still sees a plain name below the same directory.
+/// ASCII segments are their own NFKC form and hold no default-ignorable code point.
+fn check_lookalike(segment: &str) -> Result<(), ScopeError> {
+    if segment.is_ascii() {
+        return Ok(());
+    }
+    let ignorable = CodePointSetData::new::<DefaultIgnorableCodePoint>();
+    let folded: String = segment.nfkc().filter(|&c| !ignorable.contains(c)).collect();
+    if folded.is_empty() || folded == "." || folded.starts_with("..") || folded.contains(['/', '\\', '%']) {
+        return Err(ScopeError::LookalikeSegment);
+    }
+    Ok(())
+}
+
 /// Normalises a request path: collapses `//` and `.` segments and drops a trailing `/`.
 ///
 /// # Errors
@@ -254,6 +284,7 @@ pub fn normalise_path(path: &str) -> Result<String, ScopeError> {
             // `..` and look-alikes such as `..;` (a path parameter some servers strip).
             s if s.starts_with("..") => return Err(ScopeError::DotSegment),
             s => {
+                check_lookalike(s)?;
                 out.push('/');
                 out.push_str(s);
             }
@@ -378,6 +409,67 @@ mod tests {
         assert_eq!(ScopeSet::parse(&["/a", "b"]), Err((Some(1), ScopeError::NotAbsolute)));
     }
 
+    /// Segments that some later step (NFKC, dropping default-ignorable code points) turns into
+    /// `..`, a separator or a percent sign.
+    const LOOKALIKES: [&str; 10] = [
+        "\u{FF0E}\u{FF0E}", // fullwidth full stops
+        ".\u{FF0E}",        // half and half
+        "\u{FE52}\u{FE52}", // small full stops
+        "\u{2024}\u{2024}", // one dot leaders
+        "\u{2025}",         // two dot leader: NFKC gives `..`
+        ".\u{200B}.",       // a zero-width space inside
+        "\u{00AD}..;",      // a soft hyphen before `..;`
+        "a\u{FF0F}b",       // fullwidth solidus
+        "a\u{FE68}b",       // small reverse solidus
+        "a\u{FF05}2e",      // fullwidth percent sign
+    ];
+
+    #[test]
+    fn lookalike_segments_are_refused() {
+        for seg in LOOKALIKES {
+            assert!(normalise_path(&format!("/uploads/{seg}/etc")).is_err(), "{seg:?}");
+            assert!(DirScope::parse(&format!("/uploads/{seg}/*")).is_err(), "{seg:?}");
+            assert!(DirScope::parse(&format!("/uploads/{seg}")).is_err(), "{seg:?}");
+            assert!(scope("/uploads/*").allows(&format!("/uploads/{seg}/etc")).is_err(), "{seg:?}");
+        }
+        assert!(normalise_path("/uploads/\u{FF0E}\u{FF0E}/\u{FF0E}\u{FF0E}/etc").is_err());
+    }
+
+    #[test]
+    fn ordinary_non_ascii_names_stay_allowed() {
+        for p in ["/uploads/写真/２０２６", "/uploads/café", "/uploads/ｆｕｌｌ", "/Ünïcødé/日本語/x…", "/a/1½"]
+        {
+            assert_eq!(normalise_path(p).unwrap(), p);
+            assert_eq!(scope(&format!("{p}/*")).to_string(), format!("{p}/*"));
+            assert!(scope("/*").allows(p).unwrap());
+        }
+    }
+
+    /// What a downstream might turn a segment into: NFKC, then default-ignorable code points
+    /// dropped.
+    fn folded(segment: &str) -> String {
+        use unicode_normalization::UnicodeNormalization as _;
+        let ignorable = icu_properties::CodePointSetData::new::<icu_properties::props::DefaultIgnorableCodePoint>();
+        segment.nfkc().filter(|c| !ignorable.contains(*c)).collect()
+    }
+
+    fn escapes(folded: &str) -> bool {
+        folded.starts_with("..") || folded.contains(['/', '\\', '%'])
+    }
+
+    #[test]
+    fn no_single_code_point_folds_into_an_escape() {
+        // Every code point, doubled and after a dot: whatever is accepted stays inert. (Doubling
+        // finds the code points that become a separator, `.` or `..` on their own.)
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32).filter(|&c| c != '/') {
+            for seg in [format!("{c}{c}"), format!(".{c}")] {
+                if normalise_path(&format!("/u/{seg}")).is_ok() {
+                    assert!(!escapes(&folded(&seg)), "{seg:?} (U+{:04X}) was accepted", c as u32);
+                }
+            }
+        }
+    }
+
     fn segment() -> impl Strategy<Value = String> {
         prop_oneof!["[a-c]{1,3}", Just("folder".to_owned()), Just("folder2".to_owned())]
     }
@@ -423,6 +515,28 @@ mod tests {
             if sa.covers(&sb) && sb.allows(&p).unwrap() {
                 prop_assert!(sa.allows(&p).unwrap());
             }
+        }
+
+        #[test]
+        fn accepted_segments_never_fold_into_an_escape(seg in prop::collection::vec(any::<char>(), 1..5)) {
+            // `/` separates segments; anything else may appear in one.
+            let seg: String = seg.into_iter().filter(|&c| c != '/').collect();
+            for text in [seg.clone(), format!(".{seg}"), format!("{seg}."), format!("{seg}{seg}")] {
+                if normalise_path(&format!("/u/{text}")).is_ok() {
+                    prop_assert!(!escapes(&folded(&text)), "{:?} was accepted", text);
+                }
+                if DirScope::parse(&format!("/u/{text}/*")).is_ok() {
+                    prop_assert!(!escapes(&folded(&text)), "scope {:?} was accepted", text);
+                }
+            }
+        }
+
+        #[test]
+        fn plain_ascii_names_are_accepted(seg in "[A-Za-z0-9_ .,;:!@#$&()+=~'-]{1,16}") {
+            prop_assume!(seg != "." && !seg.starts_with(".."));
+            let p = format!("/u/{seg}");
+            prop_assert_eq!(normalise_path(&p).unwrap(), p.clone());
+            prop_assert!(DirScope::parse(&p).is_ok());
         }
 
         #[test]

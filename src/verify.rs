@@ -101,8 +101,9 @@ pub enum VerifyError {
     /// A permanent key was presented and the held revocation list has expired.
     #[error("the revocation list has expired; permanent keys are refused until a fresh one is loaded")]
     RevocationsExpired,
-    /// A revocation list older than the one already held was offered (a replay).
-    #[error("the revocation list is older than the one already held")]
+    /// A revocation list earlier, by (`ver`, `iat`), than the fresh one already held was
+    /// offered: a replay, or the issuer's config was rolled back.
+    #[error("the revocation list is older than the fresh one already held")]
     RevocationsRollback,
 }
 
@@ -295,11 +296,18 @@ impl Verifier {
     }
 
     /// Loads a signed revocation list (from `GET /v1/revocations`), checking its signature with
-    /// this verifier's keys, its issuer, and that it is not older than the list already held.
+    /// this verifier's keys, its issuer, and that it may replace the list already held.
+    ///
+    /// Lists are ordered by (`ver`, `iat`): a list from a higher config version always
+    /// replaces the held one, and within one version a later list does. An earlier list (a
+    /// replay, or the issuer's config rolled back) is refused while the held list is fresh;
+    /// once the held list has expired, any list that is itself fresh replaces it, so a rollback
+    /// locks permanent keys out for at most the held list's remaining lifetime.
     ///
     /// # Errors
     ///
-    /// A [`VerifyError`]; the list already held, if any, stays in use.
+    /// A [`VerifyError`]: [`VerifyError::RevocationsRollback`] for an earlier list while the
+    /// held one may still be used. The list already held, if any, stays in use.
     pub fn with_revocations(self, signed: &str, now: SystemTime) -> Result<Self, VerifyError> {
         self.set_revocations(signed, now)?;
         Ok(self)
@@ -313,9 +321,9 @@ impl Verifier {
     pub fn set_revocations(&self, signed: &str, now: SystemTime) -> Result<(), VerifyError> {
         let list =
             self.with_keys(|keys| RevocationList::verify(keys, signed, &self.issuer, unix_seconds(now), self.leeway))?;
+        let now = unix_seconds(now);
         let mut held = self.revocations.write().unwrap_or_else(PoisonError::into_inner);
-        // Neither an older list nor one from an older config may replace the one held.
-        if held.as_ref().is_some_and(|h| h.claims().iat > list.claims().iat || h.claims().ver > list.claims().ver) {
+        if held.as_ref().is_some_and(|h| !list.may_replace(h, now)) {
             return Err(VerifyError::RevocationsRollback);
         }
         *held = Some(Arc::new(list));
@@ -388,7 +396,7 @@ impl Verifier {
             return Err(VerifyError::Revoked);
         }
         let permissions = claims.scope.split(' ').filter(|p| !p.is_empty()).map(str::to_owned).collect();
-        Ok(ApiKeyGrant { claims, permissions })
+        Ok(ApiKeyGrant { expires_at: claims.exp, claims, permissions })
     }
 
     fn check_registered(&self, c: &AccessClaims, now: u64) -> Result<(), VerifyError> {
@@ -567,6 +575,7 @@ fn nesting_within(json: &[u8], max: usize) -> bool {
 pub struct ApiKeyGrant {
     claims: ApiKeyClaims,
     permissions: Vec<String>,
+    expires_at: Option<u64>,
 }
 
 impl ApiKeyGrant {
@@ -579,6 +588,20 @@ impl ApiKeyGrant {
     #[cfg(feature = "issuer")]
     pub(crate) fn restrict_to(&mut self, allowed: &[String]) {
         self.permissions.retain(|p| allowed.contains(p));
+    }
+
+    /// Moves the key's end earlier to `exp` (the issuer's record of the key), if that is
+    /// earlier than the end it has.
+    #[cfg(feature = "issuer")]
+    pub(crate) fn expire_by(&mut self, exp: u64) {
+        self.expires_at = Some(self.expires_at.map_or(exp, |own| own.min(exp)));
+    }
+
+    /// When the key stops being accepted, in seconds since the Unix epoch: its own `exp`, and
+    /// for a key checked by keysmith itself the earlier of that and its record's `expires_at`.
+    /// `None` for a key that never expires.
+    pub fn expires_at(&self) -> Option<u64> {
+        self.expires_at
     }
 
     /// Whether the key carries `permission`.
@@ -1021,6 +1044,16 @@ mod tests {
             grant.authorize("FILE_UPLOAD", Some("/uploads%2f..%2fetc"), Some(ip)),
             Err(Denied::InvalidPath(ScopeError::EncodedSeparator))
         );
+        for lookalike in
+            ["/uploads/\u{FF0E}\u{FF0E}/\u{FF0E}\u{FF0E}/etc", "/uploads/.\u{200B}./etc", "/uploads/a\u{FF0F}b"]
+        {
+            assert!(
+                matches!(grant.authorize("FILE_UPLOAD", Some(lookalike), Some(ip)), Err(Denied::InvalidPath(_))),
+                "{lookalike:?}"
+            );
+        }
+        assert_eq!(grant.authorize("FILE_UPLOAD", Some("/uploads/写真/２０２６"), Some(ip)), Ok(()));
+        assert_eq!(grant.authorize("FILE_UPLOAD", Some("/uploads/café"), Some(ip)), Ok(()));
         assert_eq!(
             grant.authorize("FILE_UPLOAD", None, Some(ip)),
             Err(Denied::DirectoryRequired("FILE_UPLOAD".into()))

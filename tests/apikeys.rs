@@ -546,3 +546,154 @@ async fn malformed_credentials_are_refused_cleanly() {
         assert!(["api_key_invalid", "api_key_required"].contains(&body["code"].as_str().unwrap()), "{body}");
     }
 }
+
+fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    chrono::DateTime::from_timestamp(i64::try_from(secs).unwrap(), 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// Rewrites the config: `expires_at` of the record `id` set (or replaced) and `version` bumped.
+fn set_record_expiry(dir: &Path, id: &str, expires_at: &str) {
+    let path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut out = String::new();
+    let mut in_record = false;
+    for line in text.lines() {
+        if line.starts_with("expires_at") && in_record {
+            continue;
+        }
+        if let Some(v) = line.strip_prefix("version = ") {
+            out.push_str(&format!("version = {}\n", v.trim().parse::<u64>().unwrap() + 1));
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        if line.starts_with("id = ") {
+            in_record = line == format!("id = \"{id}\"");
+            if in_record {
+                out.push_str(&format!("expires_at = {expires_at}\n"));
+            }
+        }
+    }
+    std::fs::write(&path, out).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn permanent_keys_expire_and_nothing_outlives_them() {
+    let dir = setup();
+    let now = SystemTime::now();
+    // A key with its own `exp`, created by the CLI: its `ver` is the version the CLI wrote.
+    let key_exp = now + Duration::from_secs(120);
+    let out = keysmith(
+        dir.path(),
+        &[
+            "apikey",
+            "create",
+            "--description",
+            "expiring",
+            "--permissions",
+            "FILE_UPLOAD",
+            "--project",
+            "demo",
+            "--expires-at",
+            &rfc3339(key_exp),
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let own_exp = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let claims = claims_of(&own_exp);
+    assert_eq!(claims["exp"], unix(key_exp));
+    let text = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    assert!(text.contains("\nversion = 2\n"), "{text}");
+    assert_eq!(claims["ver"], 2, "the key carries the config version that records it");
+
+    // A key without `exp` whose record expires: the record bounds it and every key it makes.
+    let (admin_id, admin) = create(dir.path(), "ACCESS_MANAGE,FILE_UPLOAD", "demo");
+    assert_eq!(claims_of(&admin)["ver"], 3);
+    let record_exp = now + Duration::from_secs(90);
+    set_record_expiry(dir.path(), &admin_id, &rfc3339(record_exp));
+    let listed = String::from_utf8(keysmith(dir.path(), &["apikey", "list"]).stdout).unwrap();
+    assert!(listed.lines().next().unwrap().contains("EXPIRES_AT"), "{listed}");
+    assert!(listed.contains(&rfc3339(key_exp)) && listed.contains(&rfc3339(record_exp)), "{listed}");
+    assert!(!listed.contains("expired"), "{listed}");
+
+    let server = TestServer::start_in(dir).await;
+    let dir = server.dir.path().to_owned();
+    // Short-lived keys minted through a permanent key end with it, not later.
+    let minted: Value = mint(&server, "backend-upload", Some(&own_exp), None).await.json().await.unwrap();
+    assert_eq!(claims_of(minted["key"].as_str().unwrap())["exp"], unix(key_exp), "{minted}");
+    assert!(minted["expires_in"].as_u64().unwrap() <= 120, "{minted}");
+    let minted: Value = mint(&server, "backend-upload", Some(&admin), None).await.json().await.unwrap();
+    assert_eq!(claims_of(minted["key"].as_str().unwrap())["exp"], unix(record_exp), "{minted}");
+    // A key created over HTTP never outlives its root's record either.
+    let (_, child) = secret_of(create_over_http(&server, &admin, json!(["FILE_UPLOAD"])).await).await;
+    assert_eq!(claims_of(&child)["exp"], unix(record_exp));
+
+    // Once the record has passed, the key and everything beneath it are refused.
+    set_record_expiry(&dir, &admin_id, &rfc3339(now - Duration::from_secs(10)));
+    server.reload();
+    for key in [&admin, &child] {
+        assert_eq!(
+            code(mint(&server, "backend-upload", Some(key), None).await, StatusCode::UNAUTHORIZED).await,
+            "api_key_expired"
+        );
+    }
+    assert_eq!(
+        code(create_over_http(&server, &admin, json!(["FILE_UPLOAD"])).await, StatusCode::UNAUTHORIZED).await,
+        "api_key_expired"
+    );
+    let listed = String::from_utf8(keysmith(&dir, &["apikey", "list"]).stdout).unwrap();
+    let row = listed.lines().find(|l| l.contains(&admin_id)).unwrap();
+    assert!(row.contains("expired"), "{listed}");
+    assert!(!listed.lines().find(|l| l.contains("expiring")).unwrap().contains("expired"), "{listed}");
+    server.stop().await.unwrap();
+}
+
+#[test]
+fn a_key_past_its_own_exp_is_refused_by_the_issuer() {
+    use keysmith::issue::{Caller, MintError, NewApiKey};
+    use keysmith::{Config, Issuer, Keyring, MintRequest, SigningKey};
+    let t0 = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let issuer_for = |text: &str| {
+        let config = Config::from_toml(text, Path::new(".")).unwrap();
+        Issuer::from_parts(
+            config,
+            Keyring::single(SigningKey::new(&ed25519_dalek::SigningKey::from_bytes(&[3; 32]))),
+            None,
+        )
+    };
+    let base = CONFIG.replace("[server]\naudit_log = \"audit.jsonl\"\n", "");
+    let new = NewApiKey {
+        projects: vec!["demo".into()],
+        permissions: vec!["FILE_UPLOAD".into()],
+        expires_at: Some(unix(t0) + 100),
+        ..NewApiKey::default()
+    };
+    let created = issuer_for(&base).create_api_key(&new, t0);
+    let issuer = issuer_for(&format!(
+        "{base}\n[[api_keys]]\nid = \"{}\"\npermissions = [\"FILE_UPLOAD\"]\nprojects = [\"demo\"]\n",
+        created.id
+    ));
+    let mint_at = |t: SystemTime| {
+        issuer.mint(
+            "demo",
+            "backend-upload",
+            &MintRequest::default(),
+            Caller::default().with_api_key(&created.secret),
+            t,
+        )
+    };
+    let minted = mint_at(t0 + Duration::from_secs(50)).unwrap();
+    assert_eq!((minted.expires_in, minted.expires_at.timestamp()), (50, 1_800_000_100));
+    for late in [100, 101, 3600] {
+        let refused = mint_at(t0 + Duration::from_secs(late)).unwrap_err();
+        assert!(matches!(refused, MintError::ApiKeyExpired), "{late}: {refused:?}");
+        assert_eq!(refused.code(), "api_key_expired");
+    }
+}

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops at the first broken expectation
 
 use keysmith::issue::{Caller, NewApiKey};
+use keysmith::refresh::RevocationRefresher;
 use keysmith::{Config, Issuer, KeySet, Keyring, MintRequest, SigningKey, Verifier, VerifyError};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -169,4 +170,128 @@ fn a_list_from_an_older_config_is_a_rollback_even_in_the_same_second() {
         VerifyError::RevocationsRollback
     );
     assert_eq!(v.revocations().unwrap().claims().ver, 5);
+}
+
+/// An issuer of config `version` whose lists stay fresh for 300 s.
+fn issuer_at_version(version: u64) -> Issuer {
+    issuer_with(&CONFIG.replace("version = 5", &format!("version = {version}")), 1)
+}
+
+#[test]
+fn a_higher_version_wins_even_with_an_older_iat() {
+    // Two replicas with skewed clocks: the one on the newer config signed a second earlier.
+    let (older, newer) = (issuer_at_version(4), issuer_at_version(5));
+    let v = verifier(&newer);
+    v.set_revocations(&older.revocation_list(at(T0)).token, at(T0)).unwrap();
+    v.set_revocations(&newer.revocation_list(at(T0 - 10)).token, at(T0)).unwrap();
+    assert_eq!(v.revocations().unwrap().claims().ver, 5);
+    // Within one version, the later list wins and an earlier one is a replay.
+    v.set_revocations(&newer.revocation_list(at(T0 + 5)).token, at(T0 + 5)).unwrap();
+    assert_eq!(
+        v.set_revocations(&newer.revocation_list(at(T0)).token, at(T0 + 6)).unwrap_err(),
+        VerifyError::RevocationsRollback
+    );
+    assert_eq!(v.revocations().unwrap().claims().iat, T0 + 5);
+}
+
+#[test]
+fn an_expired_list_gives_way_to_any_fresh_list() {
+    // A config rollback: the verifier holds a list of version 5, the issuer now signs version 4.
+    let (rolled_back, newer) = (issuer_at_version(4), issuer_at_version(5));
+    let v = verifier(&newer);
+    let key = api_key(&rolled_back);
+    v.set_revocations(&newer.revocation_list(at(T0)).token, at(T0)).unwrap();
+    // While the held list is fresh, the older version is refused (a replay looks the same).
+    assert_eq!(
+        v.set_revocations(&rolled_back.revocation_list(at(T0 + 100)).token, at(T0 + 100)).unwrap_err(),
+        VerifyError::RevocationsRollback
+    );
+    assert_eq!(v.revocations().unwrap().claims().ver, 5);
+    // An older list that is itself stale never replaces the held one, expired or not.
+    assert_eq!(
+        v.set_revocations(&rolled_back.revocation_list(at(T0)).token, at(T0 + 300)).unwrap_err(),
+        VerifyError::RevocationsRollback
+    );
+    // Once the held list has expired, any fresh list is taken, and permanent keys work again.
+    assert_eq!(v.verify_api_key(&key, at(T0 + 300)).unwrap_err(), VerifyError::RevocationsExpired);
+    v.set_revocations(&rolled_back.revocation_list(at(T0 + 300)).token, at(T0 + 300)).unwrap();
+    assert_eq!(v.revocations().unwrap().claims().ver, 4);
+    assert!(v.verify_api_key(&key, at(T0 + 301)).is_ok());
+    // From then on the usual order holds again.
+    assert_eq!(
+        v.set_revocations(&rolled_back.revocation_list(at(T0 + 200)).token, at(T0 + 301)).unwrap_err(),
+        VerifyError::RevocationsRollback
+    );
+}
+
+/// Serves whatever `body` holds at any path, one connection at a time, on loopback.
+fn serve(body: std::sync::Arc<std::sync::Mutex<String>>) -> String {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1/revocations", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let body = body.lock().unwrap().clone();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/jwt\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+fn wait_for(what: &str, limit: Duration, done: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[test]
+fn the_refresher_takes_a_newer_config_signed_earlier() {
+    let (older, newer) = (issuer_at_version(4), issuer_at_version(5));
+    let now = unix_now();
+    let v = verifier(&newer);
+    v.set_revocations(&older.revocation_list(at(now)).token, at(now)).unwrap();
+    let body = std::sync::Arc::new(std::sync::Mutex::new(newer.revocation_list(at(now - 10)).token));
+    let refresher = RevocationRefresher::spawn(v.clone(), serve(body), Duration::from_millis(200));
+    wait_for("the version 5 list", Duration::from_secs(20), || v.revocations().unwrap().claims().ver == 5);
+    assert!(refresher.status().last_error.is_none(), "{:?}", refresher.status());
+}
+
+#[test]
+fn the_refresher_recovers_from_a_config_rollback_when_the_held_list_expires() {
+    let (rolled_back, newer) = (issuer_at_version(4), issuer_at_version(5));
+    let now = unix_now();
+    let new =
+        NewApiKey { projects: vec!["demo".into()], permissions: vec!["FILE_UPLOAD".into()], ..NewApiKey::default() };
+    let key = rolled_back.create_api_key(&new, at(now)).secret;
+    let v = verifier(&newer);
+    // The held list (version 5) has 3 s left; the issuer was rolled back to version 4.
+    v.set_revocations(&newer.revocation_list(at(now - 297)).token, at(now)).unwrap();
+    let body = std::sync::Arc::new(std::sync::Mutex::new(rolled_back.revocation_list(at(now)).token));
+    let refresher =
+        RevocationRefresher::spawn(v.clone(), serve(std::sync::Arc::clone(&body)), Duration::from_millis(200));
+    wait_for("a refused fetch", Duration::from_secs(20), || refresher.status().last_error.is_some());
+    assert_eq!(v.revocations().unwrap().claims().ver, 5, "a fresh held list is not replaced by an older version");
+    // Keep serving a fresh version 4 list; once the held one expires it is taken.
+    *body.lock().unwrap() = rolled_back.revocation_list(SystemTime::now()).token;
+    wait_for("the version 4 list", Duration::from_secs(30), || v.revocations().unwrap().claims().ver == 4);
+    assert!(v.verify_api_key(&key, SystemTime::now()).is_ok());
 }

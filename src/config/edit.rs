@@ -69,6 +69,12 @@ impl ConfigEditor {
         &self.current
     }
 
+    /// The `version` [`ConfigEditor::finish`] will write: the current one plus one. Keys
+    /// created for this edit carry it as their `ver`.
+    pub fn next_version(&self) -> u64 {
+        self.current.version.saturating_add(1)
+    }
+
     /// Appends an `[[api_keys]]` entry.
     pub fn add_api_key(&mut self, key: &ApiKeyMeta) {
         let mut table = Table::new();
@@ -146,7 +152,7 @@ impl ConfigEditor {
     ///
     /// [`EditError::Config`] when the edited config does not validate.
     pub fn finish(mut self, base_dir: &Path) -> Result<(String, Config), EditError> {
-        let next = self.current.version + 1;
+        let next = self.next_version();
         match self.doc.get_mut("version").and_then(Item::as_value_mut) {
             Some(v) => {
                 let decor = v.decor().clone();

@@ -427,3 +427,23 @@ pub struct ApiKeyMeta {
     /// `false` puts the id on the signed revocation list. Defaults to `true`.
     pub active: bool,
 }
+
+impl ApiKeyMeta {
+    /// `expires_at` in seconds since the Unix epoch: a date-time as written, a bare date at
+    /// the start of that day (UTC), `0` for text that names no instant (fail closed; validation
+    /// refuses such text anyway), and `None` when no expiry is set.
+    pub fn expires_at_unix(&self) -> Option<u64> {
+        let text = self.expires_at.as_deref()?;
+        let instant = chrono::DateTime::parse_from_rfc3339(text).map(|t| t.timestamp()).ok().or_else(|| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp())
+        });
+        Some(instant.and_then(|t| u64::try_from(t).ok()).unwrap_or(0))
+    }
+
+    /// Whether the key's record has expired at `now` (seconds since the Unix epoch).
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.expires_at_unix().is_some_and(|exp| now >= exp)
+    }
+}

@@ -88,6 +88,7 @@ impl From<MintError> for ApiError {
             MintError::UnknownProject(_) | MintError::UnknownTemplate(_) => StatusCode::NOT_FOUND,
             MintError::ApiKeyRequired
             | MintError::ApiKeyInvalid(_)
+            | MintError::ApiKeyExpired
             | MintError::ApiKeyRevoked
             | MintError::ApiKeyUnknown => StatusCode::UNAUTHORIZED,
             MintError::TemplateInactive(_)

@@ -38,7 +38,8 @@ enum Command {
         #[arg(long, env = "KEYSMITH_KEYS", default_value = "keys")]
         keys: PathBuf,
     },
-    /// Show the keys: id, description, permissions, projects, created_at, active.
+    /// Show the keys: id, description, permissions, projects, created_at, expires_at (marked
+    /// "(expired)" once passed), active.
     List,
     /// Deactivate keys: their ids go on the signed revocation list.
     Deactivate {
@@ -88,20 +89,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn list(text: &str, base: &Path) -> anyhow::Result<()> {
     let editor = ConfigEditor::new(text, base)?;
     let keys = editor.current().api_keys();
-    let rows: Vec<[String; 6]> = keys
+    let now = SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let rows: Vec<[String; 7]> = keys
         .iter()
         .map(|k| {
+            let expires = match &k.expires_at {
+                Some(at) if k.is_expired(now) => format!("{at} (expired)"),
+                Some(at) => at.clone(),
+                None => String::new(),
+            };
             [
                 k.id.clone(),
                 k.description.clone(),
                 k.permissions.join(","),
                 k.projects.join(","),
                 k.created_at.clone().unwrap_or_default(),
+                expires,
                 if k.active { "yes".into() } else { "no".into() },
             ]
         })
         .collect();
-    let header = ["ID", "DESCRIPTION", "PERMISSIONS", "PROJECTS", "CREATED_AT", "ACTIVE"].map(String::from);
+    let header =
+        ["ID", "DESCRIPTION", "PERMISSIONS", "PROJECTS", "CREATED_AT", "EXPIRES_AT", "ACTIVE"].map(String::from);
     let mut widths = header.clone().map(|h| h.chars().count());
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -126,13 +135,15 @@ struct Spec {
 fn create(path: &Path, text: &str, base: &Path, spec: Spec, keys: &Path) -> anyhow::Result<()> {
     let Spec { description, permissions, projects, expires_at } = spec;
     let mut editor = ConfigEditor::new(text, base)?;
-    let config = editor.current().clone();
+    let mut config = editor.current().clone();
     // Check before signing anything, so a refused request never produces a key.
     let unknown: Vec<&String> = permissions.iter().filter(|p| !config.catalog.contains(p)).collect();
     anyhow::ensure!(unknown.is_empty(), "unknown permission(s): {unknown:?}");
     let missing: Vec<&String> = projects.iter().filter(|p| !config.projects.contains_key(*p)).collect();
     anyhow::ensure!(missing.is_empty(), "unknown project(s): {missing:?}");
 
+    // The key carries the version of the config that records it.
+    config.version = editor.next_version();
     let issuer = Issuer::from_parts(config, Keyring::load_dir(keys)?, None);
     let now = SystemTime::now();
     let exp = match expires_at {
@@ -156,6 +167,7 @@ fn create(path: &Path, text: &str, base: &Path, spec: Spec, keys: &Path) -> anyh
         active: true,
     });
     let (text, config) = editor.finish(base)?;
+    anyhow::ensure!(config.version == created.claims.ver, "the config version moved during the edit");
     write_atomically(path, &text)?;
     eprintln!(
         "created API key {} (config version {}); the secret below is shown once: store it now",
