@@ -408,7 +408,7 @@ pub async fn serve_with(
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection closed with an error");
+                tracing::debug!(%peer, error = %escape::Escaped(&e), "connection closed with an error");
             }
             if let Some(source) = source {
                 let mut open = per_address.lock().unwrap_or_else(PoisonError::into_inner);
