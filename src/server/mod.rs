@@ -12,6 +12,9 @@ mod reload;
 mod routes;
 
 pub use error::ApiError;
+#[cfg(feature = "cli")]
+pub use escape::OneLine;
+pub use escape::OneLineWriter;
 #[cfg(unix)]
 pub use reload::reload_on_sighup;
 pub use reload::{Rejection, ReloadOutcome, SigningKeySource, Source, watch};
