@@ -165,7 +165,8 @@ async fn connections_are_capped() {
 async fn one_address_cannot_take_every_connection() {
     let limits =
         Limits { max_connections_per_address: 2, header_read_timeout: Duration::from_secs(5), ..Limits::default() };
-    let server = server(limits).await;
+    // Connecting from 127.0.0.1, which this config does not trust: trusted proxies are exempt.
+    let server = server_behind_a_proxy(limits).await;
     let addr = server.addr;
     tokio::task::spawn_blocking(move || {
         let held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
@@ -183,4 +184,102 @@ async fn one_address_cannot_take_every_connection() {
     })
     .await
     .unwrap();
+}
+
+/// Opens `n` connections to `addr` from the loopback address `from`, each sending the start of
+/// a mint request whose headers do not end yet: slow clients behind a proxy.
+async fn slow_requests(addr: std::net::SocketAddr, from: [u8; 4], n: usize) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut held = Vec::with_capacity(n);
+    for i in 0..n {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::from((from, 0))).unwrap();
+        let mut stream = socket.connect(addr).await.unwrap();
+        let start = format!(
+            "GET /demo/v1/key/widget HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 198.51.{}.{}\r\n",
+            i / 250,
+            i % 250 + 1
+        );
+        stream.write_all(start.as_bytes()).await.unwrap();
+        held.push(stream);
+    }
+    held
+}
+
+/// Ends a request begun by [`slow_requests`] and returns the status line, or `""` when the
+/// server had closed the connection.
+async fn finish(mut stream: tokio::net::TcpStream) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    if stream.write_all(b"Connection: close\r\n\r\n").await.is_err() {
+        return String::new();
+    }
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response)).await;
+    assert!(read.is_ok(), "no answer within 10 s");
+    String::from_utf8_lossy(&response).lines().next().unwrap_or_default().to_owned()
+}
+
+const BEHIND_A_PROXY: &str = r#"
+version = 1
+issuer = "https://keys.test"
+[server]
+trusted_proxies = ["127.0.0.2"]
+rate_limit_per_minute = 6
+rate_limit_burst = 3
+[projects.demo]
+[[templates]]
+id = "widget"
+project = "demo"
+permissions = ["OBJECTS_LIST"]
+"#;
+
+async fn server_behind_a_proxy(limits: Limits) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), BEHIND_A_PROXY).unwrap();
+    keysmith::keyring::generate_key_file(&dir.path().join("keys")).unwrap();
+    TestServer::start_with(dir, limits).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trusted_proxy_is_not_held_to_the_per_address_cap() {
+    // The default per-address cap (64); 100 slow requests arrive through the trusted proxy.
+    let limits = Limits { header_read_timeout: Duration::from_secs(20), ..Limits::default() };
+    assert_eq!(limits.max_connections_per_address, 64);
+    let server = server_behind_a_proxy(limits).await;
+    let held = slow_requests(server.addr, [127, 0, 0, 2], 100).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Meanwhile another client is served.
+    let other = reqwest::get(server.url("/healthz")).await.unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+    // Every request through the proxy is answered; each resolved client has its own rate.
+    let answers = futures_join_all(held.into_iter().map(finish)).await;
+    let ok = answers.iter().filter(|line| line.starts_with("HTTP/1.1 200")).count();
+    assert_eq!(ok, 100, "{answers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trusted_proxy_still_counts_against_the_global_cap() {
+    let limits = Limits { max_connections: 8, header_read_timeout: Duration::from_secs(20), ..Limits::default() };
+    let server = server_behind_a_proxy(limits).await;
+    let held = slow_requests(server.addr, [127, 0, 0, 2], 12).await;
+    // Long enough for the server to accept (and close) all four over the cap before any held
+    // request finishes and gives its slot back.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let answers = futures_join_all(held.into_iter().map(finish)).await;
+    let ok = answers.iter().filter(|line| line.starts_with("HTTP/1.1 200")).count();
+    assert_eq!(ok, 8, "the global cap stays: {answers:?}");
+}
+
+/// Runs futures concurrently on the runtime and collects their outputs in order.
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let tasks: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        out.push(task.await.unwrap());
+    }
+    out
 }

@@ -344,3 +344,90 @@ async fn the_revocation_list_is_served_for_caches() {
     let stale = client.get(server.url("/v1/revocations")).header("if-none-match", "\"other\"").send().await.unwrap();
     assert_eq!(stale.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn path_segments_outside_the_id_grammar_are_invalid_paths() {
+    let server = server().await;
+    for path in ["/Demo/v1/key/widget", "/demo/v1/key/wid%0Aget", "/de%1Bmo/v1/key/widget", "/demo/v1/key/-x"] {
+        let response = reqwest::get(server.url(path)).await.unwrap();
+        problem(response, StatusCode::BAD_REQUEST, "invalid_path").await;
+    }
+    let long = format!("/demo/v1/key/{}", "w".repeat(65));
+    problem(reqwest::get(server.url(&long)).await.unwrap(), StatusCode::BAD_REQUEST, "invalid_path").await;
+    let created = reqwest::Client::new().post(server.url("/de%E2%80%A8mo/v1/api-keys")).send().await.unwrap();
+    problem(created, StatusCode::BAD_REQUEST, "invalid_path").await;
+}
+
+#[tokio::test]
+async fn only_allowed_hosts_are_served() {
+    let guarded = TestServer::start(&config(r#"allowed_hosts = ["keys.test", "keys.test:8443"]"#)).await;
+    let client = reqwest::Client::new();
+    let with_host = |path: &str, host: &'static str| client.get(guarded.url(path)).header("host", host).send();
+    for host in ["keys.test", "KEYS.test", "keys.test:8443"] {
+        assert_eq!(with_host("/demo/v1/key/widget", host).await.unwrap().status(), StatusCode::OK, "{host}");
+    }
+    for host in ["evil.test", "keys.test:80", "keys.test.evil.test", "127.0.0.1"] {
+        for path in ["/demo/v1/key/widget", "/healthz", "/.well-known/jwks.json"] {
+            let response = with_host(path, host).await.unwrap();
+            problem(response, StatusCode::MISDIRECTED_REQUEST, "misdirected_request").await;
+        }
+    }
+    // Without the setting any Host is served.
+    let open = server().await;
+    let response = client.get(open.url("/demo/v1/key/widget")).header("host", "evil.test").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_body_must_be_declared_as_json() {
+    let server = server().await;
+    let client = reqwest::Client::new();
+    let undeclared = client.post(server.url("/demo/v1/key/widget")).body(r#"{"permissions":["OBJECTS_LIST"]}"#);
+    problem(undeclared.send().await.unwrap(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+    let created = client.post(server.url("/demo/v1/api-keys")).body(r#"{"permissions":["OBJECTS_LIST"]}"#);
+    problem(created.send().await.unwrap(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+    // An empty body needs no type; a declared one is read.
+    assert_eq!(client.post(server.url("/demo/v1/key/widget")).send().await.unwrap().status(), StatusCode::OK);
+    let declared = client.post(server.url("/demo/v1/key/widget")).json(&json!({ "permissions": ["OBJECTS_LIST"] }));
+    assert_eq!(declared.send().await.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn head_on_the_mint_endpoint_is_not_allowed() {
+    let server = server().await;
+    let client = reqwest::Client::new();
+    let head = client.head(server.url("/demo/v1/key/widget")).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(head.headers()["content-type"], "application/problem+json");
+    assert_eq!(head.headers()["allow"], "GET, POST");
+    // Other documents still answer HEAD.
+    let jwks = client.head(server.url("/.well-known/jwks.json")).send().await.unwrap();
+    assert_eq!(jwks.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn status_shows_codes_versions_and_times_only() {
+    let server = server().await;
+    // A config that does not validate: the reason names the setting and quotes its value.
+    let path = server.dir.path().join("config.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("version = 4", "version = 5").replace("\"FILE_UPLOAD\", ", "\"FILE_TELEPORT\", "),
+    )
+    .unwrap();
+    assert!(matches!(server.try_reload(), keysmith::server::ReloadOutcome::Rejected(_)));
+    let reason = server.handle.last_rejected().unwrap().reason;
+    assert!(
+        reason.contains("unknown permission \"FILE_TELEPORT\""),
+        "the full reason stays available to the operator: {reason}"
+    );
+    let status: Value = reqwest::get(server.url("/v1/status")).await.unwrap().json().await.unwrap();
+    let rejected = &status["last_rejected"];
+    assert_eq!(rejected["version"], 5, "{status}");
+    assert_eq!(rejected["code"], "config_invalid", "{status}");
+    assert!(chrono::DateTime::parse_from_rfc3339(rejected["at"].as_str().unwrap()).is_ok());
+    let public = status.to_string();
+    assert!(rejected.get("reason").is_none(), "{public}");
+    assert!(!public.contains("TELEPORT") && !public.contains("templates["), "{public}");
+}

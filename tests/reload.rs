@@ -128,18 +128,24 @@ async fn edits_under_load() {
     eprintln!("version 2 minted {took:?} after the edit");
 
     // Bad edits of each kind: rejected with a reason, version 2 keeps serving.
+    // /v1/status shows the code; the full reason is the operator's (log, `last_rejected`).
     let bad = [
-        (config(3, "").replace("[[templates]]", "[[templates"), "TOML error at line"),
-        (config(3, ", \"FILE_TELEPORT\""), "templates[0].permissions[1]: unknown permission"),
-        (config(2, ", \"FILE_UPLOAD\""), "version is still 2"),
-        (config(1, ""), "lower than the running version 2"),
+        (config(3, "").replace("[[templates]]", "[[templates"), "config_invalid", "TOML error at line"),
+        (config(3, ", \"FILE_TELEPORT\""), "config_invalid", "templates[0].permissions[1]: unknown permission"),
+        (config(2, ", \"FILE_UPLOAD\""), "version_not_bumped", "version is still 2"),
+        (config(1, ""), "rollback_refused", "lower than the running version 2"),
     ];
-    for (text, reason) in bad {
+    for (text, code, reason) in bad {
         replace(&live, &text);
-        wait_for(&server, reason, |s| s["last_rejected"]["reason"].as_str().is_some_and(|r| r.contains(reason))).await;
+        wait_for(&server, reason, |_| {
+            server.handle.last_rejected().is_some_and(|r| r.reason.contains(reason) && r.code == code)
+        })
+        .await;
         let s = status(&server).await;
         assert_eq!(s["config_version"], 2, "{s}");
+        assert_eq!(s["last_rejected"]["code"], code, "{s}");
         assert!(s["last_rejected"]["at"].is_string());
+        assert!(s["last_rejected"].get("reason").is_none(), "{s}");
     }
     assert_eq!(status(&server).await["last_rejected"]["version"], 1);
 

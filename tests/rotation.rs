@@ -261,7 +261,7 @@ async fn a_key_never_signs_before_this_process_has_published_it() {
 }
 
 /// A corrupt or inconsistent key record is a rejected reload, like a bad config: the running
-/// keys keep signing and `/v1/status` says why.
+/// keys keep signing, `/v1/status` shows the code and the operator gets the reason.
 #[tokio::test]
 async fn a_broken_key_record_keeps_the_running_keys() {
     let server = TestServer::start(CONFIG).await;
@@ -280,6 +280,7 @@ async fn a_broken_key_record_keeps_the_running_keys() {
         let outcome = server.try_reload();
         let keysmith::server::ReloadOutcome::Rejected(rejection) = outcome else { panic!("{broken}: {outcome:?}") };
         assert!(rejection.reason.contains(why), "{}", rejection.reason);
+        assert_eq!(rejection.code, "keys_invalid");
         assert_eq!(signing_kid(&server).await, signing);
         let minted = reqwest::get(server.url("/demo/v1/key/widget")).await.unwrap();
         assert!(minted.status().is_success(), "the service keeps minting");

@@ -301,6 +301,26 @@ pub struct ServerConfig {
     /// Requests per source address per minute on the mint and key-creation endpoints, with a
     /// burst; `None` turns the limit off. Defaults to 600 a minute, bursts of 60.
     pub rate_limit: Option<RateLimit>,
+    /// The `Host` values (`host[:port]`, lower case) the service answers to; any other gets
+    /// `421 misdirected_request`. Defaults to empty: any host, which leaves a service whose
+    /// templates allow callers by address open to DNS rebinding from a browser.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl ServerConfig {
+    /// Whether a request naming `host` (its `Host` header or URI authority; `None` when it
+    /// names none) is for this service: always when `allowed_hosts` is empty, otherwise only
+    /// for one of them, compared without regard to case.
+    pub fn allows_host(&self, host: Option<&str>) -> bool {
+        self.allowed_hosts.is_empty()
+            || host.is_some_and(|host| self.allowed_hosts.iter().any(|allowed| allowed.eq_ignore_ascii_case(host)))
+    }
+}
+
+/// Whether `s` follows the id grammar of projects and templates: 1 to 64 of `a-z`, `0-9`,
+/// `-`, `_`, starting with a letter or digit.
+pub fn is_id(s: &str) -> bool {
+    validate::is_slug(s)
 }
 
 /// A per-source-address request rate.

@@ -146,6 +146,15 @@ fn server(raw: RawServer, base_dir: &Path, p: &mut Problems) -> ServerConfig {
     let per_minute = positive(raw.rate_limit_per_minute, 600, "rate_limit_per_minute", true);
     let burst = positive(raw.rate_limit_burst, 60, "rate_limit_burst", false);
     let rate_limit = per_minute.zip(burst).map(|(per_minute, burst)| super::RateLimit { per_minute, burst });
+    for (i, host) in raw.allowed_hosts.iter().enumerate() {
+        if !is_host_and_port(host) {
+            p.add(
+                format!("server.allowed_hosts[{i}]"),
+                format!("{host:?} is not host[:port]: a DNS name, an IPv4 address or a bracketed IPv6 address, and an optional port 1 to 65535; no scheme or path"),
+            );
+        }
+    }
+    let allowed_hosts = raw.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
     ServerConfig {
         listen,
         trusted_proxies,
@@ -154,6 +163,7 @@ fn server(raw: RawServer, base_dir: &Path, p: &mut Problems) -> ServerConfig {
         audit_log,
         forwarded_header,
         rate_limit,
+        allowed_hosts,
     }
 }
 
@@ -427,7 +437,7 @@ fn ip_rules(texts: &[String], path: &str, p: &mut Problems) -> IpRules {
     IpRules::new(ranges)
 }
 
-fn is_slug(s: &str) -> bool {
+pub(super) fn is_slug(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 64
@@ -437,6 +447,23 @@ fn is_slug(s: &str) -> bool {
 
 fn is_permission_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"_.:-".contains(&c))
+}
+
+/// `host[:port]` as a `Host` header carries it: a DNS name or IPv4 address (letters, digits,
+/// `-`, `.`), or a bracketed IPv6 address, then an optional port 1 to 65535.
+fn is_host_and_port(s: &str) -> bool {
+    let port_ok = |port: &str| port.bytes().all(|c| c.is_ascii_digit()) && port.parse::<u16>().is_ok_and(|n| n > 0);
+    if let Some(rest) = s.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else { return false };
+        return v6.parse::<std::net::Ipv6Addr>().is_ok()
+            && (after.is_empty() || after.strip_prefix(':').is_some_and(port_ok));
+    }
+    let (host, port) = s.split_once(':').map_or((s, None), |(host, port)| (host, Some(port)));
+    !host.is_empty()
+        && host.len() <= 253
+        && host.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
+        && !host.starts_with(['.', '-'])
+        && port.is_none_or(port_ok)
 }
 
 fn is_origin(s: &str) -> bool {
@@ -495,6 +522,23 @@ permissions = ["FILE_UPLOAD"]
         assert_eq!(config.server.geoip_database.as_deref(), Some(Path::new("/etc/keysmith/geo/country.mmdb")));
         assert_eq!(config.catalog.permissions().len(), 31);
         assert!(config.template("other", "widget").is_none());
+    }
+
+    #[test]
+    fn allowed_hosts_are_host_and_port() {
+        let good = r#"allowed_hosts = ["keys.example.com", "Keys.Example.com:8443", "10.0.0.1:80", "[::1]", "[2001:db8::1]:443"]"#;
+        let config = load(&BASE.replace("[server]", &format!("[server]\n{good}"))).unwrap();
+        assert_eq!(config.server.allowed_hosts[1], "keys.example.com:8443", "stored in lower case");
+        assert!(config.server.allows_host(Some("KEYS.example.com")));
+        assert!(!config.server.allows_host(Some("keys.example.com:80")));
+        assert!(!config.server.allows_host(None));
+        assert!(load(BASE).unwrap().server.allows_host(None), "no setting: any host");
+        let bad = r#"allowed_hosts = ["https://keys.example.com", "keys.example.com/", "a b", "x:0", "x:65536", "", "[::1", "[zz]:1", "x:", "*.example.com"]"#;
+        let got = problems(&BASE.replace("[server]", &format!("[server]\n{bad}")));
+        assert_eq!(got.len(), 10, "{got:#?}");
+        for (i, problem) in got.iter().enumerate() {
+            assert!(problem.starts_with(&format!("server.allowed_hosts[{i}]: ")), "{problem}");
+        }
     }
 
     #[test]

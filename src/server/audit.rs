@@ -1,7 +1,9 @@
 //! The audit log: every permanent key created over HTTP, as one JSON line (id, name,
 //! permissions, project, creator) in `server.audit_log` and as a `keysmith::audit` log event.
-//! Never the secret.
+//! Never the secret. Client-chosen text (a key's name) is escaped in both: no line breaks, no
+//! terminal controls, no raw U+2028/U+2029 or bidi controls in the JSON.
 
+use super::escape::{Escaped, json_without_raw_separators};
 use crate::issue::CreatedApiKey;
 use serde::Serialize;
 use std::fs::File;
@@ -56,11 +58,11 @@ impl AuditLog {
         tracing::info!(
             target: "keysmith::audit",
             event = "api_key_created",
-            id = %created.id,
-            name,
-            project,
-            permissions = %created.claims.scope,
-            created_by = creator,
+            id = %Escaped(&created.id),
+            name = %Escaped(name),
+            project = %Escaped(project),
+            permissions = %Escaped(&created.claims.scope),
+            created_by = %Escaped(creator),
             "api key created"
         );
         let Some(file) = &self.file else { return Ok(()) };
@@ -73,11 +75,11 @@ impl AuditLog {
             permissions: &created.claims.scope,
             created_by: creator,
         };
-        let mut text = serde_json::to_string(&line).unwrap_or_default();
+        let mut text = json_without_raw_separators(&serde_json::to_string(&line).unwrap_or_default());
         text.push('\n');
         let mut file = file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         file.write_all(text.as_bytes()).and_then(|()| file.sync_data()).inspect_err(|e| {
-            tracing::error!(error = %e, id = %created.id, "cannot write the audit log; the key is not handed out");
+            tracing::error!(error = %e, id = %Escaped(&created.id), "cannot write the audit log; the key is not handed out");
         })
     }
 }

@@ -68,6 +68,7 @@ impl ApiError {
             StatusCode::URI_TOO_LONG => "uri_too_long",
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
             StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+            StatusCode::MISDIRECTED_REQUEST => "misdirected_request",
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
             StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             s if s.is_server_error() => "internal_error",

@@ -7,10 +7,14 @@
 
 mod audit;
 mod error;
+mod escape;
 mod reload;
 mod routes;
 
 pub use error::ApiError;
+#[cfg(feature = "cli")]
+pub use escape::OneLine;
+pub use escape::OneLineWriter;
 #[cfg(unix)]
 pub use reload::reload_on_sighup;
 pub use reload::{Rejection, ReloadOutcome, SigningKeySource, Source, watch};
@@ -191,7 +195,7 @@ impl Live {
 /// limit, request tracing, panic recovery, and problem documents for every error.
 pub fn router(handle: IssuerHandle) -> Router {
     let routes = Router::new()
-        .route("/{project}/v1/key/{template}", get(routes::mint).post(routes::mint))
+        .route("/{project}/v1/key/{template}", get(routes::mint).post(routes::mint).head(routes::mint_head))
         .route("/{project}/v1/api-keys", axum::routing::post(routes::create_api_key))
         .route("/v1/revocations", get(routes::revocations))
         .route("/.well-known/jwks.json", get(routes::jwks))
@@ -201,18 +205,53 @@ pub fn router(handle: IssuerHandle) -> Router {
 }
 
 /// The middleware every route gets: problem documents for every error, panic recovery, the
-/// body limit, CORS and tracing.
+/// body limit, the `Host` check, CORS and tracing (the request path escaped).
 fn layered(routes: Router<IssuerHandle>, handle: IssuerHandle) -> Router {
     let cors = cors(handle.clone());
+    let hosts = handle.clone();
     routes
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(handle)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+            check_host(hosts.clone(), req, next)
+        }))
         .layer(axum::middleware::map_response(ensure_problem))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
         .layer(cors)
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
+            tracing::debug_span!(
+                "request",
+                method = %escape::Escaped(request.method()),
+                uri = %escape::Escaped(request.uri()),
+            )
+        }))
+}
+
+/// `421 misdirected_request` for a request naming a host that `server.allowed_hosts` does not
+/// list (read per request, so a reload applies at once): a browser led to this service by a
+/// rebound DNS name sends that name.
+async fn check_host(handle: IssuerHandle, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    // An absolute-form request target names the host; otherwise the Host header does.
+    let host = match request.uri().authority() {
+        Some(authority) => Some(authority.as_str()),
+        None => request.headers().get(header::HOST).map(|v| v.to_str().unwrap_or("\u{fffd}")),
+    };
+    if handle.live().issuer.config().server.allows_host(host) {
+        return next.run(request).await;
+    }
+    let shown = request.headers().get(header::HOST).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    tracing::warn!(
+        host = %escape::Escaped(shown.as_deref().or(host).unwrap_or("")),
+        "request for a host not in server.allowed_hosts refused"
+    );
+    ApiError::new(
+        axum::http::StatusCode::MISDIRECTED_REQUEST,
+        "misdirected_request",
+        "this service does not answer for that host",
+    )
+    .into_response()
 }
 
 /// Turns any error response that is not yet a problem document (an extractor's plain-text
@@ -272,7 +311,8 @@ pub struct Limits {
     /// this also caps requests in flight.
     pub max_connections: usize,
     /// Open connections from one address (IPv6: one /64) at once, so one client cannot take
-    /// every slot. Defaults to 64.
+    /// every slot. Peers in `server.trusted_proxies` are exempt (they carry every client behind
+    /// them; the global cap still holds them). Defaults to 64.
     pub max_connections_per_address: usize,
     /// Longest request line URI, in bytes. Defaults to 4096.
     pub max_uri_bytes: usize,
@@ -324,6 +364,7 @@ pub async fn serve_with(
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt as _;
 
+    let trusted = handle.clone();
     let app = router(handle)
         .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
             check_request_size(req, next, limits)
@@ -362,8 +403,14 @@ pub async fn serve_with(
             tracing::warn!(%peer, max = limits.max_connections, "connection limit reached; closing");
             continue;
         };
-        let source = source_key(peer.ip());
-        {
+        // A trusted proxy carries every client behind it: it is held to the global cap only, and
+        // the rate limit applies to the client address it names.
+        let source = if trusted.live().issuer.config().server.trusted_proxies.contains(peer.ip()) {
+            None
+        } else {
+            Some(source_key(peer.ip()))
+        };
+        if let Some(source) = source {
             let mut open = per_address.lock().unwrap_or_else(PoisonError::into_inner);
             let count = open.entry(source).or_insert(0);
             if *count >= limits.max_connections_per_address {
@@ -382,13 +429,15 @@ pub async fn serve_with(
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection closed with an error");
+                tracing::debug!(%peer, error = %escape::Escaped(&e), "connection closed with an error");
             }
-            let mut open = per_address.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(count) = open.get_mut(&source) {
-                *count -= 1;
-                if *count == 0 {
-                    open.remove(&source);
+            if let Some(source) = source {
+                let mut open = per_address.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(count) = open.get_mut(&source) {
+                    *count -= 1;
+                    if *count == 0 {
+                        open.remove(&source);
+                    }
                 }
             }
             drop(permit);

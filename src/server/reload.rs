@@ -75,12 +75,18 @@ impl Source {
     }
 }
 
-/// A rejected reload, as `/v1/status` reports it.
+/// A rejected reload. `/v1/status` shows its version, code and time; the reason is for the
+/// operator (the log, [`IssuerHandle::last_rejected`]) and never serialised.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Rejection {
     /// The version of the rejected config, when it could be read.
     pub version: Option<u64>,
-    /// Why, with the TOML path of each problem.
+    /// What kind of rejection, stable: `not_from_files`, `config_unreadable`, `config_invalid`,
+    /// `rollback_refused`, `version_not_bumped`, `keys_invalid`, `signing_key_changed`,
+    /// `issuer_invalid`, `audit_log_unavailable`.
+    pub code: &'static str,
+    /// Why, with the TOML path of each problem: file paths and parser messages included.
+    #[serde(skip)]
     pub reason: String,
     /// When (RFC 3339).
     pub at: String,
@@ -280,12 +286,16 @@ impl IssuerHandle {
 
     fn reload_inner(&self, force: bool) -> ReloadOutcome {
         let Some(source) = self.source() else {
-            return ReloadOutcome::Rejected(self.reject(None, "this service was not started from files".into()));
+            return ReloadOutcome::Rejected(self.reject(
+                None,
+                "not_from_files",
+                "this service was not started from files".into(),
+            ));
         };
         let _one_at_a_time = self.reload_lock();
         let text = match read_config(&source.config) {
             Ok(text) => text,
-            Err(e) => return ReloadOutcome::Rejected(self.reject(None, e.to_string())),
+            Err(e) => return ReloadOutcome::Rejected(self.reject(None, "config_unreadable", e.to_string())),
         };
         let config_sha256 = sha256_hex(text.as_bytes());
         let running_inputs = source.keys_fingerprint(self.running_geoip().as_deref());
@@ -299,7 +309,7 @@ impl IssuerHandle {
         let candidate_version = toml::from_str::<VersionOnly>(&text).ok().and_then(|v| v.version);
         let config = match Config::from_toml(&text, base_dir(&source.config)) {
             Ok(config) => config,
-            Err(e) => return ReloadOutcome::Rejected(self.reject(candidate_version, e.to_string())),
+            Err(e) => return ReloadOutcome::Rejected(self.reject(candidate_version, "config_invalid", e.to_string())),
         };
         let running = self.config_version();
         let content_changed = self.state().config_sha256 != config_sha256;
@@ -308,12 +318,12 @@ impl IssuerHandle {
                 "version: {} is lower than the running version {running}; rollback refused (start with --allow-rollback to permit it)",
                 config.version
             );
-            return ReloadOutcome::Rejected(self.reject(Some(config.version), reason));
+            return ReloadOutcome::Rejected(self.reject(Some(config.version), "rollback_refused", reason));
         }
         if config.version == running && content_changed {
             let reason =
                 format!("version: the content changed but version is still {running}; bump version on every change");
-            return ReloadOutcome::Rejected(self.reject(Some(config.version), reason));
+            return ReloadOutcome::Rejected(self.reject(Some(config.version), "version_not_bumped", reason));
         }
         let to = config.version;
         let restart_needed = {
@@ -325,7 +335,7 @@ impl IssuerHandle {
         let inputs = source.keys_fingerprint(config.server.geoip_database.as_deref());
         let keys = match source.load_keys() {
             Ok(keys) => keys,
-            Err(e) => return ReloadOutcome::Rejected(self.reject(Some(to), e.to_string())),
+            Err(e) => return ReloadOutcome::Rejected(self.reject(Some(to), "keys_invalid", e.to_string())),
         };
         let running_kid = self.live().issuer.keyring().signing().kid().to_owned();
         if source.signing_key.is_some() && keys.signing().kid() != running_kid {
@@ -333,7 +343,7 @@ impl IssuerHandle {
                 "the injected signing key changed ({running_kid} -> {}): tokens signed by the old key would stop verifying at once; rotate with the key directory, or restart deliberately",
                 keys.signing().kid()
             );
-            return ReloadOutcome::Rejected(self.reject(Some(to), reason));
+            return ReloadOutcome::Rejected(self.reject(Some(to), "signing_key_changed", reason));
         }
         if !keys.unlisted().is_empty() {
             tracing::warn!(files = ?keys.unlisted(), "key files not in keyring.toml are ignored");
@@ -341,14 +351,18 @@ impl IssuerHandle {
         let keys = self.choose_signer(keys, config.jwks_max_age);
         let issuer = match Issuer::new(config, keys) {
             Ok(issuer) => issuer,
-            Err(e) => return ReloadOutcome::Rejected(self.reject(Some(to), e.to_string())),
+            Err(e) => return ReloadOutcome::Rejected(self.reject(Some(to), "issuer_invalid", e.to_string())),
         };
         let kid = issuer.keyring().signing().kid().to_owned();
         // Swap and record under the state lock, so /v1/status never shows a mix.
         let mut state = self.state();
         if let Err(e) = self.replace(issuer) {
             drop(state);
-            return ReloadOutcome::Rejected(self.reject(Some(to), format!("server.audit_log: {e}")));
+            return ReloadOutcome::Rejected(self.reject(
+                Some(to),
+                "audit_log_unavailable",
+                format!("server.audit_log: {e}"),
+            ));
         }
         state.config_sha256 = config_sha256;
         state.inputs = inputs;
@@ -361,14 +375,15 @@ impl IssuerHandle {
         ReloadOutcome::Reloaded { from: running, to }
     }
 
-    fn reject(&self, version: Option<u64>, reason: String) -> Rejection {
+    fn reject(&self, version: Option<u64>, code: &'static str, reason: String) -> Rejection {
         tracing::error!(
             running_version = self.config_version(),
             rejected_version = version,
-            reason = %reason,
+            code,
+            reason = %super::escape::Escaped(&reason),
             "reload rejected; keeping the running config"
         );
-        let rejection = Rejection { version, reason, at: now_rfc3339() };
+        let rejection = Rejection { version, code, reason, at: now_rfc3339() };
         self.state().last_rejected = Some(rejection.clone());
         rejection
     }

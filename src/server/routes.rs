@@ -1,5 +1,6 @@
 //! Route handlers.
 
+use super::escape::Escaped;
 use super::{ApiError, IssuerHandle};
 use crate::ip::client_ip;
 use crate::issue::{Caller, Issuer, MintRequest};
@@ -33,9 +34,12 @@ pub(super) async fn mint(
     headers: HeaderMap,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let Path((project, template)) = path.map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", "project and template must be UTF-8 path segments")
-    })?;
+    let Path((project, template)) = path.map_err(|_| invalid_path())?;
+    // Before anything else, and before anything is logged: a segment no config could declare
+    // names nothing here.
+    if !crate::config::is_id(&project) || !crate::config::is_id(&template) {
+        return Err(invalid_path());
+    }
     let live = handle.live();
     let issuer = &live.issuer;
     // Who is asking, and whether they may, before the body is read at all.
@@ -55,9 +59,9 @@ pub(super) async fn mint(
     let minted = match issuer.mint(&project, &template, &request, who, SystemTime::now()) {
         Ok(minted) => minted,
         Err(e) => {
-            tracing::info!(%project, %template, %caller, code = e.code(), error = %e, "mint refused");
+            tracing::info!(%project, %template, %caller, code = e.code(), error = %Escaped(&e), "mint refused");
             if let Some(source) = std::error::Error::source(&e) {
-                tracing::error!(error = %source, "mint failed on a dependency");
+                tracing::error!(error = %Escaped(source), "mint failed on a dependency");
             }
             return Err(e.into());
         }
@@ -74,6 +78,22 @@ pub(super) async fn mint(
     let mut response = Json(body).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// `400 invalid_path`: a project or template segment outside the id grammar of the config.
+fn invalid_path() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_path",
+        "project and template must be ids: 1 to 64 of a-z, 0-9, '-', '_', starting with a letter or digit",
+    )
+}
+
+/// `HEAD` on the mint endpoint: `405`, so nothing is minted for a response without a body.
+pub(super) async fn mint_head() -> Response {
+    let mut response = ApiError::method_not_allowed().into_response();
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+    response
 }
 
 /// The caller's permanent key: `X-Api-Key`, else `Authorization: Bearer`.
@@ -120,8 +140,10 @@ pub(super) async fn create_api_key(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let Path(project) = path
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", "project must be a UTF-8 path segment"))?;
+    let Path(project) = path.map_err(|_| invalid_path())?;
+    if !crate::config::is_id(&project) {
+        return Err(invalid_path());
+    }
     let live = handle.live();
     live.rate_limit(caller_ip(&live.issuer, peer, &headers)?)?;
     let body = read_body(&headers, body)?;
@@ -136,7 +158,7 @@ pub(super) async fn create_api_key(
     let (creator, created) = match live.issuer.create_api_key_as(&creator, &project, &name, &request.permissions, now) {
         Ok(pair) => pair,
         Err(e) => {
-            tracing::info!(%project, code = e.code(), error = %e, "api key creation refused");
+            tracing::info!(%project, code = e.code(), error = %Escaped(&e), "api key creation refused");
             return Err(e.into());
         }
     };
@@ -217,24 +239,23 @@ fn read_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
     check_body(headers, body)
 }
 
-/// A body that is not empty must be declared as JSON.
+/// A body that is not empty must be declared as JSON: an undeclared body is refused like any
+/// other type (a browser sends a cross-origin "simple" request with `text/plain` or none).
 fn check_body(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(body);
     }
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        let is_json = ct
-            .to_str()
-            .ok()
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-        if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "the request body must be application/json",
-            ));
-        }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|ct| ct.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "a request body must be declared as Content-Type: application/json",
+        ));
     }
     Ok(body)
 }
@@ -314,13 +335,22 @@ pub(super) async fn healthz(State(handle): State<IssuerHandle>) -> Response {
     response
 }
 
+/// A rejected reload as the public sees it: what and when, never why (file paths, parser
+/// messages); the full reason is in the log.
+#[derive(Serialize)]
+struct PublicRejection<'a> {
+    version: Option<u64>,
+    code: &'static str,
+    at: &'a str,
+}
+
 #[derive(Serialize)]
 struct Status<'a> {
     status: &'static str,
     config_version: u64,
     config_sha256: &'a str,
     loaded_at: &'a str,
-    last_rejected: Option<&'a super::Rejection>,
+    last_rejected: Option<PublicRejection<'a>>,
     signing_kid: &'a str,
     /// A key the record makes active that starts signing once this process has published it
     /// for `jwks_max_age`.
@@ -328,7 +358,8 @@ struct Status<'a> {
     kids: Vec<String>,
 }
 
-/// `GET /v1/status`: what is running and how the last reloads went. No secrets.
+/// `GET /v1/status`: what is running and how the last reloads went. No secrets, and of a
+/// rejected reload only its code, version and time.
 pub(super) async fn status(State(handle): State<IssuerHandle>) -> Response {
     // Read under the state lock, which a reload holds while it swaps: never a mix.
     let (live, state) = {
@@ -341,7 +372,11 @@ pub(super) async fn status(State(handle): State<IssuerHandle>) -> Response {
         config_version: live.issuer.config().version,
         config_sha256: &state.config_sha256,
         loaded_at: &state.loaded_at,
-        last_rejected: state.last_rejected.as_ref(),
+        last_rejected: state.last_rejected.as_ref().map(|r| PublicRejection {
+            version: r.version,
+            code: r.code,
+            at: &r.at,
+        }),
         signing_kid: live.issuer.keyring().signing().kid(),
         pending_signing_kid: state.pending_signer.as_ref().map(|(kid, _)| kid.as_str()),
         kids,
