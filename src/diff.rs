@@ -118,8 +118,7 @@ const CONFIG_RULES: &[Rule<Config>] = &[
     Rule { paths: &["server.rate_limit_per_minute", "server.rate_limit_burst"], compare: rate_limit },
     Rule { paths: &["server.geoip_database"], compare: geoip_database },
     Rule { paths: &["server.audit_log"], compare: audit_log },
-    // `server.allowed_hosts` joins here with the setting, through `allowed_hosts` below:
-    // `Rule { paths: &["server.allowed_hosts"], compare: |d, _, o, n| allowed_hosts(d, …) }`.
+    Rule { paths: &["server.allowed_hosts"], compare: server_allowed_hosts },
     Rule { paths: &["jwks_max_age"], compare: jwks_max_age },
     Rule { paths: &["revocations_max_age"], compare: revocations_max_age },
     Rule { paths: &["projects.*", "projects.*.description"], compare: projects },
@@ -330,7 +329,14 @@ fn audit_log(d: &mut Diff, _: &str, old: &Config, new: &Config) {
 
 /// The rule for `server.allowed_hosts` (unset: any `Host`): setting it or removing hosts
 /// narrows; adding hosts or removing the setting widens. Host names compare without case.
-#[cfg_attr(not(test), expect(dead_code, reason = "joins CONFIG_RULES with the server.allowed_hosts setting"))]
+fn server_allowed_hosts(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    // An empty list is the unset setting: any `Host` is served.
+    fn hosts(config: &Config) -> Option<&[String]> {
+        Some(config.server.allowed_hosts.as_slice()).filter(|h| !h.is_empty())
+    }
+    allowed_hosts(d, hosts(old), hosts(new));
+}
+
 fn allowed_hosts(d: &mut Diff, old: Option<&[String]>, new: Option<&[String]>) {
     let covers = |a: Option<&[String]>, b: Option<&[String]>| match (a, b) {
         (None, _) => true,
