@@ -72,43 +72,40 @@
 //! # }
 //! ```
 
-mod b64;
-pub mod catalog;
-pub mod claims;
-pub mod dangerous;
-pub mod ip;
-pub mod jwk;
-pub mod revocation;
-pub mod scope;
+pub mod policy;
+pub mod token;
 pub mod verify;
 
 #[cfg(feature = "issuer")]
 pub mod config;
 #[cfg(feature = "issuer")]
-pub mod diff;
+pub mod issuer;
 #[cfg(feature = "issuer")]
-pub mod geoip;
-#[cfg(feature = "issuer")]
-pub mod issue;
-#[cfg(feature = "issuer")]
-pub mod keyring;
-#[cfg(feature = "issuer")]
-pub mod lifecycle;
+pub mod keys;
 #[cfg(feature = "refresh")]
 pub mod refresh;
+#[cfg(feature = "issuer")]
+pub mod review;
 #[cfg(feature = "server")]
 pub mod server;
 
-pub use catalog::{ScopeKind, ScopeRules};
-pub use claims::{AccessClaims, ApiKeyClaims, Limits, RevocationClaims};
-pub use jwk::{JwkError, Jwks, KeySet, PublicJwk};
-pub use revocation::RevocationList;
-pub use scope::{DirScope, ScopeSet};
+// The module paths of 0.5, kept while callers move to the layered paths above.
+pub use policy::{catalog, ip, scope};
+pub use token::{claims, dangerous, jwk};
+pub use verify::revocation;
+#[cfg(feature = "issuer")]
+pub use {issuer as issue, issuer::geoip, keys::lifecycle, keys::store as keyring, review as diff};
+
+pub use policy::catalog::{ScopeKind, ScopeRules};
+pub use policy::scope::{DirScope, ScopeSet};
+pub use token::claims::{AccessClaims, ApiKeyClaims, Limits, RevocationClaims};
+pub use token::jwk::{JwkError, Jwks, KeySet, PublicJwk};
+pub use verify::revocation::RevocationList;
 pub use verify::{ApiKeyGrant, Denied, Grant, Verifier, VerifyError};
 
 #[cfg(feature = "issuer")]
 pub use config::{Config, ConfigError};
 #[cfg(feature = "issuer")]
-pub use issue::{Issuer, LoadError, MintError, MintRequest, Minted};
+pub use issuer::{Issuer, LoadError, MintError, MintRequest, Minted};
 #[cfg(feature = "issuer")]
-pub use keyring::{Keyring, SigningKey};
+pub use keys::store::{Keyring, SigningKey};

@@ -10,10 +10,10 @@ mod edit;
 pub(crate) mod raw;
 mod validate;
 
-use crate::catalog::ScopeRules;
-use crate::claims::Limits;
-use crate::ip::IpRules;
-use crate::scope::ScopeSet;
+use crate::policy::catalog::ScopeRules;
+use crate::policy::ip::IpRules;
+use crate::policy::scope::ScopeSet;
+use crate::token::claims::Limits;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
@@ -297,7 +297,7 @@ pub struct ServerConfig {
     /// Where API-key creations are appended as JSON lines, besides the log. Defaults to none.
     pub audit_log: Option<PathBuf>,
     /// The header trusted proxies set. Defaults to `X-Forwarded-For`.
-    pub forwarded_header: crate::ip::ForwardedHeader,
+    pub forwarded_header: crate::policy::ip::ForwardedHeader,
     /// Requests per source address per minute on the mint and key-creation endpoints, with a
     /// burst; `None` turns the limit off. Defaults to 600 a minute, bursts of 60.
     pub rate_limit: Option<RateLimit>,
@@ -352,7 +352,7 @@ impl Catalog {
     /// The 31 Scaleflex permissions with their scope rules.
     pub fn scaleflex() -> Self {
         Self::new(
-            crate::catalog::SCALEFLEX_PERMISSIONS.iter().map(|p| (*p).to_owned()).collect(),
+            crate::policy::catalog::SCALEFLEX_PERMISSIONS.iter().map(|p| (*p).to_owned()).collect(),
             ScopeRules::scaleflex(),
             Some("ACCESS_MANAGE".to_owned()),
         )

@@ -2,10 +2,10 @@
 
 use super::raw::{OneOrMany, RawAccess, RawApiKey, RawCatalog, RawConfig, RawServer, RawTemplate};
 use super::{Access, ApiKeyMeta, Catalog, Config, Problem, Project, ServerConfig, Template, countries};
-use crate::catalog::ScopeRules;
-use crate::claims::Limits;
-use crate::ip::IpRules;
-use crate::scope::ScopeSet;
+use crate::policy::catalog::ScopeRules;
+use crate::policy::ip::IpRules;
+use crate::policy::scope::ScopeSet;
+use crate::token::claims::Limits;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -126,8 +126,8 @@ fn server(raw: RawServer, base_dir: &Path, p: &mut Problems) -> ServerConfig {
     let geoip_database = raw.geoip_database.map(|db| base_dir.join(db));
     let audit_log = raw.audit_log.map(|log| base_dir.join(log));
     let forwarded_header = match raw.forwarded_header {
-        Some(super::raw::RawForwardedHeader::Forwarded) => crate::ip::ForwardedHeader::Forwarded,
-        _ => crate::ip::ForwardedHeader::XForwardedFor,
+        Some(super::raw::RawForwardedHeader::Forwarded) => crate::policy::ip::ForwardedHeader::Forwarded,
+        _ => crate::policy::ip::ForwardedHeader::XForwardedFor,
     };
     let mut positive = |value: Option<i64>, default: u32, key: &str, zero_ok: bool| -> Option<std::num::NonZeroU32> {
         let n = value.unwrap_or(i64::from(default));
@@ -414,7 +414,7 @@ fn scopes(raw: Option<OneOrMany>, path: &str, p: &mut Problems) -> ScopeSet {
             }
             // Report every bad entry, not only the first.
             for (i, text) in texts.iter().enumerate().skip(index.map_or(texts.len(), |i| i + 1)) {
-                if let Err(e) = crate::scope::DirScope::parse(text) {
+                if let Err(e) = crate::policy::scope::DirScope::parse(text) {
                     p.add(format!("{path}[{i}]"), format!("{text:?} {e}"));
                 }
             }
@@ -429,7 +429,7 @@ fn ip_rules(texts: &[String], path: &str, p: &mut Problems) -> IpRules {
     }
     let mut ranges = Vec::with_capacity(texts.len());
     for (i, text) in texts.iter().enumerate() {
-        match crate::ip::IpRange::parse(text) {
+        match crate::policy::ip::IpRange::parse(text) {
             Ok(r) => ranges.push(r),
             Err(e) => p.add(format!("{path}[{i}]"), format!("{text:?} {e}")),
         }

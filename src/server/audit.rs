@@ -4,7 +4,7 @@
 //! terminal controls, no raw U+2028/U+2029 or bidi controls in the JSON.
 
 use super::escape::{Escaped, json_without_raw_separators};
-use crate::issue::CreatedApiKey;
+use crate::issuer::CreatedApiKey;
 use serde::Serialize;
 use std::fs::File;
 use std::io::Write as _;

@@ -6,20 +6,20 @@
 //! sees the old issuer or the new one, never a mix.
 
 mod audit;
-mod error;
 mod escape;
+mod problem;
 mod reload;
 mod routes;
 
-pub use error::ApiError;
 #[cfg(feature = "cli")]
 pub use escape::OneLine;
 pub use escape::OneLineWriter;
+pub use problem::ApiError;
 #[cfg(unix)]
 pub use reload::reload_on_sighup;
 pub use reload::{Rejection, ReloadOutcome, SigningKeySource, Source, watch};
 
-use crate::issue::{Issuer, SignedRevocations};
+use crate::issuer::{Issuer, SignedRevocations};
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

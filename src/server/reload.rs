@@ -7,8 +7,8 @@
 
 use super::IssuerHandle;
 use crate::config::Config;
-use crate::issue::Issuer;
-use crate::keyring::Keyring;
+use crate::issuer::Issuer;
+use crate::keys::store::Keyring;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -52,7 +52,7 @@ impl Source {
         Self { config: config.into(), keys: keys.into(), allow_rollback: false, signing_key: None }
     }
 
-    fn load_keys(&self) -> Result<Keyring, crate::keyring::KeyError> {
+    fn load_keys(&self) -> Result<Keyring, crate::keys::store::KeyError> {
         match &self.signing_key {
             None => Keyring::load_dir(&self.keys),
             Some(SigningKeySource::File(path)) => Keyring::from_pem_file(path),
@@ -152,7 +152,9 @@ fn key_dir_entries(dir: &Path) -> Vec<String> {
         .map(|rd| {
             rd.filter_map(Result::ok)
                 .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "pem") || p.ends_with(crate::lifecycle::STATE_FILE))
+                .filter(|p| {
+                    p.extension().is_some_and(|x| x == "pem") || p.ends_with(crate::keys::lifecycle::STATE_FILE)
+                })
                 .map(|p| content_hash(&p))
                 .collect()
         })
@@ -193,12 +195,12 @@ impl IssuerHandle {
     /// # Errors
     ///
     /// Why the config, keys, GeoIP database or audit log could not be loaded.
-    pub fn load(source: Source) -> Result<Self, crate::issue::LoadError> {
+    pub fn load(source: Source) -> Result<Self, crate::issuer::LoadError> {
         Self::load_at(source, Utc::now())
     }
 
     /// As [`IssuerHandle::load`], at the wall-clock time `now`.
-    fn load_at(source: Source, now: DateTime<Utc>) -> Result<Self, crate::issue::LoadError> {
+    fn load_at(source: Source, now: DateTime<Utc>) -> Result<Self, crate::issuer::LoadError> {
         let text = read_config(&source.config)?;
         let config = Config::from_toml(&text, base_dir(&source.config))?;
         let geoip = config.server.geoip_database.clone();
@@ -206,7 +208,7 @@ impl IssuerHandle {
         let first_served: std::collections::HashMap<String, DateTime<Utc>> = keys
             .published()
             .iter()
-            .map(crate::jwk::thumbprint)
+            .map(crate::token::jwk::thumbprint)
             .map(|kid| {
                 let since = keys.published_at(&kid).map_or(now, |t| t.min(now));
                 (kid, since)
@@ -223,7 +225,7 @@ impl IssuerHandle {
         }
         let issuer = Issuer::new(config, keys)?;
         let handle = Self::new(issuer).map_err(|e| {
-            crate::issue::LoadError::Config(crate::config::ConfigError::Io { path: source.config.clone(), source: e })
+            crate::issuer::LoadError::Config(crate::config::ConfigError::Io { path: source.config.clone(), source: e })
         })?;
         {
             let mut state = handle.state();
@@ -262,7 +264,7 @@ impl IssuerHandle {
         let current = self.live().issuer.keyring().signing().kid().to_owned();
         let wanted = keys.signing().kid().to_owned();
         let mut state = self.state();
-        for kid in keys.published().iter().map(crate::jwk::thumbprint) {
+        for kid in keys.published().iter().map(crate::token::jwk::thumbprint) {
             state.first_served.entry(kid).or_insert(now);
         }
         state.first_served.retain(|kid, _| keys.publishes(kid));

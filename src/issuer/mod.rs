@@ -1,15 +1,17 @@
 //! Minting: a template, an optional narrowing request and the caller's address in, a signed
 //! access token out. No HTTP here; the server and the CLI call [`Issuer::mint`].
 
-use crate::claims::{API_KEY_TYP, AccessClaims, ApiKeyClaims, Audience, REVOCATIONS_TYP, RevocationClaims};
+pub mod geoip;
+
 use crate::config::raw::OneOrMany;
 use crate::config::{Access, Config, Template};
-use crate::geoip::{GeoIp, GeoIpError};
-use crate::ip::{IpRange, IpRules};
-use crate::jwk::KeySet;
-use crate::keyring::Keyring;
-use crate::revocation::RevocationList;
-use crate::scope::{ScopeError, ScopeSet};
+use crate::issuer::geoip::{GeoIp, GeoIpError};
+use crate::keys::store::Keyring;
+use crate::policy::ip::{IpRange, IpRules};
+use crate::policy::scope::{ScopeError, ScopeSet};
+use crate::token::claims::{API_KEY_TYP, AccessClaims, ApiKeyClaims, Audience, REVOCATIONS_TYP, RevocationClaims};
+use crate::token::jwk::KeySet;
+use crate::verify::revocation::RevocationList;
 use crate::verify::{ApiKeyGrant, Verifier, VerifyError, unix_seconds};
 use chrono::{DateTime, Utc};
 use rand_core::{OsRng, RngCore as _};
@@ -279,7 +281,7 @@ pub enum LoadError {
     Config(#[from] crate::config::ConfigError),
     /// The signing keys are unreadable, unsafe or missing.
     #[error(transparent)]
-    Keys(#[from] crate::keyring::KeyError),
+    Keys(#[from] crate::keys::store::KeyError),
     /// The configured GeoIP database cannot be opened.
     #[error(transparent)]
     GeoIp(#[from] GeoIpError),
@@ -697,13 +699,13 @@ fn narrow_scope(
 fn random_jti() -> String {
     let mut bytes = [0u8; 16];
     OsRng.fill_bytes(&mut bytes);
-    crate::b64::encode(bytes)
+    crate::token::b64::encode(bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keyring::SigningKey;
+    use crate::keys::store::SigningKey;
     use crate::verify::VerifyError;
     use std::path::Path;
     use std::time::{Duration, UNIX_EPOCH};
@@ -781,7 +783,7 @@ permissions = ["OBJECTS_LIST"]
         assert_eq!(c.ips, ["10.0.0.0/8", "2001:db8::/32"]);
         assert_eq!(c.countries, None);
         assert_eq!(c.limits, Some(crate::Limits { per_min: Some(5), per_source_ip: None }));
-        assert_eq!(crate::b64::decode(&c.jti).unwrap().len(), 16, "128-bit jti");
+        assert_eq!(crate::token::b64::decode(&c.jti).unwrap().len(), 16, "128-bit jti");
         assert_eq!(c.jti, minted.jti);
         // Not for another project.
         assert_eq!(issuer.verifier("other").verify(&minted.token, now()).unwrap_err(), VerifyError::WrongAudience);

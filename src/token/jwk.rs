@@ -1,7 +1,7 @@
 //! Ed25519 public keys as JSON Web Keys (RFC 8037 `OKP`), their RFC 7638 thumbprints, and
 //! the strict loading of a JWKS into the keys a verifier trusts.
 
-use crate::b64;
+use crate::token::b64;
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

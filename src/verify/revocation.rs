@@ -5,8 +5,8 @@
 //! Short-lived access keys are also checked against the list's `revoked_templates`, so keys
 //! minted from a template that was deactivated die before their `exp`.
 
-use crate::claims::{REVOCATIONS_TYP, RevocationClaims};
-use crate::jwk::KeySet;
+use crate::token::claims::{REVOCATIONS_TYP, RevocationClaims};
+use crate::token::jwk::KeySet;
 use crate::verify::{VerifyError, verify_jws};
 use std::collections::HashSet;
 

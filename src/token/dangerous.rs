@@ -1,7 +1,7 @@
 //! Reading a token **without verifying it**, for tools that must decide which check to run.
 //! Nothing here says a token is genuine: only [`Verifier`](crate::Verifier) does.
 
-use crate::claims::{ACCESS_TOKEN_TYP, API_KEY_TYP, REVOCATIONS_TYP};
+use crate::token::claims::{ACCESS_TOKEN_TYP, API_KEY_TYP, REVOCATIONS_TYP};
 
 /// What a token's header claims to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub fn claimed_type(token: &str) -> Option<ClaimedType> {
         typ: String,
     }
     let segment = token.split('.').next().filter(|s| s.len() <= 4096)?;
-    let header: Header = serde_json::from_slice(&crate::b64::decode(segment)?).ok()?;
+    let header: Header = serde_json::from_slice(&crate::token::b64::decode(segment)?).ok()?;
     [
         (ACCESS_TOKEN_TYP, ClaimedType::AccessToken),
         (API_KEY_TYP, ClaimedType::ApiKey),
@@ -41,7 +41,7 @@ mod tests {
     use super::*;
 
     fn token(header: &str) -> String {
-        format!("{}.e30.AA", crate::b64::encode(header))
+        format!("{}.e30.AA", crate::token::b64::encode(header))
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use super::escape::Escaped;
 use super::{ApiError, IssuerHandle};
-use crate::ip::client_ip;
-use crate::issue::{Caller, Issuer, MintRequest};
+use crate::issuer::{Caller, Issuer, MintRequest};
+use crate::policy::ip::client_ip;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -152,7 +152,7 @@ pub(super) async fn create_api_key(
     }
     let request: CreateApiKey = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", format!("invalid JSON body: {e}")))?;
-    let creator = api_key(&headers).ok_or(crate::issue::MintError::ApiKeyRequired)?;
+    let creator = api_key(&headers).ok_or(crate::issuer::MintError::ApiKeyRequired)?;
     let name = request.name.unwrap_or_else(|| "API Key".to_owned());
     let now = SystemTime::now();
     let (creator, created) = match live.issuer.create_api_key_as(&creator, &project, &name, &request.permissions, now) {
@@ -197,7 +197,7 @@ pub(super) async fn revocations(State(handle): State<IssuerHandle>, headers: Hea
 
 /// A strong ETag for a body: quoted base64url of 128 bits of its SHA-256.
 pub(super) fn etag(body: &[u8]) -> String {
-    format!("\"{}\"", crate::b64::encode(&Sha256::digest(body)[..16]))
+    format!("\"{}\"", crate::token::b64::encode(&Sha256::digest(body)[..16]))
 }
 
 /// The caller's address: the peer, or what the configured forwarding header of a trusted proxy
@@ -366,7 +366,7 @@ pub(super) async fn status(State(handle): State<IssuerHandle>) -> Response {
         let state = handle.state();
         (handle.live(), state.clone())
     };
-    let kids = live.issuer.keyring().published().iter().map(crate::jwk::thumbprint).collect();
+    let kids = live.issuer.keyring().published().iter().map(crate::token::jwk::thumbprint).collect();
     let body = Status {
         status: "ok",
         config_version: live.issuer.config().version,

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 /// Largest document fetched, in bytes.
-const MAX_FETCH_BYTES: u64 = crate::revocation::MAX_REVOCATIONS_LEN as u64;
+const MAX_FETCH_BYTES: u64 = crate::verify::revocation::MAX_REVOCATIONS_LEN as u64;
 /// The shortest gap between two early JWKS fetches.
 const MIN_GAP_FLOOR: Duration = Duration::from_millis(100);
 /// First delay after a failure; it doubles up to the polling interval.
@@ -229,7 +229,7 @@ impl JwksRefresher {
         let min_gap = min_gap.max(MIN_GAP_FLOOR);
         let target = verifier.clone();
         let poller = Poller::spawn(url.into(), interval, min_gap, move |body| {
-            let keys = crate::jwk::KeySet::from_jwks_json(body.as_bytes())
+            let keys = crate::token::jwk::KeySet::from_jwks_json(body.as_bytes())
                 .map_err(|e| FetchError::Http { url: "JWKS".into(), message: e.to_string() })?;
             target.set_keys(keys);
             Ok(())

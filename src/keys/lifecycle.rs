@@ -10,7 +10,7 @@
 //!   signed by it is recorded in the config; removing it earlier needs `force` and says what breaks.
 
 use crate::config::Config;
-use crate::keyring::{KeyError, generate_key_file};
+use crate::keys::store::{KeyError, generate_key_file};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -151,7 +151,7 @@ impl KeyringState {
     /// directory, it links out of the directory, or a record names something other than a
     /// plain file name.
     pub fn load(dir: &Path) -> Result<Option<Self>, LifecycleError> {
-        let dir = match crate::keyring::trusted_dir(dir) {
+        let dir = match crate::keys::store::trusted_dir(dir) {
             Ok(dir) => dir,
             Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
@@ -162,7 +162,7 @@ impl KeyringState {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(KeyError::Io { path, source: e }.into()),
         }
-        let target = crate::keyring::resolve_entry(&dir, &path)?;
+        let target = crate::keys::store::resolve_entry(&dir, &path)?;
         let text = read_trusted(&target)?;
         let state: Self = toml::from_str(&text)
             .map_err(|e| LifecycleError::State(path.display().to_string(), e.message().to_owned()))?;
@@ -211,7 +211,7 @@ impl KeyringState {
         let ring = crate::Keyring::load_dir(dir)?;
         let active = ring.signing().kid().to_owned();
         let mut keys: Vec<KeyRecord> = Vec::new();
-        for (file, kid) in crate::keyring::key_files(dir)? {
+        for (file, kid) in crate::keys::store::key_files(dir)? {
             let state = if kid == active { KeyState::Active } else { KeyState::Retired };
             keys.push(KeyRecord {
                 kid,
@@ -424,7 +424,7 @@ fn read_trusted(path: &Path) -> Result<String, LifecycleError> {
         let me = rustix::process::geteuid().as_raw();
         let read_only =
             || rustix::fs::fstatvfs(&file).is_ok_and(|fs| fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
-        crate::keyring::check_not_writable_by_others(path, meta.mode(), meta.uid(), me, read_only)?;
+        crate::keys::store::check_not_writable_by_others(path, meta.mode(), meta.uid(), me, read_only)?;
     }
     let mut text = String::new();
     file.read_to_string(&mut text).map_err(io)?;
@@ -582,7 +582,7 @@ expiration_duration = 3600
         for file in [foreign.display().to_string(), climbing, "sub/key.pem".into(), "..".into(), String::new()] {
             let mut bad = state.clone();
             bad.add_next(dir.path(), t0()).unwrap();
-            let kid = crate::keyring::key_files(foreign.parent().unwrap()).unwrap()[0].1.clone();
+            let kid = crate::keys::store::key_files(foreign.parent().unwrap()).unwrap()[0].1.clone();
             let last = bad.keys.last_mut().unwrap();
             last.file = file.clone();
             last.kid = kid;

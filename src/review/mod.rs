@@ -2,8 +2,8 @@
 //! `keysmith check --previous` so a reviewer sees the effect of a diff, not just its text.
 
 use crate::config::{Access, ApiKeyMeta, Config, Template};
-use crate::ip::IpRules;
-use crate::scope::ScopeSet;
+use crate::policy::ip::IpRules;
+use crate::policy::scope::ScopeSet;
 use serde::Serialize;
 use std::collections::BTreeSet;
 
@@ -1077,7 +1077,7 @@ whitelist_ip_ranges = ["10.0.0.0/8"]
                 ("upload_everywhere", "templates[0].upload.dir_scope".to_owned()),
             ]
         );
-        assert!(lint(&load(include_str!("../config.toml"))).is_empty(), "the shipped config is lint-clean");
+        assert!(lint(&load(include_str!("../../config.toml"))).is_empty(), "the shipped config is lint-clean");
         let halves =
             risky.replace("id = \"careful\"", "id = \"halves\"").replace("10.0.0.0/8", "0.0.0.0/1\", \"128.0.0.0/1");
         assert!(

@@ -1,7 +1,7 @@
 //! The one error type at the HTTP edge: RFC 9457 `application/problem+json` with a stable
 //! `code`. Messages help the caller; internals stay in the log.
 
-use crate::issue::MintError;
+use crate::issuer::MintError;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

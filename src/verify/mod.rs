@@ -2,13 +2,15 @@
 //!
 //! Nothing here touches the network, an async runtime or the issuer's config.
 
-use crate::b64;
-use crate::catalog::{ScopeKind, ScopeRules};
-use crate::claims::{ACCESS_TOKEN_TYP, API_KEY_TYP, AccessClaims, ApiKeyClaims};
-use crate::ip::{IpRangeError, IpRules};
-use crate::jwk::KeySet;
-use crate::revocation::RevocationList;
-use crate::scope::{ScopeError, ScopeSet};
+pub mod revocation;
+
+use crate::policy::catalog::{ScopeKind, ScopeRules};
+use crate::policy::ip::{IpRangeError, IpRules};
+use crate::policy::scope::{ScopeError, ScopeSet};
+use crate::token::b64;
+use crate::token::claims::{ACCESS_TOKEN_TYP, API_KEY_TYP, AccessClaims, ApiKeyClaims};
+use crate::token::jwk::KeySet;
+use crate::verify::revocation::RevocationList;
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use std::net::IpAddr;
@@ -502,7 +504,7 @@ pub(crate) fn verify_jws<T: DeserializeOwned>(
     let key = keys.get(&kid).ok_or(VerifyError::UnknownKid)?;
     let sig = b64::decode_array::<64>(sig_b64).ok_or(VerifyError::BadSignature)?;
     let signing_input_len = header_b64.len() + 1 + payload_b64.len();
-    if !crate::jwk::verify_ed25519(key, &token.as_bytes()[..signing_input_len], &sig) {
+    if !crate::token::jwk::verify_ed25519(key, &token.as_bytes()[..signing_input_len], &sig) {
         return Err(VerifyError::BadSignature);
     }
     decode_json(payload_b64, "payload")
@@ -764,7 +766,7 @@ mod tests {
     }
 
     fn kid() -> String {
-        crate::jwk::thumbprint(&key().verifying_key())
+        crate::token::jwk::thumbprint(&key().verifying_key())
     }
 
     fn verifier() -> Verifier {
@@ -871,7 +873,7 @@ mod tests {
     #[test]
     fn embedded_keys_and_urls_are_never_trusted() {
         let attacker = SigningKey::from_bytes(&[66u8; 32]);
-        let jwk = crate::jwk::PublicJwk::from_key(&attacker.verifying_key());
+        let jwk = crate::token::jwk::PublicJwk::from_key(&attacker.verifying_key());
         let h = json!({"alg": "EdDSA", "typ": "at+jwt", "kid": kid(), "jwk": jwk, "jku": "http://evil/jwks", "x5u": "http://evil/x5u"});
         let token = sign_raw(h.to_string().as_bytes(), claims().to_string().as_bytes(), &attacker);
         assert_eq!(err(&token), VerifyError::BadSignature);

@@ -3,8 +3,8 @@
 //! The signing key is expanded once at load (SHA-512 of the seed), so minting a token costs one
 //! signature and no key parsing. Private key material zeroizes on drop and never prints.
 
-use crate::b64;
-use crate::jwk::{PublicJwk, thumbprint};
+use crate::token::b64;
+use crate::token::jwk::{PublicJwk, thumbprint};
 use chrono::{DateTime, Duration, Utc};
 use ed25519_dalek::hazmat::{ExpandedSecretKey, raw_sign};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, spki::der::pem::LineEnding};
@@ -112,8 +112,10 @@ impl SigningKey {
         let public = key.verifying_key();
         let kid = thumbprint(&public);
         let expanded = ExpandedSecretKey::from(key.as_bytes());
-        let access_header =
-            b64::encode(format!(r#"{{"alg":"EdDSA","typ":"{}","kid":"{kid}"}}"#, crate::claims::ACCESS_TOKEN_TYP));
+        let access_header = b64::encode(format!(
+            r#"{{"alg":"EdDSA","typ":"{}","kid":"{kid}"}}"#,
+            crate::token::claims::ACCESS_TOKEN_TYP
+        ));
         Self { kid, expanded, public, access_header }
     }
 
@@ -240,7 +242,7 @@ impl Keyring {
     pub fn load_dir(dir: &Path) -> Result<Self, KeyError> {
         let dir = trusted_dir(dir)?;
         let paths = pem_paths(&dir)?;
-        let state = crate::lifecycle::KeyringState::load(&dir).map_err(|e| KeyError::Lifecycle(e.to_string()))?;
+        let state = crate::keys::lifecycle::KeyringState::load(&dir).map_err(|e| KeyError::Lifecycle(e.to_string()))?;
         if let Some(state) = state {
             return Self::from_state(&dir, &paths, &state);
         }
@@ -257,8 +259,12 @@ impl Keyring {
 
     /// The keys as the lifecycle record says. Files the record does not list (a key being
     /// written, a crash between writing a key and recording it) are left out and reported.
-    fn from_state(dir: &Path, paths: &[PathBuf], state: &crate::lifecycle::KeyringState) -> Result<Self, KeyError> {
-        use crate::lifecycle::KeyState;
+    fn from_state(
+        dir: &Path,
+        paths: &[PathBuf],
+        state: &crate::keys::lifecycle::KeyringState,
+    ) -> Result<Self, KeyError> {
+        use crate::keys::lifecycle::KeyState;
         let unlisted: Vec<String> = paths
             .iter()
             .filter_map(|p| p.file_name())
@@ -430,8 +436,8 @@ impl Keyring {
     }
 
     /// The JWKS document of the published keys.
-    pub fn jwks(&self) -> crate::jwk::Jwks {
-        crate::jwk::Jwks { keys: self.published.iter().map(PublicJwk::from_key).collect() }
+    pub fn jwks(&self) -> crate::token::jwk::Jwks {
+        crate::token::jwk::Jwks { keys: self.published.iter().map(PublicJwk::from_key).collect() }
     }
 }
 
@@ -846,7 +852,7 @@ mod tests {
     /// a next key never signs in its place, and a single fresh key signs at once.
     #[test]
     fn at_start_the_record_says_when_a_key_was_published() {
-        use crate::lifecycle::{KeyringState, Policy};
+        use crate::keys::lifecycle::{KeyringState, Policy};
         let dir = tempfile::tempdir().unwrap();
         let (_, first) = generate_key_file(dir.path()).unwrap();
         let t0 = DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z").unwrap().with_timezone(&Utc);

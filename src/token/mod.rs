@@ -1,0 +1,9 @@
+//! The wire contract: token claims, the one JWS encode/decode path, JWK and key sets.
+//!
+//! Everything a token is on the wire is defined here and nowhere else. The layers above
+//! (policy, verify, issuer) only ever hand claims to this module and get claims back.
+
+pub(crate) mod b64;
+pub mod claims;
+pub mod dangerous;
+pub mod jwk;
