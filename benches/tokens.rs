@@ -102,7 +102,7 @@ fn bench_revocations(c: &mut Criterion) {
         Issuer::from_parts(config, Keyring::single(SigningKey::new(&dalek)), None)
     };
     for n in [100, 1_000, 10_000] {
-        let list = with_revoked(n).revocation_list(now()).token;
+        let list = with_revoked(n).revocation_list(now()).unwrap().token;
         eprintln!("signed revocation list with {n} revoked ids: {} bytes", list.len());
     }
     let issuer = with_revoked(10_000);
@@ -113,9 +113,10 @@ fn bench_revocations(c: &mut Criterion) {
         permissions: vec!["FILE_UPLOAD".into()],
         ..Default::default()
     };
-    let api_key = issuer.create_api_key(&new, now()).secret;
+    let api_key = issuer.create_api_key(&new, now()).unwrap().secret;
     let plain = issuer.verifier("demo");
-    let listed = issuer.verifier("demo").with_revocations(&issuer.revocation_list(now()).token, now()).unwrap();
+    let listed =
+        issuer.verifier("demo").with_revocations(&issuer.revocation_list(now()).unwrap().token, now()).unwrap();
 
     let mut group = c.benchmark_group("revocations");
     group.bench_function("verify_authorize_without_list", |b| {

@@ -489,7 +489,7 @@ async fn http_created_keys_stay_under_the_config() {
         permissions: vec!["FILE_UPLOAD".into()],
         ..Default::default()
     };
-    let stray = issuer.create_api_key(&new, SystemTime::now()).secret;
+    let stray = issuer.create_api_key(&new, SystemTime::now()).unwrap().secret;
     assert_eq!(
         code(mint(&server, "backend-upload", Some(&stray), None).await, StatusCode::UNAUTHORIZED).await,
         "api_key_unknown"
@@ -675,7 +675,7 @@ fn a_key_past_its_own_exp_is_refused_by_the_issuer() {
         expires_at: Some(unix(t0) + 100),
         ..NewApiKey::default()
     };
-    let created = issuer_for(&base).create_api_key(&new, t0);
+    let created = issuer_for(&base).create_api_key(&new, t0).unwrap();
     let issuer = issuer_for(&format!(
         "{base}\n[[api_keys]]\nid = \"{}\"\npermissions = [\"FILE_UPLOAD\"]\nprojects = [\"demo\"]\n",
         created.id

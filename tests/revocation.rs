@@ -53,7 +53,7 @@ fn verifier(issuer: &Issuer) -> Verifier {
 fn api_key(issuer: &Issuer) -> String {
     let new =
         NewApiKey { projects: vec!["demo".into()], permissions: vec!["FILE_UPLOAD".into()], ..NewApiKey::default() };
-    issuer.create_api_key(&new, at(T0)).secret
+    issuer.create_api_key(&new, at(T0)).unwrap().secret
 }
 
 #[test]
@@ -62,13 +62,13 @@ fn permanent_keys_need_a_fresh_list() {
     let key = api_key(&issuer);
     let v = verifier(&issuer);
     assert_eq!(v.verify_api_key(&key, at(T0 + 1)).unwrap_err(), VerifyError::RevocationsMissing);
-    v.set_revocations(&issuer.revocation_list(at(T0)).token, at(T0)).unwrap();
+    v.set_revocations(&issuer.revocation_list(at(T0)).unwrap().token, at(T0)).unwrap();
     assert!(v.verify_api_key(&key, at(T0 + 299)).is_ok());
     assert_eq!(v.verify_api_key(&key, at(T0 + 300)).unwrap_err(), VerifyError::RevocationsExpired);
     // A newer list makes it fresh again; an older one is a replay.
-    v.set_revocations(&issuer.revocation_list(at(T0 + 290)).token, at(T0 + 300)).unwrap();
+    v.set_revocations(&issuer.revocation_list(at(T0 + 290)).unwrap().token, at(T0 + 300)).unwrap();
     assert!(v.verify_api_key(&key, at(T0 + 400)).is_ok());
-    let replay = issuer.revocation_list(at(T0 + 100)).token;
+    let replay = issuer.revocation_list(at(T0 + 100)).unwrap().token;
     assert_eq!(v.set_revocations(&replay, at(T0 + 400)).unwrap_err(), VerifyError::RevocationsRollback);
 }
 
@@ -76,7 +76,7 @@ fn permanent_keys_need_a_fresh_list() {
 fn lists_are_verified() {
     let issuer = issuer();
     let v = verifier(&issuer);
-    let list = issuer.revocation_list(at(T0)).token;
+    let list = issuer.revocation_list(at(T0)).unwrap().token;
     // Forged: the payload changed under the same signature.
     let (h, rest) = list.split_once('.').unwrap();
     let (_, s) = rest.split_once('.').unwrap();
@@ -88,15 +88,17 @@ fn lists_are_verified() {
     };
     assert_eq!(v.set_revocations(&format!("{h}.{forged_payload}.{s}"), at(T0)).unwrap_err(), VerifyError::BadSignature);
     // Signed by a key the verifier does not trust.
-    let stranger = issuer_with(CONFIG, 9).revocation_list(at(T0)).token;
+    let stranger = issuer_with(CONFIG, 9).revocation_list(at(T0)).unwrap().token;
     assert_eq!(v.set_revocations(&stranger, at(T0)).unwrap_err(), VerifyError::UnknownKid);
     // Another issuer with the same key.
-    let foreign =
-        issuer_with(&CONFIG.replace("https://keys.test", "https://evil.test"), 1).revocation_list(at(T0)).token;
+    let foreign = issuer_with(&CONFIG.replace("https://keys.test", "https://evil.test"), 1)
+        .revocation_list(at(T0))
+        .unwrap()
+        .token;
     assert_eq!(v.set_revocations(&foreign, at(T0)).unwrap_err(), VerifyError::WrongIssuer);
     // From the future.
     assert_eq!(
-        v.set_revocations(&issuer.revocation_list(at(T0 + 60)).token, at(T0)).unwrap_err(),
+        v.set_revocations(&issuer.revocation_list(at(T0 + 60)).unwrap().token, at(T0)).unwrap_err(),
         VerifyError::IssuedInFuture
     );
     assert!(v.revocations().is_none(), "nothing refused was kept");
@@ -110,7 +112,7 @@ fn lists_are_verified() {
 fn each_type_is_refused_where_another_is_expected() {
     let issuer = issuer();
     let v = verifier(&issuer);
-    let list = issuer.revocation_list(at(T0)).token;
+    let list = issuer.revocation_list(at(T0)).unwrap().token;
     v.set_revocations(&list, at(T0)).unwrap();
     let key = api_key(&issuer);
     let access = issuer.mint("demo", "live", &MintRequest::default(), Caller::default(), at(T0)).unwrap().token;
@@ -133,7 +135,7 @@ fn deactivated_templates_and_keys_are_refused_early() {
     let after = issuer();
     let v = verifier(&after);
     assert!(v.verify(&token, at(T0 + 1)).is_ok(), "without a list the token lives until exp");
-    v.set_revocations(&after.revocation_list(at(T0)).token, at(T0)).unwrap();
+    v.set_revocations(&after.revocation_list(at(T0)).unwrap().token, at(T0)).unwrap();
     assert_eq!(v.verify(&token, at(T0 + 1)).unwrap_err(), VerifyError::Revoked);
 
     // And the issuer itself no longer mints from it.
@@ -151,7 +153,7 @@ fn a_10000_entry_list_is_small_enough_and_fast_to_check() {
         ));
     }
     let issuer = issuer_with(&text, 1);
-    let list = issuer.revocation_list(at(T0)).token;
+    let list = issuer.revocation_list(at(T0)).unwrap().token;
     assert!(list.len() < 512 * 1024, "{} bytes", list.len());
     let v = verifier(&issuer).with_revocations(&list, at(T0)).unwrap();
     assert_eq!(v.revocations().unwrap().claims().revoked_api_keys.len(), 10_001);
@@ -164,9 +166,9 @@ fn a_list_from_an_older_config_is_a_rollback_even_in_the_same_second() {
     let newer = issuer();
     let older = issuer_with(&CONFIG.replace("version = 5", "version = 4"), 1);
     let v = verifier(&newer);
-    v.set_revocations(&newer.revocation_list(at(T0)).token, at(T0)).unwrap();
+    v.set_revocations(&newer.revocation_list(at(T0)).unwrap().token, at(T0)).unwrap();
     assert_eq!(
-        v.set_revocations(&older.revocation_list(at(T0)).token, at(T0)).unwrap_err(),
+        v.set_revocations(&older.revocation_list(at(T0)).unwrap().token, at(T0)).unwrap_err(),
         VerifyError::RevocationsRollback
     );
     assert_eq!(v.revocations().unwrap().claims().ver, 5);
@@ -182,13 +184,13 @@ fn a_higher_version_wins_even_with_an_older_iat() {
     // Two replicas with skewed clocks: the one on the newer config signed a second earlier.
     let (older, newer) = (issuer_at_version(4), issuer_at_version(5));
     let v = verifier(&newer);
-    v.set_revocations(&older.revocation_list(at(T0)).token, at(T0)).unwrap();
-    v.set_revocations(&newer.revocation_list(at(T0 - 10)).token, at(T0)).unwrap();
+    v.set_revocations(&older.revocation_list(at(T0)).unwrap().token, at(T0)).unwrap();
+    v.set_revocations(&newer.revocation_list(at(T0 - 10)).unwrap().token, at(T0)).unwrap();
     assert_eq!(v.revocations().unwrap().claims().ver, 5);
     // Within one version, the later list wins and an earlier one is a replay.
-    v.set_revocations(&newer.revocation_list(at(T0 + 5)).token, at(T0 + 5)).unwrap();
+    v.set_revocations(&newer.revocation_list(at(T0 + 5)).unwrap().token, at(T0 + 5)).unwrap();
     assert_eq!(
-        v.set_revocations(&newer.revocation_list(at(T0)).token, at(T0 + 6)).unwrap_err(),
+        v.set_revocations(&newer.revocation_list(at(T0)).unwrap().token, at(T0 + 6)).unwrap_err(),
         VerifyError::RevocationsRollback
     );
     assert_eq!(v.revocations().unwrap().claims().iat, T0 + 5);
@@ -200,26 +202,26 @@ fn an_expired_list_gives_way_to_any_fresh_list() {
     let (rolled_back, newer) = (issuer_at_version(4), issuer_at_version(5));
     let v = verifier(&newer);
     let key = api_key(&rolled_back);
-    v.set_revocations(&newer.revocation_list(at(T0)).token, at(T0)).unwrap();
+    v.set_revocations(&newer.revocation_list(at(T0)).unwrap().token, at(T0)).unwrap();
     // While the held list is fresh, the older version is refused (a replay looks the same).
     assert_eq!(
-        v.set_revocations(&rolled_back.revocation_list(at(T0 + 100)).token, at(T0 + 100)).unwrap_err(),
+        v.set_revocations(&rolled_back.revocation_list(at(T0 + 100)).unwrap().token, at(T0 + 100)).unwrap_err(),
         VerifyError::RevocationsRollback
     );
     assert_eq!(v.revocations().unwrap().claims().ver, 5);
     // An older list that is itself stale never replaces the held one, expired or not.
     assert_eq!(
-        v.set_revocations(&rolled_back.revocation_list(at(T0)).token, at(T0 + 300)).unwrap_err(),
+        v.set_revocations(&rolled_back.revocation_list(at(T0)).unwrap().token, at(T0 + 300)).unwrap_err(),
         VerifyError::RevocationsRollback
     );
     // Once the held list has expired, any fresh list is taken, and permanent keys work again.
     assert_eq!(v.verify_api_key(&key, at(T0 + 300)).unwrap_err(), VerifyError::RevocationsExpired);
-    v.set_revocations(&rolled_back.revocation_list(at(T0 + 300)).token, at(T0 + 300)).unwrap();
+    v.set_revocations(&rolled_back.revocation_list(at(T0 + 300)).unwrap().token, at(T0 + 300)).unwrap();
     assert_eq!(v.revocations().unwrap().claims().ver, 4);
     assert!(v.verify_api_key(&key, at(T0 + 301)).is_ok());
     // From then on the usual order holds again.
     assert_eq!(
-        v.set_revocations(&rolled_back.revocation_list(at(T0 + 200)).token, at(T0 + 301)).unwrap_err(),
+        v.set_revocations(&rolled_back.revocation_list(at(T0 + 200)).unwrap().token, at(T0 + 301)).unwrap_err(),
         VerifyError::RevocationsRollback
     );
 }
@@ -268,8 +270,8 @@ fn the_refresher_takes_a_newer_config_signed_earlier() {
     let (older, newer) = (issuer_at_version(4), issuer_at_version(5));
     let now = unix_now();
     let v = verifier(&newer);
-    v.set_revocations(&older.revocation_list(at(now)).token, at(now)).unwrap();
-    let body = std::sync::Arc::new(std::sync::Mutex::new(newer.revocation_list(at(now - 10)).token));
+    v.set_revocations(&older.revocation_list(at(now)).unwrap().token, at(now)).unwrap();
+    let body = std::sync::Arc::new(std::sync::Mutex::new(newer.revocation_list(at(now - 10)).unwrap().token));
     let refresher = RevocationRefresher::spawn(v.clone(), serve(body), Duration::from_millis(200));
     wait_for("the version 5 list", Duration::from_secs(20), || v.revocations().unwrap().claims().ver == 5);
     assert!(refresher.status().last_error.is_none(), "{:?}", refresher.status());
@@ -281,17 +283,17 @@ fn the_refresher_recovers_from_a_config_rollback_when_the_held_list_expires() {
     let now = unix_now();
     let new =
         NewApiKey { projects: vec!["demo".into()], permissions: vec!["FILE_UPLOAD".into()], ..NewApiKey::default() };
-    let key = rolled_back.create_api_key(&new, at(now)).secret;
+    let key = rolled_back.create_api_key(&new, at(now)).unwrap().secret;
     let v = verifier(&newer);
     // The held list (version 5) has 3 s left; the issuer was rolled back to version 4.
-    v.set_revocations(&newer.revocation_list(at(now - 297)).token, at(now)).unwrap();
-    let body = std::sync::Arc::new(std::sync::Mutex::new(rolled_back.revocation_list(at(now)).token));
+    v.set_revocations(&newer.revocation_list(at(now - 297)).unwrap().token, at(now)).unwrap();
+    let body = std::sync::Arc::new(std::sync::Mutex::new(rolled_back.revocation_list(at(now)).unwrap().token));
     let refresher =
         RevocationRefresher::spawn(v.clone(), serve(std::sync::Arc::clone(&body)), Duration::from_millis(200));
     wait_for("a refused fetch", Duration::from_secs(20), || refresher.status().last_error.is_some());
     assert_eq!(v.revocations().unwrap().claims().ver, 5, "a fresh held list is not replaced by an older version");
     // Keep serving a fresh version 4 list; once the held one expires it is taken.
-    *body.lock().unwrap() = rolled_back.revocation_list(SystemTime::now()).token;
+    *body.lock().unwrap() = rolled_back.revocation_list(SystemTime::now()).unwrap().token;
     wait_for("the version 4 list", Duration::from_secs(30), || v.revocations().unwrap().claims().ver == 4);
     assert!(v.verify_api_key(&key, SystemTime::now()).is_ok());
 }

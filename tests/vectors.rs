@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops at the first broken expectation
 
 use ed25519_dalek::VerifyingKey;
+use keysmith::dangerous::SignAnyHeader as _;
 use keysmith::jwk::{KeySet, PublicJwk, thumbprint, verify_ed25519};
 use keysmith::{AccessClaims, SigningKey, Verifier};
 use std::time::{Duration, UNIX_EPOCH};
@@ -75,7 +76,7 @@ fn golden_access_token() {
     let seed: [u8; 32] = b64(vector["seed"].as_str().unwrap()).try_into().unwrap();
     let key = SigningKey::new(&ed25519_dalek::SigningKey::from_bytes(&seed));
     let claims: AccessClaims = serde_json::from_value(vector["claims"].clone()).unwrap();
-    let token = key.sign_access_token(&serde_json::to_vec(&claims).unwrap());
+    let token = key.sign_access_token(&serde_json::to_vec(&claims).unwrap()).unwrap();
     assert_eq!(token, vector["token"].as_str().unwrap());
 
     let jwks = serde_json::to_vec(&vector["jwks"]).unwrap();
@@ -232,7 +233,7 @@ fn golden_api_key() -> (String, Value) {
         expires_at: None,
         created_by: Vec::new(),
     };
-    let created = issuer.create_api_key(&new, at(T0));
+    let created = issuer.create_api_key(&new, at(T0)).unwrap();
     assert_eq!(created.id.len(), FIXED_API_KEY_ID.len());
     let (header, payload, _) = segments(&created.secret);
     let payload = text_of(&payload);
@@ -245,7 +246,7 @@ fn golden_api_key() -> (String, Value) {
 
 fn golden_revocations() -> (String, Value) {
     let (issuer, _) = issuer();
-    let token = issuer.revocation_list(at(T0)).token;
+    let token = issuer.revocation_list(at(T0)).unwrap().token;
     let claims = serde_json::from_slice(&b64(&segments(&token).1)).unwrap();
     (token, claims)
 }
@@ -320,7 +321,7 @@ fn golden_access_claims() -> AccessClaims {
 #[test]
 fn golden_access_token_file() {
     let claims = golden_access_claims();
-    let token = key(SEED).sign_access_token(&serde_json::to_vec(&claims).unwrap());
+    let token = key(SEED).sign_access_token(&serde_json::to_vec(&claims).unwrap()).unwrap();
     check_or_bless(
         "access_token.json",
         &golden_file(
@@ -361,7 +362,7 @@ fn issuer_mints_the_golden_access_token_shape() {
     expected.jti = minted.jti.clone();
     assert_eq!(text_of(&payload), serde_json::to_string(&expected).unwrap(), "claim order and encoding");
     // The same bytes with the golden jti (and countries) sign to the golden token.
-    assert_eq!(key(SEED).sign_access_token(&serde_json::to_vec(&claims).unwrap()), golden);
+    assert_eq!(key(SEED).sign_access_token(&serde_json::to_vec(&claims).unwrap()).unwrap(), golden);
 }
 
 // --- negative corpus -----------------------------------------------------------------------
@@ -1251,7 +1252,7 @@ fn authorization_file() -> Value {
     let tokens: serde_json::Map<String, Value> = authorization_tokens()
         .into_iter()
         .map(|(name, claims)| {
-            let token = k.sign_access_token(claims.to_string().as_bytes());
+            let token = k.sign_access_token(claims.to_string().as_bytes()).unwrap();
             (name.to_owned(), json!({ "claims": claims, "token": token }))
         })
         .collect();

@@ -687,9 +687,9 @@ permissions = ["asset.upload", "FILE_UPLOAD"]
         assert!(got[1].starts_with("templates[0].permissions[1]: unknown permission \"FILE_UPLOAD\""));
         let ok = load(&text.replace(", \"asset.delete\"", "").replace(", \"FILE_UPLOAD\"", "")).unwrap();
         let rules = ok.catalog.rules();
-        assert_eq!(rules.kind("asset.upload"), Some(crate::ScopeKind::Upload));
-        assert_eq!(rules.kind("asset.read"), Some(crate::ScopeKind::List));
-        assert_eq!(rules.kind("album.read"), Some(crate::ScopeKind::None));
+        assert_eq!(rules.kind("asset.upload"), Some(crate::policy::catalog::ScopeKind::Upload));
+        assert_eq!(rules.kind("asset.read"), Some(crate::policy::catalog::ScopeKind::List));
+        assert_eq!(rules.kind("album.read"), Some(crate::policy::catalog::ScopeKind::None));
         assert_eq!(rules.kind("FILE_UPLOAD"), None);
     }
 

@@ -2,6 +2,9 @@
 //! access token out. No HTTP here; the server and the CLI call [`Issuer::mint`].
 
 pub mod geoip;
+mod revocations;
+
+use revocations::ConfigRevocations;
 
 use crate::config::raw::OneOrMany;
 use crate::config::{Access, Config, Template};
@@ -9,9 +12,9 @@ use crate::issuer::geoip::{GeoIp, GeoIpError};
 use crate::keys::store::Keyring;
 use crate::policy::ip::{IpRange, IpRules};
 use crate::policy::scope::{ScopeError, ScopeSet};
-use crate::token::claims::{API_KEY_TYP, AccessClaims, ApiKeyClaims, Audience, REVOCATIONS_TYP, RevocationClaims};
+use crate::token::claims::{AccessClaims, ApiKeyClaims, Audience, RevocationClaims};
 use crate::token::jwk::KeySet;
-use crate::verify::revocation::RevocationList;
+use crate::token::jws::{EncodeError, TokenType};
 use crate::verify::{ApiKeyGrant, Verifier, VerifyError, unix_seconds};
 use chrono::{DateTime, Utc};
 use rand_core::{OsRng, RngCore as _};
@@ -203,6 +206,9 @@ pub enum MintError {
     /// Keys created by keys created by keys… past the depth limit.
     #[error("this key was itself created by too many generations of keys")]
     CreationChainTooDeep,
+    /// The claims could not be encoded; nothing was signed.
+    #[error("the token could not be encoded")]
+    Encode(#[from] EncodeError),
 }
 
 impl MintError {
@@ -238,6 +244,7 @@ impl MintError {
             Self::PermissionEscalation(_) => "permission_escalation",
             Self::InvalidName => "invalid_name",
             Self::CreationChainTooDeep => "creation_chain_too_deep",
+            Self::Encode(_) => "internal_error",
         }
     }
 }
@@ -373,12 +380,8 @@ impl Issuer {
         let mut projects = config.projects.keys();
         let first = projects.next().cloned().unwrap_or_default();
         let api_keys = projects.fold(Verifier::new(key_set, &config.issuer, first), |v, p| v.also_audience(p));
-        api_keys.hold_revocations(RevocationList::unsigned(
-            &config.issuer,
-            config.version,
-            config.revoked_api_keys(),
-            config.revoked_templates(),
-        ));
+        // The issuer's own config is the truth about what is revoked: no signed list needed.
+        let api_keys = api_keys.revocation_source(Arc::new(Arc::new(ConfigRevocations::new(&config))));
         Self { config: Arc::new(config), keys: Arc::new(keys), geoip: geoip.map(Arc::new), api_keys }
     }
 
@@ -479,11 +482,9 @@ impl Issuer {
                 })
                 .unwrap_or_default(),
         };
-        // Serialising plain strings and integers cannot fail.
-        let payload = serde_json::to_vec(&claims).unwrap_or_default();
         let signing = self.keys.signing();
         Ok(Minted {
-            token: signing.sign_access_token(&payload),
+            token: signing.sign(TokenType::Access, &claims)?,
             jti,
             kid: signing.kid().to_owned(),
             expires_in,
@@ -571,7 +572,7 @@ impl Issuer {
         if !grant.projects().iter().any(|p| p == project) || !record.projects.iter().any(|p| p == project) {
             return Err(MintError::ApiKeyWrongProject);
         }
-        grant.restrict_to(&record.permissions);
+        grant.restrict_permissions(&record.permissions);
         // The record's expiry bounds the key and everything created beneath it; the issuer's
         // clock is the reference, so no leeway here.
         if let Some(exp) = record.expires_at_unix() {
@@ -586,7 +587,11 @@ impl Issuer {
     /// Creates a permanent key: a fresh id, signed with the current signing key. The caller
     /// records the metadata (the CLI writes `[[api_keys]]`; the HTTP service writes the audit
     /// log).
-    pub fn create_api_key(&self, new: &NewApiKey, now: SystemTime) -> CreatedApiKey {
+    ///
+    /// # Errors
+    ///
+    /// [`MintError::Encode`] when the claims do not serialise; nothing is signed then.
+    pub fn create_api_key(&self, new: &NewApiKey, now: SystemTime) -> Result<CreatedApiKey, MintError> {
         let id = format!("ak_{}", random_jti());
         let claims = ApiKeyClaims {
             iss: self.config.issuer.clone(),
@@ -599,9 +604,8 @@ impl Issuer {
             exp: new.expires_at,
             created_by: new.created_by.clone(),
         };
-        let payload = serde_json::to_vec(&claims).unwrap_or_default();
-        let secret = self.keys.signing().sign_typed(API_KEY_TYP, &payload);
-        CreatedApiKey { id, secret, claims }
+        let secret = self.keys.signing().sign(TokenType::ApiKey, &claims)?;
+        Ok(CreatedApiKey { id, secret, claims })
     }
 
     /// Creates a permanent key for `project` on behalf of the holder of `creator` (its own
@@ -654,13 +658,17 @@ impl Issuer {
         // A key never outlives the key that created it, nor the record at the root of its chain.
         let expires_at = grant.expires_at();
         let new = NewApiKey { projects: vec![project.to_owned()], permissions: granted, expires_at, created_by };
-        let created = self.create_api_key(&new, now);
+        let created = self.create_api_key(&new, now)?;
         Ok((grant, created))
     }
 
     /// Signs the current revocation list: deactivated API keys and templates of this config,
     /// fresh for `revocations_max_age`.
-    pub fn revocation_list(&self, now: SystemTime) -> SignedRevocations {
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError`] when the claims do not serialise; nothing is signed then.
+    pub fn revocation_list(&self, now: SystemTime) -> Result<SignedRevocations, EncodeError> {
         let iat = unix_seconds(now);
         let exp = iat + u64::from(self.config.revocations_max_age);
         let claims = RevocationClaims {
@@ -671,8 +679,7 @@ impl Issuer {
             revoked_api_keys: self.config.revoked_api_keys(),
             revoked_templates: self.config.revoked_templates(),
         };
-        let payload = serde_json::to_vec(&claims).unwrap_or_default();
-        SignedRevocations { token: self.keys.signing().sign_typed(REVOCATIONS_TYP, &payload), iat, exp }
+        Ok(SignedRevocations { token: self.keys.signing().sign(TokenType::Revocations, &claims)?, iat, exp })
     }
 }
 
@@ -782,7 +789,7 @@ permissions = ["OBJECTS_LIST"]
         assert_eq!(c.list_dirs, ["/*"]);
         assert_eq!(c.ips, ["10.0.0.0/8", "2001:db8::/32"]);
         assert_eq!(c.countries, None);
-        assert_eq!(c.limits, Some(crate::Limits { per_min: Some(5), per_source_ip: None }));
+        assert_eq!(c.limits, Some(crate::token::claims::Limits { per_min: Some(5), per_source_ip: None }));
         assert_eq!(crate::token::b64::decode(&c.jti).unwrap().len(), 16, "128-bit jti");
         assert_eq!(c.jti, minted.jti);
         // Not for another project.

@@ -208,7 +208,7 @@ impl KeyringState {
     ///
     /// When a key file cannot be read.
     pub fn adopt(dir: &Path, now: DateTime<Utc>) -> Result<Self, LifecycleError> {
-        let ring = crate::Keyring::load_dir(dir)?;
+        let ring = crate::keys::store::Keyring::load_dir(dir)?;
         let active = ring.signing().kid().to_owned();
         let mut keys: Vec<KeyRecord> = Vec::new();
         for (file, kid) in crate::keys::store::key_files(dir)? {
@@ -475,7 +475,7 @@ expiration_duration = 3600
         assert_eq!(active, next);
         assert!(retired.is_some() && new_next != next);
         state.save(dir.path()).unwrap();
-        let ring = crate::Keyring::load_dir(dir.path()).unwrap();
+        let ring = crate::keys::store::Keyring::load_dir(dir.path()).unwrap();
         assert_eq!(ring.signing().kid(), next);
         assert_eq!(ring.published().len(), 3, "retired, active and next are all published");
         // Forced, the wait is skipped.
@@ -587,7 +587,7 @@ expiration_duration = 3600
             last.file = file.clone();
             last.kid = kid;
             bad.save(dir.path()).unwrap();
-            let err = crate::Keyring::load_dir(dir.path()).unwrap_err().to_string();
+            let err = crate::keys::store::Keyring::load_dir(dir.path()).unwrap_err().to_string();
             assert!(err.contains("plain file name"), "{file:?}: {err}");
             assert!(KeyringState::load(dir.path()).is_err(), "{file:?}");
         }
@@ -603,10 +603,10 @@ expiration_duration = 3600
         std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o666)).unwrap();
         let err = KeyringState::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains(&record.display().to_string()) && err.contains("chmod go-w"), "{err}");
-        assert!(crate::Keyring::load_dir(dir.path()).is_err());
+        assert!(crate::keys::store::Keyring::load_dir(dir.path()).is_err());
         // Readable by others is fine: it holds no secret.
         std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(crate::Keyring::load_dir(dir.path()).is_ok());
+        assert!(crate::keys::store::Keyring::load_dir(dir.path()).is_ok());
         // A record linked from outside the directory is refused like a key.
         let elsewhere = tempfile::tempdir().unwrap();
         std::fs::rename(&record, elsewhere.path().join(STATE_FILE)).unwrap();
@@ -619,15 +619,15 @@ expiration_duration = 3600
     fn the_record_and_the_files_must_agree() {
         let (dir, state) = setup();
         state.save(dir.path()).unwrap();
-        assert!(crate::Keyring::load_dir(dir.path()).is_ok());
+        assert!(crate::keys::store::Keyring::load_dir(dir.path()).is_ok());
         // A file the record does not list (mid-write, or a crash before it was recorded) is
         // neither published nor fatal; it is reported.
         let (stray, stray_kid) = generate_key_file(dir.path()).unwrap();
-        let ring = crate::Keyring::load_dir(dir.path()).unwrap();
+        let ring = crate::keys::store::Keyring::load_dir(dir.path()).unwrap();
         assert!(!ring.publishes(&stray_kid));
         assert_eq!(ring.unlisted(), [stray.file_name().unwrap().to_string_lossy().into_owned()]);
         // A record naming a missing file is an error.
         std::fs::remove_file(dir.path().join(&state.keys[0].file)).unwrap();
-        assert!(crate::Keyring::load_dir(dir.path()).is_err());
+        assert!(crate::keys::store::Keyring::load_dir(dir.path()).is_err());
     }
 }

@@ -3,8 +3,8 @@
 //! The signing key is expanded once at load (SHA-512 of the seed), so minting a token costs one
 //! signature and no key parsing. Private key material zeroizes on drop and never prints.
 
-use crate::token::b64;
 use crate::token::jwk::{PublicJwk, thumbprint};
+use crate::token::jws::{self, EncodeError, Signer, TokenType};
 use chrono::{DateTime, Duration, Utc};
 use ed25519_dalek::hazmat::{ExpandedSecretKey, raw_sign};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, spki::der::pem::LineEnding};
@@ -102,8 +102,6 @@ pub struct SigningKey {
     kid: String,
     expanded: ExpandedSecretKey,
     public: VerifyingKey,
-    /// The base64url header `{"alg":"EdDSA","typ":"at+jwt","kid":…}`, encoded once.
-    access_header: String,
 }
 
 impl SigningKey {
@@ -112,11 +110,7 @@ impl SigningKey {
         let public = key.verifying_key();
         let kid = thumbprint(&public);
         let expanded = ExpandedSecretKey::from(key.as_bytes());
-        let access_header = b64::encode(format!(
-            r#"{{"alg":"EdDSA","typ":"{}","kid":"{kid}"}}"#,
-            crate::token::claims::ACCESS_TOKEN_TYP
-        ));
-        Self { kid, expanded, public, access_header }
+        Self { kid, expanded, public }
     }
 
     /// Generates a fresh key from the operating system's random source.
@@ -134,34 +128,32 @@ impl SigningKey {
         self.public
     }
 
-    /// Signs a JSON payload as a compact JWS with the access-token header.
-    pub fn sign_access_token(&self, payload_json: &[u8]) -> String {
-        self.sign_compact(&self.access_header, payload_json)
+    /// Signs `claims` as a compact JWS of type `typ` with this key.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError`] when the claims do not serialise; nothing is signed then.
+    pub fn sign(&self, typ: TokenType, claims: &impl serde::Serialize) -> Result<String, EncodeError> {
+        jws::encode(self, typ, claims)
     }
 
-    /// Signs a JSON payload as a compact JWS with an `EdDSA` header of type `typ` and this
-    /// key's `kid`.
-    pub fn sign_typed(&self, typ: &str, payload_json: &[u8]) -> String {
-        let header = serde_json::json!({ "alg": "EdDSA", "typ": typ, "kid": self.kid });
-        self.sign_jws(&header.to_string(), payload_json)
+    /// Signs an already serialised JSON payload as an access token (`at+jwt`).
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError`] when the header does not serialise.
+    pub fn sign_access_token(&self, payload_json: &[u8]) -> Result<String, EncodeError> {
+        Ok(jws::sign_compact(self, &jws::encode_header(TokenType::Access, &self.kid)?, payload_json))
+    }
+}
+
+impl Signer for SigningKey {
+    fn kid(&self) -> &str {
+        &self.kid
     }
 
-    /// Signs `payload` as a compact JWS under `header_json`, which the caller must make an
-    /// `EdDSA` header with this key's `kid`.
-    pub fn sign_jws(&self, header_json: &str, payload: &[u8]) -> String {
-        self.sign_compact(&b64::encode(header_json), payload)
-    }
-
-    /// Signs `payload_json` under an already encoded header.
-    fn sign_compact(&self, header_b64: &str, payload_json: &[u8]) -> String {
-        let mut token = String::with_capacity(header_b64.len() + payload_json.len() * 4 / 3 + 92);
-        token.push_str(header_b64);
-        token.push('.');
-        b64::encode_into(payload_json, &mut token);
-        let signature = raw_sign::<Sha512>(&self.expanded, token.as_bytes(), &self.public);
-        token.push('.');
-        b64::encode_into(signature.to_bytes(), &mut token);
-        token
+    fn sign(&self, signing_input: &[u8]) -> [u8; 64] {
+        raw_sign::<Sha512>(&self.expanded, signing_input, &self.public).to_bytes()
     }
 }
 
@@ -649,9 +641,9 @@ mod tests {
     fn pre_expanded_signing_matches_dalek() {
         let dalek = DalekSigningKey::from_bytes(&[9u8; 32]);
         let key = SigningKey::new(&dalek);
-        let token = key.sign_access_token(br#"{"a":1}"#);
+        let token = key.sign_access_token(br#"{"a":1}"#).unwrap();
         let (input, sig) = token.rsplit_once('.').unwrap();
-        let sig = b64::decode_array::<64>(sig).unwrap();
+        let sig = crate::token::b64::decode_array::<64>(sig).unwrap();
         assert_eq!(sig, dalek.sign(input.as_bytes()).to_bytes());
         assert!(dalek.verifying_key().verify(input.as_bytes(), &ed25519_dalek::Signature::from_bytes(&sig)).is_ok());
     }

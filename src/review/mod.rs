@@ -214,7 +214,7 @@ fn scope_rules(d: &mut Diff, _: &str, old: &Config, new: &Config) {
         let (before, after) = (old.catalog.rules().kind(p), new.catalog.rules().kind(p));
         if before.is_some() && before != after {
             // A permission checked against fewer directories allows more.
-            let widening = after == Some(crate::ScopeKind::None);
+            let widening = after == Some(crate::policy::catalog::ScopeKind::None);
             d.push("catalog", "scope_rule_changed", format!("{p}: {} -> {}", kind(before), kind(after)), widening);
         }
     }
@@ -602,10 +602,10 @@ fn limits(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
     }
 }
 
-fn kind(k: Option<crate::ScopeKind>) -> &'static str {
+fn kind(k: Option<crate::policy::catalog::ScopeKind>) -> &'static str {
     match k {
-        Some(crate::ScopeKind::Upload) => "upload scope",
-        Some(crate::ScopeKind::List) => "listing scope",
+        Some(crate::policy::catalog::ScopeKind::Upload) => "upload scope",
+        Some(crate::policy::catalog::ScopeKind::List) => "listing scope",
         Some(_) => "no directory",
         None => "unknown",
     }
@@ -699,7 +699,7 @@ pub fn lint(config: &Config) -> Vec<Lint> {
                 message: format!("template {name:?} mints keys valid for {} s, more than a day", t.expiration_duration),
             });
         }
-        let uploads = t.permissions.iter().any(|p| rules.kind(p) == Some(crate::ScopeKind::Upload));
+        let uploads = t.permissions.iter().any(|p| rules.kind(p) == Some(crate::policy::catalog::ScopeKind::Upload));
         if uploads && t.upload_dirs.is_everything() {
             lints.push(Lint {
                 code: "upload_everywhere",

@@ -11,8 +11,6 @@ mod problem;
 mod reload;
 mod routes;
 
-#[cfg(feature = "cli")]
-pub use escape::OneLine;
 pub use escape::OneLineWriter;
 pub use problem::ApiError;
 #[cfg(unix)]
@@ -167,11 +165,14 @@ impl Live {
         })
     }
 
-    /// The signed revocation list, its ETag and how long (seconds) it may be cached: until
-    /// half its freshness is used, when it is signed anew.
     /// The signed revocation list, ready to serve with its ETag, cacheable until half its
     /// freshness is used, when it is signed anew. Cloning it is a reference count, not a copy.
-    fn revocations(&self, now: std::time::SystemTime) -> routes::Document {
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError`](crate::token::jws::EncodeError) when a new list cannot be signed; the
+    /// list held before, if any, is kept for the next request.
+    fn revocations(&self, now: std::time::SystemTime) -> Result<routes::Document, crate::token::jws::EncodeError> {
         let secs = crate::verify::unix_seconds(now);
         let half = u64::from(self.issuer.config().revocations_max_age) / 2;
         let mut held = self.revocations.lock().unwrap_or_else(PoisonError::into_inner);
@@ -179,15 +180,20 @@ impl Live {
         let stale = held.as_ref().is_none_or(|(list, _)| secs >= renew_at(list) || secs < list.iat);
         let (list, document) = match held.take() {
             Some(current) if !stale => current,
-            _ => {
-                let list = self.issuer.revocation_list(now);
-                let document = routes::Document::new(list.token.clone().into_bytes(), "application/jwt", 0);
-                (list, document)
-            }
+            previous => match self.issuer.revocation_list(now) {
+                Ok(list) => {
+                    let document = routes::Document::new(list.token.clone().into_bytes(), "application/jwt", 0);
+                    (list, document)
+                }
+                Err(e) => {
+                    *held = previous;
+                    return Err(e);
+                }
+            },
         };
         let served = document.clone().max_age(renew_at(&list).saturating_sub(secs));
         *held = Some((list, document));
-        served
+        Ok(served)
     }
 }
 
@@ -510,8 +516,9 @@ mod tests {
     use tower::ServiceExt as _;
 
     fn handle() -> IssuerHandle {
-        let config = crate::Config::from_toml("version = 1\nissuer = \"i\"\n", std::path::Path::new(".")).unwrap();
-        let keys = crate::Keyring::single(crate::SigningKey::generate());
+        let config =
+            crate::config::Config::from_toml("version = 1\nissuer = \"i\"\n", std::path::Path::new(".")).unwrap();
+        let keys = crate::keys::store::Keyring::single(crate::keys::store::SigningKey::generate());
         IssuerHandle::new(Issuer::from_parts(config, keys, None)).unwrap()
     }
 

@@ -107,11 +107,19 @@ impl From<MintError> for ApiError {
             | MintError::PermissionEscalation(_)
             | MintError::CreationChainTooDeep => StatusCode::FORBIDDEN,
             MintError::GeoIpUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::BAD_REQUEST,
+            MintError::CallerIpRequired
+            | MintError::UnknownPermission(_)
+            | MintError::EmptyPermissions
+            | MintError::InvalidScope { .. }
+            | MintError::InvalidBody(_)
+            | MintError::InvalidExpiration
+            | MintError::InvalidName => StatusCode::BAD_REQUEST,
+            MintError::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let detail = match &e {
             // The source (a database error) goes to the log, not to the caller.
             MintError::GeoIpUnavailable(_) => "the country check is unavailable; try again later".to_owned(),
+            MintError::Encode(_) => "internal error; see the service log".to_owned(),
             other => other.to_string(),
         };
         Self::new(status, e.code(), detail)

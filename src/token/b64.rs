@@ -12,8 +12,6 @@ pub(crate) fn encode(bytes: impl AsRef<[u8]>) -> String {
 }
 
 /// Appends the unpadded base64url encoding of `bytes` to `out`.
-// Only signing (the `issuer` feature) appends; the lean verifier build has no use for it.
-#[cfg_attr(not(feature = "issuer"), allow(dead_code))]
 pub(crate) fn encode_into(bytes: impl AsRef<[u8]>, out: &mut String) {
     URL_SAFE_NO_PAD.encode_string(bytes, out);
 }

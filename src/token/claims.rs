@@ -49,6 +49,19 @@ pub struct AccessClaims {
     pub api_keys: Vec<String>,
 }
 
+impl AccessClaims {
+    /// The granted permissions: the `scope` claim split on spaces, empty entries skipped.
+    pub fn permissions(&self) -> impl Iterator<Item = &str> {
+        split_scope(&self.scope)
+    }
+}
+
+/// The permissions of a `scope` claim (RFC 8693 §4.2: space-separated); the one place the
+/// claim is split, so every reader skips empty entries the same way.
+pub fn split_scope(scope: &str) -> impl Iterator<Item = &str> {
+    scope.split(' ').filter(|p| !p.is_empty())
+}
+
 /// The `aud` claim: keysmith writes one string; RFC 7519 also allows an array of strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -142,6 +155,13 @@ pub struct ApiKeyClaims {
     /// another key. Revoking any of them revokes this key too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub created_by: Vec<String>,
+}
+
+impl ApiKeyClaims {
+    /// The granted permissions: the `scope` claim split on spaces, empty entries skipped.
+    pub fn permissions(&self) -> impl Iterator<Item = &str> {
+        split_scope(&self.scope)
+    }
 }
 
 /// The payload of a signed revocation list.

@@ -1,7 +1,7 @@
 //! Reading a token **without verifying it**, for tools that must decide which check to run.
 //! Nothing here says a token is genuine: only [`Verifier`](crate::Verifier) does.
 
-use crate::token::claims::{ACCESS_TOKEN_TYP, API_KEY_TYP, REVOCATIONS_TYP};
+use crate::token::jws::{self, Signer, TokenType};
 
 /// What a token's header claims to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,20 +20,25 @@ pub enum ClaimedType {
 /// another type. Use it only to route a token to [`Verifier::verify`](crate::Verifier::verify)
 /// or [`Verifier::verify_api_key`](crate::Verifier::verify_api_key), which check the type again.
 pub fn claimed_type(token: &str) -> Option<ClaimedType> {
-    #[derive(serde::Deserialize)]
-    struct Header {
-        typ: String,
+    jws::unverified_type(token).map(|typ| match typ {
+        TokenType::Access => ClaimedType::AccessToken,
+        TokenType::ApiKey => ClaimedType::ApiKey,
+        TokenType::Revocations => ClaimedType::Revocations,
+    })
+}
+
+/// Signing under **any** header, for building hostile tokens in tests (wrong `alg`, extra
+/// members, duplicated keys). keysmith itself signs only through
+/// [`jws::encode`](crate::token::jws::encode), whose header is fixed per token type.
+pub trait SignAnyHeader {
+    /// Signs `payload` as a compact JWS under the header text `header_json`, unchecked.
+    fn sign_jws(&self, header_json: &str, payload: &[u8]) -> String;
+}
+
+impl<S: Signer> SignAnyHeader for S {
+    fn sign_jws(&self, header_json: &str, payload: &[u8]) -> String {
+        jws::sign_compact(self, &crate::token::b64::encode(header_json), payload)
     }
-    let segment = token.split('.').next().filter(|s| s.len() <= 4096)?;
-    let header: Header = serde_json::from_slice(&crate::token::b64::decode(segment)?).ok()?;
-    [
-        (ACCESS_TOKEN_TYP, ClaimedType::AccessToken),
-        (API_KEY_TYP, ClaimedType::ApiKey),
-        (REVOCATIONS_TYP, ClaimedType::Revocations),
-    ]
-    .into_iter()
-    .find(|(typ, _)| crate::verify::typ_matches(&header.typ, typ))
-    .map(|(_, kind)| kind)
 }
 
 #[cfg(test)]

@@ -7,3 +7,4 @@ pub(crate) mod b64;
 pub mod claims;
 pub mod dangerous;
 pub mod jwk;
+pub mod jws;

@@ -5,9 +5,10 @@
 //! Short-lived access keys are also checked against the list's `revoked_templates`, so keys
 //! minted from a template that was deactivated die before their `exp`.
 
-use crate::token::claims::{REVOCATIONS_TYP, RevocationClaims};
+use crate::token::claims::RevocationClaims;
 use crate::token::jwk::KeySet;
-use crate::verify::{VerifyError, verify_jws};
+use crate::token::jws::{self, TokenType};
+use crate::verify::VerifyError;
 use std::collections::HashSet;
 
 /// Largest signed revocation list accepted, in bytes (room for about 100,000 ids).
@@ -36,7 +37,7 @@ impl RevocationList {
         now: u64,
         leeway: u64,
     ) -> Result<Self, VerifyError> {
-        let claims: RevocationClaims = verify_jws(keys, signed.trim(), MAX_REVOCATIONS_LEN, REVOCATIONS_TYP)?;
+        let claims: RevocationClaims = jws::decode(keys, signed.trim(), MAX_REVOCATIONS_LEN, TokenType::Revocations)?;
         if claims.iss != issuer {
             return Err(VerifyError::WrongIssuer);
         }
@@ -49,23 +50,6 @@ impl RevocationList {
         let api_keys = claims.revoked_api_keys.iter().cloned().collect();
         let templates = claims.revoked_templates.iter().cloned().collect();
         Ok(Self { claims, api_keys, templates })
-    }
-
-    /// A list built from the issuer's own config, never stale: what the issuer itself uses to
-    /// check permanent keys presented to it.
-    #[cfg(feature = "issuer")]
-    pub(crate) fn unsigned(issuer: &str, ver: u64, api_keys: Vec<String>, templates: Vec<String>) -> Self {
-        let claims = RevocationClaims {
-            iss: issuer.to_owned(),
-            iat: 0,
-            exp: u64::MAX,
-            ver,
-            revoked_api_keys: api_keys,
-            revoked_templates: templates,
-        };
-        let api_keys = claims.revoked_api_keys.iter().cloned().collect();
-        let templates = claims.revoked_templates.iter().cloned().collect();
-        Self { claims, api_keys, templates }
     }
 
     /// Whether the list is still fresh at `now` (seconds since the epoch).

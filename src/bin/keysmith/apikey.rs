@@ -154,12 +154,12 @@ fn create(path: &Path, text: &str, base: &Path, spec: Spec, keys: &Path) -> anyh
         None => None,
     };
     let new = NewApiKey { projects: projects.clone(), permissions, expires_at: exp, created_by: Vec::new() };
-    let created = issuer.create_api_key(&new, now);
+    let created = issuer.create_api_key(&new, now)?;
     let created_at = chrono::DateTime::<chrono::Utc>::from(now).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     editor.add_api_key(&ApiKeyMeta {
         id: created.id.clone(),
         description,
-        permissions: created.claims.scope.split(' ').map(str::to_owned).collect(),
+        permissions: created.claims.permissions().map(str::to_owned).collect(),
         projects,
         created_at: Some(created_at),
         expires_at: expires_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),

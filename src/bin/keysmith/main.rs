@@ -5,6 +5,7 @@ mod check;
 mod keygen;
 mod keys;
 mod mint;
+mod one_line;
 mod schema;
 mod serve;
 mod verify;
@@ -70,7 +71,7 @@ fn init_logging(default: &str) {
 }
 
 /// The log subscriber: events that pass `filter`, formatted into `writer` through
-/// [`OneLine`](keysmith::server::OneLine), so each event is one physical line whatever a log
+/// [`OneLine`](one_line::OneLine), so each event is one physical line whatever a log
 /// site wrote (no colours: the line layer would escape them).
 fn subscriber<W>(filter: &str, writer: W) -> impl tracing::Subscriber + Send + Sync + 'static
 where
@@ -78,7 +79,7 @@ where
 {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(keysmith::server::OneLine(writer))
+        .with_writer(one_line::OneLine(writer))
         .with_ansi(false)
         .finish()
 }

@@ -173,7 +173,7 @@ pub(super) async fn create_api_key(
     let created_at = chrono::DateTime::from_timestamp(i64::try_from(created.claims.iat).unwrap_or(0), 0)
         .unwrap_or_default()
         .to_rfc3339_opts(SecondsFormat::Secs, true);
-    let permissions: Vec<String> = created.claims.scope.split(' ').map(str::to_owned).collect();
+    let permissions: Vec<String> = created.claims.permissions().map(str::to_owned).collect();
     let body = CreatedResponse {
         api_key: ApiKeyInfo {
             id: &created.id,
@@ -192,7 +192,13 @@ pub(super) async fn create_api_key(
 /// `GET /v1/revocations`: the signed revocation list, re-signed when half its freshness is
 /// used, so a poller always holds a list with at least half its lifetime left.
 pub(super) async fn revocations(State(handle): State<IssuerHandle>, headers: HeaderMap) -> Response {
-    handle.live().revocations(SystemTime::now()).respond(&headers)
+    match handle.live().revocations(SystemTime::now()) {
+        Ok(document) => document.respond(&headers),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot sign the revocation list");
+            ApiError::internal().into_response()
+        }
+    }
 }
 
 /// A strong ETag for a body: quoted base64url of 128 bits of its SHA-256.

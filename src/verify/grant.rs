@@ -1,0 +1,196 @@
+//! What a verified token allows: [`Grant`] for access tokens, [`ApiKeyGrant`] for permanent
+//! keys. Only the verifier constructs them.
+
+use super::{MAX_LIST_ENTRIES, VerifyError};
+use crate::policy::catalog::{ScopeKind, ScopeRules};
+use crate::policy::ip::IpRules;
+use crate::policy::scope::ScopeSet;
+use crate::token::claims::{AccessClaims, ApiKeyClaims};
+use crate::verify::Denied;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// What a verified permanent API key allows. Only [`Verifier::verify_api_key`] makes one.
+#[derive(Debug, Clone)]
+pub struct ApiKeyGrant {
+    claims: ApiKeyClaims,
+    permissions: Vec<String>,
+    expires_at: Option<u64>,
+}
+
+impl ApiKeyGrant {
+    pub(super) fn from_claims(claims: ApiKeyClaims) -> Self {
+        let permissions = claims.permissions().map(str::to_owned).collect();
+        Self { expires_at: claims.exp, claims, permissions }
+    }
+
+    /// The key id.
+    pub fn id(&self) -> &str {
+        &self.claims.jti
+    }
+
+    /// Keeps only the permissions also in `allowed`, such as a backend's own record of the
+    /// key. Only ever narrows the grant.
+    pub fn restrict_permissions(&mut self, allowed: &[String]) {
+        self.permissions.retain(|p| allowed.contains(p));
+    }
+
+    /// Moves the key's end earlier to `exp` (seconds since the Unix epoch), such as the
+    /// `expires_at` of a backend's own record of the key, if that is earlier than the end it
+    /// has. Only ever narrows the grant.
+    pub fn expire_by(&mut self, exp: u64) {
+        self.expires_at = Some(self.expires_at.map_or(exp, |own| own.min(exp)));
+    }
+
+    /// When the key stops being accepted, in seconds since the Unix epoch: its own `exp`, and
+    /// for a key checked by keysmith itself the earlier of that and its record's `expires_at`.
+    /// `None` for a key that never expires.
+    pub fn expires_at(&self) -> Option<u64> {
+        self.expires_at
+    }
+
+    /// Whether the key carries `permission`.
+    pub fn has_permission(&self, permission: &str) -> bool {
+        self.permissions.iter().any(|p| p == permission)
+    }
+
+    /// The granted permissions.
+    pub fn permissions(&self) -> &[String] {
+        &self.permissions
+    }
+
+    /// The projects the key may be used for.
+    pub fn projects(&self) -> &[String] {
+        &self.claims.aud
+    }
+
+    /// The verified claims.
+    pub fn claims(&self) -> &ApiKeyClaims {
+        &self.claims
+    }
+}
+
+/// What a verified access token allows. Only [`Verifier::verify`] makes one.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    claims: AccessClaims,
+    permissions: Vec<String>,
+    upload: ScopeSet,
+    list: ScopeSet,
+    ips: IpRules,
+    rules: Arc<ScopeRules>,
+}
+
+impl Grant {
+    pub(super) fn from_claims(claims: AccessClaims, rules: Arc<ScopeRules>) -> Result<Self, VerifyError> {
+        let permissions: Vec<String> = claims.permissions().map(str::to_owned).collect();
+        let too_many = |n: usize| n > MAX_LIST_ENTRIES;
+        if too_many(permissions.len())
+            || too_many(claims.upload_dirs.len())
+            || too_many(claims.list_dirs.len())
+            || too_many(claims.ips.len())
+        {
+            return Err(VerifyError::InvalidClaims(format!("a list claim holds more than {MAX_LIST_ENTRIES} entries")));
+        }
+        let scopes = |dirs: &[String]| ScopeSet::parse(dirs).map_err(|(_, e)| VerifyError::InvalidScope(e));
+        let upload = scopes(&claims.upload_dirs)?;
+        let list = scopes(&claims.list_dirs)?;
+        let ips = IpRules::parse(&claims.ips).map_err(|(_, e)| VerifyError::InvalidIpRange(e))?;
+        if ips.ranges().is_empty() {
+            return Err(VerifyError::InvalidClaims("ips is empty".into()));
+        }
+        Ok(Self { claims, permissions, upload, list, ips, rules })
+    }
+
+    /// Decides one operation: may the holder use `permission` on directory `dir` from address
+    /// `ip`?
+    ///
+    /// The permission must be granted. When the token is IP-restricted, `ip` must be given and
+    /// allowed. When the permission is checked against a directory scope (see
+    /// [`ScopeRules`]), `dir` must be given, is normalised, and must lie in that scope; for
+    /// other permissions `dir` is not consulted.
+    ///
+    /// # Errors
+    ///
+    /// A [`Denied`] saying why.
+    pub fn authorize(&self, permission: &str, dir: Option<&str>, ip: Option<IpAddr>) -> Result<(), Denied> {
+        if !self.has_permission(permission) {
+            return Err(Denied::PermissionMissing(permission.to_owned()));
+        }
+        if !self.ips.is_anywhere() {
+            let ip = ip.ok_or(Denied::IpRequired)?;
+            if !self.ips.contains(ip) {
+                return Err(Denied::IpNotAllowed(ip.to_canonical()));
+            }
+        }
+        let (scope, name) = match self.rules.kind(permission) {
+            Some(ScopeKind::Upload) => (&self.upload, "upload"),
+            Some(ScopeKind::List) => (&self.list, "listing"),
+            Some(ScopeKind::None) => return Ok(()),
+            // Fail closed: without a rule we cannot know which directory check applies.
+            None => return Err(Denied::NoScopeRule(permission.to_owned())),
+        };
+        let dir = dir.ok_or_else(|| Denied::DirectoryRequired(permission.to_owned()))?;
+        match scope.allows(dir) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Denied::OutsideScope(name)),
+            Err(e) => Err(Denied::InvalidPath(e)),
+        }
+    }
+
+    /// Checks a caller's country (ISO 3166-1 alpha-2, from the service's own GeoIP lookup)
+    /// against the token's `countries`. The issuer already enforced them at mint; this is for
+    /// services that want to enforce them per request too. Unrestricted tokens allow any.
+    ///
+    /// # Errors
+    ///
+    /// [`Denied::CountryNotAllowed`].
+    pub fn authorize_country(&self, country: &str) -> Result<(), Denied> {
+        match &self.claims.countries {
+            Some(allowed) if !allowed.iter().any(|c| c == country) => {
+                Err(Denied::CountryNotAllowed(country.to_owned()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the token carries `permission`.
+    pub fn has_permission(&self, permission: &str) -> bool {
+        self.permissions.iter().any(|p| p == permission)
+    }
+
+    /// The granted permissions.
+    pub fn permissions(&self) -> &[String] {
+        &self.permissions
+    }
+
+    /// The verified claims.
+    pub fn claims(&self) -> &AccessClaims {
+        &self.claims
+    }
+
+    /// The token id (`jti`), for logs and audit.
+    pub fn jti(&self) -> &str {
+        &self.claims.jti
+    }
+
+    /// The template the token was minted from (`sub`).
+    pub fn template(&self) -> &str {
+        &self.claims.sub
+    }
+
+    /// Upload scopes.
+    pub fn upload_dirs(&self) -> &ScopeSet {
+        &self.upload
+    }
+
+    /// Listing scopes.
+    pub fn list_dirs(&self) -> &ScopeSet {
+        &self.list
+    }
+
+    /// Allowed IP ranges.
+    pub fn ips(&self) -> &IpRules {
+        &self.ips
+    }
+}

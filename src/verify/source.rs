@@ -1,0 +1,43 @@
+//! Where a verifier learns what is revoked.
+//!
+//! The verifier asks a [`RevocationSource`] for the [`Revocations`] in force, once per token,
+//! and never asks who provides them. By default it is the signed list the verifier itself
+//! checked and holds ([`Verifier::set_revocations`](crate::Verifier::set_revocations)); a
+//! process that owns the revocation facts (the issuer, checking permanent keys presented to it
+//! against its own config) plugs in its own source with
+//! [`Verifier::revocation_source`](crate::Verifier::revocation_source).
+
+use crate::verify::revocation::RevocationList;
+use std::sync::Arc;
+
+/// One consistent view of what is revoked.
+pub trait Revocations: Send + Sync {
+    /// Whether the view may still be used at `now` (seconds since the Unix epoch). Permanent
+    /// keys are refused while it is not.
+    fn is_fresh(&self, now: u64) -> bool;
+    /// Whether the permanent key `id` is revoked.
+    fn is_api_key_revoked(&self, id: &str) -> bool;
+    /// Whether the template `id` is revoked.
+    fn is_template_revoked(&self, id: &str) -> bool;
+}
+
+/// Provides the [`Revocations`] in force, asked once per verified token.
+pub trait RevocationSource: Send + Sync {
+    /// The revocations in force, or `None` when the source holds none (permanent keys are then
+    /// refused, fail closed).
+    fn current(&self) -> Option<Arc<dyn Revocations>>;
+}
+
+impl Revocations for RevocationList {
+    fn is_fresh(&self, now: u64) -> bool {
+        RevocationList::is_fresh(self, now)
+    }
+
+    fn is_api_key_revoked(&self, id: &str) -> bool {
+        RevocationList::is_api_key_revoked(self, id)
+    }
+
+    fn is_template_revoked(&self, id: &str) -> bool {
+        RevocationList::is_template_revoked(self, id)
+    }
+}
