@@ -1,12 +1,18 @@
-//! The issuer's own revocations: what its config deactivates, never stale.
+//! Revocations: the signed list the issuer publishes, and its own view of what its config
+//! deactivates, never stale.
 //!
 //! The issuer checks permanent keys presented to it against its config directly, so it plugs
 //! this source into its verifier instead of a signed list.
 
+use super::*;
 use crate::config::Config;
+use crate::token::claims::RevocationClaims;
+use crate::token::jws::{EncodeError, TokenType};
+use crate::verify::unix_seconds;
 use crate::verify::{RevocationSource, Revocations};
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// The deactivated API keys and templates of one config.
 #[derive(Debug)]
@@ -43,5 +49,38 @@ impl Revocations for ConfigRevocations {
 impl RevocationSource for Arc<ConfigRevocations> {
     fn current(&self) -> Option<Arc<dyn Revocations>> {
         Some(Arc::clone(self) as Arc<dyn Revocations>)
+    }
+}
+
+/// A signed revocation list and its validity.
+#[derive(Debug, Clone)]
+pub struct SignedRevocations {
+    /// The compact JWS.
+    pub token: String,
+    /// When it was signed.
+    pub iat: u64,
+    /// When it expires.
+    pub exp: u64,
+}
+
+impl Issuer {
+    /// Signs the current revocation list: deactivated API keys and templates of this config,
+    /// fresh for `revocations_max_age`.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError`] when the claims do not serialise; nothing is signed then.
+    pub fn revocation_list(&self, now: SystemTime) -> Result<SignedRevocations, EncodeError> {
+        let iat = unix_seconds(now);
+        let exp = iat + u64::from(self.config.revocations_max_age);
+        let claims = RevocationClaims {
+            iss: self.config.issuer.clone(),
+            iat,
+            exp,
+            ver: self.config.version,
+            revoked_api_keys: self.config.revoked_api_keys(),
+            revoked_templates: self.config.revoked_templates(),
+        };
+        Ok(SignedRevocations { token: self.keys.signing().sign(TokenType::Revocations, &claims)?, iat, exp })
     }
 }

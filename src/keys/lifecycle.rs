@@ -10,7 +10,7 @@
 //!   signed by it is recorded in the config; removing it earlier needs `force` and says what breaks.
 
 use crate::config::Config;
-use crate::keys::store::{KeyError, generate_key_file};
+pub use crate::keys::error::LifecycleError;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -73,58 +73,24 @@ impl Policy {
     }
 }
 
-/// Why a lifecycle change was refused.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum LifecycleError {
-    /// Reading or writing the key directory failed.
-    #[error(transparent)]
-    Key(#[from] KeyError),
-    /// The state file does not parse.
-    #[error("{0}: {1}")]
-    State(String, String),
-    /// A record's `file` is not a plain file name in the key directory.
-    #[error("{record}: file = {file:?} must be a plain file name in the key directory (no directory part)")]
-    NotAPlainFileName {
-        /// The record file.
-        record: String,
-        /// The offending value.
-        file: String,
-    },
-    /// There is no next key to promote.
-    #[error("there is no next key to promote; `keysmith keys rotate` creates one first")]
-    NoNext,
-    /// The next key has not been published long enough for verifiers to have fetched it.
-    #[error(
-        "next key {kid} has been published for {published_for} s; verifiers may cache the JWKS for {needed} s, so wait {wait} s more (or --force, and tokens it signs may fail to verify until caches refresh)"
-    )]
-    TooSoon {
-        /// The next key.
-        kid: String,
-        /// How long it has been published, in seconds.
-        published_for: i64,
-        /// The JWKS cache lifetime, in seconds.
-        needed: i64,
-        /// Seconds left.
-        wait: i64,
-    },
-    /// No such key id in the record.
-    #[error("no key {0} in {STATE_FILE}")]
-    UnknownKid(String),
-    /// The active key cannot be retired or removed directly.
-    #[error("{0} is the active key; rotate to retire it")]
-    ActiveKey(String),
-    /// A key must be retired before it is removed.
-    #[error("{0} is not retired; retire it first")]
-    NotRetired(String),
-    /// Removing the key now would break tokens or permanent keys.
-    #[error("{kid} is still needed: {}; --force removes it anyway", .reasons.join("; "))]
-    StillNeeded {
-        /// The key.
-        kid: String,
-        /// What would break.
-        reasons: Vec<String>,
-    },
+/// What [`KeyringState::promote`] changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promotion {
+    /// The key that was active and is now retired, if there was one.
+    pub retired: Option<String>,
+    /// The key that was next and now signs.
+    pub activated: String,
+}
+
+/// What a rotation changed: the promotion and the new next key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// The key that was active and is now retired, if there was one.
+    pub retired: Option<String>,
+    /// The key that was next and now signs.
+    pub activated: String,
+    /// The freshly generated next key.
+    pub next: String,
 }
 
 /// The lifecycle record of a key directory.
@@ -137,117 +103,6 @@ pub struct KeyringState {
 }
 
 impl KeyringState {
-    /// Reads `dir/keyring.toml`; `None` when the directory or the record does not exist (every
-    /// key published, the newest signing).
-    ///
-    /// The record decides which keys are published and which signs, so it is trusted as the
-    /// keys are: the directory and the record may be changed by their owner alone (this user or
-    /// root), a link to the record must stay inside the directory, and every record's `file`
-    /// must be a plain file name in it.
-    ///
-    /// # Errors
-    ///
-    /// When the record exists and cannot be read or parsed, others can change it or its
-    /// directory, it links out of the directory, or a record names something other than a
-    /// plain file name.
-    pub fn load(dir: &Path) -> Result<Option<Self>, LifecycleError> {
-        let dir = match crate::keys::store::trusted_dir(dir) {
-            Ok(dir) => dir,
-            Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let path = dir.join(STATE_FILE);
-        match std::fs::symlink_metadata(&path) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(KeyError::Io { path, source: e }.into()),
-        }
-        let target = crate::keys::store::resolve_entry(&dir, &path)?;
-        let text = read_trusted(&target)?;
-        let state: Self = toml::from_str(&text)
-            .map_err(|e| LifecycleError::State(path.display().to_string(), e.message().to_owned()))?;
-        if let Some(bad) = state.keys.iter().find(|k| !is_plain_file_name(&k.file)) {
-            return Err(LifecycleError::NotAPlainFileName {
-                record: path.display().to_string(),
-                file: bad.file.clone(),
-            });
-        }
-        Ok(Some(state))
-    }
-
-    /// Writes `dir/keyring.toml` atomically.
-    ///
-    /// # Errors
-    ///
-    /// When the file cannot be written.
-    pub fn save(&self, dir: &Path) -> Result<(), LifecycleError> {
-        let text = format!(
-            "# Signing-key lifecycle, managed by `keysmith keys`. No secrets here: the private keys are the *.pem files.\n{}",
-            toml::to_string_pretty(self).map_err(|e| LifecycleError::State(STATE_FILE.into(), e.to_string()))?
-        );
-        let path = dir.join(STATE_FILE);
-        crate::config::write_atomically(&path, &text)
-            .map_err(|e| KeyError::Io { path: path.clone(), source: std::io::Error::other(e.to_string()) })?;
-        // Loading refuses a record others can change: never leave one behind under a lax umask.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let io = |source| KeyError::Io { path: path.clone(), source };
-            let mode = std::fs::metadata(&path).map_err(io)?.permissions().mode();
-            if mode & 0o022 != 0 {
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & !0o022 & 0o777)).map_err(io)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Starts a record for a directory that has none: the newest key is active, the others
-    /// retired now.
-    ///
-    /// # Errors
-    ///
-    /// When a key file cannot be read.
-    pub fn adopt(dir: &Path, now: DateTime<Utc>) -> Result<Self, LifecycleError> {
-        let ring = crate::keys::store::Keyring::load_dir(dir)?;
-        let active = ring.signing().kid().to_owned();
-        let mut keys: Vec<KeyRecord> = Vec::new();
-        for (file, kid) in crate::keys::store::key_files(dir)? {
-            let state = if kid == active { KeyState::Active } else { KeyState::Retired };
-            keys.push(KeyRecord {
-                kid,
-                file,
-                state,
-                created: now,
-                published: now,
-                // Older keys may have signed tokens that are still valid: treat every adopted key
-                // as having signed until now, so the full retirement wait applies.
-                activated: Some(now),
-                retired: (state == KeyState::Retired).then_some(now),
-            });
-        }
-        Ok(Self { keys })
-    }
-
-    /// Generates a key into `dir` and records it as next (published from now on).
-    ///
-    /// # Errors
-    ///
-    /// When the key cannot be written.
-    pub fn add_next(&mut self, dir: &Path, now: DateTime<Utc>) -> Result<String, LifecycleError> {
-        let (path, kid) = generate_key_file(dir)?;
-        let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-        self.keys.push(KeyRecord {
-            kid: kid.clone(),
-            file,
-            state: KeyState::Next,
-            created: now,
-            published: now,
-            activated: None,
-            retired: None,
-        });
-        Ok(kid)
-    }
-
     /// The record of `kid`.
     pub fn get(&self, kid: &str) -> Option<&KeyRecord> {
         self.keys.iter().find(|k| k.kid == kid)
@@ -258,19 +113,13 @@ impl KeyringState {
     }
 
     /// Promotes the next key to active once it has been published for `jwks_max_age` (or at
-    /// once with `force`), retires the active one, and generates a new next key. Returns
-    /// `(retired, activated, new next)`.
+    /// once with `force`) and retires the active one: the pure half of a rotation
+    /// (`rotate` in the key directory also generates the new next key).
     ///
     /// # Errors
     ///
     /// [`LifecycleError::NoNext`] or [`LifecycleError::TooSoon`]; nothing changes.
-    pub fn rotate(
-        &mut self,
-        dir: &Path,
-        policy: Policy,
-        now: DateTime<Utc>,
-        force: bool,
-    ) -> Result<(Option<String>, String, String), LifecycleError> {
+    pub fn promote(&mut self, policy: Policy, now: DateTime<Utc>, force: bool) -> Result<Promotion, LifecycleError> {
         let next = self.keys.iter().find(|k| k.state == KeyState::Next).ok_or(LifecycleError::NoNext)?.clone();
         let published_for = (now - next.published).num_seconds();
         if published_for < policy.jwks_max_age.num_seconds() && !force {
@@ -290,8 +139,20 @@ impl KeyringState {
         let promoted = self.get_mut(&next.kid)?;
         promoted.state = KeyState::Active;
         promoted.activated = Some(now);
-        let new_next = self.add_next(dir, now)?;
-        Ok((retired, next.kid, new_next))
+        Ok(Promotion { retired, activated: next.kid })
+    }
+
+    /// Records a freshly generated key file as next (published from `now` on).
+    pub fn push_next(&mut self, kid: String, file: String, now: DateTime<Utc>) {
+        self.keys.push(KeyRecord {
+            kid,
+            file,
+            state: KeyState::Next,
+            created: now,
+            published: now,
+            activated: None,
+            retired: None,
+        });
     }
 
     /// Retires a next key (it never signed). The active key is retired by rotating.
@@ -407,33 +268,14 @@ impl KeyringState {
 
 /// Whether `file` names an entry of a directory and nothing else: no separator, not `.` or
 /// `..`, not empty, no NUL.
-fn is_plain_file_name(file: &str) -> bool {
+pub(crate) fn is_plain_file_name(file: &str) -> bool {
     !file.is_empty() && file != "." && file != ".." && !file.contains(['/', '\\', '\0'])
-}
-
-/// Reads the record, checking on the open file that only its owner (this user or root) can
-/// change it.
-fn read_trusted(path: &Path) -> Result<String, LifecycleError> {
-    use std::io::Read as _;
-    let io = |source| KeyError::Io { path: path.to_owned(), source };
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt as _;
-        let meta = file.metadata().map_err(io)?;
-        let me = rustix::process::geteuid().as_raw();
-        let read_only =
-            || rustix::fs::fstatvfs(&file).is_ok_and(|fs| fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
-        crate::keys::store::check_not_writable_by_others(path, meta.mode(), meta.uid(), me, read_only)?;
-    }
-    let mut text = String::new();
-    file.read_to_string(&mut text).map_err(io)?;
-    Ok(text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::dir::generate_key_file;
 
     const CONFIG: &str = r#"
 version = 1
@@ -470,7 +312,7 @@ expiration_duration = 3600
         let next = state.add_next(dir.path(), t0()).unwrap();
         let err = state.rotate(dir.path(), policy, t0() + Duration::seconds(299), false).unwrap_err();
         assert!(matches!(err, LifecycleError::TooSoon { wait: 1, .. }), "{err}");
-        let (retired, active, new_next) =
+        let Rotation { retired, activated: active, next: new_next } =
             state.rotate(dir.path(), policy, t0() + Duration::seconds(300), false).unwrap();
         assert_eq!(active, next);
         assert!(retired.is_some() && new_next != next);

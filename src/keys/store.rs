@@ -3,165 +3,19 @@
 //! The signing key is expanded once at load (SHA-512 of the seed), so minting a token costs one
 //! signature and no key parsing. Private key material zeroizes on drop and never prints.
 
-use crate::token::jwk::{PublicJwk, thumbprint};
-use crate::token::jws::{self, EncodeError, Signer, TokenType};
+pub use crate::keys::dir::{create_private_dir, generate_key_file, key_files, resolve_entry, trusted_dir};
+pub use crate::keys::error::KeyError;
+pub use crate::keys::signing::SigningKey;
+
+use crate::keys::dir::{load_pem, load_pem_in, pem_paths};
+use crate::keys::error::LifecycleError;
+use crate::keys::lifecycle::{KeyRecord, KeyState, KeyringState};
+use crate::token::jwk::PublicJwk;
 use chrono::{DateTime, Duration, Utc};
-use ed25519_dalek::hazmat::{ExpandedSecretKey, raw_sign};
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, spki::der::pem::LineEnding};
+use ed25519_dalek::pkcs8::DecodePrivateKey;
 use ed25519_dalek::{SigningKey as DalekSigningKey, VerifyingKey};
-use sha2::Sha512;
-use std::fmt;
-use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
-
-/// Why keys could not be loaded or created.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum KeyError {
-    /// Reading or writing a key file or the key directory failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// A key file is not an Ed25519 private key in PKCS#8 PEM.
-    #[error("{0}: not an Ed25519 private key in PKCS#8 PEM")]
-    NotAKey(PathBuf),
-    /// A key file can be read by other users.
-    #[error("{path}: private key is readable by group or others (mode {mode:o}); run `chmod 600 {path}`")]
-    InsecurePermissions {
-        /// The key file.
-        path: PathBuf,
-        /// Its permission bits.
-        mode: u32,
-    },
-    /// A key file belongs to another user, who could replace it.
-    #[error("{path}: private key is owned by uid {owner}, not by this process (uid {me}); run `chown {me} {path}`")]
-    ForeignOwner {
-        /// The key file.
-        path: PathBuf,
-        /// Its owner.
-        owner: u32,
-        /// This process's effective uid.
-        me: u32,
-    },
-    /// The key directory, a directory a key link leads through, or `keyring.toml` can be
-    /// changed by other users, who could plant or replace a key.
-    #[error(
-        "{path}: writable by group or others (mode {mode:o}), so another user could plant or replace a key; run `chmod go-w {path}`"
-    )]
-    WritableByOthers {
-        /// The directory or file.
-        path: PathBuf,
-        /// Its permission bits.
-        mode: u32,
-    },
-    /// The key directory, a directory a key link leads through, or `keyring.toml` belongs to
-    /// another user, who could plant or replace a key.
-    #[error("{path}: owned by uid {owner}, not by this process (uid {me}) or root; run `chown {me} {path}`")]
-    UntrustedOwner {
-        /// The directory or file.
-        path: PathBuf,
-        /// Its owner.
-        owner: u32,
-        /// This process's effective uid.
-        me: u32,
-    },
-    /// A symlink in the key directory leads out of it.
-    #[error(
-        "{link}: a symlink to {target}, outside the key directory {dir}; keys must live in it (replace the link with the key file)"
-    )]
-    OutsideDirectory {
-        /// The link.
-        link: PathBuf,
-        /// Where it leads.
-        target: PathBuf,
-        /// The key directory.
-        dir: PathBuf,
-    },
-    /// The lifecycle record (`keyring.toml`) and the key files disagree.
-    #[error("{0}")]
-    Lifecycle(String),
-    /// The directory holds no `*.pem` key.
-    #[error("{0}: no signing key (*.pem); create one with `keysmith keygen`")]
-    NoKeys(PathBuf),
-}
-
-impl KeyError {
-    fn io(path: &Path, source: std::io::Error) -> Self {
-        Self::Io { path: path.to_owned(), source }
-    }
-}
-
-/// A private Ed25519 key, pre-expanded for signing.
-pub struct SigningKey {
-    kid: String,
-    expanded: ExpandedSecretKey,
-    public: VerifyingKey,
-}
-
-impl SigningKey {
-    /// Wraps a dalek key, expanding it once.
-    pub fn new(key: &DalekSigningKey) -> Self {
-        let public = key.verifying_key();
-        let kid = thumbprint(&public);
-        let expanded = ExpandedSecretKey::from(key.as_bytes());
-        Self { kid, expanded, public }
-    }
-
-    /// Generates a fresh key from the operating system's random source.
-    pub fn generate() -> Self {
-        Self::new(&DalekSigningKey::generate(&mut rand_core::OsRng))
-    }
-
-    /// The key id (RFC 7638 thumbprint).
-    pub fn kid(&self) -> &str {
-        &self.kid
-    }
-
-    /// The public half.
-    pub fn verifying_key(&self) -> VerifyingKey {
-        self.public
-    }
-
-    /// Signs `claims` as a compact JWS of type `typ` with this key.
-    ///
-    /// # Errors
-    ///
-    /// [`EncodeError`] when the claims do not serialise; nothing is signed then.
-    pub fn sign(&self, typ: TokenType, claims: &impl serde::Serialize) -> Result<String, EncodeError> {
-        jws::encode(self, typ, claims)
-    }
-
-    /// Signs an already serialised JSON payload as an access token (`at+jwt`).
-    ///
-    /// # Errors
-    ///
-    /// [`EncodeError`] when the header does not serialise.
-    pub fn sign_access_token(&self, payload_json: &[u8]) -> Result<String, EncodeError> {
-        Ok(jws::sign_compact(self, &jws::encode_header(TokenType::Access, &self.kid)?, payload_json))
-    }
-}
-
-impl Signer for SigningKey {
-    fn kid(&self) -> &str {
-        &self.kid
-    }
-
-    fn sign(&self, signing_input: &[u8]) -> [u8; 64] {
-        raw_sign::<Sha512>(&self.expanded, signing_input, &self.public).to_bytes()
-    }
-}
-
-impl fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.kid).field("secret", &"[redacted]").finish()
-    }
-}
 
 /// The keys of a running issuer: one signs, all are published in the JWKS.
 #[derive(Debug)]
@@ -433,209 +287,43 @@ impl Keyring {
     }
 }
 
-/// The `*.pem` entries of the trusted, canonical directory `dir`, sorted by name.
-fn pem_paths(dir: &Path) -> Result<Vec<PathBuf>, KeyError> {
-    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(|e| KeyError::io(dir, e))?
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pem"))
-        .collect();
-    paths.sort();
-    Ok(paths)
-}
-
-/// The key files of `dir`, oldest first, with their key ids.
-///
-/// # Errors
-///
-/// As [`Keyring::load_dir`].
-pub fn key_files(dir: &Path) -> Result<Vec<(String, String)>, KeyError> {
-    let dir = trusted_dir(dir)?;
-    pem_paths(&dir)?
-        .iter()
-        .map(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            load_pem_in(&dir, p).map(|(k, _)| (name, k.kid().to_owned()))
-        })
-        .collect()
-}
-
-/// Loads the key file `path`, an entry of the trusted directory `dir`, with its modification
-/// time.
-fn load_pem_in(dir: &Path, path: &Path) -> Result<(SigningKey, Option<DateTime<Utc>>), KeyError> {
-    let target = resolve_entry(dir, path)?;
-    load_pem(&target)
-}
-
-fn load_pem(path: &Path) -> Result<(SigningKey, Option<DateTime<Utc>>), KeyError> {
-    use std::io::Read as _;
-    // Check and read the same open file, so it cannot be swapped in between.
-    let mut file = fs::File::open(path).map_err(|e| KeyError::io(path, e))?;
-    let meta = file.metadata().map_err(|e| KeyError::io(path, e))?;
-    check_permissions(path, &meta)?;
-    let mut pem = Zeroizing::new(String::new());
-    file.read_to_string(&mut pem).map_err(|e| KeyError::io(path, e))?;
-    let key = DalekSigningKey::from_pkcs8_pem(&pem).map_err(|_| KeyError::NotAKey(path.to_owned()))?;
-    Ok((SigningKey::new(&key), meta.modified().ok().map(DateTime::<Utc>::from)))
-}
-
-/// Resolves the key directory (following a symlink to it) and checks that only its owner,
-/// this user or root, can change it.
-///
-/// # Errors
-///
-/// [`KeyError::Io`] (`NotFound` when it does not exist), [`KeyError::WritableByOthers`] or
-/// [`KeyError::UntrustedOwner`].
-pub fn trusted_dir(dir: &Path) -> Result<PathBuf, KeyError> {
-    let canonical = fs::canonicalize(dir).map_err(|e| KeyError::io(dir, e))?;
-    check_dir(&canonical)?;
-    Ok(canonical)
-}
-
-/// Where the entry `path` of the trusted, canonical directory `dir` leads: itself, or for a
-/// symlink its target, which must lie inside `dir` and be reached through directories only
-/// their owner can change (a Kubernetes Secret's `key.pem -> ..data/key.pem`,
-/// `..data -> ..2026_…` qualifies).
-///
-/// # Errors
-///
-/// [`KeyError::OutsideDirectory`], or as [`trusted_dir`] for a directory on the way.
-pub fn resolve_entry(dir: &Path, path: &Path) -> Result<PathBuf, KeyError> {
-    let meta = fs::symlink_metadata(path).map_err(|e| KeyError::io(path, e))?;
-    if !meta.file_type().is_symlink() {
-        return Ok(path.to_owned());
-    }
-    let target = fs::canonicalize(path).map_err(|e| KeyError::io(path, e))?;
-    let outside = || KeyError::OutsideDirectory { link: path.to_owned(), target: target.clone(), dir: dir.to_owned() };
-    let inside = target.strip_prefix(dir).map_err(|_| outside())?;
-    let mut through = dir.to_owned();
-    let mut components = inside.components().peekable();
-    while let Some(component) = components.next() {
-        if components.peek().is_none() {
-            break; // the target itself: the caller checks the file
+impl KeyringState {
+    /// Starts a record for a directory that has none: the newest key is active, the others
+    /// retired now.
+    ///
+    /// # Errors
+    ///
+    /// When a key file cannot be read.
+    pub fn adopt(dir: &Path, now: DateTime<Utc>) -> Result<Self, LifecycleError> {
+        let ring = Keyring::load_dir(dir)?;
+        let active = ring.signing().kid().to_owned();
+        let mut keys: Vec<KeyRecord> = Vec::new();
+        for (file, kid) in key_files(dir)? {
+            let state = if kid == active { KeyState::Active } else { KeyState::Retired };
+            keys.push(KeyRecord {
+                kid,
+                file,
+                state,
+                created: now,
+                published: now,
+                // Older keys may have signed tokens that are still valid: treat every adopted key
+                // as having signed until now, so the full retirement wait applies.
+                activated: Some(now),
+                retired: (state == KeyState::Retired).then_some(now),
+            });
         }
-        through.push(component);
-        check_dir(&through)?;
+        Ok(Self { keys })
     }
-    Ok(target)
-}
-
-/// A directory of keys may be changed by its owner alone, who must be this user or root.
-#[cfg(unix)]
-fn check_dir(path: &Path) -> Result<(), KeyError> {
-    use std::os::unix::fs::MetadataExt as _;
-    let meta = fs::metadata(path).map_err(|e| KeyError::io(path, e))?;
-    let me = rustix::process::geteuid().as_raw();
-    // Write bits mean nothing on a read-only mount: a Kubernetes Secret volume is a read-only
-    // tmpfs whose root shows mode 1777.
-    let read_only =
-        || rustix::fs::statvfs(path).is_ok_and(|fs| fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
-    check_not_writable_by_others(path, meta.mode(), meta.uid(), me, read_only)
-}
-
-#[cfg(not(unix))]
-fn check_dir(_path: &Path) -> Result<(), KeyError> {
-    Ok(())
-}
-
-/// Only the owner, this user or root, may change `path` (a key directory or the record),
-/// unless it sits on a read-only mount.
-#[cfg(unix)]
-pub(crate) fn check_not_writable_by_others(
-    path: &Path,
-    mode: u32,
-    owner: u32,
-    me: u32,
-    read_only: impl FnOnce() -> bool,
-) -> Result<(), KeyError> {
-    if mode & 0o022 != 0 && !read_only() {
-        return Err(KeyError::WritableByOthers { path: path.to_owned(), mode: mode & 0o7777 });
-    }
-    if owner != me && owner != 0 {
-        return Err(KeyError::UntrustedOwner { path: path.to_owned(), owner, me });
-    }
-    Ok(())
-}
-
-/// A private key file must be readable by its owner alone, and owned by this process's user.
-#[cfg(unix)]
-fn check_permissions(path: &Path, meta: &fs::Metadata) -> Result<(), KeyError> {
-    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-    let (me, my_group) = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
-    check_mode_and_owner(path, meta.permissions().mode(), (meta.uid(), meta.gid()), (me, my_group))
-}
-
-/// Only the owner may read a key, and the owner must be this user or root (who can replace any
-/// file anyway; Kubernetes mounts Secrets as root). Group read is tolerated only for this
-/// process's own group, which is how a Secret mounted with `fsGroup` looks; never group write
-/// or anything for others.
-#[cfg(unix)]
-fn check_mode_and_owner(
-    path: &Path,
-    mode: u32,
-    (owner, group): (u32, u32),
-    (me, my_group): (u32, u32),
-) -> Result<(), KeyError> {
-    let mode = mode & 0o777;
-    let group_read_ok = mode & 0o070 == 0o040 && group == my_group;
-    if mode & 0o007 != 0 || (mode & 0o070 != 0 && !group_read_ok) {
-        return Err(KeyError::InsecurePermissions { path: path.to_owned(), mode });
-    }
-    if owner != me && owner != 0 {
-        return Err(KeyError::ForeignOwner { path: path.to_owned(), owner, me });
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_permissions(_path: &Path, _meta: &fs::Metadata) -> Result<(), KeyError> {
-    Ok(())
-}
-
-/// Generates a key into `dir` (created `0700` if missing) as `<UTC time>-<kid>.pem`, mode `0600`.
-/// Returns the path and the key id.
-///
-/// # Errors
-///
-/// [`KeyError::Io`] when the directory or file cannot be written.
-pub fn generate_key_file(dir: &Path) -> Result<(PathBuf, String), KeyError> {
-    create_private_dir(dir)?;
-    let key = DalekSigningKey::generate(&mut rand_core::OsRng);
-    let kid = thumbprint(&key.verifying_key());
-    let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| KeyError::io(dir, std::io::Error::other(e.to_string())))?;
-    let name = format!("{}-{kid}.pem", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"));
-    let path = dir.join(name);
-    write_private(&path, pem.as_bytes())?;
-    Ok((path, kid))
-}
-
-/// Creates the key directory `0700` (and its missing parents) if it does not exist.
-///
-/// # Errors
-///
-/// [`KeyError::Io`] when it cannot be created.
-pub fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|e| KeyError::io(dir, e))
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(|e| KeyError::io(path, e))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| KeyError::io(path, e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::dir::write_private;
+    #[cfg(unix)]
+    use crate::keys::dir::{check_mode_and_owner, check_not_writable_by_others};
     use ed25519_dalek::{Signer as _, Verifier as _};
+    use std::fs;
 
     #[test]
     fn pre_expanded_signing_matches_dalek() {
@@ -844,7 +532,7 @@ mod tests {
     /// a next key never signs in its place, and a single fresh key signs at once.
     #[test]
     fn at_start_the_record_says_when_a_key_was_published() {
-        use crate::keys::lifecycle::{KeyringState, Policy};
+        use crate::keys::lifecycle::{KeyringState, Policy, Rotation};
         let dir = tempfile::tempdir().unwrap();
         let (_, first) = generate_key_file(dir.path()).unwrap();
         let t0 = DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z").unwrap().with_timezone(&Utc);
@@ -856,9 +544,9 @@ mod tests {
         assert_eq!(ring.defer_unpublished(max_age, t0), None, "a single fresh key signs");
 
         state.add_next(dir.path(), t0).unwrap();
-        let (_, second, _) = state.rotate(dir.path(), policy, t0 + max_age, false).unwrap();
+        let Rotation { activated: second, .. } = state.rotate(dir.path(), policy, t0 + max_age, false).unwrap();
         let t1 = t0 + max_age + Duration::seconds(10);
-        let (_, third, _) = state.rotate(dir.path(), policy, t1, true).unwrap();
+        let Rotation { activated: third, .. } = state.rotate(dir.path(), policy, t1, true).unwrap();
         state.save(dir.path()).unwrap();
 
         let mut ring = Keyring::load_dir(dir.path()).unwrap();

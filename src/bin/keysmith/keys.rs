@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use keysmith::Config;
-use keysmith::lifecycle::{KeyState, KeyringState, LifecycleError, Policy};
+use keysmith::lifecycle::{KeyState, KeyringState, LifecycleError, Policy, Rotation};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -70,13 +70,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             list(&state, &config, policy, now);
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Rotate { force } => state.rotate(&args.keys, policy, now, force).map(|(retired, active, next)| {
-            if let Some(retired) = retired {
-                println!("retired {retired}");
-            }
-            println!("active  {active}");
-            println!("next    {next} (published now; may become active in {} s)", policy.jwks_max_age.num_seconds());
-        }),
+        Command::Rotate { force } => {
+            state.rotate(&args.keys, policy, now, force).map(|Rotation { retired, activated: active, next }| {
+                if let Some(retired) = retired {
+                    println!("retired {retired}");
+                }
+                println!("active  {active}");
+                println!(
+                    "next    {next} (published now; may become active in {} s)",
+                    policy.jwks_max_age.num_seconds()
+                );
+            })
+        }
         Command::Retire { kid } => state.retire(&kid, now).map(|()| println!("retired {kid}")),
         Command::Remove { kid, force } => match state.remove(&args.keys, &kid, &config, now, force) {
             Ok((file, broken)) => {

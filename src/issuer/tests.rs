@@ -1,0 +1,235 @@
+//! Unit tests of minting and request narrowing.
+
+use super::*;
+use crate::keys::store::SigningKey;
+use crate::verify::VerifyError;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::SystemTime;
+use std::time::{Duration, UNIX_EPOCH};
+
+const CONFIG: &str = r#"
+version = 9
+issuer = "https://keys.example.com"
+[projects.demo]
+[projects.other]
+[[templates]]
+id = "widget"
+project = "demo"
+permissions = ["FILE_UPLOAD", "OBJECTS_LIST", "FILE_DELETE"]
+expiration_duration = 600
+[templates.upload]
+limit_per_min = 5
+dir_scope = ["/uploads/*", "/inbox"]
+[templates.restrict]
+whitelist_ip_ranges = ["10.0.0.0/8", "2001:db8::/32"]
+[[templates]]
+id = "open"
+project = "demo"
+permissions = ["OBJECTS_LIST"]
+[[templates]]
+id = "off"
+project = "demo"
+active = false
+permissions = ["OBJECTS_LIST"]
+[[templates]]
+id = "elsewhere"
+project = "other"
+permissions = ["OBJECTS_LIST"]
+"#;
+
+fn issuer() -> Issuer {
+    let config = Config::from_toml(CONFIG, Path::new(".")).unwrap();
+    let key = SigningKey::new(&ed25519_dalek::SigningKey::from_bytes(&[5u8; 32]));
+    Issuer::from_parts(config, Keyring::single(key), None)
+}
+
+fn now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+fn ip(s: &str) -> Option<IpAddr> {
+    Some(s.parse().unwrap())
+}
+
+fn request(json: &str) -> MintRequest {
+    MintRequest::from_json(json.as_bytes()).unwrap()
+}
+
+fn mint(template: &str, req: &str, caller: Option<IpAddr>) -> Result<Minted, MintError> {
+    issuer().mint("demo", template, &request(req), caller, now())
+}
+
+#[test]
+fn mints_the_template() {
+    let issuer = issuer();
+    let minted = issuer.mint("demo", "widget", &MintRequest::default(), ip("10.2.3.4"), now()).unwrap();
+    assert_eq!(minted.expires_in, 600);
+    assert_eq!(minted.expires_at.timestamp(), 1_800_000_600);
+    assert_eq!(minted.kid, issuer.keyring().signing().kid());
+    let grant = issuer.verifier("demo").verify(&minted.token, now()).unwrap();
+    let c = grant.claims();
+    assert_eq!(
+        (c.iss.as_str(), c.sub.as_str(), c.client_id.as_str()),
+        ("https://keys.example.com", "widget", "widget")
+    );
+    assert!(c.aud.contains("demo"));
+    assert_eq!((c.iat, c.nbf, c.exp, c.ver), (1_800_000_000, 1_800_000_000, 1_800_000_600, 9));
+    assert_eq!(c.scope, "FILE_UPLOAD OBJECTS_LIST FILE_DELETE");
+    assert_eq!(c.upload_dirs, ["/uploads/*", "/inbox"]);
+    assert_eq!(c.list_dirs, ["/*"]);
+    assert_eq!(c.ips, ["10.0.0.0/8", "2001:db8::/32"]);
+    assert_eq!(c.countries, None);
+    assert_eq!(c.limits, Some(crate::token::claims::Limits { per_min: Some(5), per_source_ip: None }));
+    assert_eq!(crate::token::b64::decode(&c.jti).unwrap().len(), 16, "128-bit jti");
+    assert_eq!(c.jti, minted.jti);
+    // Not for another project.
+    assert_eq!(issuer.verifier("other").verify(&minted.token, now()).unwrap_err(), VerifyError::WrongAudience);
+}
+
+#[test]
+fn debug_never_shows_the_token() {
+    let minted = mint("open", "{}", None).unwrap();
+    let text = format!("{minted:?}");
+    assert!(text.contains("[redacted]") && text.contains(&minted.jti));
+    assert!(!text.contains(&minted.token));
+}
+
+#[test]
+fn jti_is_unique() {
+    let a = mint("open", "{}", None).unwrap();
+    let b = mint("open", "{}", None).unwrap();
+    assert_ne!(a.jti, b.jti);
+    assert_ne!(a.token, b.token);
+}
+
+#[test]
+fn unrestricted_template_is_explicit_about_anywhere() {
+    let issuer = issuer();
+    let minted = issuer.mint("demo", "open", &MintRequest::default(), None, now()).unwrap();
+    let grant = issuer.verifier("demo").verify(&minted.token, now()).unwrap();
+    assert_eq!(grant.claims().ips, ["0.0.0.0/0", "::/0"]);
+    assert_eq!(grant.claims().upload_dirs, ["/*"]);
+    assert_eq!(grant.claims().limits, None);
+}
+
+#[test]
+fn refusals() {
+    let i = issuer();
+    let none = MintRequest::default();
+    assert!(matches!(i.mint("nope", "widget", &none, None, now()), Err(MintError::UnknownProject(_))));
+    assert!(matches!(i.mint("demo", "nope", &none, None, now()), Err(MintError::UnknownTemplate(_))));
+    // A template of another project is unknown here, not a different error.
+    assert!(matches!(i.mint("demo", "elsewhere", &none, None, now()), Err(MintError::UnknownTemplate(_))));
+    assert!(matches!(i.mint("demo", "off", &none, None, now()), Err(MintError::TemplateInactive(_))));
+    assert!(matches!(mint("widget", "{}", None), Err(MintError::CallerIpRequired)));
+    assert!(matches!(mint("widget", "{}", ip("192.0.2.1")), Err(MintError::IpNotAllowed(_))));
+    assert!(mint("widget", "{}", ip("::ffff:10.0.0.1")).is_ok(), "mapped IPv4 matches");
+    assert!(mint("widget", "{}", ip("2001:db8::1")).is_ok());
+}
+
+#[test]
+fn requests_may_only_narrow() {
+    let caller = ip("10.0.0.1");
+    let ok = mint("widget", r#"{"permissions":["FILE_UPLOAD","FILE_UPLOAD"],"dir_scope":"/uploads/me/*","directory_scope":["/pub"],"expiration_duration":60,"bind_ip":true}"#, caller).unwrap();
+    assert_eq!(ok.permissions, ["FILE_UPLOAD"]);
+    assert_eq!(ok.expires_in, 60);
+    let grant = issuer().verifier("demo").verify(&ok.token, now()).unwrap();
+    assert_eq!(grant.claims().upload_dirs, ["/uploads/me/*"]);
+    assert_eq!(grant.claims().list_dirs, ["/pub"]);
+    assert_eq!(grant.claims().ips, ["10.0.0.1/32"]);
+
+    let refused = |body: &str| mint("widget", body, caller).unwrap_err().code();
+    assert_eq!(refused(r#"{"permissions":["ACCESS_MANAGE"]}"#), "permission_not_in_template");
+    assert_eq!(refused(r#"{"permissions":["FILE_TELEPORT"]}"#), "unknown_permission");
+    assert_eq!(refused(r#"{"permissions":[]}"#), "empty_permissions");
+    assert_eq!(refused(r#"{"dir_scope":"/*"}"#), "scope_not_in_template");
+    assert_eq!(refused(r#"{"dir_scope":"/inbox/*"}"#), "scope_not_in_template");
+    assert_eq!(refused(r#"{"dir_scope":"/uploads2"}"#), "scope_not_in_template");
+    assert_eq!(refused(r#"{"dir_scope":"/uploads/../etc"}"#), "invalid_scope");
+    assert_eq!(refused(r#"{"dir_scope":[]}"#), "invalid_scope");
+    assert_eq!(refused(r#"{"expiration_duration":601}"#), "expiration_too_long");
+    assert_eq!(refused(r#"{"expiration_duration":99999999999}"#), "expiration_too_long");
+    assert_eq!(refused(r#"{"expiration_duration":0}"#), "invalid_expiration");
+    assert!(matches!(mint("open", r#"{"bind_ip":true}"#, None), Err(MintError::CallerIpRequired)));
+}
+
+#[test]
+fn lookalike_dot_segments_are_refused_in_requests_and_config() {
+    let caller = ip("10.0.0.1");
+    let refused = |body: &str| mint("widget", body, caller).unwrap_err().code();
+    assert_eq!(refused(r#"{"dir_scope":"/uploads/\uFF0E\uFF0E/\uFF0E\uFF0E/etc"}"#), "invalid_scope");
+    assert_eq!(refused(r#"{"dir_scope":"/uploads/.\u200B./*"}"#), "invalid_scope");
+    assert_eq!(refused(r#"{"dir_scope":"/uploads/a\uFF0Fb"}"#), "invalid_scope");
+    let ok = mint("widget", r#"{"dir_scope":["/uploads/写真/２０２６/*","/uploads/café"]}"#, caller).unwrap();
+    let grant = issuer().verifier("demo").verify(&ok.token, now()).unwrap();
+    assert_eq!(grant.claims().upload_dirs, ["/uploads/写真/２０２６/*", "/uploads/café"]);
+
+    let lookalike =
+        CONFIG.replace(r#"dir_scope = ["/uploads/*", "/inbox"]"#, r#"dir_scope = ["/uploads/\uFF0E\uFF0E/*"]"#);
+    assert_ne!(lookalike, CONFIG);
+    let err = Config::from_toml(&lookalike, Path::new(".")).unwrap_err().to_string();
+    assert!(err.contains("dir_scope"), "{err}");
+}
+
+#[test]
+fn record_expiry_is_an_instant() {
+    let text = format!(
+        "{CONFIG}\n[[api_keys]]\nid = \"ak_day\"\npermissions = [\"FILE_UPLOAD\"]\nprojects = [\"demo\"]\nexpires_at = 2027-01-15\n\
+         [[api_keys]]\nid = \"ak_instant\"\npermissions = [\"FILE_UPLOAD\"]\nprojects = [\"demo\"]\nexpires_at = 2027-01-15T01:00:00+01:00\n\
+         [[api_keys]]\nid = \"ak_never\"\npermissions = [\"FILE_UPLOAD\"]\nprojects = [\"demo\"]\n"
+    );
+    let config = Config::from_toml(&text, Path::new(".")).unwrap();
+    let exp = |id: &str| config.api_key(id).unwrap().expires_at_unix();
+    // A bare date ends the key when that day starts (UTC): the earlier reading.
+    assert_eq!(exp("ak_day"), Some(1_799_971_200));
+    assert_eq!(exp("ak_instant"), Some(1_799_971_200));
+    assert_eq!(exp("ak_never"), None);
+    assert!(config.api_key("ak_day").unwrap().is_expired(1_799_971_200));
+    assert!(!config.api_key("ak_day").unwrap().is_expired(1_799_971_199));
+}
+
+#[test]
+fn request_body_is_strict() {
+    for bad in [
+        r#"{"permission":["FILE_UPLOAD"]}"#,
+        r#"{"expiration_duration":-1}"#,
+        r#"{"expiration_duration":1.5}"#,
+        r#"{"bind_ip":"yes"}"#,
+        "[]",
+        "[[]]",
+        "null",
+        "{",
+        "",
+    ] {
+        let err = MintRequest::from_json(bad.as_bytes()).unwrap_err();
+        assert_eq!(err.code(), "invalid_body", "{bad}");
+    }
+    assert!(MintRequest::from_json(b" {\"bind_ip\": false} ").is_ok());
+}
+
+#[test]
+fn country_restriction_fails_closed_without_database() {
+    let text = r#"
+version = 1
+issuer = "i"
+[server]
+geoip_database = "/nonexistent/country.mmdb"
+[projects.demo]
+[[templates]]
+id = "fr-only"
+project = "demo"
+permissions = ["OBJECTS_LIST"]
+[templates.restrict]
+whitelist_countries = ["FR"]
+"#;
+    let config = Config::from_toml(text, Path::new(".")).unwrap();
+    // The issuer does not start with a missing database...
+    assert!(Issuer::new(config.clone(), Keyring::single(SigningKey::generate())).is_err());
+    // ...and one built without it refuses country-restricted mints.
+    let issuer = Issuer::from_parts(config, Keyring::single(SigningKey::generate()), None);
+    let err = issuer.mint("demo", "fr-only", &MintRequest::default(), ip("8.8.8.8"), now()).unwrap_err();
+    assert_eq!(err.code(), "geoip_unavailable");
+    let err = issuer.mint("demo", "fr-only", &MintRequest::default(), None, now()).unwrap_err();
+    assert_eq!(err.code(), "caller_ip_required");
+}

@@ -1,0 +1,331 @@
+//! The key directory on disk: `*.pem` files and the lifecycle record `keyring.toml`, with the
+//! ownership and permission checks that make them trustworthy. All key-directory I/O is here;
+//! [`lifecycle`](super::lifecycle) holds the pure transitions.
+
+use crate::keys::error::{KeyError, LifecycleError};
+use crate::keys::lifecycle::{KeyringState, Policy, Promotion, Rotation, STATE_FILE, is_plain_file_name};
+use crate::keys::signing::SigningKey;
+use crate::token::jwk::thumbprint;
+use chrono::{DateTime, Utc};
+use ed25519_dalek::SigningKey as DalekSigningKey;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, spki::der::pem::LineEnding};
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+impl KeyringState {
+    /// Reads `dir/keyring.toml`; `None` when the directory or the record does not exist (every
+    /// key published, the newest signing).
+    ///
+    /// The record decides which keys are published and which signs, so it is trusted as the
+    /// keys are: the directory and the record may be changed by their owner alone (this user or
+    /// root), a link to the record must stay inside the directory, and every record's `file`
+    /// must be a plain file name in it.
+    ///
+    /// # Errors
+    ///
+    /// When the record exists and cannot be read or parsed, others can change it or its
+    /// directory, it links out of the directory, or a record names something other than a
+    /// plain file name.
+    pub fn load(dir: &Path) -> Result<Option<Self>, LifecycleError> {
+        let dir = match trusted_dir(dir) {
+            Ok(dir) => dir,
+            Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let path = dir.join(STATE_FILE);
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(KeyError::Io { path, source: e }.into()),
+        }
+        let target = resolve_entry(&dir, &path)?;
+        let text = read_trusted(&target)?;
+        let state: Self = toml::from_str(&text)
+            .map_err(|e| LifecycleError::State(path.display().to_string(), e.message().to_owned()))?;
+        if let Some(bad) = state.keys.iter().find(|k| !is_plain_file_name(&k.file)) {
+            return Err(LifecycleError::NotAPlainFileName {
+                record: path.display().to_string(),
+                file: bad.file.clone(),
+            });
+        }
+        Ok(Some(state))
+    }
+
+    /// Writes `dir/keyring.toml` atomically.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be written.
+    pub fn save(&self, dir: &Path) -> Result<(), LifecycleError> {
+        let text = format!(
+            "# Signing-key lifecycle, managed by `keysmith keys`. No secrets here: the private keys are the *.pem files.\n{}",
+            toml::to_string_pretty(self).map_err(|e| LifecycleError::State(STATE_FILE.into(), e.to_string()))?
+        );
+        let path = dir.join(STATE_FILE);
+        crate::config::write_atomically(&path, &text)
+            .map_err(|e| KeyError::Io { path: path.clone(), source: std::io::Error::other(e.to_string()) })?;
+        // Loading refuses a record others can change: never leave one behind under a lax umask.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let io = |source| KeyError::Io { path: path.clone(), source };
+            let mode = std::fs::metadata(&path).map_err(io)?.permissions().mode();
+            if mode & 0o022 != 0 {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & !0o022 & 0o777)).map_err(io)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Generates a key into `dir` and records it as next (published from now on).
+    ///
+    /// # Errors
+    ///
+    /// When the key cannot be written.
+    pub fn add_next(&mut self, dir: &Path, now: DateTime<Utc>) -> Result<String, LifecycleError> {
+        let (path, kid) = generate_key_file(dir)?;
+        let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        self.push_next(kid.clone(), file, now);
+        Ok(kid)
+    }
+
+    /// Promotes the next key (see [`KeyringState::promote`]) and generates a new next key
+    /// into `dir`. The caller saves the record, then deletes nothing: retired keys stay.
+    ///
+    /// # Errors
+    ///
+    /// [`LifecycleError::NoNext`] or [`LifecycleError::TooSoon`] (nothing changes), or the new
+    /// key cannot be written.
+    pub fn rotate(
+        &mut self,
+        dir: &Path,
+        policy: Policy,
+        now: DateTime<Utc>,
+        force: bool,
+    ) -> Result<Rotation, LifecycleError> {
+        let Promotion { retired, activated } = self.promote(policy, now, force)?;
+        let next = self.add_next(dir, now)?;
+        Ok(Rotation { retired, activated, next })
+    }
+}
+
+/// The `*.pem` entries of the trusted, canonical directory `dir`, sorted by name.
+pub(super) fn pem_paths(dir: &Path) -> Result<Vec<PathBuf>, KeyError> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(|e| KeyError::io(dir, e))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pem"))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+/// The key files of `dir`, oldest first, with their key ids.
+///
+/// # Errors
+///
+/// As [`Keyring::load_dir`].
+pub fn key_files(dir: &Path) -> Result<Vec<(String, String)>, KeyError> {
+    let dir = trusted_dir(dir)?;
+    pem_paths(&dir)?
+        .iter()
+        .map(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            load_pem_in(&dir, p).map(|(k, _)| (name, k.kid().to_owned()))
+        })
+        .collect()
+}
+
+/// Loads the key file `path`, an entry of the trusted directory `dir`, with its modification
+/// time.
+pub(super) fn load_pem_in(dir: &Path, path: &Path) -> Result<(SigningKey, Option<DateTime<Utc>>), KeyError> {
+    let target = resolve_entry(dir, path)?;
+    load_pem(&target)
+}
+
+pub(super) fn load_pem(path: &Path) -> Result<(SigningKey, Option<DateTime<Utc>>), KeyError> {
+    use std::io::Read as _;
+    // Check and read the same open file, so it cannot be swapped in between.
+    let mut file = fs::File::open(path).map_err(|e| KeyError::io(path, e))?;
+    let meta = file.metadata().map_err(|e| KeyError::io(path, e))?;
+    check_permissions(path, &meta)?;
+    let mut pem = Zeroizing::new(String::new());
+    file.read_to_string(&mut pem).map_err(|e| KeyError::io(path, e))?;
+    let key = DalekSigningKey::from_pkcs8_pem(&pem).map_err(|_| KeyError::NotAKey(path.to_owned()))?;
+    Ok((SigningKey::new(&key), meta.modified().ok().map(DateTime::<Utc>::from)))
+}
+
+/// Resolves the key directory (following a symlink to it) and checks that only its owner,
+/// this user or root, can change it.
+///
+/// # Errors
+///
+/// [`KeyError::Io`] (`NotFound` when it does not exist), [`KeyError::WritableByOthers`] or
+/// [`KeyError::UntrustedOwner`].
+pub fn trusted_dir(dir: &Path) -> Result<PathBuf, KeyError> {
+    let canonical = fs::canonicalize(dir).map_err(|e| KeyError::io(dir, e))?;
+    check_dir(&canonical)?;
+    Ok(canonical)
+}
+
+/// Where the entry `path` of the trusted, canonical directory `dir` leads: itself, or for a
+/// symlink its target, which must lie inside `dir` and be reached through directories only
+/// their owner can change (a Kubernetes Secret's `key.pem -> ..data/key.pem`,
+/// `..data -> ..2026_…` qualifies).
+///
+/// # Errors
+///
+/// [`KeyError::OutsideDirectory`], or as [`trusted_dir`] for a directory on the way.
+pub fn resolve_entry(dir: &Path, path: &Path) -> Result<PathBuf, KeyError> {
+    let meta = fs::symlink_metadata(path).map_err(|e| KeyError::io(path, e))?;
+    if !meta.file_type().is_symlink() {
+        return Ok(path.to_owned());
+    }
+    let target = fs::canonicalize(path).map_err(|e| KeyError::io(path, e))?;
+    let outside = || KeyError::OutsideDirectory { link: path.to_owned(), target: target.clone(), dir: dir.to_owned() };
+    let inside = target.strip_prefix(dir).map_err(|_| outside())?;
+    let mut through = dir.to_owned();
+    let mut components = inside.components().peekable();
+    while let Some(component) = components.next() {
+        if components.peek().is_none() {
+            break; // the target itself: the caller checks the file
+        }
+        through.push(component);
+        check_dir(&through)?;
+    }
+    Ok(target)
+}
+
+/// A directory of keys may be changed by its owner alone, who must be this user or root.
+#[cfg(unix)]
+fn check_dir(path: &Path) -> Result<(), KeyError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = fs::metadata(path).map_err(|e| KeyError::io(path, e))?;
+    let me = rustix::process::geteuid().as_raw();
+    // Write bits mean nothing on a read-only mount: a Kubernetes Secret volume is a read-only
+    // tmpfs whose root shows mode 1777.
+    let read_only =
+        || rustix::fs::statvfs(path).is_ok_and(|fs| fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
+    check_not_writable_by_others(path, meta.mode(), meta.uid(), me, read_only)
+}
+
+#[cfg(not(unix))]
+fn check_dir(_path: &Path) -> Result<(), KeyError> {
+    Ok(())
+}
+
+/// Only the owner, this user or root, may change `path` (a key directory or the record),
+/// unless it sits on a read-only mount.
+#[cfg(unix)]
+pub(crate) fn check_not_writable_by_others(
+    path: &Path,
+    mode: u32,
+    owner: u32,
+    me: u32,
+    read_only: impl FnOnce() -> bool,
+) -> Result<(), KeyError> {
+    if mode & 0o022 != 0 && !read_only() {
+        return Err(KeyError::WritableByOthers { path: path.to_owned(), mode: mode & 0o7777 });
+    }
+    if owner != me && owner != 0 {
+        return Err(KeyError::UntrustedOwner { path: path.to_owned(), owner, me });
+    }
+    Ok(())
+}
+
+/// A private key file must be readable by its owner alone, and owned by this process's user.
+#[cfg(unix)]
+fn check_permissions(path: &Path, meta: &fs::Metadata) -> Result<(), KeyError> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let (me, my_group) = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
+    check_mode_and_owner(path, meta.permissions().mode(), (meta.uid(), meta.gid()), (me, my_group))
+}
+
+/// Only the owner may read a key, and the owner must be this user or root (who can replace any
+/// file anyway; Kubernetes mounts Secrets as root). Group read is tolerated only for this
+/// process's own group, which is how a Secret mounted with `fsGroup` looks; never group write
+/// or anything for others.
+#[cfg(unix)]
+pub(super) fn check_mode_and_owner(
+    path: &Path,
+    mode: u32,
+    (owner, group): (u32, u32),
+    (me, my_group): (u32, u32),
+) -> Result<(), KeyError> {
+    let mode = mode & 0o777;
+    let group_read_ok = mode & 0o070 == 0o040 && group == my_group;
+    if mode & 0o007 != 0 || (mode & 0o070 != 0 && !group_read_ok) {
+        return Err(KeyError::InsecurePermissions { path: path.to_owned(), mode });
+    }
+    if owner != me && owner != 0 {
+        return Err(KeyError::ForeignOwner { path: path.to_owned(), owner, me });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_permissions(_path: &Path, _meta: &fs::Metadata) -> Result<(), KeyError> {
+    Ok(())
+}
+
+/// Generates a key into `dir` (created `0700` if missing) as `<UTC time>-<kid>.pem`, mode `0600`.
+/// Returns the path and the key id.
+///
+/// # Errors
+///
+/// [`KeyError::Io`] when the directory or file cannot be written.
+pub fn generate_key_file(dir: &Path) -> Result<(PathBuf, String), KeyError> {
+    create_private_dir(dir)?;
+    let key = DalekSigningKey::generate(&mut rand_core::OsRng);
+    let kid = thumbprint(&key.verifying_key());
+    let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| KeyError::io(dir, std::io::Error::other(e.to_string())))?;
+    let name = format!("{}-{kid}.pem", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"));
+    let path = dir.join(name);
+    write_private(&path, pem.as_bytes())?;
+    Ok((path, kid))
+}
+
+/// Creates the key directory `0700` (and its missing parents) if it does not exist.
+///
+/// # Errors
+///
+/// [`KeyError::Io`] when it cannot be created.
+pub fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| KeyError::io(dir, e))
+}
+
+pub(super) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| KeyError::io(path, e))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| KeyError::io(path, e))
+}
+
+/// Reads the record, checking on the open file that only its owner (this user or root) can
+/// change it.
+fn read_trusted(path: &Path) -> Result<String, LifecycleError> {
+    use std::io::Read as _;
+    let io = |source| KeyError::Io { path: path.to_owned(), source };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = file.metadata().map_err(io)?;
+        let me = rustix::process::geteuid().as_raw();
+        let read_only =
+            || rustix::fs::fstatvfs(&file).is_ok_and(|fs| fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
+        check_not_writable_by_others(path, meta.mode(), meta.uid(), me, read_only)?;
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(io)?;
+    Ok(text)
+}

@@ -1,0 +1,139 @@
+//! Why keys could not be loaded, created or moved through their lifecycle.
+
+use crate::keys::lifecycle::STATE_FILE;
+use std::path::{Path, PathBuf};
+
+/// Why keys could not be loaded or created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// Reading or writing a key file or the key directory failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A key file is not an Ed25519 private key in PKCS#8 PEM.
+    #[error("{0}: not an Ed25519 private key in PKCS#8 PEM")]
+    NotAKey(PathBuf),
+    /// A key file can be read by other users.
+    #[error("{path}: private key is readable by group or others (mode {mode:o}); run `chmod 600 {path}`")]
+    InsecurePermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A key file belongs to another user, who could replace it.
+    #[error("{path}: private key is owned by uid {owner}, not by this process (uid {me}); run `chown {me} {path}`")]
+    ForeignOwner {
+        /// The key file.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// This process's effective uid.
+        me: u32,
+    },
+    /// The key directory, a directory a key link leads through, or `keyring.toml` can be
+    /// changed by other users, who could plant or replace a key.
+    #[error(
+        "{path}: writable by group or others (mode {mode:o}), so another user could plant or replace a key; run `chmod go-w {path}`"
+    )]
+    WritableByOthers {
+        /// The directory or file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The key directory, a directory a key link leads through, or `keyring.toml` belongs to
+    /// another user, who could plant or replace a key.
+    #[error("{path}: owned by uid {owner}, not by this process (uid {me}) or root; run `chown {me} {path}`")]
+    UntrustedOwner {
+        /// The directory or file.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// This process's effective uid.
+        me: u32,
+    },
+    /// A symlink in the key directory leads out of it.
+    #[error(
+        "{link}: a symlink to {target}, outside the key directory {dir}; keys must live in it (replace the link with the key file)"
+    )]
+    OutsideDirectory {
+        /// The link.
+        link: PathBuf,
+        /// Where it leads.
+        target: PathBuf,
+        /// The key directory.
+        dir: PathBuf,
+    },
+    /// The lifecycle record (`keyring.toml`) and the key files disagree.
+    #[error("{0}")]
+    Lifecycle(String),
+    /// The directory holds no `*.pem` key.
+    #[error("{0}: no signing key (*.pem); create one with `keysmith keygen`")]
+    NoKeys(PathBuf),
+}
+
+impl KeyError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io { path: path.to_owned(), source }
+    }
+}
+
+/// Why a lifecycle change was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LifecycleError {
+    /// Reading or writing the key directory failed.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The state file does not parse.
+    #[error("{0}: {1}")]
+    State(String, String),
+    /// A record's `file` is not a plain file name in the key directory.
+    #[error("{record}: file = {file:?} must be a plain file name in the key directory (no directory part)")]
+    NotAPlainFileName {
+        /// The record file.
+        record: String,
+        /// The offending value.
+        file: String,
+    },
+    /// There is no next key to promote.
+    #[error("there is no next key to promote; `keysmith keys rotate` creates one first")]
+    NoNext,
+    /// The next key has not been published long enough for verifiers to have fetched it.
+    #[error(
+        "next key {kid} has been published for {published_for} s; verifiers may cache the JWKS for {needed} s, so wait {wait} s more (or --force, and tokens it signs may fail to verify until caches refresh)"
+    )]
+    TooSoon {
+        /// The next key.
+        kid: String,
+        /// How long it has been published, in seconds.
+        published_for: i64,
+        /// The JWKS cache lifetime, in seconds.
+        needed: i64,
+        /// Seconds left.
+        wait: i64,
+    },
+    /// No such key id in the record.
+    #[error("no key {0} in {STATE_FILE}")]
+    UnknownKid(String),
+    /// The active key cannot be retired or removed directly.
+    #[error("{0} is the active key; rotate to retire it")]
+    ActiveKey(String),
+    /// A key must be retired before it is removed.
+    #[error("{0} is not retired; retire it first")]
+    NotRetired(String),
+    /// Removing the key now would break tokens or permanent keys.
+    #[error("{kid} is still needed: {}; --force removes it anyway", .reasons.join("; "))]
+    StillNeeded {
+        /// The key.
+        kid: String,
+        /// What would break.
+        reasons: Vec<String>,
+    },
+}

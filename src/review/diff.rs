@@ -1,0 +1,629 @@
+//! What a config edit changes about access: each rule compares one setting of two configs
+//! and reports effective changes, flagging those that grant more than before.
+
+use crate::config::{Access, ApiKeyMeta, Config, Template};
+use crate::policy::ip::IpRules;
+use crate::policy::scope::ScopeSet;
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// One effective change of access between two configs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// What changed: `template upload-widget`, `api key ak_…`, `server`, `issuer`.
+    pub subject: String,
+    /// A stable kind, such as `permissions_gained` or `upload_scope_widened`.
+    pub kind: &'static str,
+    /// The change in words, with before and after.
+    pub detail: String,
+    /// Whether it grants more than before (flagged for review).
+    pub widening: bool,
+}
+
+/// How one set relates to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Same,
+    Widened,
+    Narrowed,
+    Changed,
+}
+
+fn direction(old_covers_new: bool, new_covers_old: bool) -> Direction {
+    match (old_covers_new, new_covers_old) {
+        (true, true) => Direction::Same,
+        (false, true) => Direction::Widened,
+        (true, false) => Direction::Narrowed,
+        (false, false) => Direction::Changed,
+    }
+}
+
+struct Diff {
+    changes: Vec<Change>,
+}
+
+impl Diff {
+    fn push(&mut self, subject: &str, kind: &'static str, detail: String, widening: bool) {
+        self.changes.push(Change { subject: subject.to_owned(), kind, detail, widening });
+    }
+
+    /// Records a set comparison as `<name>_widened|narrowed|changed`.
+    fn set(&mut self, subject: &str, name: &'static [&'static str; 3], dir: Direction, before: String, after: String) {
+        let (kind, widening) = match dir {
+            Direction::Same => return,
+            Direction::Widened => (name[0], true),
+            Direction::Narrowed => (name[1], false),
+            // Neither contains the other: something new is allowed.
+            Direction::Changed => (name[2], true),
+        };
+        self.push(subject, kind, format!("{before} -> {after}"), widening);
+    }
+
+    /// Records a change of free text (descriptions, dates for people): reported, not widening.
+    fn text(&mut self, subject: &str, kind: &'static str, before: &str, after: &str) {
+        if before != after {
+            self.push(subject, kind, format!("{before:?} -> {after:?}"), false);
+        }
+    }
+
+    /// Records entries gained (widening) and lost in a list of grants.
+    fn lists(&mut self, subject: &str, kinds: [&'static str; 2], before: &[String], after: &[String]) {
+        let gained: Vec<&str> = after.iter().filter(|p| !before.contains(p)).map(String::as_str).collect();
+        let lost: Vec<&str> = before.iter().filter(|p| !after.contains(p)).map(String::as_str).collect();
+        if !gained.is_empty() {
+            self.push(subject, kinds[0], gained.join(" "), true);
+        }
+        if !lost.is_empty() {
+            self.push(subject, kinds[1], lost.join(" "), false);
+        }
+    }
+}
+
+/// Compares one setting of two configs, or of two entries with the same id (`subject` names
+/// the entry).
+type Compare<T> = fn(&mut Diff, &str, &T, &T);
+
+/// A diff rule: the settings it covers, as paths of the JSON Schema walk (`server.listen`,
+/// `templates[].upload.dir_scope`, `projects.*` for an entry of a map), and how it compares
+/// them. Every setting has one; `every_schema_setting_has_a_diff_rule` walks the schema to
+/// hold that true as settings are added.
+struct Rule<T: 'static> {
+    paths: &'static [&'static str],
+    compare: Compare<T>,
+}
+
+/// Whole-config rules, in the order their changes are listed.
+const CONFIG_RULES: &[Rule<Config>] = &[
+    // `keysmith check` requires it to increase and shows both; it changes no access.
+    Rule { paths: &["version"], compare: |_, _, _, _| {} },
+    Rule { paths: &["issuer"], compare: issuer },
+    Rule { paths: &["catalog.permissions"], compare: catalog_permissions },
+    Rule { paths: &["catalog.upload_scoped", "catalog.list_scoped"], compare: scope_rules },
+    Rule { paths: &["catalog.manage_permission"], compare: manage_permission },
+    Rule { paths: &["server.listen"], compare: listen },
+    Rule { paths: &["server.trusted_proxies"], compare: trusted_proxies },
+    Rule { paths: &["server.forwarded_header"], compare: forwarded_header },
+    Rule { paths: &["server.cors_origins"], compare: cors_origins },
+    Rule { paths: &["server.rate_limit_per_minute", "server.rate_limit_burst"], compare: rate_limit },
+    Rule { paths: &["server.geoip_database"], compare: geoip_database },
+    Rule { paths: &["server.audit_log"], compare: audit_log },
+    Rule { paths: &["server.allowed_hosts"], compare: server_allowed_hosts },
+    Rule { paths: &["jwks_max_age"], compare: jwks_max_age },
+    Rule { paths: &["revocations_max_age"], compare: revocations_max_age },
+    Rule { paths: &["projects.*", "projects.*.description"], compare: projects },
+    // Entries are matched by id; the rules below compare the entries kept.
+    Rule { paths: &["templates[]", "templates[].id"], compare: templates },
+    Rule { paths: &["api_keys[]", "api_keys[].id"], compare: api_keys },
+];
+
+/// Rules for a template kept under the same id.
+const TEMPLATE_RULES: &[Rule<Template>] = &[
+    Rule { paths: &["templates[].active"], compare: template_active },
+    Rule { paths: &["templates[].project"], compare: template_project },
+    Rule { paths: &["templates[].access"], compare: template_access },
+    Rule { paths: &["templates[].permissions"], compare: template_permissions },
+    Rule { paths: &["templates[].upload.dir_scope"], compare: upload_scope },
+    Rule { paths: &["templates[].listing.directory_scope"], compare: listing_scope },
+    Rule { paths: &["templates[].restrict.whitelist_ip_ranges"], compare: ip_ranges },
+    Rule { paths: &["templates[].restrict.whitelist_countries"], compare: countries },
+    Rule { paths: &["templates[].expiration_duration"], compare: expiration },
+    Rule { paths: &["templates[].upload.limit_per_min", "templates[].upload.limit_per_source_ip"], compare: limits },
+    Rule {
+        paths: &["templates[].description"],
+        compare: |d, s, o, n| d.text(s, "template_description_changed", &o.description, &n.description),
+    },
+    Rule {
+        paths: &["templates[].created_at"],
+        compare: |d, s, o, n| d.text(s, "template_created_at_changed", &show(&o.created_at), &show(&n.created_at)),
+    },
+];
+
+/// Rules for an API key record kept under the same id.
+const API_KEY_RULES: &[Rule<ApiKeyMeta>] = &[
+    Rule { paths: &["api_keys[].active"], compare: api_key_active },
+    Rule { paths: &["api_keys[].permissions"], compare: api_key_permissions },
+    Rule { paths: &["api_keys[].projects"], compare: api_key_projects },
+    Rule { paths: &["api_keys[].expires_at"], compare: api_key_expiry },
+    Rule {
+        paths: &["api_keys[].description"],
+        compare: |d, s, o, n| d.text(s, "api_key_description_changed", &o.description, &n.description),
+    },
+    Rule {
+        paths: &["api_keys[].created_at"],
+        compare: |d, s, o, n| d.text(s, "api_key_created_at_changed", &show(&o.created_at), &show(&n.created_at)),
+    },
+    Rule {
+        paths: &["api_keys[].kid"],
+        compare: |d, s, o, n| d.text(s, "api_key_kid_changed", &show(&o.kid), &show(&n.kid)),
+    },
+];
+
+/// Every config setting a diff rule covers, as a path of the JSON Schema walk
+/// (`server.listen`, `templates[].upload.dir_scope`, `projects.*`).
+pub fn rule_paths() -> Vec<&'static str> {
+    let config = CONFIG_RULES.iter().flat_map(|r| r.paths);
+    let templates = TEMPLATE_RULES.iter().flat_map(|r| r.paths);
+    let api_keys = API_KEY_RULES.iter().flat_map(|r| r.paths);
+    config.chain(templates).chain(api_keys).copied().collect()
+}
+
+/// The effective access changes from `old` to `new`, in a stable order: every setting that
+/// differs is reported, and those that can grant more are marked widening.
+pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
+    let mut d = Diff { changes: Vec::new() };
+    for rule in CONFIG_RULES {
+        (rule.compare)(&mut d, "", old, new);
+    }
+    d.changes
+}
+
+fn show(value: &Option<String>) -> String {
+    value.clone().unwrap_or_else(|| "unset".into())
+}
+
+fn issuer(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    if old.issuer != new.issuer {
+        d.push(
+            "issuer",
+            "issuer_changed",
+            format!("{:?} -> {:?}: every key issued so far stops verifying", old.issuer, new.issuer),
+            false,
+        );
+    }
+}
+
+fn catalog_permissions(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    if old.catalog.permissions() != new.catalog.permissions() {
+        d.push("catalog", "catalog_changed", "the permission catalogue changed".into(), true);
+    }
+}
+
+fn scope_rules(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    for p in new.catalog.permissions() {
+        let (before, after) = (old.catalog.rules().kind(p), new.catalog.rules().kind(p));
+        if before.is_some() && before != after {
+            // A permission checked against fewer directories allows more.
+            let widening = after == Some(crate::policy::catalog::ScopeKind::None);
+            d.push("catalog", "scope_rule_changed", format!("{p}: {} -> {}", kind(before), kind(after)), widening);
+        }
+    }
+}
+
+fn manage_permission(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    if old.catalog.manage_permission() != new.catalog.manage_permission() {
+        let widening = new.catalog.manage_permission().is_some();
+        let show = |m: Option<&str>| m.map_or_else(|| "off".to_owned(), str::to_owned);
+        d.push(
+            "catalog",
+            "manage_permission_changed",
+            format!("{} -> {}", show(old.catalog.manage_permission()), show(new.catalog.manage_permission())),
+            widening,
+        );
+    }
+}
+
+/// Moving the listener to another address that is not loopback can expose the service to
+/// more networks.
+fn listen(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    let (before, after) = (old.server.listen, new.server.listen);
+    if before == after {
+        return;
+    }
+    let widening = !after.ip().is_loopback() && after.ip() != before.ip();
+    let note = if widening { " (reachable beyond this host)" } else { "" };
+    d.push("server", "listen_changed", format!("{before} -> {after}{note}"), widening);
+}
+
+fn trusted_proxies(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    let (before, after) = (&old.server.trusted_proxies, &new.server.trusted_proxies);
+    d.set(
+        "server",
+        &["trusted_proxies_widened", "trusted_proxies_narrowed", "trusted_proxies_changed"],
+        direction(before.covers(after), after.covers(before)),
+        fmt_ips(before),
+        fmt_ips(after),
+    );
+}
+
+/// Believing another header lets clients behind a proxy that passes that header through choose
+/// their own address.
+fn forwarded_header(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    let (before, after) = (old.server.forwarded_header, new.server.forwarded_header);
+    if before != after {
+        d.push(
+            "server",
+            "forwarded_header_changed",
+            format!("{} -> {}: check what each trusted proxy does with it", before.name(), after.name()),
+            true,
+        );
+    }
+}
+
+fn cors_origins(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    let (old_origins, new_origins): (BTreeSet<_>, BTreeSet<_>) =
+        (old.server.cors_origins.iter().collect(), new.server.cors_origins.iter().collect());
+    for origin in new_origins.difference(&old_origins) {
+        d.push("server", "cors_origin_added", (*origin).clone(), true);
+    }
+    for origin in old_origins.difference(&new_origins) {
+        d.push("server", "cors_origin_removed", (*origin).clone(), false);
+    }
+}
+
+/// `None` is no limit, the highest of all.
+fn rate_limit(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    let (before, after) = (old.server.rate_limit, new.server.rate_limit);
+    let per_minute = |r: Option<crate::config::RateLimit>| r.map(|r| r.per_minute.get());
+    let burst = |r: Option<crate::config::RateLimit>| r.map(|r| r.burst.get());
+    let mut compare = |name: &str, a: Option<u32>, b: Option<u32>| {
+        let raised = match (a, b) {
+            _ if a == b => return,
+            (Some(a), Some(b)) => b > a,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        let show = |n: Option<u32>| n.map_or_else(|| "off".to_owned(), |n| n.to_string());
+        let kind = if raised { "rate_limit_raised" } else { "rate_limit_lowered" };
+        d.push("server", kind, format!("{name}: {} -> {}", show(a), show(b)), raised);
+    };
+    compare("rate_limit_per_minute", per_minute(before), per_minute(after));
+    // A burst means nothing while the limit is off.
+    if before.is_some() && after.is_some() {
+        compare("rate_limit_burst", burst(before), burst(after));
+    }
+}
+
+/// The database decides who passes a country restriction: another one may let others in.
+fn geoip_database(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    let (before, after) = (&old.server.geoip_database, &new.server.geoip_database);
+    if before != after {
+        let show =
+            |p: &Option<std::path::PathBuf>| p.as_ref().map_or_else(|| "unset".into(), |p| p.display().to_string());
+        d.push("server", "geoip_database_changed", format!("{} -> {}", show(before), show(after)), before.is_some());
+    }
+}
+
+/// Removing or moving the audit log loses the trail of keys created over HTTP.
+fn audit_log(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    let (before, after) = (&old.server.audit_log, &new.server.audit_log);
+    let (kind, widening) = match (before, after) {
+        (a, b) if a == b => return,
+        (None, Some(_)) => ("audit_log_added", false),
+        (Some(_), None) => ("audit_log_removed", true),
+        _ => ("audit_log_changed", true),
+    };
+    let show = |p: &Option<std::path::PathBuf>| p.as_ref().map_or_else(|| "none".into(), |p| p.display().to_string());
+    d.push("server", kind, format!("{} -> {}", show(before), show(after)), widening);
+}
+
+/// The rule for `server.allowed_hosts` (unset: any `Host`): setting it or removing hosts
+/// narrows; adding hosts or removing the setting widens. Host names compare without case.
+fn server_allowed_hosts(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    // An empty list is the unset setting: any `Host` is served.
+    fn hosts(config: &Config) -> Option<&[String]> {
+        Some(config.server.allowed_hosts.as_slice()).filter(|h| !h.is_empty())
+    }
+    allowed_hosts(d, hosts(old), hosts(new));
+}
+
+fn allowed_hosts(d: &mut Diff, old: Option<&[String]>, new: Option<&[String]>) {
+    let covers = |a: Option<&[String]>, b: Option<&[String]>| match (a, b) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(a), Some(b)) => b.iter().all(|h| a.iter().any(|g| g.eq_ignore_ascii_case(h))),
+    };
+    let show = |h: Option<&[String]>| h.map_or_else(|| "any host".to_owned(), |h| format!("[{}]", h.join(", ")));
+    d.set(
+        "server",
+        &["allowed_hosts_widened", "allowed_hosts_narrowed", "allowed_hosts_changed"],
+        direction(covers(old, new), covers(new, old)),
+        show(old),
+        show(new),
+    );
+}
+
+/// Verifiers keep trusting a retired signing key for as long as they may cache the JWKS.
+fn jwks_max_age(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    if old.jwks_max_age != new.jwks_max_age {
+        let longer = new.jwks_max_age > old.jwks_max_age;
+        d.push("jwks", "jwks_max_age_changed", format!("{} s -> {} s", old.jwks_max_age, new.jwks_max_age), longer);
+    }
+}
+
+fn revocations_max_age(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    if old.revocations_max_age != new.revocations_max_age {
+        let longer = new.revocations_max_age > old.revocations_max_age;
+        d.push(
+            "revocations",
+            "revocations_max_age_changed",
+            format!("{} s -> {} s", old.revocations_max_age, new.revocations_max_age),
+            longer,
+        );
+    }
+}
+
+/// A project alone grants nothing: its templates do, and they are compared on their own.
+fn projects(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    for id in old.projects.keys().filter(|id| !new.projects.contains_key(*id)) {
+        d.push(&format!("project {id}"), "project_removed", String::new(), false);
+    }
+    for (id, p) in &new.projects {
+        match old.projects.get(id) {
+            None => d.push(&format!("project {id}"), "project_added", p.description.clone(), false),
+            Some(o) => d.text(&format!("project {id}"), "project_description_changed", &o.description, &p.description),
+        }
+    }
+}
+
+fn templates(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    for t in old.templates() {
+        if !new.templates().iter().any(|n| n.id == t.id) {
+            d.push(&format!("template {}", t.id), "template_removed", format!("project {}", t.project), false);
+        }
+    }
+    for t in new.templates() {
+        let subject = format!("template {}", t.id);
+        match old.templates().iter().find(|o| o.id == t.id) {
+            None => {
+                let state = if t.active { "active" } else { "inactive" };
+                d.push(
+                    &subject,
+                    "template_added",
+                    format!(
+                        "{state}, project {}, {} access, permissions {}",
+                        t.project,
+                        access(t.access),
+                        t.permissions.join(" ")
+                    ),
+                    t.active,
+                );
+            }
+            Some(o) => {
+                for rule in TEMPLATE_RULES {
+                    (rule.compare)(d, &subject, o, t);
+                }
+            }
+        }
+    }
+}
+
+fn api_keys(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    for k in old.api_keys() {
+        if !new.api_keys().iter().any(|n| n.id == k.id) {
+            // Removing the metadata of a deactivated key takes it off the revocation list.
+            if k.active {
+                d.push(
+                    &format!("api key {}", k.id),
+                    "api_key_removed",
+                    "metadata removed; the key itself stays valid until deactivated".into(),
+                    false,
+                );
+            } else {
+                d.push(
+                    &format!("api key {}", k.id),
+                    "api_key_unrevoked",
+                    "a deactivated key was removed from the config, so it is no longer revoked".into(),
+                    true,
+                );
+            }
+        }
+    }
+    for k in new.api_keys() {
+        let subject = format!("api key {}", k.id);
+        match old.api_keys().iter().find(|o| o.id == k.id) {
+            None => {
+                d.push(&subject, "api_key_added", format!("{} ({})", k.description, k.permissions.join(" ")), k.active)
+            }
+            Some(o) => {
+                for rule in API_KEY_RULES {
+                    (rule.compare)(d, &subject, o, k);
+                }
+            }
+        }
+    }
+}
+
+fn api_key_active(d: &mut Diff, subject: &str, o: &ApiKeyMeta, k: &ApiKeyMeta) {
+    match (o.active, k.active) {
+        (true, false) => d.push(subject, "api_key_deactivated", k.description.clone(), false),
+        (false, true) => d.push(subject, "api_key_activated", k.description.clone(), true),
+        _ => {}
+    }
+}
+
+/// The record bounds what the key (and keys it created) may do.
+fn api_key_permissions(d: &mut Diff, subject: &str, o: &ApiKeyMeta, k: &ApiKeyMeta) {
+    d.lists(subject, ["api_key_permissions_gained", "api_key_permissions_lost"], &o.permissions, &k.permissions);
+}
+
+fn api_key_projects(d: &mut Diff, subject: &str, o: &ApiKeyMeta, k: &ApiKeyMeta) {
+    d.lists(subject, ["api_key_projects_added", "api_key_projects_removed"], &o.projects, &k.projects);
+}
+
+/// A later expiry, or none, lets the key be used for longer.
+fn api_key_expiry(d: &mut Diff, subject: &str, o: &ApiKeyMeta, k: &ApiKeyMeta) {
+    let widening = match (o.expires_at.as_deref(), k.expires_at.as_deref()) {
+        (a, b) if a == b => return,
+        (Some(_), None) => true,
+        (None, Some(_)) => false,
+        // Unreadable dates were refused by validation; if one slips through, flag it.
+        (a, b) => a.and_then(instant).zip(b.and_then(instant)).is_none_or(|(a, b)| b > a),
+    };
+    let show = |e: &Option<String>| e.clone().unwrap_or_else(|| "never".into());
+    d.push(
+        subject,
+        "api_key_expiry_changed",
+        format!("{} -> {} (the key itself carries its exp)", show(&o.expires_at), show(&k.expires_at)),
+        widening,
+    );
+}
+
+/// A config date (`2026-01-31`, midnight UTC) or date-time with offset.
+fn instant(text: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(text).ok().or_else(|| {
+        let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+        Some(day.and_time(chrono::NaiveTime::MIN).and_utc().fixed_offset())
+    })
+}
+
+fn template_active(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    match (o.active, t.active) {
+        (true, false) => d.push(
+            subject,
+            "template_deactivated",
+            "keys can no longer be minted; minted keys are revoked".into(),
+            false,
+        ),
+        (false, true) => d.push(subject, "template_activated", "keys can be minted again".into(), true),
+        _ => {}
+    }
+}
+
+fn template_project(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    if o.project != t.project {
+        d.push(subject, "template_project_changed", format!("{} -> {}", o.project, t.project), true);
+    }
+}
+
+fn template_access(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    if o.access != t.access {
+        let widening = t.access == Access::Public;
+        d.push(subject, "access_changed", format!("{} -> {}", access(o.access), access(t.access)), widening);
+    }
+}
+
+fn template_permissions(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    d.lists(subject, ["permissions_gained", "permissions_lost"], &o.permissions, &t.permissions);
+}
+
+fn scopes(a: &ScopeSet, b: &ScopeSet) -> Direction {
+    direction(a.covers(b), b.covers(a))
+}
+
+fn upload_scope(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    d.set(
+        subject,
+        &["upload_scope_widened", "upload_scope_narrowed", "upload_scope_changed"],
+        scopes(&o.upload_dirs, &t.upload_dirs),
+        fmt_scopes(&o.upload_dirs),
+        fmt_scopes(&t.upload_dirs),
+    );
+}
+
+fn listing_scope(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    d.set(
+        subject,
+        &["listing_scope_widened", "listing_scope_narrowed", "listing_scope_changed"],
+        scopes(&o.list_dirs, &t.list_dirs),
+        fmt_scopes(&o.list_dirs),
+        fmt_scopes(&t.list_dirs),
+    );
+}
+
+fn ip_ranges(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    d.set(
+        subject,
+        &["ip_ranges_widened", "ip_ranges_narrowed", "ip_ranges_changed"],
+        direction(o.ips.covers(&t.ips), t.ips.covers(&o.ips)),
+        fmt_ips(&o.ips),
+        fmt_ips(&t.ips),
+    );
+}
+
+fn countries(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    let countries = match (&o.countries, &t.countries) {
+        (None, None) => Direction::Same,
+        (None, Some(_)) => Direction::Narrowed,
+        (Some(_), None) => Direction::Widened,
+        (Some(a), Some(b)) => direction(b.iter().all(|c| a.contains(c)), a.iter().all(|c| b.contains(c))),
+    };
+    d.set(
+        subject,
+        &["countries_widened", "countries_narrowed", "countries_changed"],
+        countries,
+        fmt_countries(o.countries.as_deref()),
+        fmt_countries(t.countries.as_deref()),
+    );
+}
+
+fn expiration(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    if o.expiration_duration != t.expiration_duration {
+        let longer = t.expiration_duration > o.expiration_duration;
+        let kind = if longer { "expiration_longer" } else { "expiration_shorter" };
+        d.push(subject, kind, format!("{} s -> {} s", o.expiration_duration, t.expiration_duration), longer);
+    }
+}
+
+fn limits(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    for (name, before, after) in [
+        ("limit_per_min", o.limits.per_min, t.limits.per_min),
+        ("limit_per_source_ip", o.limits.per_source_ip, t.limits.per_source_ip),
+    ] {
+        let raised = match (before, after) {
+            (a, b) if a == b => continue,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(a), Some(b)) => b > a,
+            (None, None) => continue,
+        };
+        let kind = if raised { "limit_raised" } else { "limit_lowered" };
+        d.push(subject, kind, format!("{name}: {} -> {}", fmt_limit(before), fmt_limit(after)), raised);
+    }
+}
+
+fn kind(k: Option<crate::policy::catalog::ScopeKind>) -> &'static str {
+    match k {
+        Some(crate::policy::catalog::ScopeKind::Upload) => "upload scope",
+        Some(crate::policy::catalog::ScopeKind::List) => "listing scope",
+        Some(crate::policy::catalog::ScopeKind::None) => "no directory",
+        None => "unknown",
+    }
+}
+
+fn access(a: Access) -> &'static str {
+    match a {
+        Access::ApiKey => "api_key",
+        Access::Public => "public",
+    }
+}
+
+fn fmt_scopes(s: &ScopeSet) -> String {
+    format!("[{}]", s.to_strings().join(", "))
+}
+
+fn fmt_ips(r: &IpRules) -> String {
+    if r.is_anywhere() { "anywhere".into() } else { format!("[{}]", r.to_strings().join(", ")) }
+}
+
+fn fmt_countries(c: Option<&[String]>) -> String {
+    c.map_or_else(|| "all countries".into(), |c| format!("[{}]", c.join(", ")))
+}
+
+fn fmt_limit(l: Option<u32>) -> String {
+    l.map_or_else(|| "unlimited".into(), |n| n.to_string())
+}
+
+// The tests exercise single rules, so they live beneath the rules they test.
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;
