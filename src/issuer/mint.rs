@@ -44,11 +44,7 @@ impl MintRequest {
     ///
     /// [`MintError::InvalidBody`] describing what is wrong.
     pub fn from_json(body: &[u8]) -> Result<Self, MintError> {
-        // serde would also read a struct from a JSON array.
-        if body.trim_ascii_start().first() != Some(&b'{') {
-            return Err(MintError::InvalidBody("the body must be a JSON object".into()));
-        }
-        serde_json::from_slice(body).map_err(|e| MintError::InvalidBody(e.to_string()))
+        super::json_object(body)
     }
 
     /// Narrows the upload scope.

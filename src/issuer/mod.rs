@@ -86,3 +86,17 @@ impl Issuer {
 
 #[cfg(test)]
 mod tests;
+
+/// Reads a request body that must be one JSON object of known fields: the one place the
+/// rule is written, for every body the issuer accepts.
+///
+/// # Errors
+///
+/// [`MintError::InvalidBody`] for anything else (serde alone would also read a struct from a
+/// JSON array).
+pub fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, MintError> {
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(MintError::InvalidBody("the body must be a JSON object".into()));
+    }
+    serde_json::from_slice(body).map_err(|e| MintError::InvalidBody(e.to_string()))
+}

@@ -1,0 +1,214 @@
+//! Our own accept loop: connection caps (global and per address), header and request
+//! timeouts, request-size checks and a graceful drain. See `DESIGN.md` for why it is ours.
+
+use crate::server::escape;
+use crate::server::problem::ApiError;
+use crate::server::router::{ensure_problem, router};
+use crate::server::state::{IssuerHandle, source_key};
+use axum::response::{IntoResponse as _, Response};
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Limits that protect the service from slow, large and numerous requests.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Time a client has to send its request headers. Defaults to 10 s (slowloris).
+    pub header_read_timeout: Duration,
+    /// Time a request may take, body included. Defaults to 30 s.
+    pub request_timeout: Duration,
+    /// Open connections at once; more are closed on accept. Defaults to 1024. With HTTP/1.1
+    /// this also caps requests in flight.
+    pub max_connections: usize,
+    /// Open connections from one address (IPv6: one /64) at once, so one client cannot take
+    /// every slot. Peers in `server.trusted_proxies` are exempt (they carry every client behind
+    /// them; the global cap still holds them). Defaults to 64.
+    pub max_connections_per_address: usize,
+    /// Longest request line URI, in bytes. Defaults to 4096.
+    pub max_uri_bytes: usize,
+    /// Largest request header block, in bytes. Defaults to 32 KiB.
+    pub max_header_bytes: usize,
+    /// How long shutdown waits for in-flight requests. Defaults to 20 s.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            max_connections_per_address: 64,
+            max_uri_bytes: 4096,
+            max_header_bytes: 32 * 1024,
+            drain_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Serves `handle` on `listener` with the default [`Limits`] until `shutdown` resolves, then
+/// drains in-flight requests.
+///
+/// # Errors
+///
+/// The I/O error that stopped the server.
+pub async fn serve(
+    listener: TcpListener,
+    handle: IssuerHandle,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(listener, handle, Limits::default(), shutdown).await
+}
+
+/// As [`serve`], with explicit limits.
+///
+/// # Errors
+///
+/// The I/O error that stopped the server.
+pub async fn serve_with(
+    listener: TcpListener,
+    handle: IssuerHandle,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+
+    let trusted = handle.clone();
+    let app = router(handle)
+        .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+            check_request_size(req, next, limits)
+        }))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        // The timeout answers with a bare status: make it a problem document too.
+        .layer(axum::middleware::map_response(ensure_problem));
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let per_address: Arc<Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> = Arc::default();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        // Room above the header limit, so the check below answers with a problem document
+        // while hyper still bounds what one connection may buffer.
+        .max_buf_size((limits.max_header_bytes + limits.max_uri_bytes).saturating_mul(2).max(8192))
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+            tracing::warn!(%peer, max = limits.max_connections, "connection limit reached; closing");
+            continue;
+        };
+        // A trusted proxy carries every client behind it: it is held to the global cap only, and
+        // the rate limit applies to the client address it names.
+        let source = if trusted.live().issuer.config().server.trusted_proxies.contains(peer.ip()) {
+            None
+        } else {
+            Some(source_key(peer.ip()))
+        };
+        if let Some(source) = source {
+            let mut open = per_address.lock().unwrap_or_else(PoisonError::into_inner);
+            let count = open.entry(source).or_insert(0);
+            if *count >= limits.max_connections_per_address {
+                tracing::warn!(%peer, max = limits.max_connections_per_address, "per-address connection limit reached; closing");
+                continue;
+            }
+            *count += 1;
+        }
+        let per_address = Arc::clone(&per_address);
+        let service = app.clone().map_request(move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            request
+        });
+        let connection =
+            http.serve_connection(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(service));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %escape::Escaped(&e), "connection closed with an error");
+            }
+            if let Some(source) = source {
+                let mut open = per_address.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(count) = open.get_mut(&source) {
+                    *count -= 1;
+                    if *count == 0 {
+                        open.remove(&source);
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(limits.drain_timeout) => tracing::warn!("drain timed out; closing remaining connections"),
+    }
+    Ok(())
+}
+
+/// Refuses over-long URIs (`414`) and header blocks (`431`) as problem documents.
+async fn check_request_size(request: axum::extract::Request, next: axum::middleware::Next, limits: Limits) -> Response {
+    use axum::http::StatusCode;
+    let uri = request.uri();
+    let uri_len =
+        uri.path_and_query().map_or(0, |p| p.as_str().len()) + uri.authority().map_or(0, |a| a.as_str().len());
+    if uri_len > limits.max_uri_bytes {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the URI is longer than {} bytes", limits.max_uri_bytes),
+        )
+        .into_response();
+    }
+    let header_bytes: usize = request.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if header_bytes > limits.max_header_bytes {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("the request headers are larger than {} bytes", limits.max_header_bytes),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; draining in-flight requests");
+}

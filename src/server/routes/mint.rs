@@ -1,0 +1,81 @@
+//! `GET|POST /{project}/v1/key/{template}`: mint a short-lived key.
+
+use crate::issuer::Caller;
+use crate::server::escape::Escaped;
+use crate::server::extract::{api_key, caller_ip, invalid_path, mint_request, read_body};
+use crate::server::problem::ApiError;
+use crate::server::state::IssuerHandle;
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use chrono::SecondsFormat;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+#[derive(Serialize)]
+struct MintResponse<'a> {
+    status: &'static str,
+    key: &'a str,
+    token_type: &'static str,
+    expires_in: u32,
+    expires_at: String,
+    permissions: &'a [String],
+}
+
+/// `GET|POST /{project}/v1/key/{template}`: mint a key for the caller.
+pub(crate) async fn mint(
+    State(handle): State<IssuerHandle>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let Path((project, template)) = path.map_err(|_| invalid_path())?;
+    // Before anything else, and before anything is logged: a segment no config could declare
+    // names nothing here.
+    if !crate::config::is_id(&project) || !crate::config::is_id(&template) {
+        return Err(invalid_path());
+    }
+    let live = handle.live();
+    let issuer = &live.issuer;
+    // Who is asking, and whether they may, before the body is read at all.
+    let caller = caller_ip(issuer, peer, &headers)?;
+    live.rate_limit(caller)?;
+    let body = read_body(&headers, request.into_body()).await?;
+    let request = mint_request(&headers, body)?;
+    let credential = api_key(&headers);
+    let who = Caller { ip: Some(caller), api_key: credential.as_deref() };
+
+    let minted = match issuer.mint(&project, &template, &request, who, SystemTime::now()) {
+        Ok(minted) => minted,
+        Err(e) => {
+            tracing::info!(%project, %template, %caller, code = e.code(), error = %Escaped(&e), "mint refused");
+            if let Some(source) = std::error::Error::source(&e) {
+                tracing::error!(error = %Escaped(source), "mint failed on a dependency");
+            }
+            return Err(e.into());
+        }
+    };
+    tracing::info!(%project, %template, %caller, jti = %minted.jti, kid = %minted.kid, expires_in = minted.expires_in, "minted");
+    let body = MintResponse {
+        status: "success",
+        key: &minted.token,
+        token_type: "Bearer",
+        expires_in: minted.expires_in,
+        expires_at: minted.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        permissions: &minted.permissions,
+    };
+    let mut response = Json(body).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `HEAD` on the mint endpoint: `405`, so nothing is minted for a response without a body.
+pub(crate) async fn mint_head() -> Response {
+    let mut response = ApiError::method_not_allowed().into_response();
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+    response
+}

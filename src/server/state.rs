@@ -1,0 +1,195 @@
+//! The running issuer and what is derived from it, swapped as a unit on reload.
+
+use crate::issuer::{Issuer, SignedRevocations};
+use crate::server::audit::AuditLog;
+use crate::server::document::{Document, jwks_document};
+use crate::server::problem::ApiError;
+use crate::server::source::{Rejection, ReloadState, Source, now_rfc3339};
+use arc_swap::ArcSwap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// An issuer and what is derived from it once, swapped as a unit.
+pub(crate) struct Live {
+    /// The per-address limiter and the settings it was built with; shared with the next `Live`
+    /// when a reload keeps the settings, so a reload never refills a spent budget.
+    pub(crate) limiter: Option<(crate::config::RateLimit, Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>)>,
+    /// Checks since the limiter was last pruned.
+    pub(crate) limiter_checks: std::sync::atomic::AtomicU32,
+    pub(crate) issuer: Issuer,
+    pub(crate) jwks: Document,
+    pub(crate) audit: AuditLog,
+    /// The last signed revocation list, encoded for serving, re-signed when half-used.
+    pub(crate) revocations: Mutex<Option<(SignedRevocations, Document)>>,
+}
+
+/// A shared, atomically replaceable issuer, with where it came from and how reloads went.
+#[derive(Clone)]
+pub struct IssuerHandle {
+    live: Arc<ArcSwap<Live>>,
+    source: Option<Arc<Source>>,
+    state: Arc<Mutex<ReloadState>>,
+    reloading: Arc<Mutex<()>>,
+}
+
+impl IssuerHandle {
+    /// A handle serving `issuer`.
+    ///
+    /// # Errors
+    ///
+    /// When the configured `server.audit_log` cannot be opened for appending.
+    pub fn new(issuer: Issuer) -> std::io::Result<Self> {
+        let audit = AuditLog::open(issuer.config().server.audit_log.as_deref())?;
+        let state = ReloadState { loaded_at: now_rfc3339(), ..Default::default() };
+        Ok(Self {
+            live: Arc::new(ArcSwap::from_pointee(Live::new(issuer, audit, None)?)),
+            source: None,
+            state: Arc::new(Mutex::new(state)),
+            reloading: Arc::default(),
+        })
+    }
+
+    pub(crate) fn with_source(mut self, source: Source) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    pub(crate) fn source(&self) -> Option<Source> {
+        self.source.as_deref().cloned()
+    }
+
+    pub(crate) fn state(&self) -> std::sync::MutexGuard<'_, ReloadState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn reload_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.reloading.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The last rejected reload, if any.
+    pub fn last_rejected(&self) -> Option<Rejection> {
+        self.state().last_rejected.clone()
+    }
+
+    /// Replaces the issuer; requests already running finish with the old one. The per-address
+    /// rate limiter, with what every address has spent, carries over unless the new config
+    /// changes its settings.
+    ///
+    /// # Errors
+    ///
+    /// When the new config's `server.audit_log` cannot be opened; the running issuer stays.
+    pub fn replace(&self, issuer: Issuer) -> std::io::Result<()> {
+        let audit = AuditLog::open(issuer.config().server.audit_log.as_deref())?;
+        let previous = self.live.load();
+        self.live.store(Arc::new(Live::new(issuer, audit, Some(&previous))?));
+        Ok(())
+    }
+
+    /// The current config version.
+    pub fn config_version(&self) -> u64 {
+        self.live.load().issuer.config().version
+    }
+
+    pub(crate) fn live(&self) -> Arc<Live> {
+        self.live.load_full()
+    }
+}
+
+impl Live {
+    /// The derived state of `issuer`, keeping the rate limiter of `previous` when its
+    /// settings are the same.
+    ///
+    /// # Errors
+    ///
+    /// When the JWKS does not serialise.
+    pub(crate) fn new(issuer: Issuer, audit: AuditLog, previous: Option<&Live>) -> std::io::Result<Self> {
+        let jwks = jwks_document(&issuer).map_err(std::io::Error::other)?;
+        let kept = |limit: crate::config::RateLimit| {
+            previous
+                .and_then(|p| p.limiter.as_ref())
+                .filter(|(settings, _)| *settings == limit)
+                .map(|(_, limiter)| Arc::clone(limiter))
+        };
+        let limiter = issuer.config().server.rate_limit.map(|limit| {
+            let limiter = kept(limit).unwrap_or_else(|| {
+                Arc::new(governor::RateLimiter::keyed(
+                    governor::Quota::per_minute(limit.per_minute).allow_burst(limit.burst),
+                ))
+            });
+            (limit, limiter)
+        });
+        Ok(Self { limiter, limiter_checks: Default::default(), issuer, jwks, audit, revocations: Mutex::new(None) })
+    }
+
+    /// Counts a request from `ip` against the per-source rate; `429` with `Retry-After` when
+    /// it is spent. IPv6 sources count per /64, which one client typically holds whole.
+    pub(crate) fn rate_limit(&self, ip: std::net::IpAddr) -> Result<(), ApiError> {
+        let Some((_, limiter)) = &self.limiter else { return Ok(()) };
+        // Every 4096 checks, forget sources whose budget is full again: memory stays bounded by
+        // the sources active within one refill period, at an amortised cost.
+        if self.limiter_checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4096 == 4095 {
+            limiter.retain_recent();
+        }
+        limiter.check_key(&source_key(ip)).map_err(|not_until| {
+            use governor::clock::Clock as _;
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests from this address; retry later",
+            )
+            .retry_after(seconds.max(1))
+        })
+    }
+
+    /// The signed revocation list, ready to serve with its ETag, cacheable until half its
+    /// freshness is used, when it is signed anew. Cloning it is a reference count, not a copy.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError`](crate::token::jws::EncodeError) when a new list cannot be signed; the
+    /// list held before, if any, is kept for the next request.
+    pub(crate) fn revocations(&self, now: std::time::SystemTime) -> Result<Document, crate::token::jws::EncodeError> {
+        let secs = crate::verify::unix_seconds(now);
+        let half = u64::from(self.issuer.config().revocations_max_age) / 2;
+        let mut held = self.revocations.lock().unwrap_or_else(PoisonError::into_inner);
+        let renew_at = |list: &SignedRevocations| list.iat + half;
+        let stale = held.as_ref().is_none_or(|(list, _)| secs >= renew_at(list) || secs < list.iat);
+        let (list, document) = match held.take() {
+            Some(current) if !stale => current,
+            previous => match self.issuer.revocation_list(now) {
+                Ok(list) => {
+                    let document = Document::new(list.token.clone().into_bytes(), "application/jwt", 0);
+                    (list, document)
+                }
+                Err(e) => {
+                    *held = previous;
+                    return Err(e);
+                }
+            },
+        };
+        let served = document.clone().max_age(renew_at(&list).saturating_sub(secs));
+        *held = Some((list, document));
+        Ok(served)
+    }
+}
+
+/// The rate-limit and connection-cap key of an address: IPv4 as is, IPv6 by its /64.
+pub(crate) fn source_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip.to_canonical() {
+        std::net::IpAddr::V6(v6) => {
+            let segments = v6.segments();
+            std::net::IpAddr::V6(std::net::Ipv6Addr::new(
+                segments[0],
+                segments[1],
+                segments[2],
+                segments[3],
+                0,
+                0,
+                0,
+                0,
+            ))
+        }
+        v4 => v4,
+    }
+}
