@@ -106,12 +106,16 @@ impl Issuer {
     ///
     /// A [`MintError`]: an invalid or revoked creator, a missing manage permission, an
     /// escalation, an unknown permission or a bad name.
+    ///
+    /// No record, no key: the creation is written to `audit` before the key is returned, and
+    /// a failed write is [`MintError::AuditFailed`] with no key handed out.
     pub fn create_api_key_as(
         &self,
         creator: &str,
         project: &str,
         name: &str,
         permissions: &[String],
+        audit: &dyn AuditSink,
         now: SystemTime,
     ) -> Result<(ApiKeyGrant, CreatedApiKey), MintError> {
         if !self.config.projects.contains_key(project) {
@@ -149,6 +153,34 @@ impl Issuer {
         let expires_at = grant.expires_at();
         let new = NewApiKey { projects: vec![project.to_owned()], permissions: granted, expires_at, created_by };
         let created = self.create_api_key(&new, now)?;
+        audit
+            .api_key_created(&ApiKeyCreation { project, name, created: &created, creator: grant.id() })
+            .map_err(MintError::AuditFailed)?;
         Ok((grant, created))
     }
+}
+
+/// A permanent key created on behalf of another key, as the audit trail records it. Never the
+/// secret: [`CreatedApiKey`]'s `Debug` redacts it, and a sink must write only its id and claims.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiKeyCreation<'a> {
+    /// The project the key is for.
+    pub project: &'a str,
+    /// The name the creator gave it.
+    pub name: &'a str,
+    /// The created key.
+    pub created: &'a CreatedApiKey,
+    /// The id of the key that created it.
+    pub creator: &'a str,
+}
+
+/// Where creations of permanent keys are recorded. The issuer hands out a key only once its
+/// sink has recorded the creation.
+pub trait AuditSink: Send + Sync {
+    /// Records `event`.
+    ///
+    /// # Errors
+    ///
+    /// When the record cannot be written; the key is then not handed out.
+    fn api_key_created(&self, event: &ApiKeyCreation<'_>) -> std::io::Result<()>;
 }

@@ -104,6 +104,10 @@ pub enum MintError {
     /// Keys created by keys created by keys… past the depth limit.
     #[error("this key was itself created by too many generations of keys")]
     CreationChainTooDeep,
+    /// The creation of a permanent key could not be recorded in the audit trail; no key was
+    /// handed out.
+    #[error("the creation could not be audited; no key was issued")]
+    AuditFailed(#[source] std::io::Error),
     /// The claims could not be encoded; nothing was signed.
     #[error("the token could not be encoded")]
     Encode(#[from] EncodeError),
@@ -142,6 +146,7 @@ impl MintError {
             Self::PermissionEscalation(_) => "permission_escalation",
             Self::InvalidName => "invalid_name",
             Self::CreationChainTooDeep => "creation_chain_too_deep",
+            Self::AuditFailed(_) => "audit_failed",
             Self::Encode(_) => "internal_error",
         }
     }

@@ -7,7 +7,7 @@ pub mod geoip;
 mod mint;
 mod revocations;
 
-pub use api_keys::{CreatedApiKey, NewApiKey};
+pub use api_keys::{ApiKeyCreation, AuditSink, CreatedApiKey, NewApiKey};
 pub use error::{LoadError, MintError};
 pub use mint::{Caller, MintRequest, Minted};
 pub use revocations::SignedRevocations;

@@ -4,7 +4,7 @@
 //! terminal controls, no raw U+2028/U+2029 or bidi controls in the JSON.
 
 use super::escape::{Escaped, json_without_raw_separators};
-use crate::issuer::CreatedApiKey;
+use crate::issuer::{ApiKeyCreation, AuditSink};
 use serde::Serialize;
 use std::fs::File;
 use std::io::Write as _;
@@ -42,19 +42,17 @@ impl AuditLog {
         };
         Ok(Self { file })
     }
+}
 
-    /// Records the creation of `created` by the key `creator`.
+impl AuditSink for AuditLog {
+    /// Records the creation as a `keysmith::audit` event and, when configured, a line in the
+    /// audit file (synced before the key is handed out).
     ///
     /// # Errors
     ///
-    /// When the audit file cannot be written; the caller must then not hand out the key.
-    pub(crate) fn api_key_created(
-        &self,
-        project: &str,
-        name: &str,
-        created: &CreatedApiKey,
-        creator: &str,
-    ) -> std::io::Result<()> {
+    /// When the audit file cannot be written or the line does not serialise.
+    fn api_key_created(&self, event: &ApiKeyCreation<'_>) -> std::io::Result<()> {
+        let ApiKeyCreation { project, name, created, creator } = *event;
         tracing::info!(
             target: "keysmith::audit",
             event = "api_key_created",
@@ -75,7 +73,7 @@ impl AuditLog {
             permissions: &created.claims.scope,
             created_by: creator,
         };
-        let mut text = json_without_raw_separators(&serde_json::to_string(&line).unwrap_or_default());
+        let mut text = json_without_raw_separators(&serde_json::to_string(&line).map_err(std::io::Error::other)?);
         text.push('\n');
         let mut file = file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         file.write_all(text.as_bytes()).and_then(|()| file.sync_data()).inspect_err(|e| {

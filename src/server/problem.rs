@@ -114,7 +114,7 @@ impl From<MintError> for ApiError {
             | MintError::InvalidBody(_)
             | MintError::InvalidExpiration
             | MintError::InvalidName => StatusCode::BAD_REQUEST,
-            MintError::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            MintError::AuditFailed(_) | MintError::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let detail = match &e {
             // The source (a database error) goes to the log, not to the caller.

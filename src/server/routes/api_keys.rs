@@ -59,21 +59,14 @@ pub(crate) async fn create_api_key(
     let creator = api_key(&headers).ok_or(crate::issuer::MintError::ApiKeyRequired)?;
     let name = request.name.unwrap_or_else(|| "API Key".to_owned());
     let now = SystemTime::now();
-    let (creator, created) = match live.issuer.create_api_key_as(&creator, &project, &name, &request.permissions, now) {
-        Ok(pair) => pair,
-        Err(e) => {
-            tracing::info!(%project, code = e.code(), error = %Escaped(&e), "api key creation refused");
-            return Err(e.into());
-        }
-    };
-    // No record, no key: a creation that cannot be audited is not handed out.
-    live.audit.api_key_created(&project, &name, &created, creator.id()).map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "audit_failed",
-            "the creation could not be audited; no key was issued",
-        )
-    })?;
+    let (_, created) =
+        match live.issuer.create_api_key_as(&creator, &project, &name, &request.permissions, &live.audit, now) {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::info!(%project, code = e.code(), error = %Escaped(&e), "api key creation refused");
+                return Err(e.into());
+            }
+        };
     let created_at = chrono::DateTime::from_timestamp(i64::try_from(created.claims.iat).unwrap_or(0), 0)
         .unwrap_or_default()
         .to_rfc3339_opts(SecondsFormat::Secs, true);
