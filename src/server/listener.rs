@@ -103,7 +103,7 @@ pub async fn serve_with(
                 Ok(pair) => pair,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
+                    tracing::warn!(target: "keysmith::server", error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -111,7 +111,7 @@ pub async fn serve_with(
             () = &mut shutdown => break,
         };
         let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
-            tracing::warn!(%peer, max = limits.max_connections, "connection limit reached; closing");
+            tracing::warn!(target: "keysmith::server", %peer, max = limits.max_connections, "connection limit reached; closing");
             continue;
         };
         // A trusted proxy carries every client behind it: it is held to the global cap only, and
@@ -125,7 +125,7 @@ pub async fn serve_with(
             let mut open = per_address.lock().unwrap_or_else(PoisonError::into_inner);
             let count = open.entry(source).or_insert(0);
             if *count >= limits.max_connections_per_address {
-                tracing::warn!(%peer, max = limits.max_connections_per_address, "per-address connection limit reached; closing");
+                tracing::warn!(target: "keysmith::server", %peer, max = limits.max_connections_per_address, "per-address connection limit reached; closing");
                 continue;
             }
             *count += 1;
@@ -140,7 +140,7 @@ pub async fn serve_with(
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %escape::Escaped(&e), "connection closed with an error");
+                tracing::debug!(target: "keysmith::server", %peer, error = %escape::Escaped(&e), "connection closed with an error");
             }
             if let Some(source) = source {
                 let mut open = per_address.lock().unwrap_or_else(PoisonError::into_inner);
@@ -157,7 +157,7 @@ pub async fn serve_with(
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => {}
-        () = tokio::time::sleep(limits.drain_timeout) => tracing::warn!("drain timed out; closing remaining connections"),
+        () = tokio::time::sleep(limits.drain_timeout) => tracing::warn!(target: "keysmith::server", "drain timed out; closing remaining connections"),
     }
     Ok(())
 }
@@ -210,5 +210,5 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutdown signal received; draining in-flight requests");
+    tracing::info!(target: "keysmith::server", "shutdown signal received; draining in-flight requests");
 }

@@ -70,7 +70,7 @@ async fn check_host(handle: IssuerHandle, request: axum::extract::Request, next:
         return next.run(request).await;
     }
     let shown = request.headers().get(header::HOST).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    tracing::warn!(
+    tracing::warn!(target: "keysmith::server",
         host = %escape::Escaped(shown.as_deref().or(host).unwrap_or("")),
         "request for a host not in server.allowed_hosts refused"
     );

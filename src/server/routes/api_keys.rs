@@ -59,14 +59,20 @@ pub(crate) async fn create_api_key(
     let creator = api_key(&headers).ok_or(crate::issuer::MintError::ApiKeyRequired)?;
     let name = request.name.unwrap_or_else(|| "API Key".to_owned());
     let now = SystemTime::now();
-    let (_, created) =
-        match live.issuer.create_api_key_as(&creator, &project, &name, &request.permissions, &live.audit, now) {
-            Ok(pair) => pair,
-            Err(e) => {
-                tracing::info!(%project, code = e.code(), error = %Escaped(&e), "api key creation refused");
-                return Err(e.into());
-            }
-        };
+    let (_, created) = match live.issuer.create_api_key_as(
+        &creator,
+        &project,
+        &name,
+        &request.permissions,
+        &live.audit,
+        now,
+    ) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::info!(target: "keysmith::server::routes", %project, code = e.code(), error = %Escaped(&e), "api key creation refused");
+            return Err(e.into());
+        }
+    };
     let created_at = chrono::DateTime::from_timestamp(i64::try_from(created.claims.iat).unwrap_or(0), 0)
         .unwrap_or_default()
         .to_rfc3339_opts(SecondsFormat::Secs, true);

@@ -52,14 +52,14 @@ pub(crate) async fn mint(
     let minted = match issuer.mint(&project, &template, &request, who, SystemTime::now()) {
         Ok(minted) => minted,
         Err(e) => {
-            tracing::info!(%project, %template, %caller, code = e.code(), error = %Escaped(&e), "mint refused");
+            tracing::info!(target: "keysmith::server::routes", %project, %template, %caller, code = e.code(), error = %Escaped(&e), "mint refused");
             if let Some(source) = std::error::Error::source(&e) {
-                tracing::error!(error = %Escaped(source), "mint failed on a dependency");
+                tracing::error!(target: "keysmith::server::routes", error = %Escaped(source), "mint failed on a dependency");
             }
             return Err(e.into());
         }
     };
-    tracing::info!(%project, %template, %caller, jti = %minted.jti, kid = %minted.kid, expires_in = minted.expires_in, "minted");
+    tracing::info!(target: "keysmith::server::routes", %project, %template, %caller, jti = %minted.jti, kid = %minted.kid, expires_in = minted.expires_in, "minted");
     let body = MintResponse {
         status: "success",
         key: &minted.token,

@@ -13,7 +13,7 @@ pub(crate) async fn revocations(State(handle): State<IssuerHandle>, headers: Hea
     match handle.live().revocations(SystemTime::now()) {
         Ok(document) => document.respond(&headers),
         Err(e) => {
-            tracing::error!(error = %e, "cannot sign the revocation list");
+            tracing::error!(target: "keysmith::server::routes", error = %e, "cannot sign the revocation list");
             ApiError::internal().into_response()
         }
     }
