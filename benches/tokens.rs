@@ -108,7 +108,7 @@ fn bench_revocations(c: &mut Criterion) {
     let issuer = with_revoked(10_000);
     let caller: IpAddr = "10.1.2.3".parse().unwrap();
     let token = issuer.mint("demo", "upload-widget", &MintRequest::default(), Some(caller), now()).unwrap().token;
-    let new = keysmith::issue::NewApiKey {
+    let new = keysmith::issuer::NewApiKey {
         projects: vec!["demo".into()],
         permissions: vec!["FILE_UPLOAD".into()],
         ..Default::default()

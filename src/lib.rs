@@ -72,40 +72,83 @@
 //! # }
 //! ```
 
-pub mod policy;
-pub mod token;
-pub mod verify;
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(unreachable_pub)]
+
+// Layers, lowest first (see DESIGN.md; `tests/layers.rs` checks that each uses only the ones
+// below it). The modules are private: the public API is what this file re-exports.
+mod policy;
+mod token;
+mod verify;
+
+#[cfg(feature = "refresh")]
+#[cfg_attr(docsrs, doc(cfg(feature = "refresh")))]
+pub mod refresh;
 
 #[cfg(feature = "issuer")]
+#[cfg_attr(docsrs, doc(cfg(feature = "issuer")))]
 pub mod config;
 #[cfg(feature = "issuer")]
+#[cfg_attr(docsrs, doc(cfg(feature = "issuer")))]
 pub mod issuer;
 #[cfg(feature = "issuer")]
+#[cfg_attr(docsrs, doc(cfg(feature = "issuer")))]
 pub mod keys;
-#[cfg(feature = "refresh")]
-pub mod refresh;
 #[cfg(feature = "issuer")]
+#[cfg_attr(docsrs, doc(cfg(feature = "issuer")))]
 pub mod review;
+
 #[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;
 
-// The module paths of 0.5, kept while callers move to the layered paths above.
-pub use policy::{catalog, ip, scope};
-pub use token::{claims, dangerous, jwk};
-pub use verify::revocation;
-#[cfg(feature = "issuer")]
-pub use {issuer as issue, issuer::geoip, keys::lifecycle, keys::store as keyring, review as diff};
+// The verifier: always built, no async runtime.
+pub use policy::dir_scope::{DirScope, ScopeError, ScopeSet};
+pub use policy::ip::{IpRange, IpRangeError, IpRules};
+pub use policy::scope_rules::{SCALEFLEX_PERMISSIONS, ScopeKind, ScopeRules};
+pub use token::claims::{
+    ACCESS_TOKEN_TYP, API_KEY_TYP, AccessClaims, ApiKeyClaims, Audience, Limits, REVOCATIONS_TYP, RevocationClaims,
+};
+pub use token::jwk::{JwkError, Jwks, KeySet, MAX_JWKS_KEYS, MAX_KID_LEN, PublicJwk};
+pub use verify::revocation::{MAX_REVOCATIONS_LEN, RevocationList};
+pub use verify::{
+    ApiKeyGrant, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_LEN, Denied, Grant, MAX_LIST_ENTRIES,
+    RevocationSource, Revocations, Verifier, VerifyError,
+};
 
-pub use policy::catalog::{ScopeKind, ScopeRules};
-pub use policy::scope::{DirScope, ScopeSet};
-pub use token::claims::{AccessClaims, ApiKeyClaims, Limits, RevocationClaims};
-pub use token::jwk::{JwkError, Jwks, KeySet, PublicJwk};
-pub use verify::revocation::RevocationList;
-pub use verify::{ApiKeyGrant, Denied, Grant, Verifier, VerifyError};
+/// Compact JWS, the wire format: the typed header encoder and the checked decoder that every
+/// keysmith token goes through.
+pub mod jws {
+    pub use crate::token::jws::{EncodeError, JwsError, Signer, TokenType, decode, encode, encode_header};
+}
+
+/// JSON Web Keys: RFC 7638 thumbprints (keysmith's `kid`) and strict Ed25519 verification.
+pub mod jwk {
+    pub use crate::token::jwk::{JwkError, Jwks, KeySet, PublicJwk, thumbprint, verify_ed25519};
+}
+
+/// Directory paths as the verifier compares them.
+pub mod scope {
+    pub use crate::policy::dir_scope::{MAX_PATH_LEN, normalise_path};
+}
+
+/// Finding the caller's address behind trusted proxies.
+pub mod ip {
+    pub use crate::policy::ip::{
+        ForwardedError, ForwardedHeader, IpRange, IpRangeError, IpRules, MAX_FORWARDED_HOPS, client_ip,
+    };
+}
+
+/// Reading a token **without verifying it**, for tools that must decide which check to run,
+/// and signing under arbitrary headers for hostile test tokens. Nothing here says a token is
+/// genuine: only [`Verifier`] does.
+pub mod dangerous {
+    pub use crate::token::dangerous::{ClaimedType, SignAnyHeader, claimed_type};
+}
 
 #[cfg(feature = "issuer")]
 pub use config::{Config, ConfigError};
 #[cfg(feature = "issuer")]
 pub use issuer::{Issuer, LoadError, MintError, MintRequest, Minted};
 #[cfg(feature = "issuer")]
-pub use keys::store::{Keyring, SigningKey};
+pub use keys::{Keyring, SigningKey};

@@ -6,7 +6,7 @@
 mod common;
 
 use common::TestServer;
-use keysmith::server::Limits;
+use keysmith::server::ConnectionLimits as Limits;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::io::{Read as _, Write as _};
@@ -32,7 +32,7 @@ permissions = ["OBJECTS_LIST"]
 async fn server(limits: Limits) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.toml"), CONFIG).unwrap();
-    keysmith::keyring::generate_key_file(&dir.path().join("keys")).unwrap();
+    keysmith::keys::generate_key_file(&dir.path().join("keys")).unwrap();
     TestServer::start_with(dir, limits).await
 }
 
@@ -236,7 +236,7 @@ permissions = ["OBJECTS_LIST"]
 async fn server_behind_a_proxy(limits: Limits) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.toml"), BEHIND_A_PROXY).unwrap();
-    keysmith::keyring::generate_key_file(&dir.path().join("keys")).unwrap();
+    keysmith::keys::generate_key_file(&dir.path().join("keys")).unwrap();
     TestServer::start_with(dir, limits).await
 }
 

@@ -52,7 +52,7 @@ fn keysmith(dir: &Path, args: &[&str]) -> Output {
 fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.toml"), CONFIG).unwrap();
-    keysmith::keyring::generate_key_file(&dir.path().join("keys")).unwrap();
+    keysmith::keys::generate_key_file(&dir.path().join("keys")).unwrap();
     dir
 }
 
@@ -484,7 +484,7 @@ async fn http_created_keys_stay_under_the_config() {
 
     // A key this issuer signed but the config does not know is refused.
     let issuer = keysmith::Issuer::load(&path, &dir.join("keys")).unwrap();
-    let new = keysmith::issue::NewApiKey {
+    let new = keysmith::issuer::NewApiKey {
         projects: vec!["demo".into()],
         permissions: vec!["FILE_UPLOAD".into()],
         ..Default::default()
@@ -513,7 +513,7 @@ async fn an_unauditable_creation_hands_out_no_key() {
         CONFIG.replace("audit_log = \"audit.jsonl\"", "audit_log = \"/dev/full\""),
     )
     .unwrap();
-    keysmith::keyring::generate_key_file(&dir.path().join("keys")).unwrap();
+    keysmith::keys::generate_key_file(&dir.path().join("keys")).unwrap();
     let (_, admin) = create(dir.path(), "ACCESS_MANAGE,FILE_UPLOAD", "demo");
     let server = TestServer::start_in(dir).await;
     let response = create_over_http(&server, &admin, json!(["FILE_UPLOAD"])).await;
@@ -657,7 +657,7 @@ async fn permanent_keys_expire_and_nothing_outlives_them() {
 
 #[test]
 fn a_key_past_its_own_exp_is_refused_by_the_issuer() {
-    use keysmith::issue::{Caller, MintError, NewApiKey};
+    use keysmith::issuer::{Caller, MintError, NewApiKey};
     use keysmith::{Config, Issuer, Keyring, MintRequest, SigningKey};
     let t0 = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     let issuer_for = |text: &str| {

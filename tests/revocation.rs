@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops at the first broken expectation
 
-use keysmith::issue::{Caller, NewApiKey};
+use keysmith::issuer::{Caller, NewApiKey};
 use keysmith::refresh::RevocationRefresher;
 use keysmith::{Config, Issuer, KeySet, Keyring, MintRequest, SigningKey, Verifier, VerifyError};
 use std::path::Path;

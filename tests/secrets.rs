@@ -37,7 +37,7 @@ async fn nothing_secret_is_logged_at_trace_level() {
     let (config, keys) = (dir.path().join("config.toml"), dir.path().join("keys"));
     std::fs::write(&config, CONFIG).unwrap();
     let bin = env!("CARGO_BIN_EXE_keysmith");
-    keysmith::keyring::generate_key_file(&keys).unwrap();
+    keysmith::keys::generate_key_file(&keys).unwrap();
     let out = Command::new(bin)
         .args([
             "apikey",

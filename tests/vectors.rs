@@ -97,7 +97,7 @@ fn golden_access_token() {
 // written by hand below, never taken from the library, and every stored vector is then run
 // against the library.
 
-use keysmith::issue::NewApiKey;
+use keysmith::issuer::NewApiKey;
 use keysmith::{Config, Issuer, Keyring};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};

@@ -10,9 +10,9 @@ mod edit;
 pub(crate) mod raw;
 mod validate;
 
-use crate::policy::catalog::ScopeRules;
+use crate::policy::dir_scope::ScopeSet;
 use crate::policy::ip::IpRules;
-use crate::policy::scope::ScopeSet;
+use crate::policy::scope_rules::ScopeRules;
 use crate::token::claims::Limits;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -352,7 +352,7 @@ impl Catalog {
     /// The 31 Scaleflex permissions with their scope rules.
     pub fn scaleflex() -> Self {
         Self::new(
-            crate::policy::catalog::SCALEFLEX_PERMISSIONS.iter().map(|p| (*p).to_owned()).collect(),
+            crate::policy::scope_rules::SCALEFLEX_PERMISSIONS.iter().map(|p| (*p).to_owned()).collect(),
             ScopeRules::scaleflex(),
             Some("ACCESS_MANAGE".to_owned()),
         )

@@ -2,9 +2,9 @@
 
 use super::raw::{OneOrMany, RawAccess, RawApiKey, RawCatalog, RawConfig, RawServer, RawTemplate};
 use super::{Access, ApiKeyMeta, Catalog, Config, Problem, Project, ServerConfig, Template, countries};
-use crate::policy::catalog::ScopeRules;
+use crate::policy::dir_scope::ScopeSet;
 use crate::policy::ip::IpRules;
-use crate::policy::scope::ScopeSet;
+use crate::policy::scope_rules::ScopeRules;
 use crate::token::claims::Limits;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -414,7 +414,7 @@ fn scopes(raw: Option<OneOrMany>, path: &str, p: &mut Problems) -> ScopeSet {
             }
             // Report every bad entry, not only the first.
             for (i, text) in texts.iter().enumerate().skip(index.map_or(texts.len(), |i| i + 1)) {
-                if let Err(e) = crate::policy::scope::DirScope::parse(text) {
+                if let Err(e) = crate::policy::dir_scope::DirScope::parse(text) {
                     p.add(format!("{path}[{i}]"), format!("{text:?} {e}"));
                 }
             }
@@ -687,9 +687,9 @@ permissions = ["asset.upload", "FILE_UPLOAD"]
         assert!(got[1].starts_with("templates[0].permissions[1]: unknown permission \"FILE_UPLOAD\""));
         let ok = load(&text.replace(", \"asset.delete\"", "").replace(", \"FILE_UPLOAD\"", "")).unwrap();
         let rules = ok.catalog.rules();
-        assert_eq!(rules.kind("asset.upload"), Some(crate::policy::catalog::ScopeKind::Upload));
-        assert_eq!(rules.kind("asset.read"), Some(crate::policy::catalog::ScopeKind::List));
-        assert_eq!(rules.kind("album.read"), Some(crate::policy::catalog::ScopeKind::None));
+        assert_eq!(rules.kind("asset.upload"), Some(crate::policy::scope_rules::ScopeKind::Upload));
+        assert_eq!(rules.kind("asset.read"), Some(crate::policy::scope_rules::ScopeKind::List));
+        assert_eq!(rules.kind("album.read"), Some(crate::policy::scope_rules::ScopeKind::None));
         assert_eq!(rules.kind("FILE_UPLOAD"), None);
     }
 

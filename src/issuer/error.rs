@@ -1,7 +1,7 @@
 //! Why minting, key creation or loading an issuer failed.
 
 use crate::issuer::geoip::GeoIpError;
-use crate::policy::scope::ScopeError;
+use crate::policy::dir_scope::ScopeError;
 use crate::token::jws::EncodeError;
 use crate::verify::VerifyError;
 use std::net::IpAddr;

@@ -4,8 +4,8 @@
 use super::*;
 use crate::config::raw::OneOrMany;
 use crate::config::{Access, Template};
+use crate::policy::dir_scope::{ScopeError, ScopeSet};
 use crate::policy::ip::{IpRange, IpRules};
-use crate::policy::scope::{ScopeError, ScopeSet};
 use crate::token::claims::{AccessClaims, Audience};
 use crate::token::jws::TokenType;
 use crate::verify::{ApiKeyGrant, unix_seconds};

@@ -3,7 +3,9 @@
 
 mod api_keys;
 mod error;
-pub mod geoip;
+pub(crate) mod geoip;
+
+pub use geoip::{GeoIp, GeoIpError};
 mod mint;
 mod revocations;
 
@@ -13,7 +15,6 @@ pub use mint::{Caller, MintRequest, Minted};
 pub use revocations::SignedRevocations;
 
 use crate::config::Config;
-use crate::issuer::geoip::{GeoIp, GeoIpError};
 use crate::keys::store::Keyring;
 use crate::token::jwk::KeySet;
 use crate::verify::Verifier;

@@ -128,7 +128,7 @@ pub(super) fn pem_paths(dir: &Path) -> Result<Vec<PathBuf>, KeyError> {
 /// # Errors
 ///
 /// As [`Keyring::load_dir`].
-pub fn key_files(dir: &Path) -> Result<Vec<(String, String)>, KeyError> {
+pub(crate) fn key_files(dir: &Path) -> Result<Vec<(String, String)>, KeyError> {
     let dir = trusted_dir(dir)?;
     pem_paths(&dir)?
         .iter()
@@ -165,7 +165,7 @@ pub(super) fn load_pem(path: &Path) -> Result<(SigningKey, Option<DateTime<Utc>>
 ///
 /// [`KeyError::Io`] (`NotFound` when it does not exist), [`KeyError::WritableByOthers`] or
 /// [`KeyError::UntrustedOwner`].
-pub fn trusted_dir(dir: &Path) -> Result<PathBuf, KeyError> {
+pub(crate) fn trusted_dir(dir: &Path) -> Result<PathBuf, KeyError> {
     let canonical = fs::canonicalize(dir).map_err(|e| KeyError::io(dir, e))?;
     check_dir(&canonical)?;
     Ok(canonical)
@@ -179,7 +179,7 @@ pub fn trusted_dir(dir: &Path) -> Result<PathBuf, KeyError> {
 /// # Errors
 ///
 /// [`KeyError::OutsideDirectory`], or as [`trusted_dir`] for a directory on the way.
-pub fn resolve_entry(dir: &Path, path: &Path) -> Result<PathBuf, KeyError> {
+pub(crate) fn resolve_entry(dir: &Path, path: &Path) -> Result<PathBuf, KeyError> {
     let meta = fs::symlink_metadata(path).map_err(|e| KeyError::io(path, e))?;
     if !meta.file_type().is_symlink() {
         return Ok(path.to_owned());

@@ -10,7 +10,7 @@
 //!   signed by it is recorded in the config; removing it earlier needs `force` and says what breaks.
 
 use crate::config::Config;
-pub use crate::keys::error::LifecycleError;
+use crate::keys::error::LifecycleError;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::Path;

@@ -3,9 +3,9 @@
 //! The signing key is expanded once at load (SHA-512 of the seed), so minting a token costs one
 //! signature and no key parsing. Private key material zeroizes on drop and never prints.
 
-pub use crate::keys::dir::{create_private_dir, generate_key_file, key_files, resolve_entry, trusted_dir};
-pub use crate::keys::error::KeyError;
-pub use crate::keys::signing::SigningKey;
+pub(crate) use crate::keys::dir::{generate_key_file, key_files, trusted_dir};
+pub(crate) use crate::keys::error::KeyError;
+pub(crate) use crate::keys::signing::SigningKey;
 
 use crate::keys::dir::{load_pem, load_pem_in, pem_paths};
 use crate::keys::error::LifecycleError;

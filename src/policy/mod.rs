@@ -1,6 +1,7 @@
-//! Pure authorisation rules: directory scopes, IP ranges, and which directory scope each
+//! Pure authorisation rules: directory scopes (`upload_dirs`, `list_dirs`; not the OAuth
+//! `scope` claim, which lists permissions), IP ranges, and which directory scope each
 //! permission is checked against. No I/O, no clock, no keys; property-tested.
 
-pub mod catalog;
-pub mod ip;
-pub mod scope;
+pub(crate) mod dir_scope;
+pub(crate) mod ip;
+pub(crate) mod scope_rules;

@@ -2,8 +2,8 @@
 //! and reports effective changes, flagging those that grant more than before.
 
 use crate::config::{Access, ApiKeyMeta, Config, Template};
+use crate::policy::dir_scope::ScopeSet;
 use crate::policy::ip::IpRules;
-use crate::policy::scope::ScopeSet;
 use serde::Serialize;
 use std::collections::BTreeSet;
 
@@ -203,7 +203,7 @@ fn scope_rules(d: &mut Diff, _: &str, old: &Config, new: &Config) {
         let (before, after) = (old.catalog.rules().kind(p), new.catalog.rules().kind(p));
         if before.is_some() && before != after {
             // A permission checked against fewer directories allows more.
-            let widening = after == Some(crate::policy::catalog::ScopeKind::None);
+            let widening = after == Some(crate::policy::scope_rules::ScopeKind::None);
             d.push("catalog", "scope_rule_changed", format!("{p}: {} -> {}", kind(before), kind(after)), widening);
         }
     }
@@ -591,11 +591,11 @@ fn limits(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
     }
 }
 
-fn kind(k: Option<crate::policy::catalog::ScopeKind>) -> &'static str {
+fn kind(k: Option<crate::policy::scope_rules::ScopeKind>) -> &'static str {
     match k {
-        Some(crate::policy::catalog::ScopeKind::Upload) => "upload scope",
-        Some(crate::policy::catalog::ScopeKind::List) => "listing scope",
-        Some(crate::policy::catalog::ScopeKind::None) => "no directory",
+        Some(crate::policy::scope_rules::ScopeKind::Upload) => "upload scope",
+        Some(crate::policy::scope_rules::ScopeKind::List) => "listing scope",
+        Some(crate::policy::scope_rules::ScopeKind::None) => "no directory",
         None => "unknown",
     }
 }

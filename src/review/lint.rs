@@ -80,7 +80,8 @@ pub fn lint(config: &Config) -> Vec<Lint> {
                 message: format!("template {name:?} mints keys valid for {} s, more than a day", t.expiration_duration),
             });
         }
-        let uploads = t.permissions.iter().any(|p| rules.kind(p) == Some(crate::policy::catalog::ScopeKind::Upload));
+        let uploads =
+            t.permissions.iter().any(|p| rules.kind(p) == Some(crate::policy::scope_rules::ScopeKind::Upload));
         if uploads && t.upload_dirs.is_everything() {
             lints.push(Lint {
                 code: "upload_everywhere",

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Limits that protect the service from slow, large and numerous requests.
+/// ConnectionLimits that protect the service from slow, large and numerous requests.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub struct ConnectionLimits {
     /// Time a client has to send its request headers. Defaults to 10 s (slowloris).
     pub header_read_timeout: Duration,
     /// Time a request may take, body included. Defaults to 30 s.
@@ -33,7 +33,7 @@ pub struct Limits {
     pub drain_timeout: Duration,
 }
 
-impl Default for Limits {
+impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(10),
@@ -47,7 +47,7 @@ impl Default for Limits {
     }
 }
 
-/// Serves `handle` on `listener` with the default [`Limits`] until `shutdown` resolves, then
+/// Serves `handle` on `listener` with the default [`ConnectionLimits`] until `shutdown` resolves, then
 /// drains in-flight requests.
 ///
 /// # Errors
@@ -58,7 +58,7 @@ pub async fn serve(
     handle: IssuerHandle,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with(listener, handle, Limits::default(), shutdown).await
+    serve_with(listener, handle, ConnectionLimits::default(), shutdown).await
 }
 
 /// As [`serve`], with explicit limits.
@@ -69,7 +69,7 @@ pub async fn serve(
 pub async fn serve_with(
     listener: TcpListener,
     handle: IssuerHandle,
-    limits: Limits,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
@@ -116,7 +116,7 @@ pub async fn serve_with(
         };
         // A trusted proxy carries every client behind it: it is held to the global cap only, and
         // the rate limit applies to the client address it names.
-        let source = if trusted.live().issuer.config().server.trusted_proxies.contains(peer.ip()) {
+        let source = if trusted.serving().issuer.config().server.trusted_proxies.contains(peer.ip()) {
             None
         } else {
             Some(source_key(peer.ip()))
@@ -163,7 +163,11 @@ pub async fn serve_with(
 }
 
 /// Refuses over-long URIs (`414`) and header blocks (`431`) as problem documents.
-async fn check_request_size(request: axum::extract::Request, next: axum::middleware::Next, limits: Limits) -> Response {
+async fn check_request_size(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+    limits: ConnectionLimits,
+) -> Response {
     use axum::http::StatusCode;
     let uri = request.uri();
     let uri_len =

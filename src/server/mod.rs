@@ -19,7 +19,7 @@ mod state;
 
 pub use escape::OneLineWriter;
 pub use extract::MAX_BODY_BYTES;
-pub use listener::{Limits, serve, serve_with, shutdown_signal};
+pub use listener::{ConnectionLimits, serve, serve_with, shutdown_signal};
 pub use problem::ApiError;
 #[cfg(unix)]
 pub use reload::reload_on_sighup;

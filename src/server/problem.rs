@@ -17,7 +17,7 @@ pub struct ApiError {
 }
 
 #[derive(Serialize)]
-struct Problem<'a> {
+struct ProblemDocument<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     title: &'a str,
@@ -129,8 +129,13 @@ impl From<MintError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let title = self.status.canonical_reason().unwrap_or("Error");
-        let body =
-            Problem { kind: "about:blank", title, status: self.status.as_u16(), detail: &self.detail, code: self.code };
+        let body = ProblemDocument {
+            kind: "about:blank",
+            title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            code: self.code,
+        };
         let mut response = (self.status, Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));

@@ -100,7 +100,7 @@ impl IssuerHandle {
     /// key yet).
     fn choose_signer(&self, mut keys: Keyring, jwks_max_age: u32) -> Keyring {
         let now = Utc::now();
-        let current = self.live().issuer.keyring().signing().kid().to_owned();
+        let current = self.serving().issuer.keyring().signing().kid().to_owned();
         let wanted = keys.signing().kid().to_owned();
         let mut state = self.state();
         for kid in keys.published().iter().map(crate::token::jwk::thumbprint) {
@@ -122,7 +122,7 @@ impl IssuerHandle {
     }
 
     fn running_geoip(&self) -> Option<std::path::PathBuf> {
-        self.live().issuer.config().server.geoip_database.clone()
+        self.serving().issuer.config().server.geoip_database.clone()
     }
 
     fn reload_inner(&self, force: bool) -> ReloadOutcome {
@@ -168,7 +168,7 @@ impl IssuerHandle {
         }
         let to = config.version;
         let restart_needed = {
-            let live = self.live();
+            let live = self.serving();
             let old = &live.issuer.config().server;
             (old.listen != config.server.listen)
                 .then(|| format!("server.listen {} -> {}", old.listen, config.server.listen))
@@ -178,7 +178,7 @@ impl IssuerHandle {
             Ok(keys) => keys,
             Err(e) => return ReloadOutcome::Rejected(self.reject(Some(to), "keys_invalid", e.to_string())),
         };
-        let running_kid = self.live().issuer.keyring().signing().kid().to_owned();
+        let running_kid = self.serving().issuer.keyring().signing().kid().to_owned();
         if source.signing_key.is_some() && keys.signing().kid() != running_kid {
             let reason = format!(
                 "the injected signing key changed ({running_kid} -> {}): tokens signed by the old key would stop verifying at once; rotate with the key directory, or restart deliberately",

@@ -66,7 +66,7 @@ async fn check_host(handle: IssuerHandle, request: axum::extract::Request, next:
         Some(authority) => Some(authority.as_str()),
         None => request.headers().get(header::HOST).map(|v| v.to_str().unwrap_or("\u{fffd}")),
     };
-    if handle.live().issuer.config().server.allows_host(host) {
+    if handle.serving().issuer.config().server.allows_host(host) {
         return next.run(request).await;
     }
     let shown = request.headers().get(header::HOST).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
@@ -99,7 +99,7 @@ pub(crate) async fn ensure_problem(response: Response) -> Response {
 /// CORS for the origins of the config in use, read per request so a reload applies at once.
 fn cors(handle: IssuerHandle) -> CorsLayer {
     let allowed = AllowOrigin::predicate(move |origin: &HeaderValue, _| {
-        handle.live().issuer.config().server.cors_origins.iter().any(|o| o.as_bytes() == origin.as_bytes())
+        handle.serving().issuer.config().server.cors_origins.iter().any(|o| o.as_bytes() == origin.as_bytes())
     });
     CorsLayer::new()
         .allow_origin(allowed)

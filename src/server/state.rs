@@ -9,8 +9,8 @@ use arc_swap::ArcSwap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// An issuer and what is derived from it once, swapped as a unit.
-pub(crate) struct Live {
-    /// The per-address limiter and the settings it was built with; shared with the next `Live`
+pub(crate) struct Serving {
+    /// The per-address limiter and the settings it was built with; shared with the next `Serving`
     /// when a reload keeps the settings, so a reload never refills a spent budget.
     pub(crate) limiter: Option<(crate::config::RateLimit, Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>)>,
     /// Checks since the limiter was last pruned.
@@ -25,7 +25,7 @@ pub(crate) struct Live {
 /// A shared, atomically replaceable issuer, with where it came from and how reloads went.
 #[derive(Clone)]
 pub struct IssuerHandle {
-    live: Arc<ArcSwap<Live>>,
+    serving: Arc<ArcSwap<Serving>>,
     source: Option<Arc<Source>>,
     state: Arc<Mutex<ReloadState>>,
     reloading: Arc<Mutex<()>>,
@@ -41,7 +41,7 @@ impl IssuerHandle {
         let audit = AuditLog::open(issuer.config().server.audit_log.as_deref())?;
         let state = ReloadState { loaded_at: now_rfc3339(), ..Default::default() };
         Ok(Self {
-            live: Arc::new(ArcSwap::from_pointee(Live::new(issuer, audit, None)?)),
+            serving: Arc::new(ArcSwap::from_pointee(Serving::new(issuer, audit, None)?)),
             source: None,
             state: Arc::new(Mutex::new(state)),
             reloading: Arc::default(),
@@ -79,29 +79,29 @@ impl IssuerHandle {
     /// When the new config's `server.audit_log` cannot be opened; the running issuer stays.
     pub fn replace(&self, issuer: Issuer) -> std::io::Result<()> {
         let audit = AuditLog::open(issuer.config().server.audit_log.as_deref())?;
-        let previous = self.live.load();
-        self.live.store(Arc::new(Live::new(issuer, audit, Some(&previous))?));
+        let previous = self.serving.load();
+        self.serving.store(Arc::new(Serving::new(issuer, audit, Some(&previous))?));
         Ok(())
     }
 
     /// The current config version.
     pub fn config_version(&self) -> u64 {
-        self.live.load().issuer.config().version
+        self.serving.load().issuer.config().version
     }
 
-    pub(crate) fn live(&self) -> Arc<Live> {
-        self.live.load_full()
+    pub(crate) fn serving(&self) -> Arc<Serving> {
+        self.serving.load_full()
     }
 }
 
-impl Live {
+impl Serving {
     /// The derived state of `issuer`, keeping the rate limiter of `previous` when its
     /// settings are the same.
     ///
     /// # Errors
     ///
     /// When the JWKS does not serialise.
-    pub(crate) fn new(issuer: Issuer, audit: AuditLog, previous: Option<&Live>) -> std::io::Result<Self> {
+    pub(crate) fn new(issuer: Issuer, audit: AuditLog, previous: Option<&Serving>) -> std::io::Result<Self> {
         let jwks = jwks_document(&issuer).map_err(std::io::Error::other)?;
         let kept = |limit: crate::config::RateLimit| {
             previous

@@ -58,7 +58,7 @@ impl AccessClaims {
 
 /// The permissions of a `scope` claim (RFC 8693 §4.2: space-separated); the one place the
 /// claim is split, so every reader skips empty entries the same way.
-pub fn split_scope(scope: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn split_scope(scope: &str) -> impl Iterator<Item = &str> {
     scope.split(' ').filter(|p| !p.is_empty())
 }
 

@@ -4,7 +4,7 @@
 //! (policy, verify, issuer) only ever hand claims to this module and get claims back.
 
 pub(crate) mod b64;
-pub mod claims;
-pub mod dangerous;
-pub mod jwk;
-pub mod jws;
+pub(crate) mod claims;
+pub(crate) mod dangerous;
+pub(crate) mod jwk;
+pub(crate) mod jws;

@@ -1,8 +1,8 @@
 //! Why a token was refused ([`VerifyError`]) and why a valid token does not allow an
 //! operation ([`Denied`]). Every variant has a stable `code`.
 
+use crate::policy::dir_scope::ScopeError;
 use crate::policy::ip::IpRangeError;
-use crate::policy::scope::ScopeError;
 use crate::token::jws::JwsError;
 use std::net::IpAddr;
 

@@ -2,9 +2,9 @@
 //! keys. Only the verifier constructs them.
 
 use super::{MAX_LIST_ENTRIES, VerifyError};
-use crate::policy::catalog::{ScopeKind, ScopeRules};
+use crate::policy::dir_scope::ScopeSet;
 use crate::policy::ip::IpRules;
-use crate::policy::scope::ScopeSet;
+use crate::policy::scope_rules::{ScopeKind, ScopeRules};
 use crate::token::claims::{AccessClaims, ApiKeyClaims};
 use crate::verify::Denied;
 use std::net::IpAddr;

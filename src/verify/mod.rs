@@ -7,14 +7,14 @@
 
 mod error;
 mod grant;
-pub mod revocation;
+pub(crate) mod revocation;
 mod source;
 
 pub use error::{Denied, VerifyError};
 pub use grant::{ApiKeyGrant, Grant};
 pub use source::{RevocationSource, Revocations};
 
-use crate::policy::catalog::ScopeRules;
+use crate::policy::scope_rules::ScopeRules;
 use crate::token::claims::{AccessClaims, ApiKeyClaims};
 use crate::token::jwk::KeySet;
 use crate::token::jws::{self, TokenType};

@@ -1,7 +1,7 @@
 //! Unit tests of the verifier: header, signature, claims and authorisation checks.
 
 use super::*;
-use crate::policy::scope::ScopeError;
+use crate::policy::dir_scope::ScopeError;
 use crate::token::b64;
 use ed25519_dalek::{Signer as _, SigningKey};
 use proptest::prelude::*;

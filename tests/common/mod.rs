@@ -21,17 +21,17 @@ impl TestServer {
     pub async fn start(config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        keysmith::keyring::generate_key_file(&dir.path().join("keys")).unwrap();
+        keysmith::keys::generate_key_file(&dir.path().join("keys")).unwrap();
         Self::start_in(dir).await
     }
 
     /// Serves the `config.toml` and `keys/` already in `dir`.
     pub async fn start_in(dir: tempfile::TempDir) -> Self {
-        Self::start_with(dir, keysmith::server::Limits::default()).await
+        Self::start_with(dir, keysmith::server::ConnectionLimits::default()).await
     }
 
     /// As [`TestServer::start_in`], with explicit limits.
-    pub async fn start_with(dir: tempfile::TempDir, limits: keysmith::server::Limits) -> Self {
+    pub async fn start_with(dir: tempfile::TempDir, limits: keysmith::server::ConnectionLimits) -> Self {
         let source = keysmith::server::Source {
             config: dir.path().join("config.toml"),
             keys: dir.path().join("keys"),

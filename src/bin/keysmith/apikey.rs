@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 use keysmith::config::{ApiKeyMeta, ConfigEditor, lock, write_atomically};
-use keysmith::issue::NewApiKey;
+use keysmith::issuer::NewApiKey;
 use keysmith::{Issuer, Keyring};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -7,7 +7,7 @@
 //! lint under `--strict`; 2 usage error (the previous config cannot be read, git failed).
 
 use keysmith::Config;
-use keysmith::diff::{Change, Lint, diff, lint};
+use keysmith::review::{Change, Lint, diff, lint};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};

@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use keysmith::Config;
-use keysmith::lifecycle::{KeyState, KeyringState, LifecycleError, Policy, Rotation};
+use keysmith::keys::{KeyState, KeyringState, LifecycleError, Policy, Rotation};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -49,11 +49,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
     let policy = Policy::of(&config);
     let now = Utc::now();
-    keysmith::keyring::create_private_dir(&args.keys)?;
-    let _lock = keysmith::config::lock(&args.keys.join(keysmith::lifecycle::STATE_FILE))?;
+    keysmith::keys::create_private_dir(&args.keys)?;
+    let _lock = keysmith::config::lock(&args.keys.join(keysmith::keys::STATE_FILE))?;
     let mut state = match KeyringState::load(&args.keys)? {
         Some(state) => state,
-        None if matches!(args.command, Command::List) && !args.keys.join(keysmith::lifecycle::STATE_FILE).exists() => {
+        None if matches!(args.command, Command::List) && !args.keys.join(keysmith::keys::STATE_FILE).exists() => {
             KeyringState::adopt(&args.keys, now)?
         }
         None => {

@@ -1,6 +1,6 @@
 //! `keysmith mint`.
 
-use keysmith::issue::Caller;
+use keysmith::issuer::Caller;
 use keysmith::{Config, Issuer, Keyring, MintRequest};
 use std::net::IpAddr;
 use std::path::PathBuf;

@@ -52,7 +52,7 @@ pub(crate) async fn create_api_key(
     if !crate::config::is_id(&project) {
         return Err(invalid_path());
     }
-    let live = handle.live();
+    let live = handle.serving();
     live.rate_limit(caller_ip(&live.issuer, peer, &headers)?)?;
     let body = read_body(&headers, request.into_body()).await?;
     let request: CreateApiKey = crate::issuer::json_object(&body)?;

@@ -16,7 +16,7 @@ struct Health<'a> {
 
 /// `GET /healthz`.
 pub(crate) async fn healthz(State(handle): State<IssuerHandle>) -> Response {
-    let live = handle.live();
+    let live = handle.serving();
     let body = Health {
         status: "ok",
         config_version: live.issuer.config().version,
@@ -56,7 +56,7 @@ pub(crate) async fn status(State(handle): State<IssuerHandle>) -> Response {
     // Read under the state lock, which a reload holds while it swaps: never a mix.
     let (live, state) = {
         let state = handle.state();
-        (handle.live(), state.clone())
+        (handle.serving(), state.clone())
     };
     let kids = live.issuer.keyring().published().iter().map(crate::token::jwk::thumbprint).collect();
     let body = Status {

@@ -7,5 +7,5 @@ use axum::response::Response;
 
 /// `GET /.well-known/jwks.json`.
 pub(crate) async fn jwks(State(handle): State<IssuerHandle>, headers: HeaderMap) -> Response {
-    handle.live().jwks.clone().respond(&headers)
+    handle.serving().jwks.clone().respond(&headers)
 }

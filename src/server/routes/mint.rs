@@ -39,7 +39,7 @@ pub(crate) async fn mint(
     if !crate::config::is_id(&project) || !crate::config::is_id(&template) {
         return Err(invalid_path());
     }
-    let live = handle.live();
+    let live = handle.serving();
     let issuer = &live.issuer;
     // Who is asking, and whether they may, before the body is read at all.
     let caller = caller_ip(issuer, peer, &headers)?;

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 /// `GET /v1/revocations`: the signed revocation list, re-signed when half its freshness is
 /// used, so a poller always holds a list with at least half its lifetime left.
 pub(crate) async fn revocations(State(handle): State<IssuerHandle>, headers: HeaderMap) -> Response {
-    match handle.live().revocations(SystemTime::now()) {
+    match handle.serving().revocations(SystemTime::now()) {
         Ok(document) => document.respond(&headers),
         Err(e) => {
             tracing::error!(target: "keysmith::server::routes", error = %e, "cannot sign the revocation list");
