@@ -12,16 +12,16 @@ use std::path::{Path, PathBuf};
 #[non_exhaustive]
 pub enum GeoIpError {
     /// The file could not be opened or is not a MaxMind DB.
-    #[error("{path}: cannot open GeoIP database: {message}")]
+    #[error("{path}: cannot open GeoIP database: {source}")]
     Open {
         /// The database file.
         path: PathBuf,
         /// What went wrong.
-        message: String,
+        source: maxminddb::MaxMindDbError,
     },
     /// A lookup failed (a corrupt database).
     #[error("GeoIP lookup failed: {0}")]
-    Lookup(String),
+    Lookup(#[source] maxminddb::MaxMindDbError),
 }
 
 #[derive(Deserialize)]
@@ -56,7 +56,7 @@ impl GeoIp {
     /// [`GeoIpError::Open`] when the file is missing or not a MaxMind DB.
     pub fn open(path: &Path) -> Result<Self, GeoIpError> {
         let reader = maxminddb::Reader::open_readfile(path)
-            .map_err(|e| GeoIpError::Open { path: path.to_owned(), message: e.to_string() })?;
+            .map_err(|source| GeoIpError::Open { path: path.to_owned(), source })?;
         Ok(Self { reader, path: path.to_owned() })
     }
 
@@ -67,8 +67,8 @@ impl GeoIp {
     ///
     /// [`GeoIpError::Lookup`] when the database is corrupt.
     pub fn country(&self, ip: IpAddr) -> Result<Option<String>, GeoIpError> {
-        let lookup = self.reader.lookup(ip.to_canonical()).map_err(|e| GeoIpError::Lookup(e.to_string()))?;
-        let record: Option<Record<'_>> = lookup.decode().map_err(|e| GeoIpError::Lookup(e.to_string()))?;
+        let lookup = self.reader.lookup(ip.to_canonical()).map_err(GeoIpError::Lookup)?;
+        let record: Option<Record<'_>> = lookup.decode().map_err(GeoIpError::Lookup)?;
         let code = record.and_then(|r| r.country.and_then(|c| c.iso_code).or(r.country_code));
         Ok(code.filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic())).map(str::to_ascii_uppercase))
     }
@@ -76,5 +76,19 @@ impl GeoIp {
     /// The file it was read from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unopenable_database_keeps_its_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("GeoLite2-Country.mmdb");
+        std::fs::write(&path, b"not a database").unwrap();
+        let err = GeoIp::open(&path).unwrap_err();
+        assert!(std::error::Error::source(&err).is_some(), "{err:?}");
     }
 }

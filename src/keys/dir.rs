@@ -43,7 +43,7 @@ impl KeyringState {
         let target = resolve_entry(&dir, &path)?;
         let text = read_trusted(&target)?;
         let state: Self = toml::from_str(&text)
-            .map_err(|e| LifecycleError::State(path.display().to_string(), e.message().to_owned()))?;
+            .map_err(|source| LifecycleError::State { path: path.display().to_string(), source })?;
         if let Some(bad) = state.keys.iter().find(|k| !is_plain_file_name(&k.file)) {
             return Err(LifecycleError::NotAPlainFileName {
                 record: path.display().to_string(),
@@ -61,7 +61,7 @@ impl KeyringState {
     pub fn save(&self, dir: &Path) -> Result<(), LifecycleError> {
         let text = format!(
             "# Signing-key lifecycle, managed by `keysmith keys`. No secrets here: the private keys are the *.pem files.\n{}",
-            toml::to_string_pretty(self).map_err(|e| LifecycleError::State(STATE_FILE.into(), e.to_string()))?
+            toml::to_string_pretty(self).map_err(LifecycleError::StateEncode)?
         );
         let path = dir.join(STATE_FILE);
         crate::config::write_atomically(&path, &text)

@@ -73,6 +73,16 @@ pub enum KeyError {
     /// The lifecycle record (`keyring.toml`) and the key files disagree.
     #[error("{0}")]
     Lifecycle(String),
+    /// The lifecycle record (`keyring.toml`) cannot be used.
+    // Shown with its cause, as `Io` is, so a one-line message says what is wrong.
+    #[error("{source}")]
+    Record {
+        /// The key directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<LifecycleError>,
+    },
     /// The directory holds no `*.pem` key.
     #[error("{0}: no signing key (*.pem); create one with `keysmith keygen`")]
     NoKeys(PathBuf),
@@ -92,8 +102,17 @@ pub enum LifecycleError {
     #[error(transparent)]
     Key(#[from] KeyError),
     /// The state file does not parse.
-    #[error("{0}: {1}")]
-    State(String, String),
+    #[error("{path}: {}", .source.message())]
+    State {
+        /// The record file.
+        path: String,
+        /// The parser's error.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// The state could not be serialised for writing.
+    #[error("{STATE_FILE}: {0}")]
+    StateEncode(#[source] toml::ser::Error),
     /// A record's `file` is not a plain file name in the key directory.
     #[error("{record}: file = {file:?} must be a plain file name in the key directory (no directory part)")]
     NotAPlainFileName {

@@ -88,7 +88,8 @@ impl Keyring {
     pub fn load_dir(dir: &Path) -> Result<Self, KeyError> {
         let dir = trusted_dir(dir)?;
         let paths = pem_paths(&dir)?;
-        let state = crate::keys::lifecycle::KeyringState::load(&dir).map_err(|e| KeyError::Lifecycle(e.to_string()))?;
+        let state = crate::keys::lifecycle::KeyringState::load(&dir)
+            .map_err(|e| KeyError::Record { dir: dir.clone(), source: Box::new(e) })?;
         if let Some(state) = state {
             return Self::from_state(&dir, &paths, &state);
         }
@@ -565,5 +566,14 @@ mod tests {
         assert!(matches!(Keyring::load_dir(dir.path()), Err(KeyError::NoKeys(_))));
         write_private(&dir.path().join("x.pem"), b"not a key").unwrap();
         assert!(matches!(Keyring::load_dir(dir.path()), Err(KeyError::NotAKey(_))));
+    }
+
+    #[test]
+    fn an_unreadable_lifecycle_record_keeps_its_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        generate_key_file(dir.path()).unwrap();
+        std::fs::write(dir.path().join(crate::keys::lifecycle::STATE_FILE), "keys = 7\n").unwrap();
+        let err = Keyring::load_dir(dir.path()).unwrap_err();
+        assert!(std::error::Error::source(&err).is_some(), "{err:?}");
     }
 }

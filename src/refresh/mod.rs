@@ -22,13 +22,26 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 #[non_exhaustive]
 pub enum FetchError {
     /// The request failed or the server answered with an error status.
-    #[error("fetching {url}: {message}")]
+    #[error("fetching {url}")]
     Http {
         /// The URL.
         url: String,
         /// What went wrong.
-        message: String,
+        #[source]
+        source: Box<ureq::Error>,
     },
+    /// The response body could not be read.
+    #[error("reading the response from {url}")]
+    Read {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The fetched JWKS is not a valid key set.
+    #[error("JWKS refused")]
+    InvalidJwks(#[from] crate::token::jwk::JwkError),
     /// The body is larger than the limit.
     #[error("{0}: response larger than {MAX_FETCH_BYTES} bytes")]
     TooLarge(String),
@@ -44,22 +57,44 @@ pub enum FetchError {
 ///
 /// [`FetchError`].
 pub fn fetch(url: &str, etag: Option<&str>) -> Result<Option<(String, Option<String>)>, FetchError> {
-    let http = |message: String| FetchError::Http { url: url.to_owned(), message };
     let mut request = ureq::get(url).timeout(Duration::from_secs(10));
     if let Some(etag) = etag {
         request = request.set("If-None-Match", etag);
     }
-    let response = request.call().map_err(|e| http(e.to_string()))?;
+    let response = request.call().map_err(|e| FetchError::Http { url: url.to_owned(), source: Box::new(e) })?;
     if response.status() == 304 {
         return Ok(None);
     }
     let etag = response.header("etag").map(str::to_owned);
     let mut body = String::new();
-    response.into_reader().take(MAX_FETCH_BYTES + 1).read_to_string(&mut body).map_err(|e| http(e.to_string()))?;
+    response
+        .into_reader()
+        .take(MAX_FETCH_BYTES + 1)
+        .read_to_string(&mut body)
+        .map_err(|source| FetchError::Read { url: url.to_owned(), source })?;
     if body.len() as u64 > MAX_FETCH_BYTES {
         return Err(FetchError::TooLarge(url.to_owned()));
     }
     Ok(Some((body, etag)))
+}
+
+/// An error and its sources, one after the other: what the status shows an operator.
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Parses a fetched JWKS and hands its keys to `target` and all its clones.
+fn load_jwks(target: &Verifier, body: &str) -> Result<(), FetchError> {
+    let keys = crate::token::jwk::KeySet::from_jwks_json(body.as_bytes())?;
+    target.set_keys(keys);
+    Ok(())
 }
 
 /// What a refresher has seen.
@@ -163,7 +198,7 @@ fn run(
                 }
                 Err(e) => {
                     status.failures = status.failures.saturating_add(1);
-                    status.last_error = Some(e.to_string());
+                    status.last_error = Some(with_sources(&e));
                     // A refused document may come from a cache: fetch it whole next time.
                     etag = None;
                     FIRST_BACKOFF.saturating_mul(1 << status.failures.min(16)).min(interval)
@@ -228,12 +263,7 @@ impl JwksRefresher {
         // Never more than ten fetches a second, whatever the caller asked for.
         let min_gap = min_gap.max(MIN_GAP_FLOOR);
         let target = verifier.clone();
-        let poller = Poller::spawn(url.into(), interval, min_gap, move |body| {
-            let keys = crate::token::jwk::KeySet::from_jwks_json(body.as_bytes())
-                .map_err(|e| FetchError::Http { url: "JWKS".into(), message: e.to_string() })?;
-            target.set_keys(keys);
-            Ok(())
-        });
+        let poller = Poller::spawn(url.into(), interval, min_gap, move |body| load_jwks(&target, body));
         let shared = Arc::downgrade(&poller.shared);
         verifier.on_unknown_kid(move || {
             if let Some(shared) = shared.upgrade() {
@@ -246,5 +276,18 @@ impl JwksRefresher {
     /// The refresher's status.
     pub fn status(&self) -> RefreshStatus {
         self.0.status()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_jwks_is_not_reported_as_an_http_failure() {
+        let verifier = Verifier::new(crate::token::jwk::KeySet::from_keys([]), "https://iss", "demo");
+        let err = load_jwks(&verifier, "{\"keys\": 7}").unwrap_err();
+        assert!(!matches!(err, FetchError::Http { .. }), "{err:?}");
+        assert!(!err.to_string().starts_with("fetching"), "{err}");
     }
 }
