@@ -22,9 +22,14 @@
 //! 3. [`Verifier::verify`] checks a token against a [`KeySet`] loaded from a JWKS and returns a
 //!    [`Grant`]; [`Grant::authorize`] decides one operation with a typed [`Denied`] reason.
 //! 4. Backends hold permanent API keys ([`Verifier::verify_api_key`]), accepted only while the
-//!    verifier holds a fresh signed revocation list ([`revocation`]). Signing keys rotate through
+//!    verifier holds a fresh signed revocation list ([`RevocationList`]). Signing keys rotate through
 //!    next → active → retired (`lifecycle`), and the `refresh` feature keeps a verifier's JWKS
 //!    and revocation list current.
+//!
+//! The crate is layered, lowest first: `token` (claims and the one JWS path, [`jws`]) →
+//! `policy` (directory scopes, IP ranges) → `verify` ([`Verifier`]) → [`refresh`] →
+//! [`config`] → [`keys`] → [`issuer`] → [`review`] → [`server`]. Each layer uses only the
+//! ones below it; `DESIGN.md` shows the diagram.
 //!
 //! # Security model
 //!

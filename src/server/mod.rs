@@ -1,6 +1,6 @@
 //! The HTTP service: mint keys, publish the JWKS, report health.
 //!
-//! Handlers are thin: they extract, call [`Issuer::mint`], and respond. Every error is an
+//! Handlers are thin: they extract, call [`Issuer::mint`](crate::Issuer::mint), and respond. Every error is an
 //! [`ApiError`] (`application/problem+json` with a stable `code`). The issuer sits behind an
 //! [`IssuerHandle`], so a reload swaps config, keys and GeoIP database atomically: a request
 //! sees the old issuer or the new one, never a mix.

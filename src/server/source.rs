@@ -68,7 +68,7 @@ impl Source {
 }
 
 /// A rejected reload. `/v1/status` shows its version, code and time; the reason is for the
-/// operator (the log, [`IssuerHandle::last_rejected`]) and never serialised.
+/// operator (the log, [`IssuerHandle::last_rejected`](crate::server::IssuerHandle::last_rejected)) and never serialised.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Rejection {
     /// The version of the rejected config, when it could be read.

@@ -112,7 +112,7 @@ impl VerifyError {
     }
 }
 
-/// Why an operation was denied by a valid [`Grant`].
+/// Why an operation was denied by a valid [`Grant`](crate::Grant).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Denied {
@@ -134,8 +134,8 @@ pub enum Denied {
     /// The directory is outside the scope the permission is checked against.
     #[error("directory is outside the {0} scope")]
     OutsideScope(&'static str),
-    /// The verifier's [`ScopeRules`] do not know the permission (a custom catalogue needs
-    /// [`Verifier::scope_rules`]), so no directory check can be chosen.
+    /// The verifier's [`ScopeRules`](crate::ScopeRules) do not know the permission (a custom catalogue needs
+    /// [`Verifier::scope_rules`](crate::Verifier::scope_rules)), so no directory check can be chosen.
     #[error("no scope rule for permission {0}; configure the verifier's scope rules")]
     NoScopeRule(String),
     /// The token is restricted to countries and the given one is not among them.

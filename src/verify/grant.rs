@@ -10,7 +10,7 @@ use crate::verify::Denied;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-/// What a verified permanent API key allows. Only [`Verifier::verify_api_key`] makes one.
+/// What a verified permanent API key allows. Only [`Verifier::verify_api_key`](crate::Verifier::verify_api_key) makes one.
 #[derive(Debug, Clone)]
 pub struct ApiKeyGrant {
     claims: ApiKeyClaims,
@@ -70,7 +70,7 @@ impl ApiKeyGrant {
     }
 }
 
-/// What a verified access token allows. Only [`Verifier::verify`] makes one.
+/// What a verified access token allows. Only [`Verifier::verify`](crate::Verifier::verify) makes one.
 #[derive(Debug, Clone)]
 pub struct Grant {
     claims: AccessClaims,
