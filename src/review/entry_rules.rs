@@ -1,0 +1,184 @@
+//! The rules for one `[[templates]]` or `[[api_keys]]` entry against its previous version,
+//! and how values are shown in a change.
+
+use super::*;
+
+pub(super) fn api_key_active(d: &mut Diff, subject: &str, o: &ApiKeyMeta, k: &ApiKeyMeta) {
+    match (o.active, k.active) {
+        (true, false) => d.push(subject, "api_key_deactivated", k.description.clone(), false),
+        (false, true) => d.push(subject, "api_key_activated", k.description.clone(), true),
+        _ => {}
+    }
+}
+
+/// The record bounds what the key (and keys it created) may do.
+pub(super) fn api_key_permissions(d: &mut Diff, subject: &str, o: &ApiKeyMeta, k: &ApiKeyMeta) {
+    d.lists(subject, ["api_key_permissions_gained", "api_key_permissions_lost"], &o.permissions, &k.permissions);
+}
+
+pub(super) fn api_key_projects(d: &mut Diff, subject: &str, o: &ApiKeyMeta, k: &ApiKeyMeta) {
+    d.lists(subject, ["api_key_projects_added", "api_key_projects_removed"], &o.projects, &k.projects);
+}
+
+/// A later expiry, or none, lets the key be used for longer.
+pub(super) fn api_key_expiry(d: &mut Diff, subject: &str, o: &ApiKeyMeta, k: &ApiKeyMeta) {
+    let widening = match (o.expires_at.as_deref(), k.expires_at.as_deref()) {
+        (a, b) if a == b => return,
+        (Some(_), None) => true,
+        (None, Some(_)) => false,
+        // Unreadable dates were refused by validation; if one slips through, flag it.
+        (a, b) => a.and_then(instant).zip(b.and_then(instant)).is_none_or(|(a, b)| b > a),
+    };
+    let show = |e: &Option<String>| e.clone().unwrap_or_else(|| "never".into());
+    d.push(
+        subject,
+        "api_key_expiry_changed",
+        format!("{} -> {} (the key itself carries its exp)", show(&o.expires_at), show(&k.expires_at)),
+        widening,
+    );
+}
+
+/// A config date (`2026-01-31`, midnight UTC) or date-time with offset.
+pub(super) fn instant(text: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(text).ok().or_else(|| {
+        let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+        Some(day.and_time(chrono::NaiveTime::MIN).and_utc().fixed_offset())
+    })
+}
+
+pub(super) fn template_active(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    match (o.active, t.active) {
+        (true, false) => d.push(
+            subject,
+            "template_deactivated",
+            "keys can no longer be minted; minted keys are revoked".into(),
+            false,
+        ),
+        (false, true) => d.push(subject, "template_activated", "keys can be minted again".into(), true),
+        _ => {}
+    }
+}
+
+pub(super) fn template_project(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    if o.project != t.project {
+        d.push(subject, "template_project_changed", format!("{} -> {}", o.project, t.project), true);
+    }
+}
+
+pub(super) fn template_access(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    if o.access != t.access {
+        let widening = t.access == Access::Public;
+        d.push(subject, "access_changed", format!("{} -> {}", access(o.access), access(t.access)), widening);
+    }
+}
+
+pub(super) fn template_permissions(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    d.lists(subject, ["permissions_gained", "permissions_lost"], &o.permissions, &t.permissions);
+}
+
+pub(super) fn scopes(a: &ScopeSet, b: &ScopeSet) -> Direction {
+    direction(a.covers(b), b.covers(a))
+}
+
+pub(super) fn upload_scope(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    d.set(
+        subject,
+        &["upload_scope_widened", "upload_scope_narrowed", "upload_scope_changed"],
+        scopes(&o.upload_dirs, &t.upload_dirs),
+        fmt_scopes(&o.upload_dirs),
+        fmt_scopes(&t.upload_dirs),
+    );
+}
+
+pub(super) fn listing_scope(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    d.set(
+        subject,
+        &["listing_scope_widened", "listing_scope_narrowed", "listing_scope_changed"],
+        scopes(&o.list_dirs, &t.list_dirs),
+        fmt_scopes(&o.list_dirs),
+        fmt_scopes(&t.list_dirs),
+    );
+}
+
+pub(super) fn ip_ranges(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    d.set(
+        subject,
+        &["ip_ranges_widened", "ip_ranges_narrowed", "ip_ranges_changed"],
+        direction(o.ips.covers(&t.ips), t.ips.covers(&o.ips)),
+        fmt_ips(&o.ips),
+        fmt_ips(&t.ips),
+    );
+}
+
+pub(super) fn countries(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    let countries = match (&o.countries, &t.countries) {
+        (None, None) => Direction::Same,
+        (None, Some(_)) => Direction::Narrowed,
+        (Some(_), None) => Direction::Widened,
+        (Some(a), Some(b)) => direction(b.iter().all(|c| a.contains(c)), a.iter().all(|c| b.contains(c))),
+    };
+    d.set(
+        subject,
+        &["countries_widened", "countries_narrowed", "countries_changed"],
+        countries,
+        fmt_countries(o.countries.as_deref()),
+        fmt_countries(t.countries.as_deref()),
+    );
+}
+
+pub(super) fn expiration(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    if o.expiration_duration != t.expiration_duration {
+        let longer = t.expiration_duration > o.expiration_duration;
+        let kind = if longer { "expiration_longer" } else { "expiration_shorter" };
+        d.push(subject, kind, format!("{} s -> {} s", o.expiration_duration, t.expiration_duration), longer);
+    }
+}
+
+pub(super) fn limits(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    for (name, before, after) in [
+        ("limit_per_min", o.limits.per_min, t.limits.per_min),
+        ("limit_per_source_ip", o.limits.per_source_ip, t.limits.per_source_ip),
+    ] {
+        let raised = match (before, after) {
+            (a, b) if a == b => continue,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(a), Some(b)) => b > a,
+            (None, None) => continue,
+        };
+        let kind = if raised { "limit_raised" } else { "limit_lowered" };
+        d.push(subject, kind, format!("{name}: {} -> {}", fmt_limit(before), fmt_limit(after)), raised);
+    }
+}
+
+pub(super) fn kind(k: Option<crate::policy::scope_rules::ScopeKind>) -> &'static str {
+    match k {
+        Some(crate::policy::scope_rules::ScopeKind::Upload) => "upload scope",
+        Some(crate::policy::scope_rules::ScopeKind::List) => "listing scope",
+        Some(crate::policy::scope_rules::ScopeKind::None) => "no directory",
+        None => "unknown",
+    }
+}
+
+pub(super) fn access(a: Access) -> &'static str {
+    match a {
+        Access::ApiKey => "api_key",
+        Access::Public => "public",
+    }
+}
+
+pub(super) fn fmt_scopes(s: &ScopeSet) -> String {
+    format!("[{}]", s.to_strings().join(", "))
+}
+
+pub(super) fn fmt_ips(r: &IpRules) -> String {
+    if r.is_anywhere() { "anywhere".into() } else { format!("[{}]", r.to_strings().join(", ")) }
+}
+
+pub(super) fn fmt_countries(c: Option<&[String]>) -> String {
+    c.map_or_else(|| "all countries".into(), |c| format!("[{}]", c.join(", ")))
+}
+
+pub(super) fn fmt_limit(l: Option<u32>) -> String {
+    l.map_or_else(|| "unlimited".into(), |n| n.to_string())
+}
