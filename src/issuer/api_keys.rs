@@ -80,8 +80,17 @@ impl Issuer {
     ///
     /// # Errors
     ///
-    /// [`MintError::Encode`] when the claims do not serialise; nothing is signed then.
+    /// [`MintError::UnknownProject`] or [`MintError::UnknownPermission`] for a project or
+    /// permission the config does not declare, and [`MintError::Encode`] when the claims do not
+    /// serialise; nothing is signed then.
     pub fn create_api_key(&self, new: &NewApiKey, now: SystemTime) -> Result<CreatedApiKey, MintError> {
+        // Checked before anything is signed, so a refused request never produces a key.
+        if let Some(p) = new.projects.iter().find(|p| !self.config.projects.contains_key(*p)) {
+            return Err(MintError::UnknownProject(p.clone()));
+        }
+        if let Some(p) = new.permissions.iter().find(|p| !self.config.catalog.contains(p)) {
+            return Err(MintError::UnknownPermission(p.clone()));
+        }
         let id = format!("ak_{}", random_jti());
         let claims = ApiKeyClaims {
             iss: self.config.issuer.clone(),

@@ -233,3 +233,22 @@ whitelist_countries = ["FR"]
     let err = issuer.mint("demo", "fr-only", &MintRequest::default(), None, now()).unwrap_err();
     assert_eq!(err.code(), "caller_ip_required");
 }
+
+#[test]
+fn a_permanent_key_is_refused_for_unknown_permissions_and_projects() {
+    let new = |projects: &[&str], permissions: &[&str]| NewApiKey {
+        projects: projects.iter().map(|p| (*p).to_owned()).collect(),
+        permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+        ..NewApiKey::default()
+    };
+    let issuer = issuer();
+    assert!(issuer.create_api_key(&new(&["demo"], &["OBJECTS_LIST"]), now()).is_ok());
+    assert!(matches!(
+        issuer.create_api_key(&new(&["demo"], &["NO_SUCH_PERMISSION"]), now()),
+        Err(MintError::UnknownPermission(p)) if p == "NO_SUCH_PERMISSION"
+    ));
+    assert!(matches!(
+        issuer.create_api_key(&new(&["nowhere"], &["OBJECTS_LIST"]), now()),
+        Err(MintError::UnknownProject(p)) if p == "nowhere"
+    ));
+}

@@ -136,12 +136,6 @@ fn create(path: &Path, text: &str, base: &Path, spec: Spec, keys: &Path) -> anyh
     let Spec { description, permissions, projects, expires_at } = spec;
     let mut editor = ConfigEditor::new(text, base)?;
     let mut config = editor.current().clone();
-    // Check before signing anything, so a refused request never produces a key.
-    let unknown: Vec<&String> = permissions.iter().filter(|p| !config.catalog.contains(p)).collect();
-    anyhow::ensure!(unknown.is_empty(), "unknown permission(s): {unknown:?}");
-    let missing: Vec<&String> = projects.iter().filter(|p| !config.projects.contains_key(*p)).collect();
-    anyhow::ensure!(missing.is_empty(), "unknown project(s): {missing:?}");
-
     // The key carries the version of the config that records it.
     config.version = editor.next_version();
     let issuer = Issuer::from_parts(config, Keyring::load_dir(keys)?, None);
