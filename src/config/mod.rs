@@ -28,6 +28,33 @@ pub fn json_schema() -> String {
     raw::json_schema()
 }
 
+/// How a config's `version` moved against the one it replaces. The rule, written once for the
+/// service and for `keysmith check`: every change of content bumps `version`, and a lower
+/// `version` is a rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionChange {
+    /// `version` went up.
+    Raised,
+    /// Same `version`, same content: nothing to apply (a change of keys alone).
+    Unchanged,
+    /// Same `version`, different content: refused, bump `version` on every change.
+    NotBumped,
+    /// `version` went down: a rollback, refused unless explicitly allowed.
+    Lowered,
+}
+
+impl VersionChange {
+    /// How `next` moved against `previous`; `content_changed` says whether the text differs.
+    pub fn between(previous: u64, next: u64, content_changed: bool) -> Self {
+        match next.cmp(&previous) {
+            std::cmp::Ordering::Greater => Self::Raised,
+            std::cmp::Ordering::Less => Self::Lowered,
+            std::cmp::Ordering::Equal if content_changed => Self::NotBumped,
+            std::cmp::Ordering::Equal => Self::Unchanged,
+        }
+    }
+}
+
 /// Largest config file read, in bytes.
 pub const MAX_CONFIG_LEN: u64 = 4 * 1024 * 1024;
 
@@ -465,5 +492,19 @@ impl ApiKeyMeta {
     /// Whether the key's record has expired at `now` (seconds since the Unix epoch).
     pub fn is_expired(&self, now: u64) -> bool {
         self.expires_at_unix().is_some_and(|exp| now >= exp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::VersionChange;
+
+    #[test]
+    fn every_change_of_content_bumps_the_version() {
+        assert_eq!(VersionChange::between(3, 4, true), VersionChange::Raised);
+        assert_eq!(VersionChange::between(3, 4, false), VersionChange::Raised);
+        assert_eq!(VersionChange::between(3, 3, false), VersionChange::Unchanged);
+        assert_eq!(VersionChange::between(3, 3, true), VersionChange::NotBumped);
+        assert_eq!(VersionChange::between(3, 2, false), VersionChange::Lowered);
     }
 }

@@ -5,7 +5,7 @@
 //! running one, or equal with identical content (a key change alone); a lower version is a
 //! rollback and is refused unless the service was started with rollback allowed.
 
-use crate::config::Config;
+use crate::config::{Config, VersionChange};
 use crate::issuer::Issuer;
 use crate::keys::store::Keyring;
 use crate::server::source::{Rejection, ReloadOutcome, Source, fingerprint, now_rfc3339, sha256_hex};
@@ -154,17 +154,21 @@ impl IssuerHandle {
         };
         let running = self.config_version();
         let content_changed = self.state().config_sha256 != config_sha256;
-        if config.version < running && !source.allow_rollback {
-            let reason = format!(
-                "version: {} is lower than the running version {running}; rollback refused (start with --allow-rollback to permit it)",
-                config.version
-            );
-            return ReloadOutcome::Rejected(self.reject(Some(config.version), "rollback_refused", reason));
-        }
-        if config.version == running && content_changed {
-            let reason =
-                format!("version: the content changed but version is still {running}; bump version on every change");
-            return ReloadOutcome::Rejected(self.reject(Some(config.version), "version_not_bumped", reason));
+        match VersionChange::between(running, config.version, content_changed) {
+            VersionChange::Lowered if !source.allow_rollback => {
+                let reason = format!(
+                    "version: {} is lower than the running version {running}; rollback refused (start with --allow-rollback to permit it)",
+                    config.version
+                );
+                return ReloadOutcome::Rejected(self.reject(Some(config.version), "rollback_refused", reason));
+            }
+            VersionChange::NotBumped => {
+                let reason = format!(
+                    "version: the content changed but version is still {running}; bump version on every change"
+                );
+                return ReloadOutcome::Rejected(self.reject(Some(config.version), "version_not_bumped", reason));
+            }
+            VersionChange::Lowered | VersionChange::Raised | VersionChange::Unchanged => {}
         }
         let to = config.version;
         let restart_needed = {

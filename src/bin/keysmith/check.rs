@@ -7,6 +7,7 @@
 //! lint under `--strict`; 2 usage error (the previous config cannot be read, git failed).
 
 use keysmith::Config;
+use keysmith::config::VersionChange;
 use keysmith::review::{Change, Lint, diff, lint};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -60,7 +61,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(message) => return Ok(usage_error(&args, &message)),
     };
     let changes = previous.as_ref().map(|(_, p)| diff(p, &config)).unwrap_or_default();
-    let version_ok = previous.as_ref().is_none_or(|(_, p)| config.version > p.version);
+    // `check --previous` reviews a change, so the content counts as changed: only a raised
+    // version passes (the rule itself is `VersionChange`, shared with the service's reload).
+    let version_ok = previous
+        .as_ref()
+        .is_none_or(|(_, p)| VersionChange::between(p.version, config.version, true) == VersionChange::Raised);
     let lints = lint(&config);
     let failed = !version_ok || (args.strict && !lints.is_empty());
     match args.format {
