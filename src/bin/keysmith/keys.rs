@@ -3,6 +3,7 @@
 
 use chrono::Utc;
 use keysmith::Config;
+use keysmith::admin::{AdminError, KeyDirectory, RotateOutcome};
 use keysmith::keys::{KeyState, KeyringState, LifecycleError, Policy, Rotation};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,72 +50,45 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
     let policy = Policy::of(&config);
     let now = Utc::now();
-    keysmith::keys::create_private_dir(&args.keys)?;
-    let _lock = keysmith::config::lock(&args.keys.join(keysmith::keys::STATE_FILE))?;
-    let mut state = match KeyringState::load(&args.keys)? {
-        Some(state) => state,
-        None if matches!(args.command, Command::List) && !args.keys.join(keysmith::keys::STATE_FILE).exists() => {
-            KeyringState::adopt(&args.keys, now)?
-        }
-        None => {
-            let state = KeyringState::adopt(&args.keys, now)?;
-            eprintln!(
-                "{}: no lifecycle record yet; recording the newest key as active, the others as retired",
-                args.keys.display()
-            );
-            state
-        }
-    };
+    let mut keys = KeyDirectory::open(&args.keys, now)?;
+    if keys.adopted() && !matches!(args.command, Command::List) {
+        eprintln!(
+            "{}: no lifecycle record yet; recording the newest key as active, the others as retired",
+            args.keys.display()
+        );
+    }
+    let wait = policy.jwks_max_age.num_seconds();
     let result = match args.command {
         Command::List => {
-            list(&state, &config, policy, now);
+            list(keys.state(), &config, policy, now);
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Rotate { force } => {
-            state.rotate(&args.keys, policy, now, force).map(|Rotation { retired, activated: active, next }| {
+        Command::Rotate { force } => keys.rotate(policy, now, force).map(|outcome| match outcome {
+            RotateOutcome::Rotated(Rotation { retired, activated, next }) => {
                 if let Some(retired) = retired {
                     println!("retired {retired}");
                 }
-                println!("active  {active}");
-                println!(
-                    "next    {next} (published now; may become active in {} s)",
-                    policy.jwks_max_age.num_seconds()
-                );
-            })
-        }
-        Command::Retire { kid } => state.retire(&kid, now).map(|()| println!("retired {kid}")),
-        Command::Remove { kid, force } => match state.remove(&args.keys, &kid, &config, now, force) {
-            Ok((file, broken)) => {
-                for reason in &broken {
-                    eprintln!("warning: forced removal of {kid} breaks: {reason}");
-                }
-                // Record first, then delete: a crash in between leaves an unlisted file, not a
-                // record naming a missing one.
-                state.save(&args.keys)?;
-                std::fs::remove_file(&file)?;
-                println!("removed {kid}");
-                Ok(())
+                println!("active  {activated}");
+                println!("next    {next} (published now; may become active in {wait} s)");
             }
-            Err(e) => Err(e),
-        },
+            RotateOutcome::FirstNext { next } => println!(
+                "next    {next} (published now; run `keysmith keys rotate` again in {wait} s to make it active)"
+            ),
+        }),
+        Command::Retire { kid } => keys.retire(&kid, now).map(|()| println!("retired {kid}")),
+        Command::Remove { kid, force } => keys.remove(&kid, &config, now, force).map(|removal| {
+            for reason in &removal.broken {
+                eprintln!("warning: forced removal of {kid} breaks: {reason}");
+            }
+            println!("removed {kid}");
+        }),
     };
     match result {
         Ok(()) => {
-            state.save(&args.keys)?;
             println!("the running service picks this up on its next reload");
             Ok(ExitCode::SUCCESS)
         }
-        Err(LifecycleError::NoNext) => {
-            // The first rotation publishes the key that the next one will promote.
-            let kid = state.add_next(&args.keys, now)?;
-            state.save(&args.keys)?;
-            println!(
-                "next    {kid} (published now; run `keysmith keys rotate` again in {} s to make it active)",
-                policy.jwks_max_age.num_seconds()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e @ (LifecycleError::TooSoon { .. } | LifecycleError::StillNeeded { .. })) => {
+        Err(AdminError::Lifecycle(e @ (LifecycleError::TooSoon { .. } | LifecycleError::StillNeeded { .. }))) => {
             eprintln!("refused: {e}");
             Ok(ExitCode::FAILURE)
         }
