@@ -6,6 +6,8 @@ use crate::policy::ip::client_ip;
 use crate::server::problem::ApiError;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
+use headers::authorization::Bearer;
+use headers::{Authorization, HeaderMapExt as _};
 use std::net::SocketAddr;
 
 /// Largest request body accepted, in bytes.
@@ -25,9 +27,8 @@ pub(crate) fn api_key(headers: &HeaderMap) -> Option<String> {
     if let Some(key) = headers.get("x-api-key") {
         return Some(key.to_str().unwrap_or_default().trim().to_owned());
     }
-    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = auth.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+    let Authorization(bearer) = headers.typed_get::<Authorization<Bearer>>()?;
+    Some(bearer.token().trim().to_owned())
 }
 
 /// The caller's address: the peer, or what the configured forwarding header of a trusted proxy
