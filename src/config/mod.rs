@@ -24,7 +24,11 @@ pub use validate::{DEFAULT_EXPIRATION, DEFAULT_LISTEN, DEFAULT_REVOCATIONS_MAX_A
 
 /// The JSON Schema of `config.toml` (draft 2020-12), for TOML editors (taplo, Even Better
 /// TOML): point at it with a `#:schema` comment on the first line of the file.
-pub fn json_schema() -> String {
+///
+/// # Errors
+///
+/// When the schema does not serialise (never an empty schema in its place).
+pub fn json_schema() -> Result<String, serde_json::Error> {
     raw::json_schema()
 }
 

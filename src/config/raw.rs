@@ -258,9 +258,8 @@ impl OneOrMany {
 }
 
 /// The JSON Schema of `config.toml`, pretty-printed.
-pub(crate) fn json_schema() -> String {
-    let schema = schemars::schema_for!(RawConfig);
-    serde_json::to_string_pretty(&schema).unwrap_or_default()
+pub(crate) fn json_schema() -> Result<String, serde_json::Error> {
+    serde_json::to_string_pretty(&schemars::schema_for!(RawConfig))
 }
 
 /// Every setting of `config.toml`, walked from its JSON Schema, as a path with `[]` for an
@@ -268,8 +267,9 @@ pub(crate) fn json_schema() -> String {
 /// `server.listen`, `templates[]`, `templates[].upload.dir_scope`, `projects.*.description`.
 /// Plain tables (`server`, `templates[].upload`) are not settings of their own; their keys are.
 pub(crate) fn setting_paths() -> Vec<String> {
-    // The schema as `keysmith schema` prints it, so the walk sees what editors see.
-    let root: serde_json::Value = serde_json::from_str(&json_schema()).unwrap_or_default();
+    // The schema as `keysmith schema` prints it, so the walk sees what editors see. Only the
+    // "did you mean" suggestions depend on it: without it they are left out, nothing else.
+    let Ok(root) = serde_json::to_value(schemars::schema_for!(RawConfig)) else { return Vec::new() };
     let mut out = Vec::new();
     properties(&root, &root, "", &mut out);
     out

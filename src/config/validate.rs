@@ -581,7 +581,7 @@ permissions = ["FILE_UPLOAD"]
 
     #[test]
     fn schema_still_refuses_unknown_keys() {
-        let schema: serde_json::Value = serde_json::from_str(&super::super::json_schema()).unwrap();
+        let schema: serde_json::Value = serde_json::from_str(&super::super::json_schema().unwrap()).unwrap();
         assert_eq!(schema["additionalProperties"], false);
         let defs = schema["$defs"].as_object().unwrap();
         for name in [

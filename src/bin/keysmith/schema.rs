@@ -6,6 +6,6 @@ use std::process::ExitCode;
 pub struct Args {}
 
 pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    println!("{}", keysmith::config::json_schema());
+    println!("{}", keysmith::config::json_schema()?);
     Ok(ExitCode::SUCCESS)
 }
