@@ -4,6 +4,7 @@
 use crate::config::{Access, ApiKeyMeta, Config, Template};
 use crate::policy::dir_scope::ScopeSet;
 use crate::policy::ip::IpRules;
+use crate::review::kind::ChangeKind;
 use serde::Serialize;
 use std::collections::BTreeSet;
 
@@ -13,7 +14,7 @@ pub struct Change {
     /// What changed: `template upload-widget`, `api key ak_…`, `server`, `issuer`.
     pub subject: String,
     /// A stable kind, such as `permissions_gained` or `upload_scope_widened`.
-    pub kind: &'static str,
+    pub kind: ChangeKind,
     /// The change in words, with before and after.
     pub detail: String,
     /// Whether it grants more than before (flagged for review).
@@ -43,12 +44,12 @@ struct Diff {
 }
 
 impl Diff {
-    fn push(&mut self, subject: &str, kind: &'static str, detail: String, widening: bool) {
+    fn push(&mut self, subject: &str, kind: ChangeKind, detail: String, widening: bool) {
         self.changes.push(Change { subject: subject.to_owned(), kind, detail, widening });
     }
 
     /// Records a set comparison as `<name>_widened|narrowed|changed`.
-    fn set(&mut self, subject: &str, name: &'static [&'static str; 3], dir: Direction, before: String, after: String) {
+    fn set(&mut self, subject: &str, name: &'static [ChangeKind; 3], dir: Direction, before: String, after: String) {
         let (kind, widening) = match dir {
             Direction::Same => return,
             Direction::Widened => (name[0], true),
@@ -60,14 +61,14 @@ impl Diff {
     }
 
     /// Records a change of free text (descriptions, dates for people): reported, not widening.
-    fn text(&mut self, subject: &str, kind: &'static str, before: &str, after: &str) {
+    fn text(&mut self, subject: &str, kind: ChangeKind, before: &str, after: &str) {
         if before != after {
             self.push(subject, kind, format!("{before:?} -> {after:?}"), false);
         }
     }
 
     /// Records entries gained (widening) and lost in a list of grants.
-    fn lists(&mut self, subject: &str, kinds: [&'static str; 2], before: &[String], after: &[String]) {
+    fn lists(&mut self, subject: &str, kinds: [ChangeKind; 2], before: &[String], after: &[String]) {
         let gained: Vec<&str> = after.iter().filter(|p| !before.contains(p)).map(String::as_str).collect();
         let lost: Vec<&str> = before.iter().filter(|p| !after.contains(p)).map(String::as_str).collect();
         if !gained.is_empty() {
@@ -130,11 +131,13 @@ const TEMPLATE_RULES: &[Rule<Template>] = &[
     Rule { paths: &["templates[].upload.limit_per_min", "templates[].upload.limit_per_source_ip"], compare: limits },
     Rule {
         paths: &["templates[].description"],
-        compare: |d, s, o, n| d.text(s, "template_description_changed", &o.description, &n.description),
+        compare: |d, s, o, n| d.text(s, ChangeKind::TemplateDescriptionChanged, &o.description, &n.description),
     },
     Rule {
         paths: &["templates[].created_at"],
-        compare: |d, s, o, n| d.text(s, "template_created_at_changed", &show(&o.created_at), &show(&n.created_at)),
+        compare: |d, s, o, n| {
+            d.text(s, ChangeKind::TemplateCreatedAtChanged, &show(&o.created_at), &show(&n.created_at))
+        },
     },
 ];
 
@@ -146,15 +149,15 @@ const API_KEY_RULES: &[Rule<ApiKeyMeta>] = &[
     Rule { paths: &["api_keys[].expires_at"], compare: api_key_expiry },
     Rule {
         paths: &["api_keys[].description"],
-        compare: |d, s, o, n| d.text(s, "api_key_description_changed", &o.description, &n.description),
+        compare: |d, s, o, n| d.text(s, ChangeKind::ApiKeyDescriptionChanged, &o.description, &n.description),
     },
     Rule {
         paths: &["api_keys[].created_at"],
-        compare: |d, s, o, n| d.text(s, "api_key_created_at_changed", &show(&o.created_at), &show(&n.created_at)),
+        compare: |d, s, o, n| d.text(s, ChangeKind::ApiKeyCreatedAtChanged, &show(&o.created_at), &show(&n.created_at)),
     },
     Rule {
         paths: &["api_keys[].kid"],
-        compare: |d, s, o, n| d.text(s, "api_key_kid_changed", &show(&o.kid), &show(&n.kid)),
+        compare: |d, s, o, n| d.text(s, ChangeKind::ApiKeyKidChanged, &show(&o.kid), &show(&n.kid)),
     },
 ];
 
@@ -185,7 +188,7 @@ fn issuer(d: &mut Diff, _: &str, old: &Config, new: &Config) {
     if old.issuer != new.issuer {
         d.push(
             "issuer",
-            "issuer_changed",
+            ChangeKind::IssuerChanged,
             format!("{:?} -> {:?}: every key issued so far stops verifying", old.issuer, new.issuer),
             false,
         );
@@ -194,7 +197,7 @@ fn issuer(d: &mut Diff, _: &str, old: &Config, new: &Config) {
 
 fn catalog_permissions(d: &mut Diff, _: &str, old: &Config, new: &Config) {
     if old.catalog.permissions() != new.catalog.permissions() {
-        d.push("catalog", "catalog_changed", "the permission catalogue changed".into(), true);
+        d.push("catalog", ChangeKind::CatalogChanged, "the permission catalogue changed".into(), true);
     }
 }
 
@@ -204,7 +207,12 @@ fn scope_rules(d: &mut Diff, _: &str, old: &Config, new: &Config) {
         if before.is_some() && before != after {
             // A permission checked against fewer directories allows more.
             let widening = after == Some(crate::policy::scope_rules::ScopeKind::None);
-            d.push("catalog", "scope_rule_changed", format!("{p}: {} -> {}", kind(before), kind(after)), widening);
+            d.push(
+                "catalog",
+                ChangeKind::ScopeRuleChanged,
+                format!("{p}: {} -> {}", kind(before), kind(after)),
+                widening,
+            );
         }
     }
 }
@@ -215,7 +223,7 @@ fn manage_permission(d: &mut Diff, _: &str, old: &Config, new: &Config) {
         let show = |m: Option<&str>| m.map_or_else(|| "off".to_owned(), str::to_owned);
         d.push(
             "catalog",
-            "manage_permission_changed",
+            ChangeKind::ManagePermissionChanged,
             format!("{} -> {}", show(old.catalog.manage_permission()), show(new.catalog.manage_permission())),
             widening,
         );
@@ -231,14 +239,14 @@ fn listen(d: &mut Diff, _: &str, old: &Config, new: &Config) {
     }
     let widening = !after.ip().is_loopback() && after.ip() != before.ip();
     let note = if widening { " (reachable beyond this host)" } else { "" };
-    d.push("server", "listen_changed", format!("{before} -> {after}{note}"), widening);
+    d.push("server", ChangeKind::ListenChanged, format!("{before} -> {after}{note}"), widening);
 }
 
 fn trusted_proxies(d: &mut Diff, _: &str, old: &Config, new: &Config) {
     let (before, after) = (&old.server.trusted_proxies, &new.server.trusted_proxies);
     d.set(
         "server",
-        &["trusted_proxies_widened", "trusted_proxies_narrowed", "trusted_proxies_changed"],
+        &[ChangeKind::TrustedProxiesWidened, ChangeKind::TrustedProxiesNarrowed, ChangeKind::TrustedProxiesChanged],
         direction(before.covers(after), after.covers(before)),
         fmt_ips(before),
         fmt_ips(after),
@@ -252,7 +260,7 @@ fn forwarded_header(d: &mut Diff, _: &str, old: &Config, new: &Config) {
     if before != after {
         d.push(
             "server",
-            "forwarded_header_changed",
+            ChangeKind::ForwardedHeaderChanged,
             format!("{} -> {}: check what each trusted proxy does with it", before.name(), after.name()),
             true,
         );
@@ -263,10 +271,10 @@ fn cors_origins(d: &mut Diff, _: &str, old: &Config, new: &Config) {
     let (old_origins, new_origins): (BTreeSet<_>, BTreeSet<_>) =
         (old.server.cors_origins.iter().collect(), new.server.cors_origins.iter().collect());
     for origin in new_origins.difference(&old_origins) {
-        d.push("server", "cors_origin_added", (*origin).clone(), true);
+        d.push("server", ChangeKind::CorsOriginAdded, (*origin).clone(), true);
     }
     for origin in old_origins.difference(&new_origins) {
-        d.push("server", "cors_origin_removed", (*origin).clone(), false);
+        d.push("server", ChangeKind::CorsOriginRemoved, (*origin).clone(), false);
     }
 }
 
@@ -280,10 +288,10 @@ fn rate_limit(d: &mut Diff, _: &str, old: &Config, new: &Config) {
             _ if a == b => return,
             (Some(a), Some(b)) => b > a,
             (Some(_), None) => true,
-            _ => false,
+            (None, Some(_) | None) => false,
         };
         let show = |n: Option<u32>| n.map_or_else(|| "off".to_owned(), |n| n.to_string());
-        let kind = if raised { "rate_limit_raised" } else { "rate_limit_lowered" };
+        let kind = if raised { ChangeKind::RateLimitRaised } else { ChangeKind::RateLimitLowered };
         d.push("server", kind, format!("{name}: {} -> {}", show(a), show(b)), raised);
     };
     compare("rate_limit_per_minute", per_minute(before), per_minute(after));
@@ -299,7 +307,12 @@ fn geoip_database(d: &mut Diff, _: &str, old: &Config, new: &Config) {
     if before != after {
         let show =
             |p: &Option<std::path::PathBuf>| p.as_ref().map_or_else(|| "unset".into(), |p| p.display().to_string());
-        d.push("server", "geoip_database_changed", format!("{} -> {}", show(before), show(after)), before.is_some());
+        d.push(
+            "server",
+            ChangeKind::GeoipDatabaseChanged,
+            format!("{} -> {}", show(before), show(after)),
+            before.is_some(),
+        );
     }
 }
 
@@ -308,9 +321,9 @@ fn audit_log(d: &mut Diff, _: &str, old: &Config, new: &Config) {
     let (before, after) = (&old.server.audit_log, &new.server.audit_log);
     let (kind, widening) = match (before, after) {
         (a, b) if a == b => return,
-        (None, Some(_)) => ("audit_log_added", false),
-        (Some(_), None) => ("audit_log_removed", true),
-        _ => ("audit_log_changed", true),
+        (None, Some(_)) => (ChangeKind::AuditLogAdded, false),
+        (Some(_), None) => (ChangeKind::AuditLogRemoved, true),
+        (Some(_), Some(_)) | (None, None) => (ChangeKind::AuditLogChanged, true),
     };
     let show = |p: &Option<std::path::PathBuf>| p.as_ref().map_or_else(|| "none".into(), |p| p.display().to_string());
     d.push("server", kind, format!("{} -> {}", show(before), show(after)), widening);
@@ -335,7 +348,7 @@ fn allowed_hosts(d: &mut Diff, old: Option<&[String]>, new: Option<&[String]>) {
     let show = |h: Option<&[String]>| h.map_or_else(|| "any host".to_owned(), |h| format!("[{}]", h.join(", ")));
     d.set(
         "server",
-        &["allowed_hosts_widened", "allowed_hosts_narrowed", "allowed_hosts_changed"],
+        &[ChangeKind::AllowedHostsWidened, ChangeKind::AllowedHostsNarrowed, ChangeKind::AllowedHostsChanged],
         direction(covers(old, new), covers(new, old)),
         show(old),
         show(new),
@@ -346,7 +359,12 @@ fn allowed_hosts(d: &mut Diff, old: Option<&[String]>, new: Option<&[String]>) {
 fn jwks_max_age(d: &mut Diff, _: &str, old: &Config, new: &Config) {
     if old.jwks_max_age != new.jwks_max_age {
         let longer = new.jwks_max_age > old.jwks_max_age;
-        d.push("jwks", "jwks_max_age_changed", format!("{} s -> {} s", old.jwks_max_age, new.jwks_max_age), longer);
+        d.push(
+            "jwks",
+            ChangeKind::JwksMaxAgeChanged,
+            format!("{} s -> {} s", old.jwks_max_age, new.jwks_max_age),
+            longer,
+        );
     }
 }
 
@@ -355,7 +373,7 @@ fn revocations_max_age(d: &mut Diff, _: &str, old: &Config, new: &Config) {
         let longer = new.revocations_max_age > old.revocations_max_age;
         d.push(
             "revocations",
-            "revocations_max_age_changed",
+            ChangeKind::RevocationsMaxAgeChanged,
             format!("{} s -> {} s", old.revocations_max_age, new.revocations_max_age),
             longer,
         );
@@ -365,12 +383,14 @@ fn revocations_max_age(d: &mut Diff, _: &str, old: &Config, new: &Config) {
 /// A project alone grants nothing: its templates do, and they are compared on their own.
 fn projects(d: &mut Diff, _: &str, old: &Config, new: &Config) {
     for id in old.projects.keys().filter(|id| !new.projects.contains_key(*id)) {
-        d.push(&format!("project {id}"), "project_removed", String::new(), false);
+        d.push(&format!("project {id}"), ChangeKind::ProjectRemoved, String::new(), false);
     }
     for (id, p) in &new.projects {
         match old.projects.get(id) {
-            None => d.push(&format!("project {id}"), "project_added", p.description.clone(), false),
-            Some(o) => d.text(&format!("project {id}"), "project_description_changed", &o.description, &p.description),
+            None => d.push(&format!("project {id}"), ChangeKind::ProjectAdded, p.description.clone(), false),
+            Some(o) => {
+                d.text(&format!("project {id}"), ChangeKind::ProjectDescriptionChanged, &o.description, &p.description)
+            }
         }
     }
 }
@@ -378,7 +398,7 @@ fn projects(d: &mut Diff, _: &str, old: &Config, new: &Config) {
 fn templates(d: &mut Diff, _: &str, old: &Config, new: &Config) {
     for t in old.templates() {
         if !new.templates().iter().any(|n| n.id == t.id) {
-            d.push(&format!("template {}", t.id), "template_removed", format!("project {}", t.project), false);
+            d.push(&format!("template {}", t.id), ChangeKind::TemplateRemoved, format!("project {}", t.project), false);
         }
     }
     for t in new.templates() {
@@ -388,7 +408,7 @@ fn templates(d: &mut Diff, _: &str, old: &Config, new: &Config) {
                 let state = if t.active { "active" } else { "inactive" };
                 d.push(
                     &subject,
-                    "template_added",
+                    ChangeKind::TemplateAdded,
                     format!(
                         "{state}, project {}, {} access, permissions {}",
                         t.project,
@@ -414,14 +434,14 @@ fn api_keys(d: &mut Diff, _: &str, old: &Config, new: &Config) {
             if k.active {
                 d.push(
                     &format!("api key {}", k.id),
-                    "api_key_removed",
+                    ChangeKind::ApiKeyRemoved,
                     "metadata removed; the key itself stays valid until deactivated".into(),
                     false,
                 );
             } else {
                 d.push(
                     &format!("api key {}", k.id),
-                    "api_key_unrevoked",
+                    ChangeKind::ApiKeyUnrevoked,
                     "a deactivated key was removed from the config, so it is no longer revoked".into(),
                     true,
                 );
@@ -431,9 +451,12 @@ fn api_keys(d: &mut Diff, _: &str, old: &Config, new: &Config) {
     for k in new.api_keys() {
         let subject = format!("api key {}", k.id);
         match old.api_keys().iter().find(|o| o.id == k.id) {
-            None => {
-                d.push(&subject, "api_key_added", format!("{} ({})", k.description, k.permissions.join(" ")), k.active)
-            }
+            None => d.push(
+                &subject,
+                ChangeKind::ApiKeyAdded,
+                format!("{} ({})", k.description, k.permissions.join(" ")),
+                k.active,
+            ),
             Some(o) => {
                 for rule in API_KEY_RULES {
                     (rule.compare)(d, &subject, o, k);

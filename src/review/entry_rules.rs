@@ -5,19 +5,24 @@ use super::*;
 
 pub(super) fn api_key_active(d: &mut Diff, subject: &str, o: &ApiKeyMeta, k: &ApiKeyMeta) {
     match (o.active, k.active) {
-        (true, false) => d.push(subject, "api_key_deactivated", k.description.clone(), false),
-        (false, true) => d.push(subject, "api_key_activated", k.description.clone(), true),
-        _ => {}
+        (true, false) => d.push(subject, ChangeKind::ApiKeyDeactivated, k.description.clone(), false),
+        (false, true) => d.push(subject, ChangeKind::ApiKeyActivated, k.description.clone(), true),
+        (true, true) | (false, false) => {}
     }
 }
 
 /// The record bounds what the key (and keys it created) may do.
 pub(super) fn api_key_permissions(d: &mut Diff, subject: &str, o: &ApiKeyMeta, k: &ApiKeyMeta) {
-    d.lists(subject, ["api_key_permissions_gained", "api_key_permissions_lost"], &o.permissions, &k.permissions);
+    d.lists(
+        subject,
+        [ChangeKind::ApiKeyPermissionsGained, ChangeKind::ApiKeyPermissionsLost],
+        &o.permissions,
+        &k.permissions,
+    );
 }
 
 pub(super) fn api_key_projects(d: &mut Diff, subject: &str, o: &ApiKeyMeta, k: &ApiKeyMeta) {
-    d.lists(subject, ["api_key_projects_added", "api_key_projects_removed"], &o.projects, &k.projects);
+    d.lists(subject, [ChangeKind::ApiKeyProjectsAdded, ChangeKind::ApiKeyProjectsRemoved], &o.projects, &k.projects);
 }
 
 /// A later expiry, or none, lets the key be used for longer.
@@ -32,7 +37,7 @@ pub(super) fn api_key_expiry(d: &mut Diff, subject: &str, o: &ApiKeyMeta, k: &Ap
     let show = |e: &Option<String>| e.clone().unwrap_or_else(|| "never".into());
     d.push(
         subject,
-        "api_key_expiry_changed",
+        ChangeKind::ApiKeyExpiryChanged,
         format!("{} -> {} (the key itself carries its exp)", show(&o.expires_at), show(&k.expires_at)),
         widening,
     );
@@ -50,30 +55,30 @@ pub(super) fn template_active(d: &mut Diff, subject: &str, o: &Template, t: &Tem
     match (o.active, t.active) {
         (true, false) => d.push(
             subject,
-            "template_deactivated",
+            ChangeKind::TemplateDeactivated,
             "keys can no longer be minted; minted keys are revoked".into(),
             false,
         ),
-        (false, true) => d.push(subject, "template_activated", "keys can be minted again".into(), true),
-        _ => {}
+        (false, true) => d.push(subject, ChangeKind::TemplateActivated, "keys can be minted again".into(), true),
+        (true, true) | (false, false) => {}
     }
 }
 
 pub(super) fn template_project(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
     if o.project != t.project {
-        d.push(subject, "template_project_changed", format!("{} -> {}", o.project, t.project), true);
+        d.push(subject, ChangeKind::TemplateProjectChanged, format!("{} -> {}", o.project, t.project), true);
     }
 }
 
 pub(super) fn template_access(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
     if o.access != t.access {
         let widening = t.access == Access::Public;
-        d.push(subject, "access_changed", format!("{} -> {}", access(o.access), access(t.access)), widening);
+        d.push(subject, ChangeKind::AccessChanged, format!("{} -> {}", access(o.access), access(t.access)), widening);
     }
 }
 
 pub(super) fn template_permissions(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
-    d.lists(subject, ["permissions_gained", "permissions_lost"], &o.permissions, &t.permissions);
+    d.lists(subject, [ChangeKind::PermissionsGained, ChangeKind::PermissionsLost], &o.permissions, &t.permissions);
 }
 
 pub(super) fn scopes(a: &ScopeSet, b: &ScopeSet) -> Direction {
@@ -83,7 +88,7 @@ pub(super) fn scopes(a: &ScopeSet, b: &ScopeSet) -> Direction {
 pub(super) fn upload_scope(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
     d.set(
         subject,
-        &["upload_scope_widened", "upload_scope_narrowed", "upload_scope_changed"],
+        &[ChangeKind::UploadScopeWidened, ChangeKind::UploadScopeNarrowed, ChangeKind::UploadScopeChanged],
         scopes(&o.upload_dirs, &t.upload_dirs),
         fmt_scopes(&o.upload_dirs),
         fmt_scopes(&t.upload_dirs),
@@ -93,7 +98,7 @@ pub(super) fn upload_scope(d: &mut Diff, subject: &str, o: &Template, t: &Templa
 pub(super) fn listing_scope(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
     d.set(
         subject,
-        &["listing_scope_widened", "listing_scope_narrowed", "listing_scope_changed"],
+        &[ChangeKind::ListingScopeWidened, ChangeKind::ListingScopeNarrowed, ChangeKind::ListingScopeChanged],
         scopes(&o.list_dirs, &t.list_dirs),
         fmt_scopes(&o.list_dirs),
         fmt_scopes(&t.list_dirs),
@@ -103,7 +108,7 @@ pub(super) fn listing_scope(d: &mut Diff, subject: &str, o: &Template, t: &Templ
 pub(super) fn ip_ranges(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
     d.set(
         subject,
-        &["ip_ranges_widened", "ip_ranges_narrowed", "ip_ranges_changed"],
+        &[ChangeKind::IpRangesWidened, ChangeKind::IpRangesNarrowed, ChangeKind::IpRangesChanged],
         direction(o.ips.covers(&t.ips), t.ips.covers(&o.ips)),
         fmt_ips(&o.ips),
         fmt_ips(&t.ips),
@@ -119,7 +124,7 @@ pub(super) fn countries(d: &mut Diff, subject: &str, o: &Template, t: &Template)
     };
     d.set(
         subject,
-        &["countries_widened", "countries_narrowed", "countries_changed"],
+        &[ChangeKind::CountriesWidened, ChangeKind::CountriesNarrowed, ChangeKind::CountriesChanged],
         countries,
         fmt_countries(o.countries.as_deref()),
         fmt_countries(t.countries.as_deref()),
@@ -129,7 +134,7 @@ pub(super) fn countries(d: &mut Diff, subject: &str, o: &Template, t: &Template)
 pub(super) fn expiration(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
     if o.expiration_duration != t.expiration_duration {
         let longer = t.expiration_duration > o.expiration_duration;
-        let kind = if longer { "expiration_longer" } else { "expiration_shorter" };
+        let kind = if longer { ChangeKind::ExpirationLonger } else { ChangeKind::ExpirationShorter };
         d.push(subject, kind, format!("{} s -> {} s", o.expiration_duration, t.expiration_duration), longer);
     }
 }
@@ -146,7 +151,7 @@ pub(super) fn limits(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
             (Some(a), Some(b)) => b > a,
             (None, None) => continue,
         };
-        let kind = if raised { "limit_raised" } else { "limit_lowered" };
+        let kind = if raised { ChangeKind::LimitRaised } else { ChangeKind::LimitLowered };
         d.push(subject, kind, format!("{name}: {} -> {}", fmt_limit(before), fmt_limit(after)), raised);
     }
 }

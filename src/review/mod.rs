@@ -2,7 +2,9 @@
 //! `keysmith check --previous` so a reviewer sees the effect of a diff, not just its text.
 
 mod diff;
+mod kind;
 mod lint;
 
 pub use diff::{Change, diff, rule_paths};
+pub use kind::ChangeKind;
 pub use lint::{Lint, lint};

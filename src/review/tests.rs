@@ -52,7 +52,7 @@ fn load(text: &str) -> Config {
 }
 
 fn kinds(changes: &[Change]) -> Vec<(&str, &str, bool)> {
-    changes.iter().map(|c| (c.subject.as_str(), c.kind, c.widening)).collect()
+    changes.iter().map(|c| (c.subject.as_str(), c.kind.as_str(), c.widening)).collect()
 }
 
 #[test]
@@ -295,7 +295,7 @@ fn allowed_hosts_rule() {
     ] {
         let mut d = Diff { changes: Vec::new() };
         allowed_hosts(&mut d, old.map(Vec::as_slice), new.map(Vec::as_slice));
-        let got: Vec<(&str, bool)> = d.changes.iter().map(|c| (c.kind, c.widening)).collect();
+        let got: Vec<(&str, bool)> = d.changes.iter().map(|c| (c.kind.as_str(), c.widening)).collect();
         assert_eq!(got, want.into_iter().collect::<Vec<_>>(), "{old:?} -> {new:?}");
     }
 }

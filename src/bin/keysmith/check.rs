@@ -172,7 +172,7 @@ fn print_text(
             for c in changes {
                 let mark = if c.widening { "! " } else { "  " };
                 let note = if c.widening { "  [widens access]" } else { "" };
-                println!("  {mark}{}: {}: {}{note}", c.subject, c.kind.replace('_', " "), c.detail);
+                println!("  {mark}{}: {}: {}{note}", c.subject, c.kind.as_str().replace('_', " "), c.detail);
             }
         }
     }
