@@ -360,3 +360,36 @@ fn invalid_redis_url_is_a_typed_error() {
     let error = RedisStore::connect("http://127.0.0.1:6379").unwrap_err();
     assert!(matches!(error, StoreError::InvalidAddress(_)), "{error:?}");
 }
+
+#[tokio::test]
+async fn a_verified_key_is_counted_by_its_jti_limits_and_exp() {
+    let config = r#"
+version = 1
+issuer = "https://keys.example.com"
+[projects.demo]
+[[templates]]
+id = "widget"
+project = "demo"
+permissions = ["FILE_UPLOAD"]
+expiration_duration = 600
+[templates.upload]
+limit_per_min = 2
+limit_per_source_ip = 3
+dir_scope = ["/uploads/*"]
+"#;
+    let config = keysmith::Config::from_toml(config, std::path::Path::new(".")).unwrap();
+    let key = keysmith::SigningKey::new(&ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]));
+    let issuer = keysmith::Issuer::from_parts(config, keysmith::Keyring::single(key), None);
+    let minted = issuer.mint("demo", "widget", &keysmith::MintRequest::default(), None, at(0)).unwrap();
+    let grant = issuer.verifier("demo").verify(&minted.token, at(0)).unwrap();
+
+    let a = UploadAttempt::from_grant(&grant, ip("192.0.2.1"), at(0));
+    assert_eq!(a.jti, grant.jti());
+    assert_eq!(a.limits, limits(Some(2), Some(3)));
+    assert_eq!(a.expires_at, at(600));
+
+    let store = MemoryStore::default();
+    assert_eq!(decide(&store, a).await, UploadDecision::Allowed);
+    assert_eq!(decide(&store, a).await, UploadDecision::Allowed);
+    assert!(refused(Limit::PerMin)(&decide(&store, a).await));
+}

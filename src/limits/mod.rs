@@ -86,6 +86,22 @@ pub struct UploadAttempt<'a> {
     pub now: SystemTime,
 }
 
+impl<'a> UploadAttempt<'a> {
+    /// The attempt to upload with a verified key from `source` at `now`: its `jti`, `limits`
+    /// (none: unlimited) and `exp`.
+    pub fn from_grant(grant: &'a crate::Grant, source: IpAddr, now: SystemTime) -> Self {
+        let claims = grant.claims();
+        Self {
+            jti: &claims.jti,
+            source,
+            limits: claims.limits.unwrap_or_default(),
+            // Year 9999 at most, so the addition cannot overflow.
+            expires_at: SystemTime::UNIX_EPOCH + Duration::from_secs(claims.exp.min(253_402_300_799)),
+            now,
+        }
+    }
+}
+
 /// Which upload limit refused an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
