@@ -23,6 +23,30 @@
 //! is one atomic Lua script there. Time is always a parameter (`now`), so tests control the clock.
 //!
 //! See `docs/limits.md` for the algorithms, the Redis keys and their TTLs, and failure behaviour.
+//!
+//! ```
+//! use keysmith::Limits;
+//! use keysmith::limits::{Limit, MemoryStore, UploadAttempt, UploadDecision};
+//! use std::time::{Duration, SystemTime};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = MemoryStore::default();
+//! let now = SystemTime::now();
+//! let attempt = UploadAttempt {
+//!     jti: "6f1c…",
+//!     source: "203.0.113.7".parse()?,
+//!     limits: Limits { per_min: Some(2), per_source_ip: None },
+//!     expires_at: now + Duration::from_secs(600),
+//!     now,
+//! };
+//! assert_eq!(store.upload(attempt)?, UploadDecision::Allowed);
+//! assert_eq!(store.upload(attempt)?, UploadDecision::Allowed);
+//! // The third upload within 60 s is refused until the first leaves the window.
+//! let refused = store.upload(attempt)?;
+//! assert_eq!(refused, UploadDecision::Refused { limit: Limit::PerMin, retry_after: Some(Duration::from_secs(60)) });
+//! # Ok(())
+//! # }
+//! ```
 
 mod memory;
 #[cfg(feature = "redis")]

@@ -129,6 +129,20 @@ impl RedisStore {
     /// # Errors
     ///
     /// [`StoreError::InvalidAddress`] when `url` is not a Redis URL.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use keysmith::limits::{LimitStore, RedisStore, UploadAttempt};
+    ///
+    /// # async fn run(grant: &keysmith::Grant) -> Result<(), Box<dyn std::error::Error>> {
+    /// // Every replica connects to the same Redis and so shares one budget per key.
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379/0")?;
+    /// let attempt = UploadAttempt::from_grant(grant, "203.0.113.7".parse()?, std::time::SystemTime::now());
+    /// let decision = store.check_upload(attempt).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn connect(url: &str) -> Result<Self, StoreError> {
         Self::connect_with(url, RedisOptions::default())
     }
