@@ -3,7 +3,8 @@
 # - PyJWT and cryptography, for the interoperability test that verifies keys in Python;
 # - jsonschema, to check that editors validating with `keysmith schema` accept the shipped config;
 # - a real GeoIP country database (from the npm registry), for the country-restriction tests;
-# - Debian's chromium, for the test that a browser page on another origin gets a key (CORS).
+# - Debian's chromium, for the test that a browser page on another origin gets a key (CORS);
+# - Debian's redis-server, for the tests of the shared upload-limit store (`tests/limits.rs`).
 # Idempotent: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,12 +20,22 @@ fi
 
 scripts/fetch-geoip.sh
 
+# Debian packages (root or sudo): the apt index is refreshed once, only when one is missing.
+missing=()
 if [[ -x /usr/bin/chromium ]]; then
     echo "test-deps: chromium already installed"
 else
-    echo "test-deps: installing Debian's chromium"
+    missing+=(chromium)
+fi
+if command -v redis-server >/dev/null; then
+    echo "test-deps: redis-server already installed"
+else
+    missing+=(redis-server)
+fi
+if (( ${#missing[@]} )); then
+    echo "test-deps: installing Debian's ${missing[*]}"
     sudo=()
     [[ $(id -u) == 0 ]] || sudo=(sudo)
     "${sudo[@]}" apt-get update -qq
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi

@@ -94,6 +94,8 @@ pub mod issue;
 pub mod keyring;
 #[cfg(feature = "issuer")]
 pub mod lifecycle;
+#[cfg(feature = "limits")]
+pub mod limits;
 #[cfg(feature = "refresh")]
 pub mod refresh;
 #[cfg(feature = "server")]
