@@ -450,3 +450,61 @@ fn keygen_joins_the_lifecycle_as_next() {
     assert_eq!(list.lines().filter(|l| l.contains(" next ")).count(), 2, "{list}");
     assert_eq!(list.lines().filter(|l| l.contains(" active ")).count(), 1, "{list}");
 }
+
+/// A relative `server.audit_log` that cannot be opened (under systemd, the config directory is
+/// read-only) stops startup with an error that names the audit log, not `config.toml`.
+#[test]
+fn serve_names_the_audit_log_it_cannot_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let shipped = std::fs::read_to_string(shipped_config()).unwrap();
+    std::fs::write(&config, shipped.replacen("[server]\n", "[server]\naudit_log = \"missing-dir/audit.jsonl\"\n", 1))
+        .unwrap();
+    let keys = dir.path().join("keys");
+    let refused = start_serve(&["--config", config.to_str().unwrap(), "--keys", keys.to_str().unwrap()], &[])
+        .expect_err("an audit log that cannot be opened stops startup");
+    let audit = dir.path().join("missing-dir/audit.jsonl");
+    let line = refused.lines().find(|l| l.contains("error")).unwrap_or_default();
+    assert!(line.contains("server.audit_log") && line.contains(audit.to_str().unwrap()), "{refused}");
+    assert!(!line.contains("config.toml:"), "blames the config file: {refused}");
+}
+
+/// Run as another user than the key directory's owner (root running `keys rotate` in the
+/// service's directory), keysmith would write a key file (mode 0600, owned by the writer) that
+/// the service cannot read: it refuses and says which user to run as.
+#[cfg(unix)]
+#[test]
+fn key_files_are_written_only_as_the_key_directorys_owner() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let me = std::fs::metadata(dir.path()).unwrap().uid();
+    let service_user = me + 10_001;
+    // Needs root, as the deployment tests do (`scripts/test-deps.sh`, CI).
+    std::os::unix::fs::chown(&keys, Some(service_user), None).expect("chown: the test runs as root");
+    let config = shipped_config();
+    for args in [&["keygen"][..], &["keys", "rotate", "--config", config.to_str().unwrap()][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_keysmith")).args(args).arg("--keys").arg(&keys).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out.stdout));
+        let err = text(&out.stderr);
+        assert!(err.contains(&format!("uid {service_user}")) && err.contains("sudo -u"), "{args:?}: {err}");
+        assert_eq!(std::fs::read_dir(&keys).unwrap().count(), 0, "{args:?} wrote nothing");
+    }
+}
+
+/// `apikey deactivate` no longer asks for a SIGHUP: the service watches the config.
+#[test]
+fn apikey_deactivate_says_the_service_picks_it_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let shipped = std::fs::read_to_string(shipped_config()).unwrap();
+    let record = "\n[[api_keys]]\nid = \"ak_batch\"\ndescription = \"batch\"\npermissions = [\"FILE_UPLOAD\"]\nprojects = [\"demo\"]\n";
+    std::fs::write(&config, shipped + record).unwrap();
+    let out = keysmith(&["apikey", "deactivate", "--config", config.to_str().unwrap(), "ak_batch"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("deactivated: ak_batch"), "{said}");
+    assert!(!said.contains("SIGHUP"), "{said}");
+    assert!(said.contains("picks"), "{said}");
+}
