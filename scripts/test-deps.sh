@@ -5,6 +5,9 @@
 # - a real GeoIP country database (from the npm registry), for the country-restriction tests;
 # - Debian's chromium, for the test that a browser page on another origin gets a key (CORS);
 # - Debian's redis-server, for the tests of the shared upload-limit store (`tests/limits.rs`).
+# - kubernetes-validate (pip), to check deploy/kubernetes against the Kubernetes schemas;
+# - Debian's podman, to build the Containerfile's image (tests/deploy.rs), and systemd's
+#   systemd-analyze, to check deploy/systemd (small: most Debian systems have it already).
 # Idempotent: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -18,21 +21,25 @@ else
         || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages "${packages[@]}"
 fi
 
+if command -v kubernetes-validate >/dev/null; then
+    echo "test-deps: kubernetes-validate already installed"
+else
+    echo "test-deps: installing kubernetes-validate"
+    python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate \
+        || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages kubernetes-validate
+fi
+
 scripts/fetch-geoip.sh
 
-# Debian packages (root or sudo): the apt index is refreshed once, only when one is missing.
+# Debian packages: the command each provides, and the package.
 missing=()
-if [[ -x /usr/bin/chromium ]]; then
-    echo "test-deps: chromium already installed"
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+command -v podman >/dev/null || missing+=(podman)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v redis-server >/dev/null || missing+=(redis-server)
+if [[ ${#missing[@]} == 0 ]]; then
+    echo "test-deps: chromium, podman, systemd-analyze and redis-server already installed"
 else
-    missing+=(chromium)
-fi
-if command -v redis-server >/dev/null; then
-    echo "test-deps: redis-server already installed"
-else
-    missing+=(redis-server)
-fi
-if (( ${#missing[@]} )); then
     echo "test-deps: installing Debian's ${missing[*]}"
     sudo=()
     [[ $(id -u) == 0 ]] || sudo=(sudo)

@@ -283,6 +283,9 @@ pub enum LoadError {
     /// The configured GeoIP database cannot be opened.
     #[error(transparent)]
     GeoIp(#[from] GeoIpError),
+    /// The configured `server.audit_log` cannot be opened for appending (the error names it).
+    #[error(transparent)]
+    AuditLog(std::io::Error),
 }
 
 /// Mints keys from a validated config with a signing keyring.

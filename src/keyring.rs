@@ -89,6 +89,19 @@ pub enum KeyError {
     /// The directory holds no `*.pem` key.
     #[error("{0}: no signing key (*.pem); create one with `keysmith keygen`")]
     NoKeys(PathBuf),
+    /// The key directory belongs to another user (the service's) than the one about to write
+    /// into it, whose new files (mode 0600) that user could not read.
+    #[error(
+        "{path}: owned by uid {owner}, but this runs as uid {me}; a key file or record written now would belong to uid {me} and the service (uid {owner}) could not read it: run as the directory's owner, e.g. `sudo -u '#{owner}' keysmith …`"
+    )]
+    NotTheOwner {
+        /// The key directory.
+        path: PathBuf,
+        /// Its owner: the service's user.
+        owner: u32,
+        /// This process's effective uid.
+        me: u32,
+    },
 }
 
 impl KeyError {
@@ -612,17 +625,31 @@ pub fn generate_key_file(dir: &Path) -> Result<(PathBuf, String), KeyError> {
     Ok((path, kid))
 }
 
-/// Creates the key directory `0700` (and its missing parents) if it does not exist.
+/// Creates the key directory `0700` (and its missing parents) if it does not exist, and checks
+/// that this process runs as its owner: every writer of keys and of the record goes through
+/// here, and a file it writes (mode 0600) must stay readable by the service that owns the
+/// directory.
 ///
 /// # Errors
 ///
-/// [`KeyError::Io`] when it cannot be created.
+/// [`KeyError::Io`] when it cannot be created; [`KeyError::NotTheOwner`] when it belongs to
+/// another user (root running `keysmith keys rotate` in the service's directory).
 pub fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|e| KeyError::io(dir, e))
+    builder.create(dir).map_err(|e| KeyError::io(dir, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let owner = fs::metadata(dir).map_err(|e| KeyError::io(dir, e))?.uid();
+        let me = rustix::process::geteuid().as_raw();
+        if owner != me {
+            return Err(KeyError::NotTheOwner { path: dir.to_owned(), owner, me });
+        }
+    }
+    Ok(())
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
