@@ -4,7 +4,11 @@
 # - jsonschema, to check that editors validating with `keysmith schema` accept the shipped config;
 # - a real GeoIP country database (from the npm registry), for the country-restriction tests;
 # - Debian's chromium, for the test that a browser page on another origin gets a key (CORS);
-# - Debian's redis-server, for the tests of the shared upload-limit store (`tests/limits.rs`).
+# - Debian's redis-server, for the tests of the shared upload-limit store (`tests/limits.rs`);
+# - for the snippets of docs/verifying.md, run by `tests/verifying.rs`: authlib (PyPI), the npm
+#   packages pinned in tests/interop/package.json (jose, express, express-oauth2-jwt-bearer) into
+#   tests/interop/node_modules (ignored by git), and Debian's golang-go with go-jose v2, built in
+#   GOPATH mode (no Go module download).
 # Idempotent: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,6 +20,22 @@ else
     packages=('pyjwt[crypto]>=2.8' 'jsonschema>=4.18')
     python3 -m pip install --quiet --disable-pip-version-check "${packages[@]}" \
         || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages "${packages[@]}"
+fi
+
+if python3 -c 'import authlib, joserfc' 2>/dev/null; then
+    echo "test-deps: authlib already installed"
+else
+    echo "test-deps: installing authlib"
+    python3 -m pip install --quiet --disable-pip-version-check 'authlib>=1.9,<2' \
+        || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages 'authlib>=1.9,<2'
+fi
+
+# npm packages from the lock file, again only when the lock file changed since the last install.
+if [[ tests/interop/node_modules/.package-lock.json -nt tests/interop/package-lock.json ]]; then
+    echo "test-deps: npm packages of tests/interop already installed"
+else
+    echo "test-deps: installing the npm packages of tests/interop"
+    npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
 fi
 
 scripts/fetch-geoip.sh
@@ -31,6 +51,16 @@ if command -v redis-server >/dev/null; then
     echo "test-deps: redis-server already installed"
 else
     missing+=(redis-server)
+fi
+if command -v go >/dev/null; then
+    echo "test-deps: go already installed"
+else
+    missing+=(golang-go)
+fi
+if [[ -d /usr/share/gocode/src/gopkg.in/square/go-jose.v2 ]]; then
+    echo "test-deps: go-jose v2 already installed"
+else
+    missing+=(golang-gopkg-square-go-jose.v2-dev)
 fi
 if (( ${#missing[@]} )); then
     echo "test-deps: installing Debian's ${missing[*]}"
