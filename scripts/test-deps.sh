@@ -3,7 +3,15 @@
 # - PyJWT and cryptography, for the interoperability test that verifies keys in Python;
 # - jsonschema, to check that editors validating with `keysmith schema` accept the shipped config;
 # - a real GeoIP country database (from the npm registry), for the country-restriction tests;
-# - Debian's chromium, for the test that a browser page on another origin gets a key (CORS).
+# - Debian's chromium, for the test that a browser page on another origin gets a key (CORS);
+# - Debian's redis-server, for the tests of the shared upload-limit store (`tests/limits.rs`);
+# - kubernetes-validate (pip), to check deploy/kubernetes against the Kubernetes schemas;
+# - Debian's podman, to build the Containerfile's image (tests/deploy.rs), and systemd's
+#   systemd-analyze, to check deploy/systemd (small: most Debian systems have it already);
+# - for the snippets of docs/verifying.md, run by `tests/verifying.rs`: authlib (PyPI), the npm
+#   packages pinned in tests/interop/package.json (jose, express, express-oauth2-jwt-bearer) into
+#   tests/interop/node_modules (ignored by git), and Debian's golang-go with go-jose v2, built in
+#   GOPATH mode (no Go module download).
 # Idempotent: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,14 +25,46 @@ else
         || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages "${packages[@]}"
 fi
 
+if command -v kubernetes-validate >/dev/null; then
+    echo "test-deps: kubernetes-validate already installed"
+else
+    echo "test-deps: installing kubernetes-validate"
+    python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate \
+        || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages kubernetes-validate
+fi
+
+if python3 -c 'import authlib, joserfc' 2>/dev/null; then
+    echo "test-deps: authlib already installed"
+else
+    echo "test-deps: installing authlib"
+    python3 -m pip install --quiet --disable-pip-version-check 'authlib>=1.9,<2' \
+        || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages 'authlib>=1.9,<2'
+fi
+
+# npm packages from the lock file, again only when the lock file changed since the last install.
+if [[ tests/interop/node_modules/.package-lock.json -nt tests/interop/package-lock.json ]]; then
+    echo "test-deps: npm packages of tests/interop already installed"
+else
+    echo "test-deps: installing the npm packages of tests/interop"
+    npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
+fi
+
 scripts/fetch-geoip.sh
 
-if [[ -x /usr/bin/chromium ]]; then
-    echo "test-deps: chromium already installed"
+# Debian packages: the command each provides, and the package.
+missing=()
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+command -v podman >/dev/null || missing+=(podman)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v go >/dev/null || missing+=(golang-go)
+[[ -d /usr/share/gocode/src/gopkg.in/square/go-jose.v2 ]] || missing+=(golang-gopkg-square-go-jose.v2-dev)
+if [[ ${#missing[@]} == 0 ]]; then
+    echo "test-deps: chromium, podman, systemd-analyze, redis-server, go and go-jose already installed"
 else
-    echo "test-deps: installing Debian's chromium"
+    echo "test-deps: installing Debian's ${missing[*]}"
     sudo=()
     [[ $(id -u) == 0 ]] || sudo=(sudo)
     "${sudo[@]}" apt-get update -qq
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi

@@ -46,7 +46,6 @@
 //!
 //! ## Non-goals
 //!
-//! - Enforcing upload rate limits: `limits` are carried in the token for the upload service.
 //! - Revoking short-lived keys one by one: they expire; keep `expiration_duration` short.
 //! - Hiding token contents: a JWS is signed, not encrypted. Put no secrets in templates.
 //!
@@ -102,6 +101,70 @@ pub mod issuer;
 #[cfg(feature = "issuer")]
 #[cfg_attr(docsrs, doc(cfg(feature = "issuer")))]
 pub mod keys;
+#[cfg(feature = "limits")]
+#[cfg_attr(docsrs, doc(cfg(feature = "limits")))]
+pub mod limits {
+    //! Upload limits and keyed rate checks, kept in a store shared by whoever enforces them.
+    //!
+    //! A key minted from a template with `limit_per_min` or `limit_per_source_ip` carries them in its
+    //! `limits` claim ([`crate::Limits`]); this module enforces them for the uploads made with it.
+    //!
+    //! - `per_min`: the uploads a key may make in **any** 60-second window. It is a sliding window
+    //!   over the accepted uploads themselves: a key may upload `per_min` files at once, and each
+    //!   upload frees its slot 60 seconds after it was accepted. Never a calendar minute (which lets
+    //!   `2 × per_min` through around a minute boundary), never one upload every `60 / per_min` s.
+    //! - `per_source_ip`: the uploads a key may make from one source address over its whole life.
+    //!
+    //! Counters are keyed by the key's `jti` (and the address), and expire with the key: callers
+    //! pass its `exp`. Both limits are checked before either is counted, so a refused attempt
+    //! consumes nothing: an attempt refused by `per_min` does not use `per_source_ip` budget and
+    //! vice versa. When both would refuse, `per_source_ip` is reported: it never recovers for that
+    //! address, so a `Retry-After` would be a false promise.
+    //!
+    //! [`LimitStore::check_rate`] is a generic keyed rate check (GCRA: a rate per minute with a
+    //! burst) on the same store, for budgets such as the issuer's per-address mint limit.
+    //!
+    //! Two stores implement [`LimitStore`]: [`MemoryStore`] for one process, and (with the `redis`
+    //! feature) `RedisStore`, with which every replica of a service shares one budget; each decision
+    //! is one atomic Lua script there. Time is always a parameter (`now`), so tests control the clock.
+    //!
+    //! See `docs/limits.md` for the algorithms, the Redis keys and their TTLs, and failure behaviour.
+    //!
+    //! ```
+    //! use keysmith::Limits;
+    //! use keysmith::limits::{Limit, MemoryStore, UploadAttempt, UploadDecision};
+    //! use std::time::{Duration, SystemTime};
+    //!
+    //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    //! let store = MemoryStore::default();
+    //! let now = SystemTime::now();
+    //! let attempt = UploadAttempt {
+    //!     jti: "6f1c…",
+    //!     source: "203.0.113.7".parse()?,
+    //!     limits: Limits { per_min: Some(2), per_source_ip: None },
+    //!     expires_at: now + Duration::from_secs(600),
+    //!     now,
+    //! };
+    //! assert_eq!(store.upload(attempt)?, UploadDecision::Allowed);
+    //! assert_eq!(store.upload(attempt)?, UploadDecision::Allowed);
+    //! // The third upload within 60 s is refused until the first leaves the window.
+    //! let refused = store.upload(attempt)?;
+    //! assert_eq!(refused, UploadDecision::Refused { limit: Limit::PerMin, retry_after: Some(Duration::from_secs(60)) });
+    //! # Ok(())
+    //! # }
+    //! ```
+
+    mod memory;
+    #[cfg(feature = "redis")]
+    mod redis;
+    mod store;
+
+    pub use memory::MemoryStore;
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub use redis::{RedisOptions, RedisStore};
+    pub use store::*;
+}
 #[cfg(feature = "issuer")]
 #[cfg_attr(docsrs, doc(cfg(feature = "issuer")))]
 pub mod review;

@@ -21,6 +21,48 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The config text with its top-level `version` set to `n`, whatever the working tree's is.
+fn with_version(config: &str, n: u64) -> String {
+    let mut done = false;
+    config
+        .lines()
+        .map(|line| {
+            if !done && line.starts_with("version = ") {
+                done = true;
+                format!("version = {n}")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// A child process killed when dropped, so a failing assertion leaves no server running.
+#[derive(Debug)]
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
 #[test]
 fn check_reports_paths_and_exit_codes() {
     let ok = keysmith(&["check", shipped_config().to_str().unwrap()]);
@@ -150,16 +192,19 @@ fn serve_generates_a_dev_key_reloads_on_sighup_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");
     let config = dir.path().join("config.toml");
-    let shipped = std::fs::read_to_string(shipped_config()).unwrap();
+    // Version 1, whatever the working tree's config is at: the edits below bump it.
+    let shipped = with_version(&std::fs::read_to_string(shipped_config()).unwrap(), 1);
     std::fs::write(&config, &shipped).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keysmith"))
-        .args(["serve", "--config", config.to_str().unwrap(), "--keys", keys.to_str().unwrap()])
-        .args(["--listen", "127.0.0.1:0"])
-        .env("KEYSMITH_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_keysmith"))
+            .args(["serve", "--config", config.to_str().unwrap(), "--keys", keys.to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:0"])
+            .env("KEYSMITH_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let lines = stderr_lines(&mut child);
     let mut log: Vec<String> = Vec::new();
     let wait_for = |needle: &str, log: &mut Vec<String>| -> String {
@@ -206,7 +251,7 @@ fn serve_generates_a_dev_key_reloads_on_sighup_and_stops_on_sigterm() {
     let jti = serde_json::from_slice::<Value>(&verified.stdout).unwrap()["claims"]["jti"].as_str().unwrap().to_owned();
 
     // SIGHUP: a good edit (template deactivated, version 2) is taken without a restart.
-    let edited = shipped.replacen("version = 1", "version = 2", 1).replacen("active = true", "active = false", 1);
+    let edited = with_version(&shipped, 2).replacen("active = true", "active = false", 1);
     assert_ne!(edited, shipped);
     std::fs::write(&config, &edited).unwrap();
     signal(&child, "-HUP");
@@ -216,7 +261,7 @@ fn serve_generates_a_dev_key_reloads_on_sighup_and_stops_on_sigterm() {
     assert!(body.contains("template_inactive"));
 
     // A bad edit is rejected with its TOML path in the log; version 2 keeps serving.
-    std::fs::write(&config, edited.replace("version = 2", "version = 3").replace("dir_scope =", "dir_scop =")).unwrap();
+    std::fs::write(&config, with_version(&edited, 3).replace("dir_scope =", "dir_scop =")).unwrap();
     signal(&child, "-HUP");
     let rejected = wait_for("reload rejected", &mut log);
     // The unknown key is one of the reason's problems (issue 9): on the line, or listed after it.
@@ -319,13 +364,13 @@ warning[long_expiration] templates[0].expiration_duration: template \"widget\" m
 
 /// Starts `keysmith serve` with extra arguments and environment; returns the child, its address
 /// and the log lines seen so far, or the exit output if it stopped.
-fn start_serve(args: &[&str], env: &[(&str, &str)]) -> Result<(std::process::Child, String), String> {
+fn start_serve(args: &[&str], env: &[(&str, &str)]) -> Result<(KillOnDrop, String), String> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keysmith"));
     cmd.arg("serve").args(args).args(["--listen", "127.0.0.1:0"]).env("KEYSMITH_LOG", "info");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = KillOnDrop(cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap());
     let lines = stderr_lines(&mut child);
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen = Vec::new();
@@ -341,7 +386,7 @@ fn start_serve(args: &[&str], env: &[(&str, &str)]) -> Result<(std::process::Chi
             Err(_) => {}
         }
     }
-    let _ = child.kill();
+    drop(child);
     Err(seen.join("\n"))
 }
 
@@ -404,4 +449,62 @@ fn keygen_joins_the_lifecycle_as_next() {
     let list = text(&run(&["keys", "list"]).stdout);
     assert_eq!(list.lines().filter(|l| l.contains(" next ")).count(), 2, "{list}");
     assert_eq!(list.lines().filter(|l| l.contains(" active ")).count(), 1, "{list}");
+}
+
+/// A relative `server.audit_log` that cannot be opened (under systemd, the config directory is
+/// read-only) stops startup with an error that names the audit log, not `config.toml`.
+#[test]
+fn serve_names_the_audit_log_it_cannot_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let shipped = std::fs::read_to_string(shipped_config()).unwrap();
+    std::fs::write(&config, shipped.replacen("[server]\n", "[server]\naudit_log = \"missing-dir/audit.jsonl\"\n", 1))
+        .unwrap();
+    let keys = dir.path().join("keys");
+    let refused = start_serve(&["--config", config.to_str().unwrap(), "--keys", keys.to_str().unwrap()], &[])
+        .expect_err("an audit log that cannot be opened stops startup");
+    let audit = dir.path().join("missing-dir/audit.jsonl");
+    let line = refused.lines().find(|l| l.contains("error")).unwrap_or_default();
+    assert!(line.contains("server.audit_log") && line.contains(audit.to_str().unwrap()), "{refused}");
+    assert!(!line.contains("config.toml:"), "blames the config file: {refused}");
+}
+
+/// Run as another user than the key directory's owner (root running `keys rotate` in the
+/// service's directory), keysmith would write a key file (mode 0600, owned by the writer) that
+/// the service cannot read: it refuses and says which user to run as.
+#[cfg(unix)]
+#[test]
+fn key_files_are_written_only_as_the_key_directorys_owner() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let me = std::fs::metadata(dir.path()).unwrap().uid();
+    let service_user = me + 10_001;
+    // Needs root, as the deployment tests do (`scripts/test-deps.sh`, CI).
+    std::os::unix::fs::chown(&keys, Some(service_user), None).expect("chown: the test runs as root");
+    let config = shipped_config();
+    for args in [&["keygen"][..], &["keys", "rotate", "--config", config.to_str().unwrap()][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_keysmith")).args(args).arg("--keys").arg(&keys).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out.stdout));
+        let err = text(&out.stderr);
+        assert!(err.contains(&format!("uid {service_user}")) && err.contains("sudo -u"), "{args:?}: {err}");
+        assert_eq!(std::fs::read_dir(&keys).unwrap().count(), 0, "{args:?} wrote nothing");
+    }
+}
+
+/// `apikey deactivate` no longer asks for a SIGHUP: the service watches the config.
+#[test]
+fn apikey_deactivate_says_the_service_picks_it_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let shipped = std::fs::read_to_string(shipped_config()).unwrap();
+    let record = "\n[[api_keys]]\nid = \"ak_batch\"\ndescription = \"batch\"\npermissions = [\"FILE_UPLOAD\"]\nprojects = [\"demo\"]\n";
+    std::fs::write(&config, shipped + record).unwrap();
+    let out = keysmith(&["apikey", "deactivate", "--config", config.to_str().unwrap(), "ak_batch"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("deactivated: ak_batch"), "{said}");
+    assert!(!said.contains("SIGHUP"), "{said}");
+    assert!(said.contains("picks"), "{said}");
 }

@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("policy", 1),
     ("verify", 2),
     ("refresh", 3),
+    ("limits", 3),
     ("config", 4),
     ("keys", 5),
     ("issuer", 6),

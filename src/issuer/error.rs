@@ -165,4 +165,7 @@ pub enum LoadError {
     /// The configured GeoIP database cannot be opened.
     #[error(transparent)]
     GeoIp(#[from] GeoIpError),
+    /// The configured `server.audit_log` cannot be opened for appending (the error names it).
+    #[error(transparent)]
+    AuditLog(std::io::Error),
 }

@@ -288,17 +288,31 @@ pub fn generate_key_file(dir: &Path) -> Result<(PathBuf, String), KeyError> {
     Ok((path, kid))
 }
 
-/// Creates the key directory `0700` (and its missing parents) if it does not exist.
+/// Creates the key directory `0700` (and its missing parents) if it does not exist, and checks
+/// that this process runs as its owner.
 ///
 /// # Errors
 ///
-/// [`KeyError::Io`] when it cannot be created.
+/// [`KeyError::Io`] when it cannot be created; [`KeyError::NotTheOwner`] when it belongs to
+/// another user (root running `keysmith keys rotate` in the service's directory).
 pub fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|e| KeyError::io(dir, e))
+    builder.create(dir).map_err(|e| KeyError::io(dir, e))?;
+    // Every writer of keys and of the record comes through here: a file it writes (mode 0600)
+    // must stay readable by the service that owns the directory.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let owner = fs::metadata(dir).map_err(|e| KeyError::io(dir, e))?.uid();
+        let me = rustix::process::geteuid().as_raw();
+        if owner != me {
+            return Err(KeyError::NotTheOwner { path: dir.to_owned(), owner, me });
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {

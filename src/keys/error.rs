@@ -86,6 +86,19 @@ pub enum KeyError {
     /// The directory holds no `*.pem` key.
     #[error("{0}: no signing key (*.pem); create one with `keysmith keygen`")]
     NoKeys(PathBuf),
+    /// The key directory belongs to another user (the service's) than the one about to write
+    /// into it, whose new files (mode 0600) that user could not read.
+    #[error(
+        "{path}: owned by uid {owner}, but this runs as uid {me}; a key file or record written now would belong to uid {me} and the service (uid {owner}) could not read it: run as the directory's owner, e.g. `sudo -u '#{owner}' keysmith …`"
+    )]
+    NotTheOwner {
+        /// The key directory.
+        path: PathBuf,
+        /// Its owner: the service's user.
+        owner: u32,
+        /// This process's effective uid.
+        me: u32,
+    },
 }
 
 impl KeyError {

@@ -37,7 +37,14 @@ impl AuditLog {
                 options.append(true).create(true);
                 #[cfg(unix)]
                 std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                Some(Mutex::new(options.open(path)?))
+                // Name the file: the caller's context (the config) is not what failed.
+                let file = options.open(path).map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("server.audit_log {}: cannot open it for appending: {e}", path.display()),
+                    )
+                })?;
+                Some(Mutex::new(file))
             }
         };
         Ok(Self { file })

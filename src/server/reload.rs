@@ -63,9 +63,7 @@ impl IssuerHandle {
             );
         }
         let issuer = Issuer::new(config, keys)?;
-        let handle = Self::new(issuer).map_err(|e| {
-            crate::issuer::LoadError::Config(crate::config::ConfigError::Io { path: source.config.clone(), source: e })
-        })?;
+        let handle = Self::new(issuer).map_err(crate::issuer::LoadError::AuditLog)?;
         {
             let mut state = handle.state();
             state.config_sha256 = sha256_hex(text.as_bytes());
@@ -203,11 +201,8 @@ impl IssuerHandle {
         let mut state = self.state();
         if let Err(e) = self.replace(issuer) {
             drop(state);
-            return ReloadOutcome::Rejected(self.reject(
-                Some(to),
-                "audit_log_unavailable",
-                format!("server.audit_log: {e}"),
-            ));
+            // The error names `server.audit_log` and its path.
+            return ReloadOutcome::Rejected(self.reject(Some(to), "audit_log_unavailable", e.to_string()));
         }
         state.config_sha256 = config_sha256;
         state.inputs = inputs;

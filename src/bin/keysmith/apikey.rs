@@ -190,7 +190,9 @@ fn set_active(
     write_atomically(path, &text)?;
     println!("{state}: {} (config version {})", changed.join(", "), config.version);
     if !active {
-        println!("reload the service (SIGHUP) so the revocation list carries them");
+        println!(
+            "a running service picks the change up by itself and refuses them at once; verifiers within revocations_max_age"
+        );
     }
     Ok(())
 }

@@ -1,0 +1,356 @@
+//! The documentation cannot drift from the program: the README's CLI table lists every flag of
+//! every `keysmith … --help`, its code tables list every problem and verifier code the code can
+//! return, its install lines resolve, and its "Try it" block runs against a live server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops at the first broken expectation
+
+use std::collections::BTreeSet;
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn readme() -> String {
+    std::fs::read_to_string(repo().join("README.md")).unwrap()
+}
+
+/// The lines of the `## <title>` section of a Markdown document.
+fn section<'a>(doc: &'a str, title: &str) -> Vec<&'a str> {
+    let heading = format!("## {title}");
+    let mut lines = doc.lines().skip_while(|l| l.trim_end() != heading);
+    assert!(lines.next().is_some(), "no section {heading:?}");
+    lines.take_while(|l| !l.starts_with("## ")).collect()
+}
+
+/// The rows of the table whose header row starts with `header`, as rendered: a blank line (or
+/// any line that is not a row) ends the table.
+fn table<'a>(lines: &[&'a str], header: &str) -> Vec<&'a str> {
+    let start = lines.iter().position(|l| l.starts_with(header)).unwrap_or_else(|| panic!("no table {header:?}"));
+    lines[start + 2..].iter().take_while(|l| l.starts_with('|')).copied().collect()
+}
+
+fn help(path: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_keysmith")).args(path).arg("--help").output().unwrap();
+    assert!(out.status.success(), "keysmith {path:?} --help");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The entries of a `--help` section (`Commands:`, `Options:`): each item's first word(s).
+fn help_section(help: &str, name: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| *l != name)
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|l| l.starts_with("  ") && !l.starts_with("         "))
+        .map(|l| l.trim_start().split("  ").next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Every `--flag` an option line names (`-h, --help` → `--help`; aliases included).
+fn flags(entry: &str) -> Vec<String> {
+    entry
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|w| w.starts_with("--"))
+        .map(|w| w.trim_end_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).to_owned())
+        .collect()
+}
+
+#[test]
+fn readme_cli_table_lists_every_flag_of_help() {
+    let readme = readme();
+    let cli = section(&readme, "CLI");
+    let rows = table(&cli, "| command |");
+    let mut commands: Vec<Vec<String>> = Vec::new();
+    for top in help_section(&help(&[]), "Commands:") {
+        if top == "help" {
+            continue;
+        }
+        let sub = help_section(&help(&[&top]), "Commands:");
+        if sub.is_empty() {
+            commands.push(vec![top.clone()]);
+        }
+        for s in sub.into_iter().filter(|s| s != "help") {
+            commands.push(vec![top.clone(), s]);
+        }
+    }
+    assert!(commands.len() > 10, "{commands:?}");
+    let mut missing = Vec::new();
+    for path in &commands {
+        let synopsis = format!("`keysmith {}", path[0]);
+        let covering: Vec<&str> = rows
+            .iter()
+            .filter(|row| {
+                let first = row.split(" | ").next().unwrap_or_default();
+                first.starts_with(&format!("| {synopsis} ")) || first.starts_with(&format!("| {synopsis}`"))
+            })
+            .filter(|row| path.len() == 1 || row.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w == path[1]))
+            .copied()
+            .collect();
+        if covering.is_empty() {
+            missing.push(format!("keysmith {}: no row", path.join(" ")));
+            continue;
+        }
+        let args: Vec<&str> = path.iter().map(String::as_str).collect();
+        for flag in help_section(&help(&args), "Options:").iter().flat_map(|e| flags(e)) {
+            if flag == "--help" || flag == "--version" {
+                continue;
+            }
+            let named = covering.iter().any(|row| {
+                row.match_indices(flag.as_str())
+                    .any(|(i, _)| !row[i + flag.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-'))
+            });
+            if !named {
+                missing.push(format!("keysmith {} {flag}", path.join(" ")));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "README's CLI table misses (or a blank line cut the table):\n{}", missing.join("\n"));
+}
+
+/// The string literals of a Rust source file that look like codes (`snake_case`).
+fn code_literals(text: &str) -> Vec<String> {
+    text.split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The body of each function named `name` in `text`, up to the closing brace at its indentation.
+fn function_bodies<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    let mut bodies = Vec::new();
+    let needle = format!("fn {name}(");
+    for (start, _) in text.match_indices(&needle) {
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let indent = &text[line_start..start];
+        let indent = &indent[..indent.len() - indent.trim_start().len()];
+        let close = format!("\n{indent}}}");
+        let end = text[start..].find(&close).map_or(text.len(), |i| start + i);
+        bodies.push(&text[start..end]);
+    }
+    bodies
+}
+
+/// Every code the library and the server can return: the arms of every `fn code()` and of
+/// `ApiError::from_status`, and the code literal of every `ApiError::new`.
+fn codes_in_source() -> BTreeSet<String> {
+    let mut codes = BTreeSet::new();
+    let mut stack = vec![repo().join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            // Unit tests name codes too; only the code before them counts.
+            let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for body in function_bodies(text, "code").into_iter().chain(function_bodies(text, "from_status")) {
+                codes.extend(code_literals(body));
+            }
+            for constructor in ["ApiError::new(", "Self::new(StatusCode"] {
+                for (i, _) in text.match_indices(constructor) {
+                    if let Some(first) = code_literals(&text[i..]).into_iter().next() {
+                        codes.insert(first);
+                    }
+                }
+            }
+        }
+    }
+    codes
+}
+
+#[test]
+fn readme_code_tables_list_every_code_the_code_returns() {
+    let codes = codes_in_source();
+    for known in [
+        "caller_ip_required",
+        "invalid_name",
+        "creation_chain_too_deep",
+        "unavailable",
+        "token_expired",
+        "outside_scope",
+    ] {
+        assert!(codes.contains(known), "the scan finds {known}: {codes:?}");
+    }
+    let readme = readme();
+    let in_tables: BTreeSet<String> = readme
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .flat_map(|l| l.split('`').skip(1).step_by(2).map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    let missing: Vec<&String> = codes.iter().filter(|c| !in_tables.contains(*c)).collect();
+    assert!(missing.is_empty(), "README's code tables miss: {missing:?}");
+}
+
+/// The fenced blocks of a Markdown document with the given info string.
+fn fenced(doc: &str, lang: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in doc.lines() {
+        match &mut current {
+            None if line.trim_start().starts_with(&format!("```{lang}")) => current = Some(String::new()),
+            Some(block) if line.trim_start().starts_with("```") => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            Some(block) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            None => {}
+        }
+    }
+    blocks
+}
+
+/// Every dependency line on this crate in the README and `docs/` resolves as written: the
+/// package name, the path of a checkout, and the features the snippets after it use.
+#[test]
+fn install_lines_in_the_docs_resolve() {
+    let mut docs = vec![repo().join("README.md")];
+    for entry in std::fs::read_dir(repo().join("docs")).unwrap() {
+        docs.push(entry.unwrap().path());
+    }
+    let mut checked = 0;
+    for doc in docs {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        let blocks = fenced(&text, "toml");
+        for block in blocks.iter().filter(|b| b.contains("[dependencies]") && b.contains("keysmith")) {
+            // The snippet says `path = "../keysmith"`: a checkout of this repository beside the crate.
+            let dir = tempfile::tempdir().unwrap();
+            std::os::unix::fs::symlink(repo(), dir.path().join("keysmith")).unwrap();
+            let app = dir.path().join("app");
+            std::fs::create_dir_all(app.join("src")).unwrap();
+            std::fs::write(app.join("src/lib.rs"), "").unwrap();
+            std::fs::write(
+                app.join("Cargo.toml"),
+                format!("[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n{block}\n[workspace]\n"),
+            )
+            .unwrap();
+            std::fs::copy(repo().join("Cargo.lock"), app.join("Cargo.lock")).unwrap();
+            let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["metadata", "--offline", "--format-version", "1"])
+                .current_dir(&app)
+                .stderr(Stdio::piped())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: the dependency block does not resolve:\n{block}\n{}",
+                doc.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let resolved = metadata["resolve"]["nodes"].as_array().unwrap();
+            let ours =
+                resolved.iter().find(|n| n["id"].as_str().unwrap_or_default().contains("keysmith-tokens")).unwrap();
+            let features: Vec<&str> = ours["features"].as_array().unwrap().iter().filter_map(|f| f.as_str()).collect();
+            // The Rust snippets that follow this block up to the next one must compile with it.
+            let after = text.split(block.as_str()).nth(1).unwrap_or_default();
+            let until_next = after.split("```toml").next().unwrap_or_default();
+            if fenced(until_next, "rust").iter().any(|snippet| snippet.contains("keysmith::refresh")) {
+                assert!(features.contains(&"refresh"), "{}: a snippet uses keysmith::refresh:\n{block}", doc.display());
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "no dependency block found");
+
+    // The version the docs install is this crate's.
+    let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let version = manifest.lines().find_map(|l| l.strip_prefix("version = ")).unwrap().trim_matches('"');
+    for file in ["README.md", "examples/ci/keysmith-check.yml", "deploy/kubernetes/keysmith.yaml"] {
+        let text = std::fs::read_to_string(repo().join(file)).unwrap();
+        assert!(
+            !text.contains("cargo install --locked keysmith "),
+            "{file}: the crates.io `keysmith` is another crate"
+        );
+        for (i, _) in text.match_indices("keysmith:") {
+            let tag: String =
+                text[i + "keysmith:".len()..].chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+            assert!(tag.is_empty() || tag == version, "{file}: image tag {tag}, crate version {version}");
+        }
+    }
+}
+
+/// Kills the child when dropped, so a failing test leaves no server behind.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `keysmith serve` on the shipped config in a temporary directory, on a free port.
+fn serve_shipped(dir: &Path) -> (KillOnDrop, String) {
+    std::fs::copy(repo().join("config.toml"), dir.join("config.toml")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_keysmith"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir)
+        .env("KEYSMITH_LOG", "info")
+        .env_remove("KEYSMITH_CONFIG")
+        .env_remove("KEYSMITH_KEYS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100))
+            && let Some(rest) = line.split("listening on http://").nth(1)
+        {
+            return (child, rest.split_whitespace().next().unwrap().to_owned());
+        }
+    }
+    panic!("keysmith serve did not start");
+}
+
+/// The README's "Try it" block, run as written (with the server's port) in a checkout whose
+/// `target/release/keysmith` is the binary under test.
+#[test]
+fn readme_try_it_runs_as_written() {
+    let readme = readme();
+    let try_it = section(&readme, "Try it").join("\n");
+    let block = fenced(&try_it, "sh").into_iter().next().expect("a sh block in Try it");
+    assert!(!block.contains("cargo run"), "Try it uses the release binary, not a second (debug) build");
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr) = serve_shipped(dir.path());
+    let bin = dir.path().join("target/release");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_keysmith"), bin.join("keysmith")).unwrap();
+    let script = block.replace("127.0.0.1:8080", &addr).replace("localhost:8080", &addr);
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(dir.path())
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.matches("\"status\":\"success\"").count(), 2, "{stdout}");
+    assert!(stdout.contains("\"code\":\"permission_not_in_template\""), "{stdout}");
+    assert!(stdout.contains("\"allowed\": true") || stdout.contains("\"allowed\":true"), "{stdout}");
+}
