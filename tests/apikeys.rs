@@ -12,7 +12,7 @@ use keysmith::{KeySet, Verifier, VerifyError};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant, SystemTime};
 
 const CONFIG: &str = r#"# Backend access.
@@ -40,7 +40,7 @@ permissions = ["OBJECTS_LIST"]
 "#;
 
 fn keysmith(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keysmith"))
+    common::keysmith()
         .args(args)
         .arg("--config")
         .arg(dir.join("config.toml"))
@@ -156,7 +156,7 @@ async fn create_use_deactivate_reactivate() {
     assert!(list.headers()["cache-control"].to_str().unwrap().starts_with("public, max-age="));
     assert!(list.headers().contains_key("etag"));
     let list = list.text().await.unwrap();
-    let claims: Value = serde_json::from_slice(&b64(list.split('.').nth(1).unwrap())).unwrap();
+    let claims: Value = serde_json::from_slice(&common::unb64(list.split('.').nth(1).unwrap())).unwrap();
     assert_eq!(claims["revoked_api_keys"], json!([id]));
     assert_eq!(claims["ver"], 3);
     assert_eq!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(), 60);
@@ -314,11 +314,6 @@ async fn refresher_keeps_verifiers_current() {
     assert_eq!(verifier.verify_api_key(&secret, SystemTime::now()).unwrap_err(), VerifyError::Revoked);
 }
 
-fn b64(text: &str) -> Vec<u8> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn cli_verifies_permanent_keys_with_the_revocation_list() {
     let dir = setup();
@@ -388,7 +383,7 @@ async fn cli_verifies_permanent_keys_with_the_revocation_list() {
 }
 
 fn claims_of(token: &str) -> Value {
-    serde_json::from_slice(&b64(token.split('.').nth(1).unwrap())).unwrap()
+    serde_json::from_slice(&common::unb64(token.split('.').nth(1).unwrap())).unwrap()
 }
 
 async fn create_over_http(server: &TestServer, creator: &str, permissions: Value) -> reqwest::Response {

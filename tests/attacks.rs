@@ -3,14 +3,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops at the first broken expectation
 
+mod common;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+use common::b64;
 use ed25519_dalek::pkcs8::EncodePublicKey as _;
 use ed25519_dalek::{Signer as _, SigningKey};
 use hmac::{Hmac, Mac as _};
 use keysmith::{KeySet, PublicJwk, Verifier, VerifyError};
 use serde_json::{Value, json};
-use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const NOW: u64 = 1_800_000_000;
@@ -22,10 +24,6 @@ fn key() -> SigningKey {
 
 fn kid() -> String {
     keysmith::jwk::thumbprint(&key().verifying_key())
-}
-
-fn b64(bytes: impl AsRef<[u8]>) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn header() -> Value {
@@ -309,7 +307,7 @@ fn the_cli_refuses_every_attack_without_crashing() {
     // Tokens travel as arguments; skip the ones a command line cannot carry (NUL-free, but
     // empty or huge are fine), and run the rest through the binary.
     for (name, token) in cases.iter().filter(|(_, t)| !t.is_empty() && !t.starts_with('-') && t.len() < 100_000) {
-        let out = Command::new(env!("CARGO_BIN_EXE_keysmith"))
+        let out = common::keysmith()
             .args(["verify", token, "--jwks", jwks_path.to_str().unwrap(), "--issuer", ISS, "--audience", "demo"])
             .output()
             .unwrap();

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops at the first broken expectation
 
+mod common;
+
 use serde_json::Value;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -10,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn keysmith(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keysmith")).args(args).env("KEYSMITH_LOG", "info").output().unwrap()
+    common::keysmith().args(args).env("KEYSMITH_LOG", "info").output().unwrap()
 }
 
 fn shipped_config() -> PathBuf {
@@ -196,7 +198,7 @@ fn serve_generates_a_dev_key_reloads_on_sighup_and_stops_on_sigterm() {
     let shipped = with_version(&std::fs::read_to_string(shipped_config()).unwrap(), 1);
     std::fs::write(&config, &shipped).unwrap();
     let mut child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_keysmith"))
+        common::keysmith()
             .args(["serve", "--config", config.to_str().unwrap(), "--keys", keys.to_str().unwrap()])
             .args(["--listen", "127.0.0.1:0"])
             .env("KEYSMITH_LOG", "info")
@@ -365,7 +367,7 @@ warning[long_expiration] templates[0].expiration_duration: template \"widget\" m
 /// Starts `keysmith serve` with extra arguments and environment; returns the child, its address
 /// and the log lines seen so far, or the exit output if it stopped.
 fn start_serve(args: &[&str], env: &[(&str, &str)]) -> Result<(KillOnDrop, String), String> {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keysmith"));
+    let mut cmd = common::keysmith();
     cmd.arg("serve").args(args).args(["--listen", "127.0.0.1:0"]).env("KEYSMITH_LOG", "info");
     for (k, v) in env {
         cmd.env(k, v);
@@ -430,21 +432,14 @@ fn keygen_joins_the_lifecycle_as_next() {
     let keys = dir.path().join("keys");
     let config = shipped_config();
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_keysmith"))
-            .args(args)
-            .arg("--keys")
-            .arg(&keys)
-            .arg("--config")
-            .arg(&config)
-            .output()
-            .unwrap()
+        common::keysmith().args(args).arg("--keys").arg(&keys).arg("--config").arg(&config).output().unwrap()
     };
-    let out = Command::new(env!("CARGO_BIN_EXE_keysmith")).args(["keygen", "--keys"]).arg(&keys).output().unwrap();
+    let out = common::keysmith().args(["keygen", "--keys"]).arg(&keys).output().unwrap();
     assert!(out.status.success());
     let first = run(&["keys", "rotate"]);
     assert!(first.status.success(), "{}", text(&first.stderr));
     assert!(text(&first.stdout).contains("next"), "{}", text(&first.stdout));
-    let out = Command::new(env!("CARGO_BIN_EXE_keysmith")).args(["keygen", "--keys"]).arg(&keys).output().unwrap();
+    let out = common::keysmith().args(["keygen", "--keys"]).arg(&keys).output().unwrap();
     assert!(text(&out.stdout).contains("generated next key"), "{}", text(&out.stdout));
     let list = text(&run(&["keys", "list"]).stdout);
     assert_eq!(list.lines().filter(|l| l.contains(" next ")).count(), 2, "{list}");
@@ -485,7 +480,7 @@ fn key_files_are_written_only_as_the_key_directorys_owner() {
     std::os::unix::fs::chown(&keys, Some(service_user), None).expect("chown: the test runs as root");
     let config = shipped_config();
     for args in [&["keygen"][..], &["keys", "rotate", "--config", config.to_str().unwrap()][..]] {
-        let out = Command::new(env!("CARGO_BIN_EXE_keysmith")).args(args).arg("--keys").arg(&keys).output().unwrap();
+        let out = common::keysmith().args(args).arg("--keys").arg(&keys).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out.stdout));
         let err = text(&out.stderr);
         assert!(err.contains(&format!("uid {service_user}")) && err.contains("sudo -u"), "{args:?}: {err}");

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops at the first broken expectation
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -181,7 +183,7 @@ fn ci_workflow_step_checks_the_pull_request() {
 
 #[test]
 fn shipped_schema_is_current_and_accepts_the_shipped_config() {
-    let out = Command::new(env!("CARGO_BIN_EXE_keysmith")).arg("schema").output().unwrap();
+    let out = common::keysmith().arg("schema").output().unwrap();
     assert!(out.status.success());
     let shipped = std::fs::read_to_string(repo_root().join("keysmith.schema.json")).unwrap();
     assert!(
@@ -214,7 +216,7 @@ fn shipped_schema_is_current_and_accepts_the_shipped_config() {
 }
 
 fn check(dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_keysmith")).arg("check").args(args).current_dir(dir).output().unwrap();
+    let out = common::keysmith().arg("check").args(args).current_dir(dir).output().unwrap();
     assert!(out.status.code().is_some(), "killed: {}", text(&out));
     out
 }

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops at the first broken expectation
 
+mod common;
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::Path;
@@ -85,7 +87,7 @@ fn send(addr: &str, method: &str, path: &str, headers: &[(&str, &[u8])], body: &
 
 /// `keysmith apikey create`; returns the secret.
 fn create_root_key(dir: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_keysmith"))
+    let out = common::keysmith()
         .args(["apikey", "create", "--description", "root", "--permissions", "ACCESS_MANAGE,OBJECTS_LIST"])
         .args(["--project", "demo", "--config"])
         .arg(dir.join("config.toml"))
@@ -103,7 +105,7 @@ fn client_data_cannot_forge_log_lines() {
     std::fs::write(dir.path().join("config.toml"), CONFIG).unwrap();
     keysmith::keys::generate_key_file(&dir.path().join("keys")).unwrap();
     let root = create_root_key(dir.path());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keysmith"))
+    let mut child = common::keysmith()
         .args(["serve", "--watch-ms", "0", "--listen", "127.0.0.1:0", "--config"])
         .arg(dir.path().join("config.toml"))
         .arg("--keys")

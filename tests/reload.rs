@@ -51,8 +51,7 @@ fn configmap_swap(root: &Path, revision: &str, text: &str) {
 }
 
 fn ver_of(key: &str) -> u64 {
-    use base64::Engine as _;
-    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(key.split('.').nth(1).unwrap()).unwrap();
+    let payload = common::unb64(key.split('.').nth(1).unwrap());
     serde_json::from_slice::<Value>(&payload).unwrap()["ver"].as_u64().unwrap()
 }
 

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops at the first broken expectation
 
+mod common;
+
 use keysmith::issuer::{Caller, NewApiKey};
 use keysmith::refresh::RevocationRefresher;
 use keysmith::{Config, Issuer, KeySet, Keyring, MintRequest, SigningKey, Verifier, VerifyError};
@@ -81,10 +83,8 @@ fn lists_are_verified() {
     let (h, rest) = list.split_once('.').unwrap();
     let (_, s) = rest.split_once('.').unwrap();
     let forged_payload = {
-        use base64::Engine as _;
-        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let text = String::from_utf8(e.decode(rest.split('.').next().unwrap()).unwrap()).unwrap();
-        e.encode(text.replace("ak_revoked", "ak_other_"))
+        let text = String::from_utf8(common::unb64(rest.split('.').next().unwrap())).unwrap();
+        common::b64(text.replace("ak_revoked", "ak_other_"))
     };
     assert_eq!(v.set_revocations(&format!("{h}.{forged_payload}.{s}"), at(T0)).unwrap_err(), VerifyError::BadSignature);
     // Signed by a key the verifier does not trust.

@@ -11,7 +11,6 @@ use keysmith::refresh::JwksRefresher;
 use keysmith::{KeySet, Verifier};
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -32,7 +31,7 @@ expiration_duration = 5
 "#;
 
 fn keys_cli(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_keysmith"))
+    let out = common::keysmith()
         .arg("keys")
         .args(args)
         .arg("--keys")
@@ -146,7 +145,7 @@ async fn two_instances_rotate_twice_under_load_without_a_failure() {
         let active_before = signing_kid(&a).await;
         assert_ne!(active_before, next, "round {round}: the next key does not sign yet");
         // Promoting before verifiers can have fetched it is refused...
-        let early = Command::new(env!("CARGO_BIN_EXE_keysmith"))
+        let early = common::keysmith()
             .args(["keys", "rotate", "--keys"])
             .arg(dir.join("keys"))
             .arg("--config")
@@ -184,7 +183,7 @@ async fn two_instances_rotate_twice_under_load_without_a_failure() {
     // The first key is retired; removing it while its tokens may live is refused.
     let list = keys_cli(&dir, &["list"]);
     assert!(list.contains(&first) && list.contains("retired"), "{list}");
-    let refused = Command::new(env!("CARGO_BIN_EXE_keysmith"))
+    let refused = common::keysmith()
         .args(["keys", "remove", &first, "--keys"])
         .arg(dir.join("keys"))
         .arg("--config")
@@ -213,13 +212,11 @@ async fn unknown_kids_refresh_the_jwks_at_most_once_per_gap() {
     }
     // A storm of forged kids for 1.2 s: at most one fetch per 500 ms gap.
     let forged = {
-        use base64::Engine as _;
-        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         format!(
             "{}.{}.{}",
-            e.encode(r#"{"alg":"EdDSA","typ":"at+jwt","kid":"forged"}"#),
-            e.encode("{}"),
-            e.encode([0u8; 64])
+            common::b64(r#"{"alg":"EdDSA","typ":"at+jwt","kid":"forged"}"#),
+            common::b64("{}"),
+            common::b64([0u8; 64])
         )
     };
     let storm = Instant::now();
@@ -304,12 +301,7 @@ async fn a_restarted_server_does_not_sign_with_a_key_nobody_has_published() {
     let old = signing_kid(&first).await;
     let old_file = std::fs::read_dir(dir.join("keys")).unwrap().next().unwrap().unwrap().path();
     age_file(&old_file, Duration::from_secs(3600));
-    let out = Command::new(env!("CARGO_BIN_EXE_keysmith"))
-        .arg("keygen")
-        .arg("--keys")
-        .arg(dir.join("keys"))
-        .output()
-        .unwrap();
+    let out = common::keysmith().arg("keygen").arg("--keys").arg(dir.join("keys")).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let restarted = twin(&first).await;

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops at the first broken expectation
 
+mod common;
+
 use base64::Engine as _;
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 use serde_json::{Value, json};
@@ -36,9 +38,8 @@ async fn nothing_secret_is_logged_at_trace_level() {
     let dir = tempfile::tempdir().unwrap();
     let (config, keys) = (dir.path().join("config.toml"), dir.path().join("keys"));
     std::fs::write(&config, CONFIG).unwrap();
-    let bin = env!("CARGO_BIN_EXE_keysmith");
     keysmith::keys::generate_key_file(&keys).unwrap();
-    let out = Command::new(bin)
+    let out = common::keysmith()
         .args([
             "apikey",
             "create",
@@ -58,7 +59,7 @@ async fn nothing_secret_is_logged_at_trace_level() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let admin = String::from_utf8(out.stdout).unwrap().trim().to_owned();
 
-    let mut child = Command::new(bin)
+    let mut child = common::keysmith()
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)
         .arg("--keys")

@@ -3,21 +3,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops at the first broken expectation
 
+mod common;
+
 use ed25519_dalek::VerifyingKey;
 use keysmith::dangerous::SignAnyHeader as _;
 use keysmith::jwk::{KeySet, PublicJwk, thumbprint, verify_ed25519};
 use keysmith::{AccessClaims, SigningKey, Verifier};
 use std::time::{Duration, UNIX_EPOCH};
 
-fn b64(text: &str) -> Vec<u8> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).unwrap()
-}
-
 /// RFC 8037 A.1 (private key), A.2 (public key), A.3 (thumbprint), A.4 (signature).
 #[test]
 fn rfc8037_appendix_a() {
-    let d: [u8; 32] = b64("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A").try_into().unwrap();
+    let d: [u8; 32] = common::unb64("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A").try_into().unwrap();
     let dalek = ed25519_dalek::SigningKey::from_bytes(&d);
     let key = SigningKey::new(&dalek);
     let jwk = PublicJwk::from_key(&key.verifying_key());
@@ -31,7 +28,7 @@ fn rfc8037_appendix_a() {
          hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg"
     );
     let (input, sig) = jws.rsplit_once('.').unwrap();
-    assert!(verify_ed25519(&key.verifying_key(), input.as_bytes(), &b64(sig)));
+    assert!(verify_ed25519(&key.verifying_key(), input.as_bytes(), &common::unb64(sig)));
 }
 
 /// Every Wycheproof Ed25519 verification vector gives the expected answer through the same
@@ -73,7 +70,7 @@ fn wycheproof_ed25519() {
 #[test]
 fn golden_access_token() {
     let vector: serde_json::Value = serde_json::from_str(include_str!("vectors/access_token.json")).unwrap();
-    let seed: [u8; 32] = b64(vector["seed"].as_str().unwrap()).try_into().unwrap();
+    let seed: [u8; 32] = common::unb64(vector["seed"].as_str().unwrap()).try_into().unwrap();
     let key = SigningKey::new(&ed25519_dalek::SigningKey::from_bytes(&seed));
     let claims: AccessClaims = serde_json::from_value(vector["claims"].clone()).unwrap();
     let token = key.sign_access_token(&serde_json::to_vec(&claims).unwrap()).unwrap();
@@ -147,11 +144,6 @@ fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
-fn enc(bytes: impl AsRef<[u8]>) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
 fn key(seed: [u8; 32]) -> SigningKey {
     SigningKey::new(&ed25519_dalek::SigningKey::from_bytes(&seed))
 }
@@ -220,7 +212,7 @@ fn segments(token: &str) -> (String, String, String) {
 }
 
 fn text_of(segment: &str) -> String {
-    String::from_utf8(b64(segment)).unwrap()
+    String::from_utf8(common::unb64(segment)).unwrap()
 }
 
 /// The permanent key the issuer creates today at `T0`, with its random id replaced by
@@ -247,7 +239,7 @@ fn golden_api_key() -> (String, Value) {
 fn golden_revocations() -> (String, Value) {
     let (issuer, _) = issuer();
     let token = issuer.revocation_list(at(T0)).unwrap().token;
-    let claims = serde_json::from_slice(&b64(&segments(&token).1)).unwrap();
+    let claims = serde_json::from_slice(&common::unb64(&segments(&token).1)).unwrap();
     (token, claims)
 }
 
@@ -255,11 +247,11 @@ fn golden_file(description: &str, token: &str, claims: &Value, now: u64) -> Valu
     let (header, _, _) = segments(token);
     json!({
         "description": description,
-        "seed": enc(SEED),
+        "seed": common::b64(SEED),
         "jwks": jwks_of(&key(SEED)),
         "verifier": verifier_settings(),
         "now": now,
-        "header": serde_json::from_slice::<Value>(&b64(&header)).unwrap(),
+        "header": serde_json::from_slice::<Value>(&common::unb64(&header)).unwrap(),
         "claims": claims,
         "token": token,
     })
@@ -422,7 +414,7 @@ fn with_signature(token: &str, signature: &str) -> String {
 fn raw_signed(input: &str) -> String {
     use ed25519_dalek::Signer as _;
     let signature = ed25519_dalek::SigningKey::from_bytes(&SEED).sign(input.as_bytes());
-    format!("{input}.{}", enc(signature.to_bytes()))
+    format!("{input}.{}", common::b64(signature.to_bytes()))
 }
 
 /// `S + L`: the same signature with a non-canonical scalar (the Ed25519 malleability form).
@@ -431,7 +423,7 @@ fn non_canonical_s(token: &str) -> String {
         0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0,
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
     ];
-    let mut sig = b64(segments(token).2.as_str());
+    let mut sig = common::unb64(segments(token).2.as_str());
     let mut carry = 0u16;
     for (i, l) in L.iter().enumerate() {
         let sum = u16::from(sig[32 + i]) + u16::from(*l) + carry;
@@ -439,7 +431,7 @@ fn non_canonical_s(token: &str) -> String {
         carry = sum >> 8;
     }
     assert_eq!(carry, 0);
-    with_signature(token, &enc(sig))
+    with_signature(token, &common::b64(sig))
 }
 
 /// The same signature bytes with a set bit in the unused tail of the last base64url character.
@@ -459,10 +451,10 @@ fn non_canonical_base64_signature(token: &str) -> String {
 /// HS256 over the signing input, keyed with the public key's bytes (algorithm confusion).
 fn hs256_with_public_key(header: &str, payload: &str) -> String {
     use hmac::Mac as _;
-    let input = format!("{}.{}", enc(header), enc(payload));
+    let input = format!("{}.{}", common::b64(header), common::b64(payload));
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key(SEED).verifying_key().as_bytes()).unwrap();
     mac.update(input.as_bytes());
-    format!("{input}.{}", enc(mac.finalize().into_bytes()))
+    format!("{input}.{}", common::b64(mac.finalize().into_bytes()))
 }
 
 struct Case {
@@ -583,7 +575,11 @@ fn negative_cases() -> Vec<Case> {
         case(
             "alg_none",
             "alg none with an empty signature.",
-            format!("{}.{}.", enc(format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{kid}"}}"#)), enc(&claims)),
+            format!(
+                "{}.{}.",
+                common::b64(format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{kid}"}}"#)),
+                common::b64(&claims)
+            ),
             Some("algorithm_not_allowed"),
         )
         .jose_reject(),
@@ -721,7 +717,9 @@ fn negative_cases() -> Vec<Case> {
             "A claim changed after signing.",
             format!(
                 "{h}.{}.{s}",
-                enc(with(access_claims(), json!({"scope": "FILE_UPLOAD OBJECTS_LIST FILE_DELETE"})).to_string())
+                common::b64(
+                    with(access_claims(), json!({"scope": "FILE_UPLOAD OBJECTS_LIST FILE_DELETE"})).to_string()
+                )
             ),
             Some("bad_signature"),
         )
@@ -729,7 +727,7 @@ fn negative_cases() -> Vec<Case> {
         case(
             "signature_truncated",
             "A 63-byte signature.",
-            with_signature(&good, &enc(&b64(&s)[..63])),
+            with_signature(&good, &common::b64(&common::unb64(&s)[..63])),
             Some("bad_signature"),
         )
         .jose_reject(),
@@ -765,7 +763,7 @@ fn negative_cases() -> Vec<Case> {
         case(
             "header_padded",
             "The header segment with base64 padding, signed as sent.",
-            raw_signed(&format!("{}=.{}", enc(&at_header), enc(&claims))),
+            raw_signed(&format!("{}=.{}", common::b64(&at_header), common::b64(&claims))),
             Some("token_malformed"),
         ),
         case("header_not_object", "The header is a JSON array.", with_header(r#"["EdDSA"]"#), Some("token_malformed")),

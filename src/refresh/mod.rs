@@ -4,9 +4,11 @@
 //! refresher polls `GET /v1/revocations`, keeps the last good list until it expires (the
 //! verifier then refuses permanent keys: fail closed), and backs off exponentially on errors.
 
+use crate::token::jwk::KeySet;
+use crate::verify::KeySource;
 use crate::verify::Verifier;
 use std::io::Read as _;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -90,10 +92,29 @@ fn with_sources(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Parses a fetched JWKS and hands its keys to `target` and all its clones.
-fn load_jwks(target: &Verifier, body: &str) -> Result<(), FetchError> {
-    let keys = crate::token::jwk::KeySet::from_jwks_json(body.as_bytes())?;
-    target.set_keys(keys);
+/// The keys of the last good JWKS: the key source a [`JwksRefresher`] plugs into its
+/// verifier. A token naming an unknown `kid` wakes the poller early.
+struct RefreshedKeys {
+    keys: RwLock<Arc<KeySet>>,
+    poller: OnceLock<Weak<Shared>>,
+}
+
+impl KeySource for RefreshedKeys {
+    fn key_set(&self) -> Arc<KeySet> {
+        Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn unknown_kid(&self) {
+        if let Some(shared) = self.poller.get().and_then(Weak::upgrade) {
+            Poller::nudge(&shared);
+        }
+    }
+}
+
+/// Parses a fetched JWKS and makes its keys the ones `target` serves.
+fn load_jwks(target: &RefreshedKeys, body: &str) -> Result<(), FetchError> {
+    let keys = KeySet::from_jwks_json(body.as_bytes())?;
+    *target.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
     Ok(())
 }
 
@@ -262,14 +283,12 @@ impl JwksRefresher {
     pub fn spawn(verifier: Verifier, url: impl Into<String>, interval: Duration, min_gap: Duration) -> Self {
         // Never more than ten fetches a second, whatever the caller asked for.
         let min_gap = min_gap.max(MIN_GAP_FLOOR);
-        let target = verifier.clone();
+        let source = Arc::new(RefreshedKeys { keys: RwLock::new(Arc::new(verifier.keys())), poller: OnceLock::new() });
+        let target = Arc::clone(&source);
         let poller = Poller::spawn(url.into(), interval, min_gap, move |body| load_jwks(&target, body));
-        let shared = Arc::downgrade(&poller.shared);
-        verifier.on_unknown_kid(move || {
-            if let Some(shared) = shared.upgrade() {
-                Poller::nudge(&shared);
-            }
-        });
+        // Set once, right after the poller exists; until then an unknown kid wakes nobody.
+        let _ = source.poller.set(Arc::downgrade(&poller.shared));
+        verifier.set_key_source(source);
         Self(poller)
     }
 
@@ -285,8 +304,8 @@ mod tests {
 
     #[test]
     fn a_malformed_jwks_is_not_reported_as_an_http_failure() {
-        let verifier = Verifier::new(crate::token::jwk::KeySet::from_keys([]), "https://iss", "demo");
-        let err = load_jwks(&verifier, "{\"keys\": 7}").unwrap_err();
+        let keys = RefreshedKeys { keys: RwLock::new(Arc::new(KeySet::from_keys([]))), poller: OnceLock::new() };
+        let err = load_jwks(&keys, "{\"keys\": 7}").unwrap_err();
         assert!(!matches!(err, FetchError::Http { .. }), "{err:?}");
         assert!(!err.to_string().starts_with("fetching"), "{err}");
     }

@@ -12,7 +12,9 @@ mod source;
 
 pub use error::{Denied, VerifyError};
 pub use grant::{ApiKeyGrant, Grant};
-pub use source::{RevocationSource, Revocations};
+pub use source::{KeySource, RevocationSource, Revocations};
+
+use source::FixedKeys;
 
 use crate::policy::scope_rules::ScopeRules;
 use crate::token::claims::{AccessClaims, ApiKeyClaims};
@@ -21,9 +23,6 @@ use crate::token::jws::{self, TokenType};
 use crate::verify::revocation::RevocationList;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// A callback for tokens that name an unknown `kid`.
-type UnknownKidHook = Arc<dyn Fn() + Send + Sync>;
 
 /// Default longest token accepted, in bytes, checked before any decoding.
 pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -43,10 +42,9 @@ pub const MAX_LIST_ENTRIES: usize = 256;
 /// before decoding.
 #[derive(Clone)]
 pub struct Verifier {
-    /// Shared by clones, so a refresher can replace the keys every clone uses.
-    keys: Arc<RwLock<KeySet>>,
-    /// Called when a token names a `kid` the key set lacks (a JWKS refresher's wake-up).
-    on_unknown_kid: Arc<RwLock<Option<UnknownKidHook>>>,
+    /// Where the trusted keys come from; shared by clones, so a refresher plugged into one
+    /// serves them all.
+    keys: Arc<RwLock<Arc<dyn KeySource>>>,
     issuer: String,
     audiences: Vec<String>,
     leeway: u64,
@@ -75,8 +73,7 @@ impl Verifier {
     /// key in `keys`.
     pub fn new(keys: KeySet, issuer: impl Into<String>, audience: impl Into<String>) -> Self {
         Self {
-            keys: Arc::new(RwLock::new(keys)),
-            on_unknown_kid: Arc::default(),
+            keys: Arc::new(RwLock::new(Arc::new(FixedKeys(Arc::new(keys))))),
             issuer: issuer.into(),
             audiences: vec![audience.into()],
             leeway: DEFAULT_LEEWAY.as_secs(),
@@ -122,29 +119,30 @@ impl Verifier {
 
     /// The trusted keys.
     pub fn keys(&self) -> KeySet {
-        self.keys.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.key_source().key_set().as_ref().clone()
     }
 
-    /// Replaces the trusted keys (for every clone of this verifier), e.g. after fetching the
-    /// JWKS again.
+    /// Replaces the trusted keys with a fixed set (for every clone of this verifier).
     pub fn set_keys(&self, keys: KeySet) {
-        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
+        self.set_key_source(Arc::new(FixedKeys(Arc::new(keys))));
     }
 
-    /// Calls `hook` whenever a token names a `kid` the key set lacks, so a refresher can fetch
-    /// the JWKS early (it must throttle: forged `kid`s are free to send).
-    pub fn on_unknown_kid(&self, hook: impl Fn() + Send + Sync + 'static) {
-        *self.on_unknown_kid.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(hook));
+    /// Takes the trusted keys from `source` from now on (for every clone of this verifier),
+    /// such as a refresher that keeps a JWKS current.
+    pub fn set_key_source(&self, source: Arc<dyn KeySource>) {
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = source;
     }
 
-    /// Runs `f` on the current key set, and the unknown-`kid` hook when it fails that way.
+    fn key_source(&self) -> Arc<dyn KeySource> {
+        Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Runs `f` on the current keys, and tells the source when a token names an unknown `kid`.
     fn with_keys<T>(&self, f: impl FnOnce(&KeySet) -> Result<T, VerifyError>) -> Result<T, VerifyError> {
-        let result = f(&self.keys.read().unwrap_or_else(PoisonError::into_inner));
+        let source = self.key_source();
+        let result = f(&source.key_set());
         if matches!(result, Err(VerifyError::UnknownKid)) {
-            let hook = self.on_unknown_kid.read().unwrap_or_else(PoisonError::into_inner).clone();
-            if let Some(hook) = hook {
-                hook();
-            }
+            source.unknown_kid();
         }
         result
     }

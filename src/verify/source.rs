@@ -1,4 +1,4 @@
-//! Where a verifier learns what is revoked.
+//! Where a verifier gets its keys and learns what is revoked.
 //!
 //! The verifier asks a [`RevocationSource`] for the [`Revocations`] in force, once per token,
 //! and never asks who provides them. By default it is the signed list the verifier itself
@@ -7,6 +7,7 @@
 //! against its own config) plugs in its own source with
 //! [`Verifier::revocation_source`](crate::Verifier::revocation_source).
 
+use crate::token::jwk::KeySet;
 use crate::verify::revocation::RevocationList;
 use std::sync::Arc;
 
@@ -39,5 +40,26 @@ impl Revocations for RevocationList {
 
     fn is_template_revoked(&self, id: &str) -> bool {
         RevocationList::is_template_revoked(self, id)
+    }
+}
+
+/// Provides the keys a verifier trusts, asked once per verified token, in the spirit of
+/// biscuit's root-key provider. By default a verifier holds a fixed [`KeySet`]
+/// ([`Verifier::set_keys`](crate::Verifier::set_keys)); a refresher that keeps a JWKS current
+/// plugs in its own source with [`Verifier::set_key_source`](crate::Verifier::set_key_source).
+pub trait KeySource: Send + Sync {
+    /// The keys trusted now.
+    fn key_set(&self) -> Arc<KeySet>;
+    /// Told when a token names a `kid` that [`KeySource::key_set`] lacks, so a source that
+    /// fetches keys may fetch early. It must throttle: forged `kid`s are free to send.
+    fn unknown_kid(&self) {}
+}
+
+/// A fixed key set: the default source.
+pub(crate) struct FixedKeys(pub(crate) Arc<KeySet>);
+
+impl KeySource for FixedKeys {
+    fn key_set(&self) -> Arc<KeySet> {
+        Arc::clone(&self.0)
     }
 }

@@ -7,6 +7,23 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use tokio::sync::oneshot;
 
+/// The `keysmith` binary, ready for arguments: the one way the tests start it.
+pub fn keysmith() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_keysmith"))
+}
+
+/// Unpadded base64url, the JWS alphabet.
+pub fn b64(bytes: impl AsRef<[u8]>) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Decodes unpadded base64url.
+pub fn unb64(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).unwrap()
+}
+
 /// A running server and what a test needs to talk to it.
 pub struct TestServer {
     pub addr: SocketAddr,
