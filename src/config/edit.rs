@@ -202,22 +202,17 @@ fn dir_and_name(path: &Path) -> (&Path, String) {
 pub fn write_atomically(path: &Path, text: &str) -> Result<(), EditError> {
     use std::io::Write as _;
     let err = |source| EditError::Write { path: path.to_owned(), source };
-    let (dir, name) = dir_and_name(path);
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        if let Ok(meta) = std::fs::metadata(path) {
-            file.set_permissions(meta.permissions())?;
-        }
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let (dir, _) = dir_and_name(path);
+    // A unique name beside the target (same filesystem, so the rename is atomic), deleted if
+    // anything fails before the rename.
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+    file.write_all(text.as_bytes()).map_err(err)?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        file.as_file().set_permissions(meta.permissions()).map_err(err)?;
     }
-    result.map_err(err)
+    file.as_file().sync_all().map_err(err)?;
+    file.persist(path).map_err(|e| err(e.error))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)
 }
 
 #[cfg(test)]

@@ -163,7 +163,7 @@ impl Issuer {
         let new = NewApiKey { projects: vec![project.to_owned()], permissions: granted, expires_at, created_by };
         let created = self.create_api_key(&new, now)?;
         audit
-            .api_key_created(&ApiKeyCreation { project, name, created: &created, creator: grant.id() })
+            .api_key_created(&ApiKeyCreation { project, name, created: &created, creator: grant.id(), at: now })
             .map_err(MintError::AuditFailed)?;
         Ok((grant, created))
     }
@@ -181,6 +181,8 @@ pub struct ApiKeyCreation<'a> {
     pub created: &'a CreatedApiKey,
     /// The id of the key that created it.
     pub creator: &'a str,
+    /// When, as the issuer's clock said when it signed the key.
+    pub at: SystemTime,
 }
 
 /// Where creations of permanent keys are recorded. The issuer hands out a key only once its

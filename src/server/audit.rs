@@ -59,7 +59,7 @@ impl AuditSink for AuditLog {
     ///
     /// When the audit file cannot be written or the line does not serialise.
     fn api_key_created(&self, event: &ApiKeyCreation<'_>) -> std::io::Result<()> {
-        let ApiKeyCreation { project, name, created, creator } = *event;
+        let ApiKeyCreation { project, name, created, creator, at } = *event;
         tracing::info!(
             target: "keysmith::audit",
             event = "api_key_created",
@@ -72,7 +72,7 @@ impl AuditSink for AuditLog {
         );
         let Some(file) = &self.file else { return Ok(()) };
         let line = ApiKeyCreated {
-            ts: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ts: chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             event: "api_key_created",
             id: &created.id,
             name,
