@@ -297,3 +297,25 @@ fn the_refresher_recovers_from_a_config_rollback_when_the_held_list_expires() {
     wait_for("the version 4 list", Duration::from_secs(30), || v.revocations().unwrap().claims().ver == 4);
     assert!(v.verify_api_key(&key, SystemTime::now()).is_ok());
 }
+
+/// A record's `expires_at` reaches verifiers: once it has passed, the list signed after it
+/// names the key, so a backend refuses it offline.
+#[test]
+fn an_expired_record_is_on_the_list_signed_after_it() {
+    let new =
+        NewApiKey { projects: vec!["demo".into()], permissions: vec!["FILE_UPLOAD".into()], ..NewApiKey::default() };
+    let created = issuer().create_api_key(&new, at(T0)).unwrap();
+    let (id, key) = (created.id, created.secret);
+    let record = format!(
+        "{CONFIG}[[api_keys]]\nid = \"{id}\"\npermissions = [\"FILE_UPLOAD\"]\nprojects = [\"demo\"]\nexpires_at = \"2027-01-15T08:00:50Z\"\n"
+    );
+    let issuer = issuer_with(&record, 1);
+    let v = verifier(&issuer);
+    // Signed before the expiry: the key is still good.
+    v.set_revocations(&issuer.revocation_list(at(T0)).unwrap().token, at(T0)).unwrap();
+    assert!(v.verify_api_key(&key, at(T0 + 10)).is_ok());
+    // Signed after it: refused downstream.
+    v.set_revocations(&issuer.revocation_list(at(T0 + 100)).unwrap().token, at(T0 + 100)).unwrap();
+    assert_eq!(v.verify_api_key(&key, at(T0 + 101)).unwrap_err(), VerifyError::Revoked);
+    assert!(v.revocations().unwrap().is_api_key_revoked(&id));
+}
