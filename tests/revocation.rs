@@ -319,3 +319,21 @@ fn an_expired_record_is_on_the_list_signed_after_it() {
     assert_eq!(v.verify_api_key(&key, at(T0 + 101)).unwrap_err(), VerifyError::Revoked);
     assert!(v.revocations().unwrap().is_api_key_revoked(&id));
 }
+
+/// A replayed expired list with a higher `ver` must not displace a fresh one: replayed at
+/// every poll it would refuse every permanent key.
+#[test]
+fn an_expired_list_never_displaces_a_fresh_one() {
+    let issuer = issuer();
+    let key = api_key(&issuer);
+    let v = verifier(&issuer);
+    v.set_revocations(&issuer.revocation_list(at(T0)).unwrap().token, at(T0)).unwrap();
+    let newer = issuer_with(&CONFIG.replace("version = 5", "version = 6"), 1);
+    let expired = newer.revocation_list(at(T0 - 1000)).unwrap().token;
+    assert_eq!(v.set_revocations(&expired, at(T0 + 10)).unwrap_err(), VerifyError::RevocationsExpired);
+    assert_eq!(v.revocations().unwrap().claims().ver, 5);
+    assert!(v.verify_api_key(&key, at(T0 + 10)).is_ok());
+    // A fresh list of the higher `ver` still wins.
+    v.set_revocations(&newer.revocation_list(at(T0 + 5)).unwrap().token, at(T0 + 10)).unwrap();
+    assert_eq!(v.revocations().unwrap().claims().ver, 6);
+}
