@@ -322,7 +322,7 @@ mod tests {
     use super::*;
     use crate::keys::dir::write_private;
     #[cfg(unix)]
-    use crate::keys::dir::{check_mode_and_owner, check_not_writable_by_others};
+    use crate::keys::dir::{Mount, check_mode_and_owner, check_not_writable_by_others};
     use ed25519_dalek::{Signer as _, Verifier as _};
     use std::fs;
 
@@ -479,7 +479,10 @@ mod tests {
     #[test]
     fn only_the_owner_may_change_the_key_store() {
         let p = Path::new("keys");
-        let writable = |mode, owner, read_only: bool| check_not_writable_by_others(p, mode, owner, 1000, || read_only);
+        // Read-only tmpfs, as a Kubernetes Secret volume is.
+        let writable = |mode, owner, secret: bool| {
+            check_not_writable_by_others(p, mode, owner, 1000, || Mount { read_only: secret, tmpfs: secret })
+        };
         assert!(writable(0o700, 1000, false).is_ok());
         assert!(writable(0o755, 0, false).is_ok(), "root-owned");
         for mode in [0o720, 0o702, 0o777, 0o1777, 0o2770] {
@@ -490,6 +493,49 @@ mod tests {
         let err = writable(0o700, 2000, true).unwrap_err();
         assert!(matches!(err, KeyError::UntrustedOwner { owner: 2000, me: 1000, .. }));
         assert!(err.to_string().contains("chown 1000 keys"), "{err}");
+    }
+
+    /// A read-only bind or hostPath mount is no excuse for write bits: other host users write
+    /// through the host's own view. Only a read-only tmpfs (a Secret volume) is.
+    #[cfg(unix)]
+    #[test]
+    fn only_a_read_only_tmpfs_excuses_write_bits() {
+        let p = Path::new("keys");
+        let check = |read_only, tmpfs| check_not_writable_by_others(p, 0o777, 0, 1000, || Mount { read_only, tmpfs });
+        assert!(check(true, true).is_ok());
+        for (read_only, tmpfs) in [(true, false), (false, true), (false, false)] {
+            assert!(matches!(check(read_only, tmpfs), Err(KeyError::WritableByOthers { .. })), "{read_only} {tmpfs}");
+        }
+    }
+
+    /// The file system type is read for real: a temporary directory on disk is no tmpfs, and
+    /// `/dev/shm` (where present) is a writable one.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn mounts_are_read_from_the_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let on_disk = Mount::of_path(dir.path());
+        assert!(!on_disk.excuses_write_bits());
+        let shm = Path::new("/dev/shm");
+        if fs::read_to_string("/proc/mounts").is_ok_and(|m| m.lines().any(|l| l.starts_with("tmpfs /dev/shm tmpfs rw")))
+        {
+            assert_eq!(Mount::of_path(shm), Mount { read_only: false, tmpfs: true });
+        }
+    }
+
+    /// A key file with a second name elsewhere can be read or replaced through that name,
+    /// beyond the checks on this directory.
+    #[cfg(unix)]
+    #[test]
+    fn a_hard_linked_key_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let (path, _) = generate_key_file(&keys).unwrap();
+        assert!(Keyring::load_dir(&keys).is_ok());
+        fs::hard_link(&path, dir.path().join("elsewhere.pem")).unwrap();
+        let err = Keyring::load_dir(&keys).unwrap_err();
+        assert!(matches!(err, KeyError::HardLinked { links: 2, .. }), "{err}");
+        assert!(err.to_string().contains("hard link"), "{err}");
     }
 
     /// Two key files without a record: the newer one (by file time) signs only once it has been
