@@ -155,7 +155,27 @@ pub(super) fn load_pem(path: &Path) -> Result<(SigningKey, Option<DateTime<Utc>>
     let mut pem = Zeroizing::new(String::new());
     file.read_to_string(&mut pem).map_err(|e| KeyError::io(path, e))?;
     let key = DalekSigningKey::from_pkcs8_pem(&pem).map_err(|_| KeyError::NotAKey(path.to_owned()))?;
-    Ok((SigningKey::new(&key), meta.modified().ok().map(DateTime::<Utc>::from)))
+    Ok((SigningKey::new(&key), file_time(&meta)))
+}
+
+/// When a file came to be as it is: the later of its modification time, which `touch`,
+/// `cp -p` and `tar x` can set to any past instant, and its status-change time (ctime), which
+/// no one can backdate.
+fn file_time(meta: &fs::Metadata) -> Option<DateTime<Utc>> {
+    let modified = meta.modified().ok().map(DateTime::<Utc>::from);
+    modified.max(changed_time(meta))
+}
+
+#[cfg(unix)]
+fn changed_time(meta: &fs::Metadata) -> Option<DateTime<Utc>> {
+    use std::os::unix::fs::MetadataExt as _;
+    let nanos = u32::try_from(meta.ctime_nsec()).unwrap_or(0);
+    DateTime::<Utc>::from_timestamp(meta.ctime(), nanos)
+}
+
+#[cfg(not(unix))]
+fn changed_time(_meta: &fs::Metadata) -> Option<DateTime<Utc>> {
+    None
 }
 
 /// Resolves the key directory (following a symlink to it) and checks that only its owner,
