@@ -75,8 +75,9 @@ impl Keyring {
     /// and the one whose file name sorts last (the newest, as `keygen` names files) signs.
     ///
     /// The directory must be trusted: it, every directory a key link leads through, and the
-    /// record may be changed by their owner alone (this user or root; a read-only mount, such
-    /// as a Kubernetes Secret volume, counts as unchangeable), and links must stay inside it.
+    /// record may be changed by their owner alone (this user or root; a read-only tmpfs, such
+    /// as a Kubernetes Secret volume, counts as unchangeable), links must stay inside it, and a
+    /// key file must have a single hard link.
     ///
     /// This publishes every key it loads and signs with the one the directory says; a server
     /// starting up then applies [`Keyring::defer_unpublished`].
@@ -85,7 +86,7 @@ impl Keyring {
     ///
     /// A [`KeyError`] for an unreadable directory or file, a directory or record others can
     /// change, a link leading out of the directory, a file that is not a key, a key readable by
-    /// others or owned by another user, a record that names a missing file, or a directory
+    /// others, owned by another user or hard-linked elsewhere, a record that names a missing file, or a directory
     /// without keys.
     pub fn load_dir(dir: &Path) -> Result<Self, KeyError> {
         let dir = trusted_dir(dir)?;
