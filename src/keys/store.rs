@@ -86,8 +86,8 @@ impl Keyring {
     ///
     /// A [`KeyError`] for an unreadable directory or file, a directory or record others can
     /// change, a link leading out of the directory, a file that is not a key, a key readable by
-    /// others, owned by another user or hard-linked elsewhere, a record that names a missing file, or a directory
-    /// without keys.
+    /// others, owned by another user or hard-linked elsewhere, a record that names a missing
+    /// file, or a directory without keys.
     pub fn load_dir(dir: &Path) -> Result<Self, KeyError> {
         let dir = trusted_dir(dir)?;
         let paths = pem_paths(&dir)?;
