@@ -180,6 +180,10 @@ fn client_data_cannot_forge_log_lines() {
     statuses.push(("api key name", status, &[201]));
     // HEAD on the mint endpoint mints nothing.
     statuses.push(("head", send(&addr, "HEAD", "/demo/v1/key/widget", &[], b""), &[405]));
+    // A flood of refused hosts: the warning is rate-limited, so one client cannot fill the log.
+    for _ in 0..30 {
+        statuses.push(("flood host", send(&addr, "GET", "/healthz", &[("Host", b"flood.test")], b""), &[421]));
+    }
 
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(child.wait().unwrap().success());
@@ -208,6 +212,8 @@ fn client_data_cannot_forge_log_lines() {
     for i in [3, 4, 5, 8] {
         assert!(lines_with(i) <= 1, "at most one line for value {i}\n{all}");
     }
+    let flood = text.iter().filter(|l| l.contains("flood.test")).count();
+    assert!(flood <= 1, "{flood} log lines for 30 refused hosts\n{all}");
     // A mint event is a line whose message, right after the target, is "minted".
     let minted = text.iter().filter(|l| l.split_once("routes: ").is_some_and(|(_, m)| m.starts_with("minted"))).count();
     assert_eq!(minted, 0, "nothing was minted\n{all}");

@@ -297,3 +297,43 @@ fn the_refresher_recovers_from_a_config_rollback_when_the_held_list_expires() {
     wait_for("the version 4 list", Duration::from_secs(30), || v.revocations().unwrap().claims().ver == 4);
     assert!(v.verify_api_key(&key, SystemTime::now()).is_ok());
 }
+
+/// A record's `expires_at` reaches verifiers: once it has passed, the list signed after it
+/// names the key, so a backend refuses it offline.
+#[test]
+fn an_expired_record_is_on_the_list_signed_after_it() {
+    let new =
+        NewApiKey { projects: vec!["demo".into()], permissions: vec!["FILE_UPLOAD".into()], ..NewApiKey::default() };
+    let created = issuer().create_api_key(&new, at(T0)).unwrap();
+    let (id, key) = (created.id, created.secret);
+    let record = format!(
+        "{CONFIG}[[api_keys]]\nid = \"{id}\"\npermissions = [\"FILE_UPLOAD\"]\nprojects = [\"demo\"]\nexpires_at = \"2027-01-15T08:00:50Z\"\n"
+    );
+    let issuer = issuer_with(&record, 1);
+    let v = verifier(&issuer);
+    // Signed before the expiry: the key is still good.
+    v.set_revocations(&issuer.revocation_list(at(T0)).unwrap().token, at(T0)).unwrap();
+    assert!(v.verify_api_key(&key, at(T0 + 10)).is_ok());
+    // Signed after it: refused downstream.
+    v.set_revocations(&issuer.revocation_list(at(T0 + 100)).unwrap().token, at(T0 + 100)).unwrap();
+    assert_eq!(v.verify_api_key(&key, at(T0 + 101)).unwrap_err(), VerifyError::Revoked);
+    assert!(v.revocations().unwrap().is_api_key_revoked(&id));
+}
+
+/// A replayed expired list with a higher `ver` must not displace a fresh one: replayed at
+/// every poll it would refuse every permanent key.
+#[test]
+fn an_expired_list_never_displaces_a_fresh_one() {
+    let issuer = issuer();
+    let key = api_key(&issuer);
+    let v = verifier(&issuer);
+    v.set_revocations(&issuer.revocation_list(at(T0)).unwrap().token, at(T0)).unwrap();
+    let newer = issuer_with(&CONFIG.replace("version = 5", "version = 6"), 1);
+    let expired = newer.revocation_list(at(T0 - 1000)).unwrap().token;
+    assert_eq!(v.set_revocations(&expired, at(T0 + 10)).unwrap_err(), VerifyError::RevocationsExpired);
+    assert_eq!(v.revocations().unwrap().claims().ver, 5);
+    assert!(v.verify_api_key(&key, at(T0 + 10)).is_ok());
+    // A fresh list of the higher `ver` still wins.
+    v.set_revocations(&newer.revocation_list(at(T0 + 5)).unwrap().token, at(T0 + 10)).unwrap();
+    assert_eq!(v.revocations().unwrap().claims().ver, 6);
+}

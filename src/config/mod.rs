@@ -205,6 +205,13 @@ impl Config {
         self.api_keys.iter().filter(|k| !k.active).map(|k| k.id.clone()).collect()
     }
 
+    /// Ids of API keys refused at `now` (seconds since the Unix epoch): deactivated, or whose
+    /// record's `expires_at` has passed. The signed revocation list carries these, so a
+    /// record's expiry reaches verifiers that only see the list.
+    pub fn api_keys_refused_at(&self, now: u64) -> Vec<String> {
+        self.api_keys.iter().filter(|k| !k.active || k.is_expired(now)).map(|k| k.id.clone()).collect()
+    }
+
     /// Ids of deactivated templates, for the revocation list.
     pub fn revoked_templates(&self) -> Vec<String> {
         self.templates.iter().filter(|t| !t.active).map(|t| t.id.clone()).collect()

@@ -64,8 +64,9 @@ pub struct SignedRevocations {
 }
 
 impl Issuer {
-    /// Signs the current revocation list: deactivated API keys and templates of this config,
-    /// fresh for `revocations_max_age`.
+    /// Signs the current revocation list: deactivated templates of this config, and API keys
+    /// deactivated or whose record has expired by `now` (so backends refuse them offline, and
+    /// the chain check refuses keys created beneath them), fresh for `revocations_max_age`.
     ///
     /// # Errors
     ///
@@ -78,7 +79,7 @@ impl Issuer {
             iat,
             exp,
             ver: self.config.version,
-            revoked_api_keys: self.config.revoked_api_keys(),
+            revoked_api_keys: self.config.api_keys_refused_at(iat),
             revoked_templates: self.config.revoked_templates(),
         };
         Ok(SignedRevocations { token: self.keys.signing().sign(TokenType::Revocations, &claims)?, iat, exp })

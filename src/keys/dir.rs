@@ -155,7 +155,27 @@ pub(super) fn load_pem(path: &Path) -> Result<(SigningKey, Option<DateTime<Utc>>
     let mut pem = Zeroizing::new(String::new());
     file.read_to_string(&mut pem).map_err(|e| KeyError::io(path, e))?;
     let key = DalekSigningKey::from_pkcs8_pem(&pem).map_err(|_| KeyError::NotAKey(path.to_owned()))?;
-    Ok((SigningKey::new(&key), meta.modified().ok().map(DateTime::<Utc>::from)))
+    Ok((SigningKey::new(&key), file_time(&meta)))
+}
+
+/// When a file came to be as it is: the later of its modification time, which `touch`,
+/// `cp -p` and `tar x` can set to any past instant, and its status-change time (ctime), which
+/// no one can backdate.
+fn file_time(meta: &fs::Metadata) -> Option<DateTime<Utc>> {
+    let modified = meta.modified().ok().map(DateTime::<Utc>::from);
+    modified.max(changed_time(meta))
+}
+
+#[cfg(unix)]
+fn changed_time(meta: &fs::Metadata) -> Option<DateTime<Utc>> {
+    use std::os::unix::fs::MetadataExt as _;
+    let nanos = u32::try_from(meta.ctime_nsec()).unwrap_or(0);
+    DateTime::<Utc>::from_timestamp(meta.ctime(), nanos)
+}
+
+#[cfg(not(unix))]
+fn changed_time(_meta: &fs::Metadata) -> Option<DateTime<Utc>> {
+    None
 }
 
 /// Resolves the key directory (following a symlink to it) and checks that only its owner,
@@ -205,11 +225,54 @@ fn check_dir(path: &Path) -> Result<(), KeyError> {
     use std::os::unix::fs::MetadataExt as _;
     let meta = fs::metadata(path).map_err(|e| KeyError::io(path, e))?;
     let me = rustix::process::geteuid().as_raw();
-    // Write bits mean nothing on a read-only mount: a Kubernetes Secret volume is a read-only
-    // tmpfs whose root shows mode 1777.
-    let read_only =
-        || rustix::fs::statvfs(path).is_ok_and(|fs| fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
-    check_not_writable_by_others(path, meta.mode(), meta.uid(), me, read_only)
+    check_not_writable_by_others(path, meta.mode(), meta.uid(), me, || Mount::of_path(path))
+}
+
+/// What the file system holding a key-store entry says about its write bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Mount {
+    /// Mounted read-only.
+    pub(crate) read_only: bool,
+    /// A tmpfs (Linux `TMPFS_MAGIC`), which no other view of the host can write.
+    pub(crate) tmpfs: bool,
+}
+
+#[cfg(unix)]
+impl Mount {
+    /// `f_type` of a tmpfs, from `linux/magic.h`.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+
+    /// Write bits mean nothing on a read-only tmpfs: a Kubernetes Secret volume is one, whose
+    /// root shows mode 1777. A read-only bind or hostPath mount is not enough: others may
+    /// write through the host's writable view of the same directory.
+    pub(crate) fn excuses_write_bits(self) -> bool {
+        self.read_only && self.tmpfs
+    }
+
+    pub(crate) fn of_path(path: &Path) -> Self {
+        let read_only =
+            rustix::fs::statvfs(path).is_ok_and(|fs| fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
+        Self { read_only, tmpfs: Self::is_tmpfs(rustix::fs::statfs(path)) }
+    }
+
+    fn of_file(file: &fs::File) -> Self {
+        let read_only =
+            rustix::fs::fstatvfs(file).is_ok_and(|fs| fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
+        Self { read_only, tmpfs: Self::is_tmpfs(rustix::fs::fstatfs(file)) }
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[allow(clippy::useless_conversion)] // `f_type` is i64 on some targets, narrower on others
+    fn is_tmpfs(fs: rustix::io::Result<rustix::fs::StatFs>) -> bool {
+        fs.is_ok_and(|fs| i64::from(fs.f_type) == Self::TMPFS_MAGIC)
+    }
+
+    /// Elsewhere no file system is known to be a tmpfs: fail closed.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn is_tmpfs<T>(_fs: T) -> bool {
+        false
+    }
 }
 
 #[cfg(not(unix))]
@@ -217,17 +280,17 @@ fn check_dir(_path: &Path) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// Only the owner, this user or root, may change `path` (a key directory or the record),
-/// unless it sits on a read-only mount.
+/// Only the owner, this user or root, may change `path` (a key directory or the record);
+/// write bits are excused only on a read-only tmpfs ([`Mount::excuses_write_bits`]).
 #[cfg(unix)]
 pub(crate) fn check_not_writable_by_others(
     path: &Path,
     mode: u32,
     owner: u32,
     me: u32,
-    read_only: impl FnOnce() -> bool,
+    mount: impl FnOnce() -> Mount,
 ) -> Result<(), KeyError> {
-    if mode & 0o022 != 0 && !read_only() {
+    if mode & 0o022 != 0 && !mount().excuses_write_bits() {
         return Err(KeyError::WritableByOthers { path: path.to_owned(), mode: mode & 0o7777 });
     }
     if owner != me && owner != 0 {
@@ -241,7 +304,12 @@ pub(crate) fn check_not_writable_by_others(
 fn check_permissions(path: &Path, meta: &fs::Metadata) -> Result<(), KeyError> {
     use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
     let (me, my_group) = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
-    check_mode_and_owner(path, meta.permissions().mode(), (meta.uid(), meta.gid()), (me, my_group))
+    check_mode_and_owner(path, meta.permissions().mode(), (meta.uid(), meta.gid()), (me, my_group))?;
+    // Another name for the same file, elsewhere, escapes every check made on this directory.
+    if meta.nlink() > 1 {
+        return Err(KeyError::HardLinked { path: path.to_owned(), links: meta.nlink() });
+    }
+    Ok(())
 }
 
 /// Only the owner may read a key, and the owner must be this user or root (who can replace any
@@ -335,9 +403,7 @@ fn read_trusted(path: &Path) -> Result<String, LifecycleError> {
         use std::os::unix::fs::MetadataExt as _;
         let meta = file.metadata().map_err(io)?;
         let me = rustix::process::geteuid().as_raw();
-        let read_only =
-            || rustix::fs::fstatvfs(&file).is_ok_and(|fs| fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
-        check_not_writable_by_others(path, meta.mode(), meta.uid(), me, read_only)?;
+        check_not_writable_by_others(path, meta.mode(), meta.uid(), me, || Mount::of_file(&file))?;
     }
     let mut text = String::new();
     file.read_to_string(&mut text).map_err(io)?;

@@ -36,6 +36,15 @@ pub enum KeyError {
         /// This process's effective uid.
         me: u32,
     },
+    /// A key file has more than one name: whoever can reach another name can read it or see
+    /// it replaced, whatever this directory's checks say.
+    #[error("{path}: private key has {links} hard links; keep exactly one (copy the key instead of linking it)")]
+    HardLinked {
+        /// The key file.
+        path: PathBuf,
+        /// Its number of hard links.
+        links: u64,
+    },
     /// The key directory, a directory a key link leads through, or `keyring.toml` can be
     /// changed by other users, who could plant or replace a key.
     #[error(

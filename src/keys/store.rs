@@ -29,6 +29,8 @@ pub struct Keyring {
     unlisted: Vec<String>,
     /// When each key (same index as `keys`) was published and whether it signed before.
     times: Vec<KeyTimes>,
+    /// Whether a lifecycle record said when the keys were published (else file times did).
+    recorded: bool,
 }
 
 /// What the key directory says about one key's past.
@@ -65,7 +67,7 @@ impl Keyring {
 
     fn with_times(keys: Vec<SigningKey>, active: usize, unlisted: Vec<String>, times: Vec<KeyTimes>) -> Self {
         let published = keys.iter().map(SigningKey::verifying_key).collect();
-        Self { keys, active, published, unlisted, times }
+        Self { keys, active, published, unlisted, times, recorded: false }
     }
 
     /// Loads the key directory. With a lifecycle record (`keyring.toml`), the active key signs
@@ -73,8 +75,9 @@ impl Keyring {
     /// and the one whose file name sorts last (the newest, as `keygen` names files) signs.
     ///
     /// The directory must be trusted: it, every directory a key link leads through, and the
-    /// record may be changed by their owner alone (this user or root; a read-only mount, such
-    /// as a Kubernetes Secret volume, counts as unchangeable), and links must stay inside it.
+    /// record may be changed by their owner alone (this user or root; a read-only tmpfs, such
+    /// as a Kubernetes Secret volume, counts as unchangeable), links must stay inside it, and a
+    /// key file must have a single hard link.
     ///
     /// This publishes every key it loads and signs with the one the directory says; a server
     /// starting up then applies [`Keyring::defer_unpublished`].
@@ -83,8 +86,8 @@ impl Keyring {
     ///
     /// A [`KeyError`] for an unreadable directory or file, a directory or record others can
     /// change, a link leading out of the directory, a file that is not a key, a key readable by
-    /// others or owned by another user, a record that names a missing file, or a directory
-    /// without keys.
+    /// others, owned by another user or hard-linked elsewhere, a record that names a missing
+    /// file, or a directory without keys.
     pub fn load_dir(dir: &Path) -> Result<Self, KeyError> {
         let dir = trusted_dir(dir)?;
         let paths = pem_paths(&dir)?;
@@ -152,7 +155,7 @@ impl Keyring {
             times.push(KeyTimes { published: Some(record.published), signed });
         }
         let active = active_index.ok_or_else(|| KeyError::NoKeys(dir.to_owned()))?;
-        Ok(Self::with_times(keys, active, unlisted, times))
+        Ok(Self { recorded: true, ..Self::with_times(keys, active, unlisted, times) })
     }
 
     /// When `kid` was first published, as the key directory tells: its record's `published`
@@ -167,8 +170,14 @@ impl Keyring {
     /// directory makes active has been published for less than `jwks_max_age` at `now`, the key
     /// that signed before it signs instead (with a record, the retired key that stopped signing
     /// last; without one, the newest other key file), if that one has been published for
-    /// `jwks_max_age`. Returns the held-back key and when it may sign. When no other key
-    /// qualifies (a fresh install with a single key) the active key signs at once.
+    /// `jwks_max_age`. Returns the held-back key and when it may sign.
+    ///
+    /// Without a record and with more than one key, when no key has been published that long
+    /// (a Kubernetes Secret mount, where the kubelet writes every file at mount time), the
+    /// newest other key signs until the active one has been served for `jwks_max_age` from
+    /// `now`: file times cannot tell which key verifiers already have, so the safe guess is
+    /// the one that would have signed before. File times are the later of mtime and ctime, so
+    /// a backdated copy looks young. A fresh install with a single key signs at once.
     pub fn defer_unpublished(&mut self, jwks_max_age: Duration, now: DateTime<Utc>) -> Option<Deferred> {
         let wanted = self.signing().kid().to_owned();
         // A key whose publication time is unknown counts as published now: fail closed.
@@ -177,17 +186,23 @@ impl Keyring {
             return None;
         }
         let known_since = |t: &KeyTimes| t.published.is_some_and(|p| now >= p + jwks_max_age);
-        let previous = self
-            .times
-            .iter()
-            .enumerate()
-            .filter(|&(i, t)| i != self.active && t.signed.is_some() && known_since(t))
-            // The latest to sign; without a record, the newest file (sorted by name, as
-            // `keygen` names them).
-            .max_by_key(|&(i, t)| (t.signed, i))
-            .map(|(i, _)| i)?;
+        // The latest to sign; without a record, the newest file (sorted by name, as `keygen`
+        // names them).
+        let latest = |candidates: &mut dyn Iterator<Item = (usize, &KeyTimes)>| {
+            candidates.max_by_key(|&(i, t)| (t.signed, i)).map(|(i, _)| i)
+        };
+        let others = || self.times.iter().enumerate().filter(|&(i, t)| i != self.active && t.signed.is_some());
+        if let Some(previous) = latest(&mut others().filter(|&(_, t)| known_since(t))) {
+            let fallback = self.keys.get(previous).map(|k| k.kid().to_owned())?;
+            return self.keep_signer_until_published(&fallback, since, jwks_max_age, now);
+        }
+        if self.recorded {
+            return None;
+        }
+        let previous = latest(&mut others())?;
         let fallback = self.keys.get(previous).map(|k| k.kid().to_owned())?;
-        self.keep_signer_until_published(&fallback, since, jwks_max_age, now)
+        // Served by this process from now on: due once it has been for the cache lifetime.
+        self.keep_signer_until_published(&fallback, now, jwks_max_age, now)
     }
 
     /// Keeps `current` signing instead of the active key while the active key, published
@@ -322,7 +337,7 @@ mod tests {
     use super::*;
     use crate::keys::dir::write_private;
     #[cfg(unix)]
-    use crate::keys::dir::{check_mode_and_owner, check_not_writable_by_others};
+    use crate::keys::dir::{Mount, check_mode_and_owner, check_not_writable_by_others};
     use ed25519_dalek::{Signer as _, Verifier as _};
     use std::fs;
 
@@ -479,7 +494,10 @@ mod tests {
     #[test]
     fn only_the_owner_may_change_the_key_store() {
         let p = Path::new("keys");
-        let writable = |mode, owner, read_only: bool| check_not_writable_by_others(p, mode, owner, 1000, || read_only);
+        // Read-only tmpfs, as a Kubernetes Secret volume is.
+        let writable = |mode, owner, secret: bool| {
+            check_not_writable_by_others(p, mode, owner, 1000, || Mount { read_only: secret, tmpfs: secret })
+        };
         assert!(writable(0o700, 1000, false).is_ok());
         assert!(writable(0o755, 0, false).is_ok(), "root-owned");
         for mode in [0o720, 0o702, 0o777, 0o1777, 0o2770] {
@@ -492,40 +510,99 @@ mod tests {
         assert!(err.to_string().contains("chown 1000 keys"), "{err}");
     }
 
-    /// Two key files without a record: the newer one (by file time) signs only once it has been
-    /// published for `jwks_max_age`; until then the older one does.
+    /// A read-only bind or hostPath mount is no excuse for write bits: other host users write
+    /// through the host's own view. Only a read-only tmpfs (a Secret volume) is.
+    #[cfg(unix)]
+    #[test]
+    fn only_a_read_only_tmpfs_excuses_write_bits() {
+        let p = Path::new("keys");
+        let check = |read_only, tmpfs| check_not_writable_by_others(p, 0o777, 0, 1000, || Mount { read_only, tmpfs });
+        assert!(check(true, true).is_ok());
+        for (read_only, tmpfs) in [(true, false), (false, true), (false, false)] {
+            assert!(matches!(check(read_only, tmpfs), Err(KeyError::WritableByOthers { .. })), "{read_only} {tmpfs}");
+        }
+    }
+
+    /// The file system type is read for real: a temporary directory on disk is no tmpfs, and
+    /// `/dev/shm` (where present) is a writable one.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn mounts_are_read_from_the_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let on_disk = Mount::of_path(dir.path());
+        assert!(!on_disk.excuses_write_bits());
+        let shm = Path::new("/dev/shm");
+        if fs::read_to_string("/proc/mounts").is_ok_and(|m| m.lines().any(|l| l.starts_with("tmpfs /dev/shm tmpfs rw")))
+        {
+            assert_eq!(Mount::of_path(shm), Mount { read_only: false, tmpfs: true });
+        }
+    }
+
+    /// A key file with a second name elsewhere can be read or replaced through that name,
+    /// beyond the checks on this directory.
+    #[cfg(unix)]
+    #[test]
+    fn a_hard_linked_key_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let (path, _) = generate_key_file(&keys).unwrap();
+        assert!(Keyring::load_dir(&keys).is_ok());
+        fs::hard_link(&path, dir.path().join("elsewhere.pem")).unwrap();
+        let err = Keyring::load_dir(&keys).unwrap_err();
+        assert!(matches!(err, KeyError::HardLinked { links: 2, .. }), "{err}");
+        assert!(err.to_string().contains("hard link"), "{err}");
+    }
+
+    /// Two key files without a record, as a Kubernetes Secret mounts them (the kubelet writes
+    /// every file at mount time) or `cp -p` leaves them (backdated modification times): a
+    /// file's time is the later of its mtime and ctime, which cannot be backdated. While no key
+    /// has been published for `jwks_max_age`, the older key signs until the newer one has been
+    /// served that long by this process; a key published long enough signs at once.
     #[test]
     fn at_start_a_key_signs_once_published_for_the_cache_lifetime() {
         let dir = tempfile::tempdir().unwrap();
+        let before = Utc::now() - Duration::seconds(1);
         let (old, old_kid) = generate_key_file(dir.path()).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(2));
         let (new, new_kid) = generate_key_file(dir.path()).unwrap();
-        let t0 = DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z").unwrap().with_timezone(&Utc);
         let set = |path: &Path, t: DateTime<Utc>| {
             fs::File::options().write(true).open(path).unwrap().set_modified(t.into()).unwrap();
         };
-        set(&old, t0 - Duration::hours(1));
-        set(&new, t0);
+        // Backdated modification times change nothing: the ctime says when the file came.
+        set(&old, before - Duration::hours(2));
+        set(&new, before - Duration::hours(1));
         let max_age = Duration::seconds(300);
         let load = || Keyring::load_dir(dir.path()).unwrap();
-        assert_eq!(load().published_at(&new_kid), Some(t0));
+        let (old_since, new_since) = (load().published_at(&old_kid).unwrap(), load().published_at(&new_kid).unwrap());
+        assert!(old_since >= before && new_since >= old_since, "{before} {old_since} {new_since}");
 
+        // Every key young (a fresh Secret mount): the older signs, the newer after being
+        // served for the cache lifetime from now.
         let mut ring = load();
-        let deferred = ring.defer_unpublished(max_age, t0 + Duration::seconds(299)).unwrap();
-        assert_eq!(deferred, Deferred { kid: new_kid.clone(), due: t0 + max_age });
-        assert_eq!(ring.signing().kid(), old_kid, "the key verifiers have signs meanwhile");
+        let now = new_since + Duration::seconds(10);
+        let deferred = ring.defer_unpublished(max_age, now).unwrap();
+        assert_eq!(deferred, Deferred { kid: new_kid.clone(), due: now + max_age });
+        assert_eq!(ring.signing().kid(), old_kid, "the key verifiers may have signs meanwhile");
         assert!(ring.publishes(&new_kid), "the new key is published meanwhile");
 
+        // The older published long enough, the newer not yet: the older signs until then.
+        if old_since < new_since {
+            let mut ring = load();
+            let deferred = ring.defer_unpublished(max_age, old_since + max_age).unwrap();
+            assert_eq!(deferred, Deferred { kid: new_kid.clone(), due: new_since + max_age });
+            assert_eq!(ring.signing().kid(), old_kid);
+        }
+
         let mut ring = load();
-        assert_eq!(ring.defer_unpublished(max_age, t0 + max_age), None);
+        assert_eq!(ring.defer_unpublished(max_age, new_since + max_age), None);
         assert_eq!(ring.signing().kid(), new_kid);
 
-        // The older key too young as well (a fresh install that generated two keys): nothing
-        // better to sign with, so the active key signs.
-        set(&old, t0 - Duration::seconds(10));
-        let mut ring = load();
-        assert_eq!(ring.defer_unpublished(max_age, t0), None);
-        assert_eq!(ring.signing().kid(), new_kid);
+        // A fresh install with a single key signs at once.
+        let single = tempfile::tempdir().unwrap();
+        let (_, only) = generate_key_file(single.path()).unwrap();
+        let mut ring = Keyring::load_dir(single.path()).unwrap();
+        assert_eq!(ring.defer_unpublished(max_age, Utc::now()), None);
+        assert_eq!(ring.signing().kid(), only);
     }
 
     /// With a record: after a forced rotation, the retired key that signed last signs until the

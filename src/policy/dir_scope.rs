@@ -10,13 +10,14 @@
 //! (`//` and `.` collapse), while `..`, percent-encoded separators, `\` and NUL are refused.
 //!
 //! In scopes and paths alike, a segment that only *looks* harmless is refused too: one whose
-//! NFKC form, with default-ignorable code points removed, is empty or `.`, starts with `..`, or
-//! holds `/`, `\` or `%` (`．．`, `.\u{200B}.`, `a／b`), so a downstream that normalises
-//! Unicode after authorisation cannot be walked out of its scope. Ordinary non-ASCII names
-//! (`写真`, `２０２６`, `café`) are unaffected.
+//! NFKC form, with default-ignorable code points and combining marks removed and the dot and
+//! slash lookalikes (`。`, `∕`, `⁄`, `⧸`) read as `.` and `/`, is empty or `.`, starts with
+//! `..`, or holds `/`, `\` or `%` (`．．`, `.\u{200B}.`, `.\u{301}.`, `｡｡`, `a／b`, `a∕b`, and
+//! so `½`), so a downstream that normalises Unicode after authorisation cannot be walked out of
+//! its scope. Ordinary non-ASCII names (`写真`, `２０２６`, `café`, `हिन्दी`) are unaffected.
 
-use icu_properties::CodePointSetData;
-use icu_properties::props::DefaultIgnorableCodePoint;
+use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory, GeneralCategoryGroup};
+use icu_properties::{CodePointMapData, CodePointSetData};
 use std::fmt;
 use unicode_normalization::{UnicodeNormalization as _, is_nfc};
 
@@ -245,17 +246,40 @@ fn check_text(text: &str) -> Result<(), ScopeError> {
     Ok(())
 }
 
-/// Refuses a segment that a later step could turn into a dot segment or a separator: its NFKC
-/// form with default-ignorable code points removed must not be empty or `.`, start with `..`,
-/// or hold `/`, `\` or `%`. A downstream that normalises paths after authorisation (NFKC, or
+/// What a later step could turn a segment into: its NFKC form with default-ignorable code
+/// points, combining marks (General Category M) and unassigned code points (a mark, perhaps,
+/// in newer Unicode data) removed, the ideographic full stop U+3002
+/// (which UTS-46 and transliterators map to `.`; NFKC maps U+FF61 and U+FE12 to it) read as
+/// `.`, and the slash lookalikes U+2215, U+2044, U+29F8 (and U+FF0F, which NFKC already maps)
+/// read as `/`. Only this folded form is tested, so names written with marks (`café`,
+/// Devanagari) stay allowed.
+fn fold(segment: &str) -> String {
+    let ignorable = CodePointSetData::new::<DefaultIgnorableCodePoint>();
+    let category = CodePointMapData::<GeneralCategory>::new();
+    segment
+        .nfkc()
+        .filter(|&c| {
+            // An unassigned code point may be a mark in a downstream's newer Unicode data.
+            let gc = category.get(c);
+            !ignorable.contains(c) && !GeneralCategoryGroup::Mark.contains(gc) && gc != GeneralCategory::Unassigned
+        })
+        .map(|c| match c {
+            '\u{3002}' => '.',
+            '\u{2215}' | '\u{2044}' | '\u{29F8}' | '\u{FF0F}' => '/',
+            c => c,
+        })
+        .collect()
+}
+
+/// Refuses a segment that a later step could turn into a dot segment or a separator: its
+/// [`fold`] must not be empty or `.`, start with `..`, or hold `/`, `\` or `%`. A downstream that normalises paths after authorisation (NFKC, or
 /// stripping invisible characters) then still sees a plain name below the same directory.
 /// ASCII segments are their own NFKC form and hold no default-ignorable code point.
 fn check_lookalike(segment: &str) -> Result<(), ScopeError> {
     if segment.is_ascii() {
         return Ok(());
     }
-    let ignorable = CodePointSetData::new::<DefaultIgnorableCodePoint>();
-    let folded: String = segment.nfkc().filter(|&c| !ignorable.contains(c)).collect();
+    let folded = fold(segment);
     if folded.is_empty() || folded == "." || folded.starts_with("..") || folded.contains(['/', '\\', '%']) {
         return Err(ScopeError::LookalikeSegment);
     }
@@ -411,17 +435,26 @@ mod tests {
 
     /// Segments that some later step (NFKC, dropping default-ignorable code points) turns into
     /// `..`, a separator or a percent sign.
-    const LOOKALIKES: [&str; 10] = [
-        "\u{FF0E}\u{FF0E}", // fullwidth full stops
-        ".\u{FF0E}",        // half and half
-        "\u{FE52}\u{FE52}", // small full stops
-        "\u{2024}\u{2024}", // one dot leaders
-        "\u{2025}",         // two dot leader: NFKC gives `..`
-        ".\u{200B}.",       // a zero-width space inside
-        "\u{00AD}..;",      // a soft hyphen before `..;`
-        "a\u{FF0F}b",       // fullwidth solidus
-        "a\u{FE68}b",       // small reverse solidus
-        "a\u{FF05}2e",      // fullwidth percent sign
+    const LOOKALIKES: [&str; 19] = [
+        "\u{FF0E}\u{FF0E}",         // fullwidth full stops
+        ".\u{FF0E}",                // half and half
+        "\u{FE52}\u{FE52}",         // small full stops
+        "\u{2024}\u{2024}",         // one dot leaders
+        "\u{2025}",                 // two dot leader: NFKC gives `..`
+        ".\u{200B}.",               // a zero-width space inside
+        "\u{00AD}..;",              // a soft hyphen before `..;`
+        "a\u{FF0F}b",               // fullwidth solidus
+        "a\u{FE68}b",               // small reverse solidus
+        "a\u{FF05}2e",              // fullwidth percent sign
+        ".\u{0301}.",               // a combining mark between two dots
+        "\u{FF0E}\u{0301}\u{FF0E}", // and between two fullwidth ones
+        "\u{3002}\u{3002}",         // ideographic full stops (UTS-46 maps them to `.`)
+        "\u{FF61}\u{FF61}",         // halfwidth ideographic full stops: NFKC gives U+3002
+        "\u{FE12}\u{FE12}",         // presentation form: NFKC gives U+3002
+        "a\u{2215}b",               // division slash
+        "a\u{2044}b",               // fraction slash
+        "a\u{29F8}b",               // big solidus
+        "1\u{00BD}",                // vulgar fraction one half: NFKC gives `1⁄2`, a fraction slash
     ];
 
     #[test]
@@ -437,20 +470,38 @@ mod tests {
 
     #[test]
     fn ordinary_non_ascii_names_stay_allowed() {
-        for p in ["/uploads/写真/２０２６", "/uploads/café", "/uploads/ｆｕｌｌ", "/Ünïcødé/日本語/x…", "/a/1½"]
-        {
+        for p in [
+            "/uploads/写真/２０２６",
+            "/uploads/café",
+            "/uploads/ｆｕｌｌ",
+            "/Ünïcødé/日本語/x…",
+            "/uploads/हिन्दी/नमस्ते",
+            "/uploads/写真。jpg",
+        ] {
             assert_eq!(normalise_path(p).unwrap(), p);
             assert_eq!(scope(&format!("{p}/*")).to_string(), format!("{p}/*"));
             assert!(scope("/*").allows(p).unwrap());
         }
     }
 
-    /// What a downstream might turn a segment into: NFKC, then default-ignorable code points
-    /// dropped.
+    /// What a downstream might turn a segment into, computed independently of the code's own
+    /// fold so the whole-range tests can find a normalisation it misses: the full compatibility
+    /// *decomposition* (NFKD), every combining mark (`unicode-normalization`'s own table) and
+    /// default-ignorable code point dropped, and the dot and slash lookalikes that UTS-46 or
+    /// transliteration map to `.` and `/` mapped.
     fn folded(segment: &str) -> String {
         use unicode_normalization::UnicodeNormalization as _;
+        use unicode_normalization::char::is_combining_mark;
         let ignorable = icu_properties::CodePointSetData::new::<icu_properties::props::DefaultIgnorableCodePoint>();
-        segment.nfkc().filter(|c| !ignorable.contains(*c)).collect()
+        segment
+            .nfkd()
+            .filter(|&c| !is_combining_mark(c) && !ignorable.contains(c))
+            .map(|c| match c {
+                '\u{3002}' => '.',
+                '\u{2215}' | '\u{2044}' | '\u{29F8}' => '/',
+                c => c,
+            })
+            .collect()
     }
 
     fn escapes(folded: &str) -> bool {
@@ -462,7 +513,7 @@ mod tests {
         // Every code point, doubled and after a dot: whatever is accepted stays inert. (Doubling
         // finds the code points that become a separator, `.` or `..` on their own.)
         for c in (0..=0x10FFFFu32).filter_map(char::from_u32).filter(|&c| c != '/') {
-            for seg in [format!("{c}{c}"), format!(".{c}")] {
+            for seg in [format!("{c}{c}"), format!(".{c}"), format!(".{c}.")] {
                 if normalise_path(&format!("/u/{seg}")).is_ok() {
                     assert!(!escapes(&folded(&seg)), "{seg:?} (U+{:04X}) was accepted", c as u32);
                 }

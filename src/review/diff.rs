@@ -201,12 +201,28 @@ fn catalog_permissions(d: &mut Diff, _: &str, old: &Config, new: &Config) {
     }
 }
 
+/// Moving a permission to another scope kind changes which directory set its checks use.
+/// It widens access when any template holding the permission gains a directory (a move to
+/// "no directory" always widens: it drops the check for every template, present or future).
 fn scope_rules(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    use crate::policy::scope_rules::ScopeKind;
+    let everything = ScopeSet::everything();
+    let effective = |kind: Option<ScopeKind>, t: &Template| -> ScopeSet {
+        match kind {
+            Some(ScopeKind::Upload) => t.upload_dirs.clone(),
+            Some(ScopeKind::List) => t.list_dirs.clone(),
+            Some(ScopeKind::None) | None => everything.clone(),
+        }
+    };
     for p in new.catalog.permissions() {
         let (before, after) = (old.catalog.rules().kind(p), new.catalog.rules().kind(p));
         if before.is_some() && before != after {
-            // A permission checked against fewer directories allows more.
-            let widening = after == Some(crate::policy::scope_rules::ScopeKind::None);
+            let widening = after == Some(ScopeKind::None)
+                || new
+                    .templates()
+                    .iter()
+                    .filter(|t| t.permissions.iter().any(|q| q == p))
+                    .any(|t| !effective(before, t).covers(&effective(after, t)));
             d.push(
                 "catalog",
                 ChangeKind::ScopeRuleChanged,
@@ -398,7 +414,26 @@ fn projects(d: &mut Diff, _: &str, old: &Config, new: &Config) {
 fn templates(d: &mut Diff, _: &str, old: &Config, new: &Config) {
     for t in old.templates() {
         if !new.templates().iter().any(|n| n.id == t.id) {
-            d.push(&format!("template {}", t.id), ChangeKind::TemplateRemoved, format!("project {}", t.project), false);
+            // Removing a deactivated template takes it off the revocation list: keys minted
+            // from it before it was deactivated verify again until they expire.
+            if t.active {
+                d.push(
+                    &format!("template {}", t.id),
+                    ChangeKind::TemplateRemoved,
+                    format!("project {}", t.project),
+                    false,
+                );
+            } else {
+                d.push(
+                    &format!("template {}", t.id),
+                    ChangeKind::TemplateUnrevoked,
+                    format!(
+                        "a deactivated template (project {}) was removed from the config, so its unexpired keys are no longer revoked",
+                        t.project
+                    ),
+                    true,
+                );
+            }
         }
     }
     for t in new.templates() {

@@ -124,6 +124,9 @@ pub enum ChangeKind {
     TemplateProjectChanged,
     /// `template_removed`.
     TemplateRemoved,
+    /// `template_unrevoked`: a deactivated template left the config, so the signed
+    /// revocation list no longer names it and its unexpired keys verify again.
+    TemplateUnrevoked,
     /// `trusted_proxies_changed`.
     TrustedProxiesChanged,
     /// `trusted_proxies_narrowed`.
@@ -200,6 +203,7 @@ impl ChangeKind {
             Self::TemplateDescriptionChanged => "template_description_changed",
             Self::TemplateProjectChanged => "template_project_changed",
             Self::TemplateRemoved => "template_removed",
+            Self::TemplateUnrevoked => "template_unrevoked",
             Self::TrustedProxiesChanged => "trusted_proxies_changed",
             Self::TrustedProxiesNarrowed => "trusted_proxies_narrowed",
             Self::TrustedProxiesWidened => "trusted_proxies_widened",

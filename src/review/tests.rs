@@ -369,3 +369,37 @@ whitelist_ip_ranges = ["10.0.0.0/8"]
     let config_change = "version = 1\nissuer = \"i\"\n[projects.demo]\n[[templates]]\nid = \"c\"\nproject = \"demo\"\naccess = \"api_key\"\npermissions = [\"CONFIG_CHANGE\"]\n";
     assert_eq!(lint(&load(config_change)).iter().map(|l| l.code).collect::<Vec<_>>(), ["anywhere_with_writes"]);
 }
+
+#[test]
+fn removing_an_inactive_template_unrevokes_its_tokens() {
+    let removed = OLD.replace(
+        "[[templates]]\nid = \"sleeping\"\nproject = \"demo\"\nactive = false\npermissions = [\"OBJECTS_LIST\"]\n",
+        "",
+    );
+    assert_eq!(kinds(&diff(&load(OLD), &load(&removed))), [("template sleeping", "template_unrevoked", true)]);
+}
+
+#[test]
+fn moving_a_permission_between_scope_kinds_is_widening_when_a_template_gains_directories() {
+    let config = |upload: &str, list: &str, listing: &str| {
+        load(&format!(
+            "version = 1\nissuer = \"i\"\n[catalog]\npermissions = [\"asset.upload\", \"asset.delete\"]\n\
+             upload_scoped = [{upload}]\nlist_scoped = [{list}]\n[projects.p]\n\
+             [[templates]]\nid = \"t\"\nproject = \"p\"\npermissions = [\"asset.upload\", \"asset.delete\"]\n\
+             [templates.upload]\ndir_scope = \"/uploads/*\"\n{listing}"
+        ))
+    };
+    let old = config("\"asset.upload\", \"asset.delete\"", "", "");
+    // The listing scope defaults to everything: deletes would no longer be held to /uploads.
+    let wide = config("\"asset.upload\"", "\"asset.delete\"", "");
+    assert_eq!(kinds(&diff(&old, &wide)), [("catalog", "scope_rule_changed", true)]);
+    assert_eq!(diff(&old, &wide)[0].detail, "asset.delete: upload scope -> listing scope");
+    // A listing scope inside the upload scope: no template gains a directory.
+    let narrow =
+        config("\"asset.upload\"", "\"asset.delete\"", "[templates.listing]\ndirectory_scope = [\"/uploads/a/*\"]\n");
+    let old_narrow =
+        config("\"asset.upload\", \"asset.delete\"", "", "[templates.listing]\ndirectory_scope = [\"/uploads/a/*\"]\n");
+    assert_eq!(kinds(&diff(&old_narrow, &narrow)), [("catalog", "scope_rule_changed", false)]);
+    // And back: from the listing scope (everything) to the upload scope narrows.
+    assert_eq!(kinds(&diff(&wide, &old)), [("catalog", "scope_rule_changed", false)]);
+}

@@ -53,8 +53,14 @@ impl IssuerHandle {
                 (kid, since)
             })
             .collect();
-        let deferred = keys.defer_unpublished(chrono::Duration::seconds(i64::from(config.jwks_max_age)), now);
+        let max_age = chrono::Duration::seconds(i64::from(config.jwks_max_age));
+        let mut first_served = first_served;
+        let deferred = keys.defer_unpublished(max_age, now);
         if let Some(deferred) = &deferred {
+            // A reload before `due` counts from the same instant (without a record, from now).
+            if let Some(since) = first_served.get_mut(&deferred.kid) {
+                *since = (*since).max(deferred.due - max_age);
+            }
             tracing::warn!(
                 wanted = %deferred.kid,
                 current = %keys.signing().kid(),

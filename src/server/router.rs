@@ -37,13 +37,14 @@ pub fn router(handle: IssuerHandle) -> Router {
 fn layered(routes: Router<IssuerHandle>, handle: IssuerHandle) -> Router {
     let cors = cors(handle.clone());
     let hosts = handle.clone();
+    let refused_hosts = std::sync::Arc::new(Throttle::default());
     routes
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(handle)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
-            check_host(hosts.clone(), req, next)
+            check_host(hosts.clone(), std::sync::Arc::clone(&refused_hosts), req, next)
         }))
         .layer(axum::middleware::map_response(ensure_problem))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
@@ -60,7 +61,15 @@ fn layered(routes: Router<IssuerHandle>, handle: IssuerHandle) -> Router {
 /// `421 misdirected_request` for a request naming a host that `server.allowed_hosts` does not
 /// list (read per request, so a reload applies at once): a browser led to this service by a
 /// rebound DNS name sends that name.
-async fn check_host(handle: IssuerHandle, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+///
+/// The warning is rate-limited (one per [`Throttle::EVERY`], saying how many were held back;
+/// the rest go to the debug level), so one client cannot flood the log.
+async fn check_host(
+    handle: IssuerHandle,
+    warnings: std::sync::Arc<Throttle>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     // An absolute-form request target names the host; otherwise the Host header does.
     let host = match request.uri().authority() {
         Some(authority) => Some(authority.as_str()),
@@ -70,10 +79,18 @@ async fn check_host(handle: IssuerHandle, request: axum::extract::Request, next:
         return next.run(request).await;
     }
     let shown = request.headers().get(header::HOST).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    tracing::warn!(target: "keysmith::server",
-        host = %escape::Escaped(shown.as_deref().or(host).unwrap_or("")),
-        "request for a host not in server.allowed_hosts refused"
-    );
+    let shown = escape::Escaped(shown.as_deref().or(host).unwrap_or(""));
+    match warnings.allow(std::time::Instant::now()) {
+        Some(held_back) => tracing::warn!(target: "keysmith::server",
+            host = %shown,
+            held_back,
+            "request for a host not in server.allowed_hosts refused"
+        ),
+        None => tracing::debug!(target: "keysmith::server",
+            host = %shown,
+            "request for a host not in server.allowed_hosts refused"
+        ),
+    }
     ApiError::new(
         axum::http::StatusCode::MISDIRECTED_REQUEST,
         "misdirected_request",
@@ -108,6 +125,30 @@ fn cors(handle: IssuerHandle) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
+/// Lets one event through per [`Throttle::EVERY`] and counts the ones held back since.
+#[derive(Debug, Default)]
+struct Throttle {
+    state: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
+}
+
+impl Throttle {
+    /// At most one warning this often.
+    const EVERY: Duration = Duration::from_secs(60);
+
+    /// `Some(held back since the last one)` when an event may be logged at `now`, else `None`.
+    fn allow(&self, now: std::time::Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (last, held_back) = &mut *state;
+        if last.is_none_or(|at| now.saturating_duration_since(at) >= Self::EVERY) {
+            *last = Some(now);
+            Some(std::mem::take(held_back))
+        } else {
+            *held_back = held_back.saturating_add(1);
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +179,15 @@ mod tests {
         assert!(!body.to_string().contains("handler bug"), "no internals in the response");
         let again = app.oneshot(Request::get("/ok").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(again.status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn one_warning_a_minute() {
+        let throttle = Throttle::default();
+        let t0 = std::time::Instant::now();
+        assert_eq!(throttle.allow(t0), Some(0));
+        assert_eq!(throttle.allow(t0 + Duration::from_secs(1)), None);
+        assert_eq!(throttle.allow(t0 + Duration::from_secs(59)), None);
+        assert_eq!(throttle.allow(t0 + Duration::from_secs(60)), Some(2));
     }
 }

@@ -143,7 +143,7 @@ impl Serving {
     }
 
     /// The signed revocation list, ready to serve with its ETag, cacheable until half its
-    /// freshness is used, when it is signed anew. Cloning it is a reference count, not a copy.
+    /// freshness is used or an API key record expires, when it is signed anew. Cloning it is a reference count, not a copy.
     ///
     /// # Errors
     ///
@@ -154,7 +154,18 @@ impl Serving {
         let half = u64::from(self.issuer.config().revocations_max_age) / 2;
         let mut held = self.revocations.lock().unwrap_or_else(PoisonError::into_inner);
         let renew_at = |list: &SignedRevocations| list.iat + half;
-        let stale = held.as_ref().is_none_or(|(list, _)| secs >= renew_at(list) || secs < list.iat);
+        // A record that expired since the list was signed must reach verifiers now, not
+        // half a freshness period later.
+        let expired_since = |list: &SignedRevocations| {
+            self.issuer
+                .config()
+                .api_keys()
+                .iter()
+                .filter_map(|k| k.expires_at_unix())
+                .any(|e| e > list.iat && e <= secs)
+        };
+        let stale =
+            held.as_ref().is_none_or(|(list, _)| secs >= renew_at(list) || secs < list.iat || expired_since(list));
         let (list, document) = match held.take() {
             Some(current) if !stale => current,
             previous => match self.issuer.revocation_list(now) {
@@ -168,7 +179,11 @@ impl Serving {
                 }
             },
         };
-        let served = document.clone().max_age(renew_at(&list).saturating_sub(secs));
+        // Cached no longer than until the next record expires.
+        let next_expiry =
+            self.issuer.config().api_keys().iter().filter_map(|k| k.expires_at_unix()).filter(|e| *e > secs).min();
+        let until = next_expiry.map_or(renew_at(&list), |e| e.min(renew_at(&list)));
+        let served = document.clone().max_age(until.saturating_sub(secs));
         *held = Some((list, document));
         Ok(served)
     }

@@ -159,7 +159,8 @@ impl Verifier {
     /// # Errors
     ///
     /// A [`VerifyError`]: [`VerifyError::RevocationsRollback`] for an earlier list while the
-    /// held one may still be used. The list already held, if any, stays in use.
+    /// held one may still be used, [`VerifyError::RevocationsExpired`] for a list that is no
+    /// longer fresh while the held one is. The list already held, if any, stays in use.
     pub fn with_revocations(self, signed: &str, now: SystemTime) -> Result<Self, VerifyError> {
         self.set_revocations(signed, now)?;
         Ok(self)
@@ -175,8 +176,16 @@ impl Verifier {
             self.with_keys(|keys| RevocationList::verify(keys, signed, &self.issuer, unix_seconds(now), self.leeway))?;
         let now = unix_seconds(now);
         let mut held = self.revocations.write().unwrap_or_else(PoisonError::into_inner);
-        if held.as_ref().is_some_and(|h| !list.may_replace(h, now)) {
-            return Err(VerifyError::RevocationsRollback);
+        if let Some(h) = held.as_ref()
+            && !list.may_replace(h, now)
+        {
+            // Say why: an older list, or a newer one that is stale while the held one is fresh.
+            let order = |l: &RevocationList| (l.claims().ver, l.claims().iat);
+            return Err(if order(&list) >= order(h) {
+                VerifyError::RevocationsExpired
+            } else {
+                VerifyError::RevocationsRollback
+            });
         }
         *held = Some(Arc::new(list));
         Ok(())

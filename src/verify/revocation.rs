@@ -57,10 +57,15 @@ impl RevocationList {
         now < self.claims.exp
     }
 
-    /// Whether this list may replace `held` at `now`: a higher `ver` always does, and so does
-    /// a later or equal `iat` within one `ver` (the order is (`ver`, `iat`)). An earlier list
-    /// replaces `held` only once `held` has expired and this one is still fresh.
+    /// Whether this list may replace `held` at `now`. A list that is not fresh never replaces
+    /// a fresh one, whatever its order (a replayed expired list would refuse every permanent
+    /// key). Otherwise a higher `ver` always does, and so does a later or equal `iat` within
+    /// one `ver` (the order is (`ver`, `iat`)); an earlier list replaces `held` only once
+    /// `held` has expired and this one is still fresh.
     pub fn may_replace(&self, held: &RevocationList, now: u64) -> bool {
+        if held.is_fresh(now) && !self.is_fresh(now) {
+            return false;
+        }
         let order = |c: &RevocationClaims| (c.ver, c.iat);
         order(&self.claims) >= order(&held.claims) || (!held.is_fresh(now) && self.is_fresh(now))
     }
