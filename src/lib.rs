@@ -174,9 +174,9 @@ pub mod review;
 pub mod server;
 
 // The verifier: always built, no async runtime.
-pub use policy::dir_scope::{DirScope, ScopeError, ScopeSet};
-pub use policy::ip::{IpRange, IpRangeError, IpRules};
-pub use policy::scope_rules::{SCALEFLEX_PERMISSIONS, ScopeKind, ScopeRules};
+pub use policy::dir_scope::{DirScope, ScopeError, ScopeSet, ScopeSetError};
+pub use policy::ip::{IpRange, IpRangeError, IpRules, IpRulesError};
+pub use policy::scope_rules::{SCALEFLEX_PERMISSIONS, ScopeKind, ScopeRules, permission};
 pub use token::claims::{
     ACCESS_TOKEN_TYP, API_KEY_TYP, AccessClaims, ApiKeyClaims, Audience, Limits, REVOCATIONS_TYP, RevocationClaims,
 };
@@ -200,13 +200,13 @@ pub mod jwk {
 
 /// Directory paths as the verifier compares them.
 pub mod scope {
-    pub use crate::policy::dir_scope::{MAX_PATH_LEN, normalise_path};
+    pub use crate::policy::dir_scope::{MAX_PATH_LEN, file_directory, normalise_path};
 }
 
 /// Finding the caller's address behind trusted proxies.
 pub mod ip {
     pub use crate::policy::ip::{
-        ForwardedError, ForwardedHeader, IpRange, IpRangeError, IpRules, MAX_FORWARDED_HOPS, client_ip,
+        ForwardedError, ForwardedHeader, IpRange, IpRangeError, IpRules, IpRulesError, MAX_FORWARDED_HOPS, client_ip,
     };
 }
 

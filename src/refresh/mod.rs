@@ -283,7 +283,7 @@ impl JwksRefresher {
     pub fn spawn(verifier: Verifier, url: impl Into<String>, interval: Duration, min_gap: Duration) -> Self {
         // Never more than ten fetches a second, whatever the caller asked for.
         let min_gap = min_gap.max(MIN_GAP_FLOOR);
-        let source = Arc::new(RefreshedKeys { keys: RwLock::new(Arc::new(verifier.keys())), poller: OnceLock::new() });
+        let source = Arc::new(RefreshedKeys { keys: RwLock::new(verifier.keys()), poller: OnceLock::new() });
         let target = Arc::clone(&source);
         let poller = Poller::spawn(url.into(), interval, min_gap, move |body| load_jwks(&target, body));
         // Set once, right after the poller exists; until then an unknown kid wakes nobody.

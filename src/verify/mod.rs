@@ -117,9 +117,9 @@ impl Verifier {
         self
     }
 
-    /// The trusted keys.
-    pub fn keys(&self) -> KeySet {
-        self.key_source().key_set().as_ref().clone()
+    /// The trusted keys now: the set the key source holds, shared, not copied.
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.key_source().key_set()
     }
 
     /// Replaces the trusted keys with a fixed set (for every clone of this verifier).
