@@ -53,28 +53,42 @@
 //!
 //! - `issuer` (default, via `cli`): config loading, private keys, GeoIP and minting.
 //! - `server` (default, via `cli`): the axum HTTP service on top of `issuer`.
-//! - `refresh` (default, via `cli`): a background refresher for the revocation list
-//!   (a blocking HTTP client on a thread, no async runtime).
+//! - `refresh` (default, via `cli`): `refresh::Refresher` keeps a verifier's JWKS and
+//!   revocation list fresh on a thread of its own (no async runtime), through a pluggable
+//!   `refresh::Fetch`; the default client (ureq) speaks plain HTTP only. 13 crates over the
+//!   lean verifier.
+//! - `refresh-rustls` (default, via `cli`): `refresh` with HTTPS (rustls, ring, webpki roots).
+//!   22 crates over the lean verifier.
+//! - `limits` (default, via `cli`): upload limits with an in-process store; no extra crate.
+//! - `redis` (default, via `cli`): the Redis limit store shared by replicas (tokio, redis).
 //! - `cli` (default): the `keysmith` binary.
 //!
 //! With `default-features = false` the crate is the verifier alone: no tokio, axum or hyper.
 //!
 //! # Getting started
 //!
-//! Verify a key offline with the JWKS a keysmith server publishes:
+//! Verify a key offline with the JWKS a keysmith server publishes, then decide one operation:
 //!
 //! ```no_run
+//! use keysmith::permission::FILE_UPLOAD;
 //! use keysmith::{KeySet, Verifier};
 //! use std::time::SystemTime;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let jwks = std::fs::read("jwks.json")?;
+//! // The issuer is the `issuer` of keysmith's config.toml (the `iss` of every key it mints);
+//! // "demo" is this service's project, the `aud` of the keys meant for it.
 //! let verifier = Verifier::new(KeySet::from_jwks_json(&jwks)?, "https://keys.example.com", "demo");
 //! let grant = verifier.verify("eyJhbGciOiJFZERTQSIs…", SystemTime::now())?;
-//! grant.authorize("FILE_UPLOAD", Some("/uploads/avatars"), Some("203.0.113.7".parse()?))?;
+//! // A file: the path is normalised, `.`/`..`/empty names are refused, its directory is checked.
+//! grant.authorize_file(FILE_UPLOAD, "/uploads/avatars/me.png", Some("203.0.113.7".parse()?))?;
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! A long-running service bootstraps and keeps its keys fresh with
+//! `refresh::Refresher::start` (feature `refresh`). `examples/upload_service.rs` is a complete
+//! upload service built on both, in under 80 lines.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(unreachable_pub)]

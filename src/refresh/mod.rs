@@ -11,6 +11,26 @@
 //! `refresh`, HTTPS with `refresh-rustls`), or any client a service already has. Each refresher
 //! runs on its own thread, never on an async runtime's workers, and dropping one never waits
 //! for a fetch in flight.
+//!
+//! ```no_run
+//! use keysmith::refresh::{RefreshOptions, Refresher};
+//! use keysmith::{KeySet, Verifier};
+//! use std::time::{Duration, SystemTime};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // `issuer` is the `issuer` of keysmith's config.toml; "demo" is this service's project.
+//! let verifier = Verifier::new(KeySet::default(), "https://keys.example.com", "demo")
+//!     .unknown_kid_wait(Duration::from_secs(2));
+//! let _refresher = Refresher::start(
+//!     &verifier,
+//!     "https://keys.example.com/.well-known/jwks.json",
+//!     Some("https://keys.example.com/v1/revocations".into()),
+//!     RefreshOptions::default(),
+//! )?; // the keys are loaded here; keep `_refresher` alive
+//! let grant = verifier.verify("eyJhbGciOiJFZERTQSIs…", SystemTime::now())?;
+//! # Ok(())
+//! # }
+//! ```
 
 mod poller;
 
