@@ -536,6 +536,20 @@ mod tests {
     }
 
     proptest! {
+        /// A file's directory is its normalised path minus a real name, never a parent's.
+        #[test]
+        fn file_directory_is_the_normalised_parent(segments in proptest::collection::vec("[a.]{0,3}", 1..5)) {
+            let path = format!("/{}", segments.join("/"));
+            if let Ok(dir) = file_directory(&path) {
+                let normalised = normalise_path(&path).unwrap();
+                let name = normalised.rsplit('/').next().unwrap();
+                prop_assert!(!name.is_empty() && name != "." && !name.starts_with(".."), "{path} -> {dir}");
+                prop_assert_eq!(path.rsplit('/').next().unwrap(), name);
+                let expected = if normalised.len() == name.len() + 1 { "/".to_owned() } else { normalised[..normalised.len() - name.len() - 1].to_owned() };
+                prop_assert_eq!(dir, expected);
+            }
+        }
+
         #[test]
         fn never_panics_on_arbitrary_text(text in ".{0,64}") {
             let _ = DirScope::parse(&text);
