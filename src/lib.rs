@@ -53,28 +53,42 @@
 //!
 //! - `issuer` (default, via `cli`): config loading, private keys, GeoIP and minting.
 //! - `server` (default, via `cli`): the axum HTTP service on top of `issuer`.
-//! - `refresh` (default, via `cli`): a background refresher for the revocation list
-//!   (a blocking HTTP client on a thread, no async runtime).
+//! - `refresh` (default, via `cli`): `refresh::Refresher` keeps a verifier's JWKS and
+//!   revocation list fresh on a thread of its own (no async runtime), through a pluggable
+//!   `refresh::Fetch`; the default client (ureq) speaks plain HTTP only. 13 crates over the
+//!   lean verifier.
+//! - `refresh-rustls` (default, via `cli`): `refresh` with HTTPS (rustls, ring, webpki roots).
+//!   22 crates over the lean verifier.
+//! - `limits` (default, via `cli`): upload limits with an in-process store; no extra crate.
+//! - `redis` (default, via `cli`): the Redis limit store shared by replicas (tokio, redis).
 //! - `cli` (default): the `keysmith` binary.
 //!
 //! With `default-features = false` the crate is the verifier alone: no tokio, axum or hyper.
 //!
 //! # Getting started
 //!
-//! Verify a key offline with the JWKS a keysmith server publishes:
+//! Verify a key offline with the JWKS a keysmith server publishes, then decide one operation:
 //!
 //! ```no_run
+//! use keysmith::permission::FILE_UPLOAD;
 //! use keysmith::{KeySet, Verifier};
 //! use std::time::SystemTime;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let jwks = std::fs::read("jwks.json")?;
+//! // The issuer is the `issuer` of keysmith's config.toml (the `iss` of every key it mints);
+//! // "demo" is this service's project, the `aud` of the keys meant for it.
 //! let verifier = Verifier::new(KeySet::from_jwks_json(&jwks)?, "https://keys.example.com", "demo");
 //! let grant = verifier.verify("eyJhbGciOiJFZERTQSIs…", SystemTime::now())?;
-//! grant.authorize("FILE_UPLOAD", Some("/uploads/avatars"), Some("203.0.113.7".parse()?))?;
+//! // A file: the path is normalised, `.`/`..`/empty names are refused, its directory is checked.
+//! grant.authorize_file(FILE_UPLOAD, "/uploads/avatars/me.png", Some("203.0.113.7".parse()?))?;
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! A long-running service bootstraps and keeps its keys fresh with
+//! `refresh::Refresher::start` (feature `refresh`). `examples/upload_service.rs` is a complete
+//! upload service built on both, in under 80 lines.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(unreachable_pub)]
@@ -174,9 +188,9 @@ pub mod review;
 pub mod server;
 
 // The verifier: always built, no async runtime.
-pub use policy::dir_scope::{DirScope, ScopeError, ScopeSet};
-pub use policy::ip::{IpRange, IpRangeError, IpRules};
-pub use policy::scope_rules::{SCALEFLEX_PERMISSIONS, ScopeKind, ScopeRules};
+pub use policy::dir_scope::{DirScope, ScopeError, ScopeSet, ScopeSetError};
+pub use policy::ip::{IpRange, IpRangeError, IpRules, IpRulesError};
+pub use policy::scope_rules::{SCALEFLEX_PERMISSIONS, ScopeKind, ScopeRules, permission};
 pub use token::claims::{
     ACCESS_TOKEN_TYP, API_KEY_TYP, AccessClaims, ApiKeyClaims, Audience, Limits, REVOCATIONS_TYP, RevocationClaims,
 };
@@ -200,13 +214,13 @@ pub mod jwk {
 
 /// Directory paths as the verifier compares them.
 pub mod scope {
-    pub use crate::policy::dir_scope::{MAX_PATH_LEN, normalise_path};
+    pub use crate::policy::dir_scope::{MAX_PATH_LEN, file_directory, normalise_path};
 }
 
 /// Finding the caller's address behind trusted proxies.
 pub mod ip {
     pub use crate::policy::ip::{
-        ForwardedError, ForwardedHeader, IpRange, IpRangeError, IpRules, MAX_FORWARDED_HOPS, client_ip,
+        ForwardedError, ForwardedHeader, IpRange, IpRangeError, IpRules, IpRulesError, MAX_FORWARDED_HOPS, client_ip,
     };
 }
 

@@ -24,6 +24,7 @@ fuzz_target!(|data: &[u8]| {
         let Some(v) = verifier() else { return };
         if let Ok(grant) = v.verify(text, now) {
             let _ = grant.authorize("FILE_UPLOAD", Some("/a/b"), None);
+            let _ = grant.authorize_file("FILE_UPLOAD", "/a/b.txt", None);
         }
         let _ = v.verify_api_key(text, now);
         let _ = v.set_revocations(text, now);

@@ -407,7 +407,7 @@ fn scopes(raw: Option<OneOrMany>, path: &str, p: &mut Problems) -> ScopeSet {
     }
     match ScopeSet::parse(&texts) {
         Ok(set) => set,
-        Err((index, e)) => {
+        Err(crate::policy::dir_scope::ScopeSetError { index, source: e }) => {
             match index {
                 Some(i) => p.add(format!("{path}[{i}]"), format!("{:?} {e}", texts[i])),
                 None => p.add(path, "is empty, which would allow no directory; omit it for all directories"),

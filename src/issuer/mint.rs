@@ -290,7 +290,7 @@ fn narrow_scope(
     if texts.len() > 64 {
         return Err(MintError::InvalidScope { field, error: ScopeError::TooLong });
     }
-    let set = ScopeSet::parse(&texts).map_err(|(_, error)| MintError::InvalidScope { field, error })?;
+    let set = ScopeSet::parse(&texts).map_err(|e| MintError::InvalidScope { field, error: e.source })?;
     if !template.covers(&set) {
         return Err(MintError::ScopeNotInTemplate(field));
     }

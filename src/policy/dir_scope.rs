@@ -60,6 +60,34 @@ pub enum ScopeError {
     /// `\` or `%` (`．．`, `.\u{200B}.`, `a／b`).
     #[error("contains a segment that becomes `.`, `..` or a separator under Unicode normalisation")]
     LookalikeSegment,
+    /// A file path ends in an empty name (a trailing `/`, or the root alone) or in `.`.
+    #[error("does not end in a file name (it is empty or `.`)")]
+    InvalidFileName,
+}
+
+/// Why a list of directory scopes was refused: the first entry that is not a canonical scope,
+/// or the list is empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeSetError {
+    /// The entry's position in the list, from 0; `None` when the list is empty.
+    pub index: Option<usize>,
+    /// Why the entry (or the list) was refused.
+    pub source: ScopeError,
+}
+
+impl fmt::Display for ScopeSetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.index {
+            Some(index) => write!(f, "entry {index} is not a canonical directory scope"),
+            None => f.write_str("the list of directory scopes is empty"),
+        }
+    }
+}
+
+impl std::error::Error for ScopeSetError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
 }
 
 /// One directory scope.
@@ -183,15 +211,15 @@ impl ScopeSet {
     ///
     /// # Errors
     ///
-    /// The index and error of the first text that is not a canonical scope, or `None` as the
+    /// A [`ScopeSetError`] naming the first text that is not a canonical scope, or with no
     /// index when the list is empty.
-    pub fn parse<S: AsRef<str>>(texts: &[S]) -> Result<Self, (Option<usize>, ScopeError)> {
+    pub fn parse<S: AsRef<str>>(texts: &[S]) -> Result<Self, ScopeSetError> {
         let scopes = texts
             .iter()
             .enumerate()
-            .map(|(i, t)| DirScope::parse(t.as_ref()).map_err(|e| (Some(i), e)))
+            .map(|(i, t)| DirScope::parse(t.as_ref()).map_err(|source| ScopeSetError { index: Some(i), source }))
             .collect::<Result<Vec<_>, _>>()?;
-        Self::new(scopes).ok_or((None, ScopeError::Empty))
+        Self::new(scopes).ok_or(ScopeSetError { index: None, source: ScopeError::Empty })
     }
 
     /// The scopes in this set.
@@ -320,6 +348,32 @@ pub fn normalise_path(path: &str) -> Result<String, ScopeError> {
     Ok(out)
 }
 
+/// The directory a file lies in, normalised, for authorising an operation on the file at
+/// `path` (such as `/uploads/a/photo.jpg` → `/uploads/a`).
+///
+/// The whole path is normalised as by [`normalise_path`] (so `..` anywhere is refused), and its
+/// last segment, the file name, must be a real name: not empty (`/uploads/a/`, `/`) and not `.`
+/// or `..`. Otherwise the directory authorised would not be the one the file lands in.
+///
+/// # Errors
+///
+/// [`ScopeError::InvalidFileName`] for an empty or `.` name, and every error of
+/// [`normalise_path`].
+pub fn file_directory(path: &str) -> Result<String, ScopeError> {
+    let normalised = normalise_path(path)?;
+    // Checked on the raw text: normalisation drops a trailing `/` or `.` and would make the
+    // parent's name look like the file's.
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if name.is_empty() || name == "." {
+        return Err(ScopeError::InvalidFileName);
+    }
+    match normalised.rsplit_once('/') {
+        Some(("", name)) if !name.is_empty() => Ok("/".to_owned()),
+        Some((dir, name)) if !name.is_empty() => Ok(dir.to_owned()),
+        _ => Err(ScopeError::InvalidFileName),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,8 +483,11 @@ mod tests {
         let set = ScopeSet::parse(&["/a/*", "/b"]).unwrap();
         assert!(set.covers(&ScopeSet::parse(&["/a/x", "/b"]).unwrap()));
         assert!(!set.covers(&ScopeSet::parse(&["/a/x", "/b/c"]).unwrap()));
-        assert_eq!(ScopeSet::parse::<&str>(&[]), Err((None, ScopeError::Empty)));
-        assert_eq!(ScopeSet::parse(&["/a", "b"]), Err((Some(1), ScopeError::NotAbsolute)));
+        assert_eq!(ScopeSet::parse::<&str>(&[]), Err(ScopeSetError { index: None, source: ScopeError::Empty }));
+        assert_eq!(
+            ScopeSet::parse(&["/a", "b"]),
+            Err(ScopeSetError { index: Some(1), source: ScopeError::NotAbsolute })
+        );
     }
 
     /// Segments that some later step (NFKC, dropping default-ignorable code points) turns into
@@ -530,6 +587,20 @@ mod tests {
     }
 
     proptest! {
+        /// A file's directory is its normalised path minus a real name, never a parent's.
+        #[test]
+        fn file_directory_is_the_normalised_parent(segments in proptest::collection::vec("[a.]{0,3}", 1..5)) {
+            let path = format!("/{}", segments.join("/"));
+            if let Ok(dir) = file_directory(&path) {
+                let normalised = normalise_path(&path).unwrap();
+                let name = normalised.rsplit('/').next().unwrap();
+                prop_assert!(!name.is_empty() && name != "." && !name.starts_with(".."), "{path} -> {dir}");
+                prop_assert_eq!(path.rsplit('/').next().unwrap(), name);
+                let expected = if normalised.len() == name.len() + 1 { "/".to_owned() } else { normalised[..normalised.len() - name.len() - 1].to_owned() };
+                prop_assert_eq!(dir, expected);
+            }
+        }
+
         #[test]
         fn never_panics_on_arbitrary_text(text in ".{0,64}") {
             let _ = DirScope::parse(&text);

@@ -112,12 +112,12 @@ impl IpRules {
     ///
     /// # Errors
     ///
-    /// The index and error of the first text that is not a canonical range.
-    pub fn parse<S: AsRef<str>>(texts: &[S]) -> Result<Self, (usize, IpRangeError)> {
+    /// An [`IpRulesError`] naming the first text that is not a canonical range.
+    pub fn parse<S: AsRef<str>>(texts: &[S]) -> Result<Self, IpRulesError> {
         texts
             .iter()
             .enumerate()
-            .map(|(i, t)| IpRange::parse(t.as_ref()).map_err(|e| (i, e)))
+            .map(|(index, t)| IpRange::parse(t.as_ref()).map_err(|source| IpRulesError { index, source }))
             .collect::<Result<Vec<_>, _>>()
             .map(Self)
     }
@@ -151,6 +151,17 @@ impl IpRules {
     }
 }
 
+/// Why a list of IP ranges was refused: the first entry that is not a canonical range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("entry {index} is not a canonical IP range")]
+pub struct IpRulesError {
+    /// The entry's position in the list, from 0.
+    pub index: usize,
+    /// Why the entry was refused.
+    #[source]
+    pub source: IpRangeError,
+}
+
 /// Why the forwarding headers of a request from a trusted proxy were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -164,6 +175,9 @@ pub enum ForwardedError {
     /// More entries than [`MAX_FORWARDED_HOPS`].
     #[error("the forwarding header holds more than {MAX_FORWARDED_HOPS} entries")]
     TooManyHops,
+    /// A header value is not UTF-8 text.
+    #[error("the forwarding header holds a value that is not text")]
+    NotText,
 }
 
 /// Which header trusted proxies use to say for whom they forward. Only that one is read: a
@@ -196,22 +210,38 @@ impl ForwardedHeader {
 /// untrusted address is the caller. If every hop is trusted, the leftmost one is. Headers from
 /// an untrusted peer are never read; a trusted peer that sends none is refused.
 ///
+/// `values` are the raw header values as bytes (an `http::HeaderValue` or a `&str` both fit),
+/// so a value that is not UTF-8 is refused rather than dropped by the caller.
+///
 /// # Errors
 ///
-/// A [`ForwardedError`] when a trusted proxy sent a malformed or oversized header: it is
-/// refused, never skipped, so a bad entry cannot move the decision to another address.
-pub fn client_ip<'a>(
+/// A [`ForwardedError`] when a trusted proxy sent a malformed, non-UTF-8 or oversized header:
+/// it is refused, never skipped, so a bad entry cannot move the decision to another address.
+///
+/// ```
+/// use keysmith::ip::{ForwardedHeader, IpRules, client_ip};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let proxies = IpRules::parse(&["10.0.0.0/8"])?;
+/// let caller = client_ip("10.0.0.2".parse()?, ForwardedHeader::XForwardedFor, [b"203.0.113.7"], &proxies)?;
+/// assert_eq!(caller, "203.0.113.7".parse::<std::net::IpAddr>()?);
+/// # Ok(())
+/// # }
+/// ```
+pub fn client_ip<V: AsRef<[u8]>>(
     peer: IpAddr,
     header: ForwardedHeader,
-    values: impl IntoIterator<Item = &'a str>,
+    values: impl IntoIterator<Item = V>,
     trusted_proxies: &IpRules,
 ) -> Result<IpAddr, ForwardedError> {
     let peer = peer.to_canonical();
     if !trusted_proxies.contains(peer) {
         return Ok(peer);
     }
+    let values = values.into_iter().collect::<Vec<V>>();
     let mut entries: Vec<&str> = Vec::new();
-    for value in values {
+    for value in &values {
+        let value = std::str::from_utf8(value.as_ref()).map_err(|_| ForwardedError::NotText)?;
         match header {
             ForwardedHeader::XForwardedFor => entries.extend(value.split(',')),
             // A quote left open would swallow what later proxies appended.
@@ -423,6 +453,18 @@ mod tests {
         assert_eq!(client_ip(peer, XFF, ["10.0.0.3, 10.0.0.2"], &trusted), Ok(ip("10.0.0.3")));
         assert_eq!(client_ip(peer, XFF, ["::ffff:203.0.113.5"], &trusted), Ok(ip("203.0.113.5")));
         assert_eq!(client_ip(ip("::ffff:127.0.0.1"), XFF, ["203.0.113.5"], &trusted), Ok(ip("203.0.113.5")));
+    }
+
+    #[test]
+    fn header_values_are_bytes_and_non_text_is_refused() {
+        let (peer, trusted) = (ip("10.0.0.1"), IpRules::parse(&["10.0.0.0/8"]).unwrap());
+        let bytes: [&[u8]; 1] = [b"203.0.113.5"];
+        assert_eq!(client_ip(peer, XFF, bytes, &trusted), Ok(ip("203.0.113.5")));
+        // A value that is not UTF-8 is refused, never skipped to reach an earlier hop.
+        let lines: [&[u8]; 2] = [b"6.6.6.6", b"203.0.113.5, \xff"];
+        assert_eq!(client_ip(peer, XFF, lines, &trusted), Err(ForwardedError::NotText));
+        // From an untrusted peer the headers are not read at all.
+        assert_eq!(client_ip(ip("198.51.100.9"), XFF, lines, &trusted), Ok(ip("198.51.100.9")));
     }
 
     #[test]

@@ -7,39 +7,106 @@
 
 use std::collections::HashMap;
 
+/// The Scaleflex permissions as constants, so a misspelt permission is a compile error:
+/// `grant.authorize(permission::FILE_UPLOAD, …)`. The string APIs take these or any `&str`.
+pub mod permission {
+    /// `OBJECTS_LIST`.
+    pub const OBJECTS_LIST: &str = "OBJECTS_LIST";
+    /// `OBJECTS_FETCH`.
+    pub const OBJECTS_FETCH: &str = "OBJECTS_FETCH";
+    /// `FILE_UPLOAD`.
+    pub const FILE_UPLOAD: &str = "FILE_UPLOAD";
+    /// `FILE_META_CREATE`.
+    pub const FILE_META_CREATE: &str = "FILE_META_CREATE";
+    /// `FILE_META_CHANGE`.
+    pub const FILE_META_CHANGE: &str = "FILE_META_CHANGE";
+    /// `FILE_RENAME`.
+    pub const FILE_RENAME: &str = "FILE_RENAME";
+    /// `FILE_MOVE`.
+    pub const FILE_MOVE: &str = "FILE_MOVE";
+    /// `FILE_DELETE`.
+    pub const FILE_DELETE: &str = "FILE_DELETE";
+    /// `FILE_SET_VISIBILITY`.
+    pub const FILE_SET_VISIBILITY: &str = "FILE_SET_VISIBILITY";
+    /// `FILE_LABEL_CHANGE`.
+    pub const FILE_LABEL_CHANGE: &str = "FILE_LABEL_CHANGE";
+    /// `FILE_IMAGE_EDITOR`.
+    pub const FILE_IMAGE_EDITOR: &str = "FILE_IMAGE_EDITOR";
+    /// `DIR_CREATE`.
+    pub const DIR_CREATE: &str = "DIR_CREATE";
+    /// `DIR_RENAME`.
+    pub const DIR_RENAME: &str = "DIR_RENAME";
+    /// `DIR_META_CHANGE`.
+    pub const DIR_META_CHANGE: &str = "DIR_META_CHANGE";
+    /// `DIR_MOVE`.
+    pub const DIR_MOVE: &str = "DIR_MOVE";
+    /// `DIR_DELETE`.
+    pub const DIR_DELETE: &str = "DIR_DELETE";
+    /// `DIR_SET_VISIBILITY`.
+    pub const DIR_SET_VISIBILITY: &str = "DIR_SET_VISIBILITY";
+    /// `CONFIG_CHANGE`.
+    pub const CONFIG_CHANGE: &str = "CONFIG_CHANGE";
+    /// `CONFIG_LIST`.
+    pub const CONFIG_LIST: &str = "CONFIG_LIST";
+    /// `FILE_PRODUCT_CHANGE`.
+    pub const FILE_PRODUCT_CHANGE: &str = "FILE_PRODUCT_CHANGE";
+    /// `FILE_PROCESS_AUTOTAGGING`.
+    pub const FILE_PROCESS_AUTOTAGGING: &str = "FILE_PROCESS_AUTOTAGGING";
+    /// `COLLECTIONS_LIST`.
+    pub const COLLECTIONS_LIST: &str = "COLLECTIONS_LIST";
+    /// `COLLECTIONS_MANAGE`.
+    pub const COLLECTIONS_MANAGE: &str = "COLLECTIONS_MANAGE";
+    /// `LABELS_LIST`.
+    pub const LABELS_LIST: &str = "LABELS_LIST";
+    /// `LABEL_MANAGE`.
+    pub const LABEL_MANAGE: &str = "LABEL_MANAGE";
+    /// `OBJECTS_SHARE_MANAGE`.
+    pub const OBJECTS_SHARE_MANAGE: &str = "OBJECTS_SHARE_MANAGE";
+    /// `OBJECTS_AIRBOX_MANAGE`.
+    pub const OBJECTS_AIRBOX_MANAGE: &str = "OBJECTS_AIRBOX_MANAGE";
+    /// `OBJECTS_APPROVAL_MANAGE`.
+    pub const OBJECTS_APPROVAL_MANAGE: &str = "OBJECTS_APPROVAL_MANAGE";
+    /// `OBJECTS_APPROVAL_VOTE`.
+    pub const OBJECTS_APPROVAL_VOTE: &str = "OBJECTS_APPROVAL_VOTE";
+    /// `ACCESS_READ`.
+    pub const ACCESS_READ: &str = "ACCESS_READ";
+    /// `ACCESS_MANAGE`.
+    pub const ACCESS_MANAGE: &str = "ACCESS_MANAGE";
+}
+
 /// The 31 Scaleflex DAM permissions, in the order the product documents them.
 pub const SCALEFLEX_PERMISSIONS: [&str; 31] = [
-    "OBJECTS_LIST",
-    "OBJECTS_FETCH",
-    "FILE_UPLOAD",
-    "FILE_META_CREATE",
-    "FILE_META_CHANGE",
-    "FILE_RENAME",
-    "FILE_MOVE",
-    "FILE_DELETE",
-    "FILE_SET_VISIBILITY",
-    "FILE_LABEL_CHANGE",
-    "FILE_IMAGE_EDITOR",
-    "DIR_CREATE",
-    "DIR_RENAME",
-    "DIR_META_CHANGE",
-    "DIR_MOVE",
-    "DIR_DELETE",
-    "DIR_SET_VISIBILITY",
-    "CONFIG_CHANGE",
-    "CONFIG_LIST",
-    "FILE_PRODUCT_CHANGE",
-    "FILE_PROCESS_AUTOTAGGING",
-    "COLLECTIONS_LIST",
-    "COLLECTIONS_MANAGE",
-    "LABELS_LIST",
-    "LABEL_MANAGE",
-    "OBJECTS_SHARE_MANAGE",
-    "OBJECTS_AIRBOX_MANAGE",
-    "OBJECTS_APPROVAL_MANAGE",
-    "OBJECTS_APPROVAL_VOTE",
-    "ACCESS_READ",
-    "ACCESS_MANAGE",
+    permission::OBJECTS_LIST,
+    permission::OBJECTS_FETCH,
+    permission::FILE_UPLOAD,
+    permission::FILE_META_CREATE,
+    permission::FILE_META_CHANGE,
+    permission::FILE_RENAME,
+    permission::FILE_MOVE,
+    permission::FILE_DELETE,
+    permission::FILE_SET_VISIBILITY,
+    permission::FILE_LABEL_CHANGE,
+    permission::FILE_IMAGE_EDITOR,
+    permission::DIR_CREATE,
+    permission::DIR_RENAME,
+    permission::DIR_META_CHANGE,
+    permission::DIR_MOVE,
+    permission::DIR_DELETE,
+    permission::DIR_SET_VISIBILITY,
+    permission::CONFIG_CHANGE,
+    permission::CONFIG_LIST,
+    permission::FILE_PRODUCT_CHANGE,
+    permission::FILE_PROCESS_AUTOTAGGING,
+    permission::COLLECTIONS_LIST,
+    permission::COLLECTIONS_MANAGE,
+    permission::LABELS_LIST,
+    permission::LABEL_MANAGE,
+    permission::OBJECTS_SHARE_MANAGE,
+    permission::OBJECTS_AIRBOX_MANAGE,
+    permission::OBJECTS_APPROVAL_MANAGE,
+    permission::OBJECTS_APPROVAL_VOTE,
+    permission::ACCESS_READ,
+    permission::ACCESS_MANAGE,
 ];
 
 /// Scaleflex permissions that write to files or directories: checked against `upload_dirs`.

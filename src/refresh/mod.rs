@@ -1,23 +1,54 @@
-//! Keeping a verifier's revocation list and keys fresh from URLs, on background threads.
+//! Keeping a verifier's keys and revocation list fresh from URLs, on background threads.
 //!
-//! Behind the `refresh` feature so the core verifier stays free of an HTTP client. The
-//! refresher polls `GET /v1/revocations`, keeps the last good list until it expires (the
-//! verifier then refuses permanent keys: fail closed), and backs off exponentially on errors.
+//! Behind the `refresh` feature so the core verifier stays free of an HTTP client. One call,
+//! [`Refresher::start`], bootstraps a service: it fetches the JWKS, returns once it is loaded,
+//! keeps it fresh at the interval the document's own `Cache-Control: max-age` gives, and then
+//! starts the revocation list (refreshed at half its remaining lifetime, from its `exp`). The
+//! last good list is kept until it expires (the verifier then refuses permanent keys: fail
+//! closed), and errors back off exponentially.
+//!
+//! Documents are fetched by a [`Fetch`]: [`UreqFetcher`] by default (plain HTTP with
+//! `refresh`, HTTPS with `refresh-rustls`), or any client a service already has. Each refresher
+//! runs on its own thread, never on an async runtime's workers, and dropping one never waits
+//! for a fetch in flight.
+//!
+//! ```no_run
+//! use keysmith::refresh::{RefreshOptions, Refresher};
+//! use keysmith::{KeySet, Verifier};
+//! use std::time::{Duration, SystemTime};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // `issuer` is the `issuer` of keysmith's config.toml; "demo" is this service's project.
+//! let verifier = Verifier::new(KeySet::default(), "https://keys.example.com", "demo")
+//!     .unknown_kid_wait(Duration::from_secs(2));
+//! let _refresher = Refresher::start(
+//!     &verifier,
+//!     "https://keys.example.com/.well-known/jwks.json",
+//!     Some("https://keys.example.com/v1/revocations".into()),
+//!     RefreshOptions::default(),
+//! )?; // the keys are loaded here; keep `_refresher` alive
+//! let grant = verifier.verify("eyJhbGciOiJFZERTQSIs…", SystemTime::now())?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod poller;
 
 use crate::token::jwk::KeySet;
-use crate::verify::KeySource;
-use crate::verify::Verifier;
+use crate::verify::{KeySource, Verifier};
+use poller::{Interval, Poller, Resume, Shared};
 use std::io::Read as _;
-use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, RwLock, Weak};
-use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock, Weak};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Largest document fetched, in bytes.
-const MAX_FETCH_BYTES: u64 = crate::verify::revocation::MAX_REVOCATIONS_LEN as u64;
+pub const MAX_FETCH_BYTES: u64 = crate::verify::revocation::MAX_REVOCATIONS_LEN as u64;
+/// How long one fetch may take with [`UreqFetcher`].
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The shortest gap between two early JWKS fetches.
 const MIN_GAP_FLOOR: Duration = Duration::from_millis(100);
-/// First delay after a failure; it doubles up to the polling interval.
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// Interval used when a document states none (no `max-age`, no `exp`).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,9 +59,9 @@ pub enum FetchError {
     Http {
         /// The URL.
         url: String,
-        /// What went wrong.
+        /// What went wrong, from the HTTP client.
         #[source]
-        source: Box<ureq::Error>,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The response body could not be read.
     #[error("reading the response from {url}")]
@@ -41,10 +72,13 @@ pub enum FetchError {
         #[source]
         source: std::io::Error,
     },
+    /// The server answered `304 Not Modified` to a request that had no ETag to compare.
+    #[error("{0}: 304 Not Modified to an unconditional request")]
+    NotModified(String),
     /// The fetched JWKS is not a valid key set.
     #[error("JWKS refused")]
     InvalidJwks(#[from] crate::token::jwk::JwkError),
-    /// The body is larger than the limit.
+    /// The body is larger than [`MAX_FETCH_BYTES`].
     #[error("{0}: response larger than {MAX_FETCH_BYTES} bytes")]
     TooLarge(String),
     /// The fetched list did not verify.
@@ -52,32 +86,103 @@ pub enum FetchError {
     Refused(#[from] crate::verify::VerifyError),
 }
 
-/// Fetches `url` with a 10 s timeout and a size limit. `Ok(None)` when the server answered
-/// `304 Not Modified` to `etag`. Returns the body and its ETag.
+/// One answer to a conditional `GET`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Fetched {
+    /// The body, or `None` for `304 Not Modified`.
+    pub body: Option<String>,
+    /// The response's `ETag`, sent back as `If-None-Match` next time.
+    pub etag: Option<String>,
+    /// The response's `Cache-Control: max-age`, if any.
+    pub max_age: Option<Duration>,
+}
+
+impl Fetched {
+    /// An answer with `body` (`None` for `304`), its `ETag` and `Cache-Control` header values.
+    pub fn new(body: Option<String>, etag: Option<&str>, cache_control: Option<&str>) -> Self {
+        Self { body, etag: etag.map(str::to_owned), max_age: cache_control.and_then(max_age) }
+    }
+}
+
+/// Fetches documents for a refresher: plug in the HTTP client a service already has.
+///
+/// It is called on the refresher's own thread, never on an async worker, so it may block
+/// (an async client can run its future with a runtime handle's `block_on` there). It must
+/// bound the time a request takes and the size of the body ([`MAX_FETCH_BYTES`]).
+pub trait Fetch: Send + Sync + 'static {
+    /// `GET url`, with `If-None-Match: etag` when one is given.
+    ///
+    /// # Errors
+    ///
+    /// A [`FetchError`] for a failed request, an error status or an oversized body.
+    fn get(&self, url: &str, etag: Option<&str>) -> Result<Fetched, FetchError>;
+}
+
+/// The `max-age` of a `Cache-Control` value (`public, max-age=60`); `None` when it has none,
+/// or more than one, or one that is not a number. `no-store` and `no-cache` count as none.
+pub fn max_age(cache_control: &str) -> Option<Duration> {
+    let mut found = None;
+    for directive in cache_control.split(',') {
+        let Some((name, value)) = directive.trim().split_once('=') else { continue };
+        if name.trim().eq_ignore_ascii_case("max-age") {
+            let value = value.trim().trim_matches('"');
+            if found.is_some() || value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            found = Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
+        }
+    }
+    found
+}
+
+/// The default [`Fetch`]: ureq, blocking, with a [`FETCH_TIMEOUT`] and a size limit. Plain HTTP
+/// with the `refresh` feature; HTTPS (rustls, webpki roots) with `refresh-rustls`.
+#[derive(Debug, Clone)]
+pub struct UreqFetcher {
+    agent: ureq::Agent,
+}
+
+impl Default for UreqFetcher {
+    fn default() -> Self {
+        Self { agent: ureq::AgentBuilder::new().timeout(FETCH_TIMEOUT).build() }
+    }
+}
+
+impl Fetch for UreqFetcher {
+    fn get(&self, url: &str, etag: Option<&str>) -> Result<Fetched, FetchError> {
+        let mut request = self.agent.get(url);
+        if let Some(etag) = etag {
+            request = request.set("If-None-Match", etag);
+        }
+        let response = request.call().map_err(|e| FetchError::Http { url: url.to_owned(), source: Box::new(e) })?;
+        let (etag, cache_control) =
+            (response.header("etag").map(str::to_owned), response.header("cache-control").map(str::to_owned));
+        if response.status() == 304 {
+            return Ok(Fetched::new(None, etag.as_deref(), cache_control.as_deref()));
+        }
+        let mut body = String::new();
+        response
+            .into_reader()
+            .take(MAX_FETCH_BYTES + 1)
+            .read_to_string(&mut body)
+            .map_err(|source| FetchError::Read { url: url.to_owned(), source })?;
+        if body.len() as u64 > MAX_FETCH_BYTES {
+            return Err(FetchError::TooLarge(url.to_owned()));
+        }
+        Ok(Fetched::new(Some(body), etag.as_deref(), cache_control.as_deref()))
+    }
+}
+
+/// Fetches `url` with [`UreqFetcher`]. `Ok(None)` when the server answered `304 Not Modified`
+/// to `etag`. Returns the body and its ETag.
 ///
 /// # Errors
 ///
 /// [`FetchError`].
 pub fn fetch(url: &str, etag: Option<&str>) -> Result<Option<(String, Option<String>)>, FetchError> {
-    let mut request = ureq::get(url).timeout(Duration::from_secs(10));
-    if let Some(etag) = etag {
-        request = request.set("If-None-Match", etag);
-    }
-    let response = request.call().map_err(|e| FetchError::Http { url: url.to_owned(), source: Box::new(e) })?;
-    if response.status() == 304 {
-        return Ok(None);
-    }
-    let etag = response.header("etag").map(str::to_owned);
-    let mut body = String::new();
-    response
-        .into_reader()
-        .take(MAX_FETCH_BYTES + 1)
-        .read_to_string(&mut body)
-        .map_err(|source| FetchError::Read { url: url.to_owned(), source })?;
-    if body.len() as u64 > MAX_FETCH_BYTES {
-        return Err(FetchError::TooLarge(url.to_owned()));
-    }
-    Ok(Some((body, etag)))
+    let fetched = UreqFetcher::default().get(url, etag)?;
+    Ok(fetched.body.map(|body| (body, fetched.etag)))
 }
 
 /// An error and its sources, one after the other: what the status shows an operator.
@@ -99,6 +204,21 @@ struct RefreshedKeys {
     poller: OnceLock<Weak<Shared>>,
 }
 
+impl RefreshedKeys {
+    fn new(keys: Arc<KeySet>) -> Self {
+        Self { keys: RwLock::new(keys), poller: OnceLock::new() }
+    }
+
+    /// Parses a fetched JWKS and makes its keys the ones served; `304` keeps them.
+    fn load(&self, fetched: &Fetched) -> Result<Option<Duration>, FetchError> {
+        if let Some(body) = &fetched.body {
+            let keys = KeySet::from_jwks_json(body.as_bytes())?;
+            *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+        }
+        Ok(fetched.max_age)
+    }
+}
+
 impl KeySource for RefreshedKeys {
     fn key_set(&self) -> Arc<KeySet> {
         Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner))
@@ -106,20 +226,18 @@ impl KeySource for RefreshedKeys {
 
     fn unknown_kid(&self) {
         if let Some(shared) = self.poller.get().and_then(Weak::upgrade) {
-            Poller::nudge(&shared);
+            shared.nudge();
         }
     }
-}
 
-/// Parses a fetched JWKS and makes its keys the ones `target` serves.
-fn load_jwks(target: &RefreshedKeys, body: &str) -> Result<(), FetchError> {
-    let keys = KeySet::from_jwks_json(body.as_bytes())?;
-    *target.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
-    Ok(())
+    fn refetch(&self, wait: Duration) -> bool {
+        self.poller.get().and_then(Weak::upgrade).is_some_and(|shared| shared.nudge_and_wait(wait))
+    }
 }
 
 /// What a refresher has seen.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct RefreshStatus {
     /// When a document was last loaded (or confirmed unchanged).
     pub last_success: Option<SystemTime>,
@@ -129,125 +247,26 @@ pub struct RefreshStatus {
     pub failures: u32,
     /// Requests made so far.
     pub fetches: u64,
+    /// The interval chosen after the last success (from the document, or the one given).
+    pub interval: Option<Duration>,
 }
 
-struct Shared {
-    stop: Mutex<bool>,
-    wake: Condvar,
-    /// Set by an unknown-`kid` hook: fetch before the interval is up (throttled).
-    early: Mutex<bool>,
-    status: Mutex<RefreshStatus>,
-}
-
-/// A background thread polling one URL. Stops when dropped.
-struct Poller {
-    shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Poller {
-    /// Polls with `load(body)` every `interval`; an early wake-up is honoured at most once per
-    /// `min_gap`.
-    fn spawn(
-        url: String,
-        interval: Duration,
-        min_gap: Duration,
-        load: impl Fn(&str) -> Result<(), FetchError> + Send + 'static,
-    ) -> Self {
-        let shared = Arc::new(Shared {
-            stop: Mutex::new(false),
-            wake: Condvar::new(),
-            early: Mutex::new(false),
-            status: Mutex::default(),
-        });
-        let thread = std::thread::spawn({
-            let shared = Arc::clone(&shared);
-            move || run(&shared, &url, interval, min_gap, &load)
-        });
-        Self { shared, thread: Some(thread) }
+/// Loads a fetched revocation list into `verifier`; the next fetch is due at half the list's
+/// remaining lifetime, or at its `max-age` if that is sooner.
+fn load_revocations(verifier: &Verifier, fetched: &Fetched) -> Result<Option<Duration>, FetchError> {
+    let now = SystemTime::now();
+    if let Some(body) = &fetched.body {
+        verifier.set_revocations(body, now)?;
     }
-
-    fn status(&self) -> RefreshStatus {
-        self.shared.status.lock().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    /// Asks for an early fetch. The flag is set and the thread woken while holding the mutex
-    /// the thread waits on, so the wake-up cannot fall between its check and its wait.
-    fn nudge(shared: &Shared) {
-        let _waiting = shared.stop.lock().unwrap_or_else(PoisonError::into_inner);
-        *shared.early.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        shared.wake.notify_all();
-    }
+    let half_life =
+        verifier.revocations().and_then(|list| list.expires_at().duration_since(now).ok()).map(|left| left / 2);
+    Ok(match (half_life, fetched.max_age) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
 }
 
-impl Drop for Poller {
-    fn drop(&mut self) {
-        *self.shared.stop.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        self.shared.wake.notify_all();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn run(
-    shared: &Shared,
-    url: &str,
-    interval: Duration,
-    min_gap: Duration,
-    load: &dyn Fn(&str) -> Result<(), FetchError>,
-) {
-    let mut etag: Option<String> = None;
-    loop {
-        let fetched_at = std::time::Instant::now();
-        let outcome = fetch(url, etag.as_deref()).and_then(|fetched| {
-            if let Some((body, new_etag)) = fetched {
-                load(&body)?;
-                etag = new_etag;
-            }
-            Ok(())
-        });
-        let delay = {
-            let mut status = shared.status.lock().unwrap_or_else(PoisonError::into_inner);
-            status.fetches += 1;
-            match outcome {
-                Ok(()) => {
-                    status.last_success = Some(SystemTime::now());
-                    status.last_error = None;
-                    status.failures = 0;
-                    interval
-                }
-                Err(e) => {
-                    status.failures = status.failures.saturating_add(1);
-                    status.last_error = Some(with_sources(&e));
-                    // A refused document may come from a cache: fetch it whole next time.
-                    etag = None;
-                    FIRST_BACKOFF.saturating_mul(1 << status.failures.min(16)).min(interval)
-                }
-            }
-        };
-        // Sleep until the delay is up, or until an early wake-up once `min_gap` has passed.
-        let mut stop = shared.stop.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if *stop {
-                return;
-            }
-            let elapsed = fetched_at.elapsed();
-            if elapsed >= delay {
-                break;
-            }
-            let early = *shared.early.lock().unwrap_or_else(PoisonError::into_inner);
-            if early && elapsed >= min_gap {
-                break;
-            }
-            let wait = if early { min_gap.saturating_sub(elapsed) } else { delay - elapsed };
-            stop = shared.wake.wait_timeout(stop, wait).unwrap_or_else(PoisonError::into_inner).0;
-        }
-        *shared.early.lock().unwrap_or_else(PoisonError::into_inner) = false;
-    }
-}
-
-/// Keeps a [`Verifier`]'s revocation list fresh. Stops when dropped.
+/// Keeps a [`Verifier`]'s revocation list fresh. Stops when dropped, without waiting.
 pub struct RevocationRefresher(Poller);
 
 impl RevocationRefresher {
@@ -259,10 +278,15 @@ impl RevocationRefresher {
     /// config rollback) counts as an error
     /// ([`VerifyError::RevocationsRollback`](crate::verify::VerifyError::RevocationsRollback) in
     /// [`RefreshStatus::last_error`]); once the held list expires the next fresh list is taken.
+    ///
+    /// The list is signed: start it once the verifier has its keys ([`Refresher::start`] does).
     pub fn spawn(verifier: Verifier, url: impl Into<String>, interval: Duration) -> Self {
-        Self(Poller::spawn(url.into(), interval, interval, move |body| {
-            verifier.set_revocations(body, SystemTime::now()).map_err(FetchError::from)
-        }))
+        Self::start(Arc::new(UreqFetcher::default()), verifier, url.into(), Interval::Fixed(interval))
+    }
+
+    fn start(fetcher: Arc<dyn Fetch>, verifier: Verifier, url: String, interval: Interval) -> Self {
+        let load = Box::new(move |fetched: &Fetched| load_revocations(&verifier, fetched));
+        Self(Poller::spawn(fetcher, url, interval, interval.fallback(), None, load))
     }
 
     /// The refresher's status.
@@ -272,7 +296,7 @@ impl RevocationRefresher {
 }
 
 /// Keeps a [`Verifier`]'s keys current from a JWKS URL, so signing-key rotations reach it
-/// without a restart. Stops when dropped.
+/// without a restart. Stops when dropped, without waiting.
 pub struct JwksRefresher(Poller);
 
 impl JwksRefresher {
@@ -281,11 +305,32 @@ impl JwksRefresher {
     /// unknown `kid` triggers an early fetch, at most once per `min_gap`, so forged `kid`s
     /// cannot cause a storm of requests.
     pub fn spawn(verifier: Verifier, url: impl Into<String>, interval: Duration, min_gap: Duration) -> Self {
+        let source = Arc::new(RefreshedKeys::new(verifier.keys()));
+        Self::plug(
+            Arc::new(UreqFetcher::default()),
+            &verifier,
+            url.into(),
+            Interval::Fixed(interval),
+            min_gap,
+            source,
+            None,
+        )
+    }
+
+    fn plug(
+        fetcher: Arc<dyn Fetch>,
+        verifier: &Verifier,
+        url: String,
+        interval: Interval,
+        min_gap: Duration,
+        source: Arc<RefreshedKeys>,
+        resume: Option<Resume>,
+    ) -> Self {
         // Never more than ten fetches a second, whatever the caller asked for.
         let min_gap = min_gap.max(MIN_GAP_FLOOR);
-        let source = Arc::new(RefreshedKeys { keys: RwLock::new(Arc::new(verifier.keys())), poller: OnceLock::new() });
         let target = Arc::clone(&source);
-        let poller = Poller::spawn(url.into(), interval, min_gap, move |body| load_jwks(&target, body));
+        let load = Box::new(move |fetched: &Fetched| target.load(fetched));
+        let poller = Poller::spawn(fetcher, url, interval, min_gap, resume, load);
         // Set once, right after the poller exists; until then an unknown kid wakes nobody.
         let _ = source.poller.set(Arc::downgrade(&poller.shared));
         verifier.set_key_source(source);
@@ -298,15 +343,107 @@ impl JwksRefresher {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_malformed_jwks_is_not_reported_as_an_http_failure() {
-        let keys = RefreshedKeys { keys: RwLock::new(Arc::new(KeySet::from_keys([]))), poller: OnceLock::new() };
-        let err = load_jwks(&keys, "{\"keys\": 7}").unwrap_err();
-        assert!(!matches!(err, FetchError::Http { .. }), "{err:?}");
-        assert!(!err.to_string().starts_with("fetching"), "{err}");
+impl Interval {
+    /// The longest delay errors back off to, and the early-fetch gap of a list refresher.
+    fn fallback(self) -> Duration {
+        match self {
+            Self::Fixed(d) | Self::FromDocument(d) => d,
+        }
     }
 }
+
+/// A service's keys and revocation list, kept fresh: what [`Refresher::start`] returns. Stops
+/// both refreshers when dropped, without waiting for a fetch in flight.
+pub struct Refresher {
+    jwks: JwksRefresher,
+    revocations: Option<RevocationRefresher>,
+}
+
+/// How [`Refresher::start`] fetches and paces. `RefreshOptions::default()` suits most services.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct RefreshOptions {
+    /// Who fetches. Defaults to [`UreqFetcher`].
+    pub fetcher: Arc<dyn Fetch>,
+    /// Used when a document states no interval. Defaults to [`DEFAULT_INTERVAL`].
+    pub fallback_interval: Duration,
+    /// The shortest gap between two early JWKS fetches caused by unknown `kid`s. Defaults to
+    /// 1 s (never below 100 ms).
+    pub min_gap: Duration,
+}
+
+impl Default for RefreshOptions {
+    fn default() -> Self {
+        Self {
+            fetcher: Arc::new(UreqFetcher::default()),
+            fallback_interval: DEFAULT_INTERVAL,
+            min_gap: Duration::from_secs(1),
+        }
+    }
+}
+
+impl RefreshOptions {
+    /// These options with another fetcher.
+    pub fn fetcher(mut self, fetcher: Arc<dyn Fetch>) -> Self {
+        self.fetcher = fetcher;
+        self
+    }
+}
+
+impl Refresher {
+    /// Bootstraps `verifier`: fetches the JWKS at `jwks_url` and returns once its keys are
+    /// loaded (one fetch, not repeated by the background thread), then keeps them fresh at the
+    /// JWKS's own `Cache-Control: max-age`. With `revocations_url`, the signed revocation list
+    /// is started after the keys are in (so it verifies), and refreshed at half its remaining
+    /// lifetime. Pair it with [`Verifier::unknown_kid_wait`] so the first token after a key
+    /// rotation waits for the early refetch instead of failing.
+    ///
+    /// Blocks for at most one fetch ([`FETCH_TIMEOUT`] with the default fetcher): in an async
+    /// service call it from `spawn_blocking` or before the runtime starts.
+    ///
+    /// # Errors
+    ///
+    /// A [`FetchError`] when the first JWKS cannot be fetched or is not a valid key set.
+    pub fn start(
+        verifier: &Verifier,
+        jwks_url: impl Into<String>,
+        revocations_url: Option<String>,
+        options: RefreshOptions,
+    ) -> Result<Self, FetchError> {
+        let jwks_url = jwks_url.into();
+        let at = Instant::now();
+        let first = options.fetcher.get(&jwks_url, None)?;
+        if first.body.is_none() {
+            return Err(FetchError::NotModified(jwks_url));
+        }
+        let source = Arc::new(RefreshedKeys::new(Arc::new(KeySet::default())));
+        let interval = Interval::FromDocument(options.fallback_interval);
+        let delay = interval.after(source.load(&first)?);
+        let resume = Resume { etag: first.etag, delay, at };
+        let jwks = JwksRefresher::plug(
+            Arc::clone(&options.fetcher),
+            verifier,
+            jwks_url,
+            interval,
+            options.min_gap,
+            source,
+            Some(resume),
+        );
+        let revocations = revocations_url
+            .map(|url| RevocationRefresher::start(Arc::clone(&options.fetcher), verifier.clone(), url, interval));
+        Ok(Self { jwks, revocations })
+    }
+
+    /// The JWKS refresher's status.
+    pub fn jwks_status(&self) -> RefreshStatus {
+        self.jwks.status()
+    }
+
+    /// The revocation-list refresher's status, if one was started.
+    pub fn revocations_status(&self) -> Option<RefreshStatus> {
+        self.revocations.as_ref().map(RevocationRefresher::status)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -36,12 +36,7 @@ pub(crate) fn api_key(headers: &HeaderMap) -> Option<String> {
 pub(crate) fn caller_ip(issuer: &Issuer, peer: SocketAddr, headers: &HeaderMap) -> Result<std::net::IpAddr, ApiError> {
     let server = &issuer.config().server;
     let bad = |detail: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_forwarded_for", detail);
-    let values = headers
-        .get_all(server.forwarded_header.name())
-        .iter()
-        .map(|v| v.to_str())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| bad(format!("{} is not valid text", server.forwarded_header.name())))?;
+    let values = headers.get_all(server.forwarded_header.name());
     client_ip(peer.ip(), server.forwarded_header, values, &server.trusted_proxies).map_err(|e| bad(e.to_string()))
 }
 

@@ -2,13 +2,15 @@
 //! keys. Only the verifier constructs them.
 
 use super::{MAX_LIST_ENTRIES, VerifyError};
-use crate::policy::dir_scope::ScopeSet;
+use crate::policy::dir_scope::{ScopeSet, file_directory};
 use crate::policy::ip::IpRules;
 use crate::policy::scope_rules::{ScopeKind, ScopeRules};
 use crate::token::claims::{AccessClaims, ApiKeyClaims};
 use crate::verify::Denied;
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// What a verified permanent API key allows. Only [`Verifier::verify_api_key`](crate::Verifier::verify_api_key) makes one.
 #[derive(Debug, Clone)]
@@ -92,10 +94,10 @@ impl Grant {
         {
             return Err(VerifyError::InvalidClaims(format!("a list claim holds more than {MAX_LIST_ENTRIES} entries")));
         }
-        let scopes = |dirs: &[String]| ScopeSet::parse(dirs).map_err(|(_, e)| VerifyError::InvalidScope(e));
+        let scopes = |dirs: &[String]| ScopeSet::parse(dirs).map_err(|e| VerifyError::InvalidScope(e.source));
         let upload = scopes(&claims.upload_dirs)?;
         let list = scopes(&claims.list_dirs)?;
-        let ips = IpRules::parse(&claims.ips).map_err(|(_, e)| VerifyError::InvalidIpRange(e))?;
+        let ips = IpRules::parse(&claims.ips).map_err(|e| VerifyError::InvalidIpRange(e.source))?;
         if ips.ranges().is_empty() {
             return Err(VerifyError::InvalidClaims("ips is empty".into()));
         }
@@ -110,10 +112,44 @@ impl Grant {
     /// [`ScopeRules`]), `dir` must be given, is normalised, and must lie in that scope; for
     /// other permissions `dir` is not consulted.
     ///
+    /// `dir` is the directory the operation acts on, never a file: an exact scope `/uploads`
+    /// allows `dir = "/uploads"` (files directly in it) and nothing below it, a subtree scope
+    /// `/uploads/*` allows `/uploads` and every directory below it. For an operation on a file,
+    /// use [`Grant::authorize_file`], which derives the directory from the file's path.
+    ///
     /// # Errors
     ///
     /// A [`Denied`] saying why.
     pub fn authorize(&self, permission: &str, dir: Option<&str>, ip: Option<IpAddr>) -> Result<(), Denied> {
+        self.decide(permission, dir.map(Cow::Borrowed), ip)
+    }
+
+    /// Decides one operation on the file at `path`: as [`Grant::authorize`] on the directory
+    /// the file lies in (`/uploads/a/photo.jpg` → `/uploads/a`), in the same decision path.
+    ///
+    /// The whole path is normalised first (`//` and `.` collapse, `..` anywhere is refused), and
+    /// the file name must be a real name: an empty name (`/uploads/a/`) or `.` is refused, so
+    /// the name can never step out of the directory that was authorised. A malformed path is
+    /// refused whatever the permission.
+    ///
+    /// # Errors
+    ///
+    /// A [`Denied`] saying why; [`Denied::InvalidPath`] for a malformed path or file name.
+    ///
+    /// ```no_run
+    /// # fn check(grant: &keysmith::Grant) -> Result<(), keysmith::Denied> {
+    /// use keysmith::permission::FILE_UPLOAD;
+    /// grant.authorize_file(FILE_UPLOAD, "/uploads/avatars/me.png", Some([203, 0, 113, 7].into()))?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn authorize_file(&self, permission: &str, path: &str, ip: Option<IpAddr>) -> Result<(), Denied> {
+        let dir = file_directory(path).map_err(Denied::InvalidPath)?;
+        self.decide(permission, Some(Cow::Owned(dir)), ip)
+    }
+
+    /// The one decision behind [`Grant::authorize`] and [`Grant::authorize_file`].
+    fn decide(&self, permission: &str, dir: Option<Cow<'_, str>>, ip: Option<IpAddr>) -> Result<(), Denied> {
         if !self.has_permission(permission) {
             return Err(Denied::PermissionMissing(permission.to_owned()));
         }
@@ -131,11 +167,16 @@ impl Grant {
             None => return Err(Denied::NoScopeRule(permission.to_owned())),
         };
         let dir = dir.ok_or_else(|| Denied::DirectoryRequired(permission.to_owned()))?;
-        match scope.allows(dir) {
+        match scope.allows(&dir) {
             Ok(true) => Ok(()),
             Ok(false) => Err(Denied::OutsideScope(name)),
             Err(e) => Err(Denied::InvalidPath(e)),
         }
+    }
+
+    /// When the token expires (its `exp`). The verifier accepts it until then plus its leeway.
+    pub fn expires_at(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(self.claims.exp)
     }
 
     /// Checks a caller's country (ISO 3166-1 alpha-2, from the service's own GeoIP lookup)

@@ -50,6 +50,8 @@ pub struct Verifier {
     leeway: u64,
     max_lifetime: u64,
     max_token_len: usize,
+    /// How long a token with an unknown `kid` may wait for the key source to refetch.
+    unknown_kid_wait: Duration,
     rules: Arc<ScopeRules>,
     /// The signed list this verifier checked and holds; shared by clones, so a refresher can
     /// update the list every clone uses.
@@ -79,6 +81,7 @@ impl Verifier {
             leeway: DEFAULT_LEEWAY.as_secs(),
             max_lifetime: DEFAULT_MAX_LIFETIME.as_secs(),
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            unknown_kid_wait: Duration::ZERO,
             rules: Arc::new(ScopeRules::default()),
             revocations: Arc::default(),
             source: None,
@@ -110,6 +113,20 @@ impl Verifier {
         self
     }
 
+    /// How long a token naming a `kid` the keys lack may wait for the key source to fetch the
+    /// keys early (a JWKS refresher does; a fixed key set does not), after which it is checked
+    /// once more. Defaults to zero: refused at once, with the source told to fetch early.
+    ///
+    /// With a refresher, a second or two means the first token signed by a newly promoted key
+    /// is accepted even when the JWKS it holds predates the key (an operator lowered
+    /// `jwks_max_age`). The wait is bounded and the fetch throttled (forged `kid`s cost at most
+    /// the wait, never a fetch each); verifying blocks the calling thread meanwhile, so in an
+    /// async handler run `verify` in `spawn_blocking` or keep this short.
+    pub fn unknown_kid_wait(mut self, wait: Duration) -> Self {
+        self.unknown_kid_wait = wait;
+        self
+    }
+
     /// Which directory scope each permission is checked against. Defaults to
     /// [`ScopeRules::scaleflex`]; set this when the issuer uses a custom catalogue.
     pub fn scope_rules(mut self, rules: ScopeRules) -> Self {
@@ -117,9 +134,9 @@ impl Verifier {
         self
     }
 
-    /// The trusted keys.
-    pub fn keys(&self) -> KeySet {
-        self.key_source().key_set().as_ref().clone()
+    /// The trusted keys now: the set the key source holds, shared, not copied.
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.key_source().key_set()
     }
 
     /// Replaces the trusted keys with a fixed set (for every clone of this verifier).
@@ -137,13 +154,18 @@ impl Verifier {
         Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Runs `f` on the current keys, and tells the source when a token names an unknown `kid`.
-    fn with_keys<T>(&self, f: impl FnOnce(&KeySet) -> Result<T, VerifyError>) -> Result<T, VerifyError> {
+    /// Runs `f` on the current keys. When a token names an unknown `kid`, the source is told,
+    /// or, if this verifier may wait, asked to refetch and `f` runs once more on the new keys.
+    fn with_keys<T>(&self, f: impl Fn(&KeySet) -> Result<T, VerifyError>) -> Result<T, VerifyError> {
         let source = self.key_source();
         let result = f(&source.key_set());
-        if matches!(result, Err(VerifyError::UnknownKid)) {
-            source.unknown_kid();
+        if !matches!(result, Err(VerifyError::UnknownKid)) {
+            return result;
         }
+        if !self.unknown_kid_wait.is_zero() && source.refetch(self.unknown_kid_wait) {
+            return f(&source.key_set());
+        }
+        source.unknown_kid();
         result
     }
 

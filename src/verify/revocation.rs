@@ -52,6 +52,11 @@ impl RevocationList {
         Ok(Self { claims, api_keys, templates })
     }
 
+    /// When the list stops being fresh (its `exp`).
+    pub fn expires_at(&self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.claims.exp)
+    }
+
     /// Whether the list is still fresh at `now` (seconds since the epoch).
     pub fn is_fresh(&self, now: u64) -> bool {
         now < self.claims.exp

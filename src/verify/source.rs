@@ -10,6 +10,7 @@
 use crate::token::jwk::KeySet;
 use crate::verify::revocation::RevocationList;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// One consistent view of what is revoked.
 pub trait Revocations: Send + Sync {
@@ -53,6 +54,13 @@ pub trait KeySource: Send + Sync {
     /// Told when a token names a `kid` that [`KeySource::key_set`] lacks, so a source that
     /// fetches keys may fetch early. It must throttle: forged `kid`s are free to send.
     fn unknown_kid(&self) {}
+    /// Asked, when the verifier allows waiting ([`Verifier::unknown_kid_wait`](crate::Verifier::unknown_kid_wait)),
+    /// to fetch the keys early and wait at most `wait` for them; whether new keys were loaded,
+    /// after which the token is checked once more. A fixed source has nothing to fetch: `false`.
+    fn refetch(&self, wait: Duration) -> bool {
+        let _ = wait;
+        false
+    }
 }
 
 /// A fixed key set: the default source.

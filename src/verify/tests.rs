@@ -361,3 +361,64 @@ proptest! {
         let _ = verifier().verify(&format!("{a}.{b}.{c}"), now());
     }
 }
+
+#[test]
+fn authorize_file_authorises_the_directory_the_file_is_in() {
+    use crate::policy::scope_rules::permission;
+    let grant = verifier().verify(&sign(&header(), &claims()), now()).unwrap();
+    let ip = Some("10.1.2.3".parse().unwrap());
+    assert_eq!(grant.authorize_file(permission::FILE_UPLOAD, "/uploads/a/photo.jpg", ip), Ok(()));
+    assert_eq!(grant.authorize_file(permission::FILE_UPLOAD, "//uploads/./a/photo.jpg", ip), Ok(()));
+    // The name is never authorised as a directory: `..`, `.` and empty names are refused.
+    for (path, error) in [
+        ("/uploads/a/..", ScopeError::DotSegment),
+        ("/uploads/a/.", ScopeError::InvalidFileName),
+        ("/uploads/a/", ScopeError::InvalidFileName),
+        ("/", ScopeError::InvalidFileName),
+        ("/uploads/a/x%2f..", ScopeError::EncodedSeparator),
+    ] {
+        assert_eq!(grant.authorize_file("FILE_UPLOAD", path, ip), Err(Denied::InvalidPath(error)), "{path}");
+    }
+    // A file directly in `/uploads` lies in `/uploads/*`; one in `/` does not.
+    assert_eq!(grant.authorize_file("FILE_UPLOAD", "/uploads/photo.jpg", ip), Ok(()));
+    assert_eq!(grant.authorize_file("FILE_UPLOAD", "/photo.jpg", ip), Err(Denied::OutsideScope("upload")));
+    // The same decision as `authorize`: permission, then address, then directory.
+    assert_eq!(
+        grant.authorize_file("FILE_DELETE", "/uploads/a.jpg", ip),
+        Err(Denied::PermissionMissing("FILE_DELETE".into()))
+    );
+    assert_eq!(
+        grant.authorize_file("FILE_UPLOAD", "/uploads/a.jpg", Some("192.0.2.1".parse().unwrap())),
+        Err(Denied::IpNotAllowed("192.0.2.1".parse().unwrap()))
+    );
+    assert_eq!(grant.authorize_file("FILE_UPLOAD", "/uploads/a.jpg", None), Err(Denied::IpRequired));
+    // A malformed file path is refused even for a permission that checks no directory.
+    assert_eq!(
+        grant.authorize_file("ACCESS_READ", "/uploads/..", ip),
+        Err(Denied::InvalidPath(ScopeError::DotSegment))
+    );
+}
+
+#[test]
+fn grant_expiry_is_a_time() {
+    let grant = verifier().verify(&sign(&header(), &claims()), now()).unwrap();
+    assert_eq!(grant.expires_at(), UNIX_EPOCH + Duration::from_secs(NOW + 1190));
+}
+
+#[test]
+fn listing_kids_does_not_copy_the_key_set() {
+    let verifier = verifier();
+    assert!(Arc::ptr_eq(&verifier.keys(), &verifier.keys()));
+    assert_eq!(verifier.keys().kids(), [kid().as_str()]);
+}
+
+#[test]
+fn list_parse_errors_are_errors() {
+    fn boxed<E: std::error::Error + Send + Sync + 'static>(e: E) -> Box<dyn std::error::Error + Send + Sync> {
+        Box::new(e)
+    }
+    let ips = crate::policy::ip::IpRules::parse(&["10.0.0.1/8"]).map_err(boxed).unwrap_err();
+    assert!(ips.to_string().contains("entry 0"), "{ips}");
+    let dirs = crate::policy::dir_scope::ScopeSet::parse(&["/a", "/b/"]).map_err(boxed).unwrap_err();
+    assert!(dirs.to_string().contains("entry 1"), "{dirs}");
+}
