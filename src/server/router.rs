@@ -28,8 +28,19 @@ pub fn router(handle: IssuerHandle) -> Router {
         .route("/v1/revocations", get(routes::revocations::revocations))
         .route("/.well-known/jwks.json", get(routes::jwks::jwks))
         .route("/healthz", get(routes::health::healthz))
-        .route("/v1/status", get(routes::health::status));
+        .route("/v1/status", get(routes::health::status))
+        .route("/metrics", get(routes::metrics::metrics));
     layered(routes, handle)
+}
+
+/// The router of the separate `server.metrics_listen` listener: `/metrics` only.
+pub(crate) fn metrics_router(handle: IssuerHandle) -> Router {
+    Router::new()
+        .route("/metrics", get(routes::metrics::metrics_private))
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .with_state(handle)
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
 }
 
 /// The middleware every route gets: problem documents for every error, panic recovery, the

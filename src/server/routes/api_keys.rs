@@ -48,6 +48,22 @@ pub(crate) async fn create_api_key(
     headers: HeaderMap,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    let result = create(&handle, peer, path, headers, request).await;
+    match &result {
+        Ok((project, _)) => handle.metrics().api_key_created(project),
+        Err(e) => handle.metrics().api_key_refused(e.code()),
+    }
+    result.map(|(_, response)| response)
+}
+
+/// Creates the key; the project it was created in (an id of the config) and the response.
+async fn create(
+    handle: &IssuerHandle,
+    peer: SocketAddr,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    request: axum::extract::Request,
+) -> Result<(String, Response), ApiError> {
     let Path(project) = path.map_err(|_| invalid_path())?;
     if !crate::config::is_id(&project) {
         return Err(invalid_path());
@@ -89,5 +105,5 @@ pub(crate) async fn create_api_key(
     };
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok((project, response))
 }

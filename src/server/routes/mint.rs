@@ -33,6 +33,22 @@ pub(crate) async fn mint(
     headers: HeaderMap,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    let ids = path.as_ref().map(|Path(ids)| ids.clone()).unwrap_or_default();
+    let result = mint_for(&handle, peer, path, headers, request).await;
+    if let Err(e) = &result {
+        // Labelled with the config's ids only: an unknown one in the path is `_unknown`.
+        handle.metrics().mint_refused(handle.serving().issuer.config(), &ids.0, &ids.1, e.code());
+    }
+    result
+}
+
+async fn mint_for(
+    handle: &IssuerHandle,
+    peer: SocketAddr,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
     let Path((project, template)) = path.map_err(|_| invalid_path())?;
     // Before anything else, and before anything is logged: a segment no config could declare
     // names nothing here.
@@ -49,8 +65,12 @@ pub(crate) async fn mint(
     let credential = api_key(&headers);
     let who = Caller { ip: Some(caller), api_key: credential.as_deref() };
 
+    let started = std::time::Instant::now();
     let minted = match issuer.mint(&project, &template, &request, who, SystemTime::now()) {
-        Ok(minted) => minted,
+        Ok(minted) => {
+            live.metrics.minted(&project, &template, started.elapsed().as_secs_f64());
+            minted
+        }
         Err(e) => {
             tracing::info!(target: "keysmith::server::routes", %project, %template, %caller, code = e.code(), error = %Escaped(&e), "mint refused");
             if let Some(source) = std::error::Error::source(&e) {

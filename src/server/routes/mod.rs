@@ -4,5 +4,6 @@
 pub(crate) mod api_keys;
 pub(crate) mod health;
 pub(crate) mod jwks;
+pub(crate) mod metrics;
 pub(crate) mod mint;
 pub(crate) mod revocations;
