@@ -154,3 +154,61 @@ async fn metrics_listen_moves_metrics_off_the_main_listener() {
     task.await.unwrap().unwrap();
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn openapi_document_validates_and_names_every_route_and_code() {
+    let server = TestServer::start(&config("")).await;
+    let response = reqwest::get(server.url("/openapi.json")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let text = response.text().await.unwrap();
+    // The reference validator, for the OpenAPI version the document declares.
+    let verdict = python(
+        "import json, sys\nfrom openapi_spec_validator import validate\nvalidate(json.load(sys.stdin))\nprint('valid')",
+        &text,
+    );
+    assert_eq!(verdict.trim(), "valid");
+
+    let document: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1"), "{}", document["openapi"]);
+    let paths: Vec<&str> = document["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+    for path in [
+        "/{project}/v1/key/{template}",
+        "/{project}/v1/api-keys",
+        "/v1/revocations",
+        "/.well-known/jwks.json",
+        "/healthz",
+        "/v1/status",
+        "/metrics",
+        "/openapi.json",
+    ] {
+        assert!(paths.contains(&path), "{path} missing from {paths:?}");
+    }
+    let mint = &document["paths"]["/{project}/v1/key/{template}"];
+    assert!(mint["get"].is_object() && mint["post"].is_object(), "{mint}");
+    assert!(mint["post"]["requestBody"]["content"]["application/json"].is_object(), "{mint}");
+    let create = &document["paths"]["/{project}/v1/api-keys"]["post"];
+    assert!(create["requestBody"]["content"]["application/json"].is_object(), "{create}");
+
+    // Codes the server answers are in the problem schema's enum.
+    let codes: Vec<&str> = document["components"]["schemas"]["ProblemDocument"]["properties"]["code"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    for (path, method) in [
+        ("/demo/v1/key/office-only", reqwest::Method::GET),
+        ("/nope/v1/key/widget", reqwest::Method::GET),
+        ("/Bad!/v1/key/widget", reqwest::Method::GET),
+        ("/no/such/endpoint", reqwest::Method::GET),
+        ("/healthz", reqwest::Method::DELETE),
+        ("/demo/v1/api-keys", reqwest::Method::POST),
+    ] {
+        let response = reqwest::Client::new().request(method, server.url(path)).send().await.unwrap();
+        let problem: serde_json::Value = response.json().await.unwrap();
+        let code = problem["code"].as_str().unwrap();
+        assert!(codes.contains(&code), "{path}: {code} is not in {codes:?}");
+    }
+    server.stop().await.unwrap();
+}

@@ -243,7 +243,7 @@ pub(crate) enum RawDate {
 }
 
 /// A scope setting may be one string or a list of strings.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, JsonSchema, utoipa::ToSchema)]
 #[serde(untagged)]
 pub(crate) enum OneOrMany {
     /// One scope.

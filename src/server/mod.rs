@@ -11,6 +11,7 @@ mod escape;
 mod extract;
 mod listener;
 mod metrics;
+mod openapi;
 mod problem;
 mod reload;
 mod router;

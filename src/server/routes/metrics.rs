@@ -1,12 +1,22 @@
 //! `GET /metrics`: the Prometheus exposition.
 
-use crate::server::problem::ApiError;
+use crate::server::problem::{ApiError, ProblemDocument};
 use crate::server::state::IssuerHandle;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 /// `GET /metrics` on the main listener: `404` when `server.metrics_listen` moved it.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The metrics (OpenMetrics text, which Prometheus scrapes); `404` here when `server.metrics_listen` serves them on another address", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        (status = "4XX", description = "Refused: a problem document with a stable `code`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = "5XX", description = "Failed: a problem document", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn metrics(State(handle): State<IssuerHandle>) -> Response {
     if !handle.metrics_on_main() {
         return ApiError::not_found().into_response();

@@ -1,9 +1,10 @@
 //! `GET|POST /{project}/v1/key/{template}`: mint a short-lived key.
 
-use crate::issuer::Caller;
+use crate::issuer::{Caller, MintRequest};
 use crate::server::escape::Escaped;
 use crate::server::extract::{api_key, caller_ip, invalid_path, mint_request, read_body};
 use crate::server::problem::ApiError;
+use crate::server::problem::ProblemDocument;
 use crate::server::state::IssuerHandle;
 use axum::Json;
 use axum::extract::rejection::PathRejection;
@@ -15,18 +16,91 @@ use serde::Serialize;
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-#[derive(Serialize)]
+/// A minted key.
+#[derive(Serialize, utoipa::ToSchema)]
 struct MintResponse<'a> {
+    /// Always `success`.
+    #[schema(value_type = String)]
     status: &'static str,
+    /// The key: a compact JWS (`typ: at+jwt`).
+    #[schema(value_type = String)]
     key: &'a str,
+    /// Always `Bearer`.
+    #[schema(value_type = String)]
     token_type: &'static str,
+    /// Seconds until it expires.
     expires_in: u32,
+    /// When it expires (RFC 3339).
     expires_at: String,
+    /// The permissions it grants.
+    #[schema(value_type = Vec<String>)]
     permissions: &'a [String],
 }
 
-/// `GET|POST /{project}/v1/key/{template}`: mint a key for the caller.
-pub(crate) async fn mint(
+/// `GET /{project}/v1/key/{template}`: mint a key (a body, if any, as for `POST`).
+#[utoipa::path(
+    get,
+    path = "/{project}/v1/key/{template}",
+    tag = "mint",
+    params(
+        ("project" = String, Path, description = "A project id of the config"),
+        ("template" = String, Path, description = "A template id of that project"),
+    ),
+    request_body(
+        content = Option<MintRequest>,
+        content_type = "application/json",
+        description = "Narrows what the template allows; an empty body asks for all of it",
+    ),
+    responses(
+        (status = 200, description = "A key was minted", body = MintResponse),
+        (status = "4XX", description = "Refused: a problem document with a stable `code`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = "5XX", description = "Failed: a problem document", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security((), ("api_key" = []), ("bearer" = [])),
+)]
+pub(crate) async fn mint_get(
+    state: State<IssuerHandle>,
+    peer: ConnectInfo<SocketAddr>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    mint(state, peer, path, headers, request).await
+}
+
+/// `POST /{project}/v1/key/{template}`: mint a key.
+#[utoipa::path(
+    post,
+    path = "/{project}/v1/key/{template}",
+    tag = "mint",
+    params(
+        ("project" = String, Path, description = "A project id of the config"),
+        ("template" = String, Path, description = "A template id of that project"),
+    ),
+    request_body(
+        content = Option<MintRequest>,
+        content_type = "application/json",
+        description = "Narrows what the template allows; an empty body asks for all of it",
+    ),
+    responses(
+        (status = 200, description = "A key was minted", body = MintResponse),
+        (status = "4XX", description = "Refused: a problem document with a stable `code`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = "5XX", description = "Failed: a problem document", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security((), ("api_key" = []), ("bearer" = [])),
+)]
+pub(crate) async fn mint_post(
+    state: State<IssuerHandle>,
+    peer: ConnectInfo<SocketAddr>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    mint(state, peer, path, headers, request).await
+}
+
+/// Mints a key for the caller, counting refusals.
+async fn mint(
     State(handle): State<IssuerHandle>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     path: Result<Path<(String, String)>, PathRejection>,

@@ -6,4 +6,5 @@ pub(crate) mod health;
 pub(crate) mod jwks;
 pub(crate) mod metrics;
 pub(crate) mod mint;
+pub(crate) mod openapi;
 pub(crate) mod revocations;
