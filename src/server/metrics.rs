@@ -66,6 +66,8 @@ struct KidLabels {
 /// The service's instruments and the registry that exposes them.
 pub(crate) struct Metrics {
     registry: Registry,
+    /// One scrape at a time: the state gauges are cleared and set again before encoding.
+    scrape: std::sync::Mutex<()>,
     mints: Family<MintLabels, Counter>,
     refusals: Family<RefusalLabels, Counter>,
     mint_seconds: Histogram,
@@ -133,7 +135,7 @@ impl Metrics {
         let revocation_age = Gauge::default();
         registry.register_with_unit(
             "revocation_list_age",
-            "Time since the served revocation list was signed; absent until it was first requested",
+            "Time since the served revocation list was signed; 0 until it was first requested",
             Unit::Seconds,
             revocation_age.clone(),
         );
@@ -149,6 +151,7 @@ impl Metrics {
         registry.register("open_connections", "HTTP connections open on the main listener", open_connections.clone());
         Self {
             registry,
+            scrape: std::sync::Mutex::new(()),
             mints,
             refusals,
             mint_seconds,
@@ -215,6 +218,7 @@ impl Metrics {
             let state = handle.state();
             (handle.serving(), state.clone())
         };
+        let _one_at_a_time = self.scrape.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         self.observe_state(&live, &state, now);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
