@@ -5,6 +5,8 @@
 # - a real GeoIP country database (from the npm registry), for the country-restriction tests;
 # - Debian's chromium, for the test that a browser page on another origin gets a key (CORS);
 # - Debian's redis-server, for the tests of the shared upload-limit store (`tests/limits.rs`);
+# - prometheus_client and openapi-spec-validator (PyPI), to parse `/metrics` with a real
+#   Prometheus text parser and to validate `/openapi.json` (tests/observability.rs);
 # - kubernetes-validate (pip), to check deploy/kubernetes against the Kubernetes schemas;
 # - Debian's podman, to build the Containerfile's image (tests/deploy.rs), and systemd's
 #   systemd-analyze, to check deploy/systemd (small: most Debian systems have it already);
@@ -21,6 +23,15 @@ if python3 -c 'import jwt, cryptography, jsonschema' 2>/dev/null; then
 else
     echo "test-deps: installing PyJWT, cryptography and jsonschema"
     packages=('pyjwt[crypto]>=2.8' 'jsonschema>=4.18')
+    python3 -m pip install --quiet --disable-pip-version-check "${packages[@]}" \
+        || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages "${packages[@]}"
+fi
+
+if python3 -c 'import prometheus_client, openapi_spec_validator' 2>/dev/null; then
+    echo "test-deps: prometheus_client and openapi-spec-validator already installed"
+else
+    echo "test-deps: installing prometheus_client and openapi-spec-validator"
+    packages=('prometheus_client>=0.20' 'openapi-spec-validator>=0.7')
     python3 -m pip install --quiet --disable-pip-version-check "${packages[@]}" \
         || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages "${packages[@]}"
 fi

@@ -326,6 +326,9 @@ fn suggestion(settings: &[String], table: &str, key: &str) -> Option<String> {
 pub struct ServerConfig {
     /// Listen address. Defaults to [`DEFAULT_LISTEN`].
     pub listen: SocketAddr,
+    /// Where `/metrics` is served instead of the main listener. Defaults to `None`: on the main
+    /// listener, next to the public endpoints; set it to keep metrics on a private address.
+    pub metrics_listen: Option<SocketAddr>,
     /// Proxies whose `X-Forwarded-For` is believed. Defaults to none.
     pub trusted_proxies: IpRules,
     /// Origins allowed to call the service from a browser (CORS). Defaults to none.

@@ -52,6 +52,10 @@ pub(crate) struct RawConfig {
 pub(crate) struct RawServer {
     /// Listen address, `host:port`. Default `127.0.0.1:8080`.
     pub listen: Option<String>,
+    /// A separate address (`host:port`) for `/metrics`, for deployments that keep metrics
+    /// private; the main listener then answers `404` there. Default: none, `/metrics` is on the
+    /// main listener. Read at start only.
+    pub metrics_listen: Option<String>,
     /// CIDR ranges of proxies whose `X-Forwarded-For` is believed. Default none.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
@@ -239,7 +243,7 @@ pub(crate) enum RawDate {
 }
 
 /// A scope setting may be one string or a list of strings.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, JsonSchema, utoipa::ToSchema)]
 #[serde(untagged)]
 pub(crate) enum OneOrMany {
     /// One scope.

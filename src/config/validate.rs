@@ -114,6 +114,16 @@ fn server(raw: RawServer, base_dir: &Path, p: &mut Problems) -> ServerConfig {
         p.add("server.listen", format!("{listen_text:?} is not an address:port such as {DEFAULT_LISTEN:?}"));
         SocketAddr::from(([127, 0, 0, 1], 8080))
     });
+    let metrics_listen = raw.metrics_listen.as_deref().and_then(|text| {
+        let parsed = text.parse::<SocketAddr>().ok();
+        if parsed.is_none() {
+            p.add("server.metrics_listen", format!("{text:?} is not an address:port such as \"127.0.0.1:9090\""));
+        }
+        parsed
+    });
+    if metrics_listen.is_some_and(|m| m == listen) {
+        p.add("server.metrics_listen", "must differ from server.listen (leave it out to serve /metrics there)");
+    }
     let trusted_proxies = ip_rules(&raw.trusted_proxies, "server.trusted_proxies", p);
     for (i, origin) in raw.cors_origins.iter().enumerate() {
         if !is_origin(origin) {
@@ -157,6 +167,7 @@ fn server(raw: RawServer, base_dir: &Path, p: &mut Problems) -> ServerConfig {
     let allowed_hosts = raw.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
     ServerConfig {
         listen,
+        metrics_listen,
         trusted_proxies,
         cors_origins: raw.cors_origins,
         geoip_database,

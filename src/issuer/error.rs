@@ -114,6 +114,42 @@ pub enum MintError {
 }
 
 impl MintError {
+    /// Every code [`MintError::code`] returns, for the problem schema of the OpenAPI document
+    /// (a test holds the two together).
+    pub const CODES: &'static [&'static str] = &[
+        "unknown_project",
+        "unknown_template",
+        "template_inactive",
+        "caller_ip_required",
+        "ip_not_allowed",
+        "country_not_allowed",
+        "country_unknown",
+        "geoip_unavailable",
+        "unknown_permission",
+        "permission_not_in_template",
+        "empty_permissions",
+        "invalid_scope",
+        "scope_not_in_template",
+        "invalid_body",
+        "invalid_expiration",
+        "expiration_too_long",
+        "api_key_required",
+        "api_key_invalid",
+        "api_key_expired",
+        "api_key_revoked",
+        "api_key_unknown",
+        "api_key_wrong_project",
+        "permission_not_in_api_key",
+        "no_common_permission",
+        "api_key_creation_disabled",
+        "permission_missing",
+        "permission_escalation",
+        "invalid_name",
+        "creation_chain_too_deep",
+        "audit_failed",
+        "internal_error",
+    ];
+
     /// A stable machine-readable code, such as `template_inactive`.
     pub fn code(&self) -> &'static str {
         match self {

@@ -17,7 +17,7 @@ use std::time::SystemTime;
 
 /// What a caller may ask for when minting. Every field may only narrow the template; anything
 /// wider is refused, never clamped.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MintRequest {
     /// A subset of the template's permissions. Default: all of them.

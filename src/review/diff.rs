@@ -102,6 +102,7 @@ const CONFIG_RULES: &[Rule<Config>] = &[
     Rule { paths: &["catalog.upload_scoped", "catalog.list_scoped"], compare: scope_rules },
     Rule { paths: &["catalog.manage_permission"], compare: manage_permission },
     Rule { paths: &["server.listen"], compare: listen },
+    Rule { paths: &["server.metrics_listen"], compare: metrics_listen },
     Rule { paths: &["server.trusted_proxies"], compare: trusted_proxies },
     Rule { paths: &["server.forwarded_header"], compare: forwarded_header },
     Rule { paths: &["server.cors_origins"], compare: cors_origins },
@@ -256,6 +257,24 @@ fn listen(d: &mut Diff, _: &str, old: &Config, new: &Config) {
     let widening = !after.ip().is_loopback() && after.ip() != before.ip();
     let note = if widening { " (reachable beyond this host)" } else { "" };
     d.push("server", ChangeKind::ListenChanged, format!("{before} -> {after}{note}"), widening);
+}
+
+/// Metrics name the projects, templates and key ids in use and how busy the service is. Moving
+/// them onto the main listener, or to an address that is not loopback, shows that to more
+/// networks.
+fn metrics_listen(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    let (before, after) = (old.server.metrics_listen, new.server.metrics_listen);
+    if before == after {
+        return;
+    }
+    let widening = match (before, after) {
+        (_, None) => true,
+        (None, Some(_)) => false,
+        (Some(b), Some(a)) => !a.ip().is_loopback() && a.ip() != b.ip(),
+    };
+    let show = |a: Option<std::net::SocketAddr>| a.map_or_else(|| "the main listener".to_owned(), |a| a.to_string());
+    let note = if widening { " (reachable by more clients)" } else { "" };
+    d.push("server", ChangeKind::MetricsListenChanged, format!("{} -> {}{note}", show(before), show(after)), widening);
 }
 
 fn trusted_proxies(d: &mut Diff, _: &str, old: &Config, new: &Config) {

@@ -92,6 +92,8 @@ pub enum ChangeKind {
     ListingScopeWidened,
     /// `manage_permission_changed`.
     ManagePermissionChanged,
+    /// `metrics_listen_changed`.
+    MetricsListenChanged,
     /// `permissions_gained`.
     PermissionsGained,
     /// `permissions_lost`.
@@ -187,6 +189,7 @@ impl ChangeKind {
             Self::ListingScopeNarrowed => "listing_scope_narrowed",
             Self::ListingScopeWidened => "listing_scope_widened",
             Self::ManagePermissionChanged => "manage_permission_changed",
+            Self::MetricsListenChanged => "metrics_listen_changed",
             Self::PermissionsGained => "permissions_gained",
             Self::PermissionsLost => "permissions_lost",
             Self::ProjectAdded => "project_added",

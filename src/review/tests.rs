@@ -223,11 +223,21 @@ fn server_settings_that_can_widen_access() {
         (s, "[server]\nrate_limit_burst = 600\n", "rate_limit_raised", true),
         (s, "[server]\nlisten = \"0.0.0.0:8080\"\n", "listen_changed", true),
         (s, "[server]\nlisten = \"[::]:8080\"\n", "listen_changed", true),
+        (s, "[server]\nmetrics_listen = \"0.0.0.0:9090\"\n", "metrics_listen_changed", false),
         ("geoip_database = \"g.mmdb\"", "geoip_database = \"other.mmdb\"", "geoip_database_changed", true),
         ("audit_log = \"audit.jsonl\"\n", "", "audit_log_removed", true),
         ("audit_log = \"audit.jsonl\"", "audit_log = \"/dev/null\"", "audit_log_changed", true),
         ("issuer = \"i\"", "issuer = \"i\"\njwks_max_age = 3000", "jwks_max_age_changed", true),
     ]);
+}
+
+#[test]
+fn metrics_moving_back_to_the_main_listener_or_off_loopback_widens() {
+    let private = OLD.replace("[server]\n", "[server]\nmetrics_listen = \"127.0.0.1:9090\"\n");
+    let changes = diff(&load(&private), &load(OLD));
+    assert_eq!(kinds(&changes), [("server", "metrics_listen_changed", true)]);
+    let exposed = OLD.replace("[server]\n", "[server]\nmetrics_listen = \"0.0.0.0:9090\"\n");
+    assert_eq!(kinds(&diff(&load(&private), &load(&exposed))), [("server", "metrics_listen_changed", true)]);
 }
 
 #[test]
@@ -245,6 +255,7 @@ fn narrowing_server_changes_are_still_reported() {
         (s, "[server]\nrate_limit_per_minute = 60\n", "rate_limit_lowered", false),
         (s, "[server]\nrate_limit_burst = 6\n", "rate_limit_lowered", false),
         (s, "[server]\nlisten = \"127.0.0.1:9090\"\n", "listen_changed", false),
+        (s, "[server]\nmetrics_listen = \"127.0.0.1:9090\"\n", "metrics_listen_changed", false),
         ("issuer = \"i\"", "issuer = \"i\"\njwks_max_age = 30", "jwks_max_age_changed", false),
     ]);
     // Writing out the default is no change at all.

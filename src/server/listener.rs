@@ -47,6 +47,20 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// Serves `/metrics` of `handle` alone on `listener` (the `server.metrics_listen` address)
+/// until `shutdown` resolves.
+///
+/// # Errors
+///
+/// The I/O error that stopped the server.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    handle: IssuerHandle,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, crate::server::router::metrics_router(handle)).with_graceful_shutdown(shutdown).await
+}
+
 /// Serves `handle` on `listener` with the default [`ConnectionLimits`] until `shutdown` resolves, then
 /// drains in-flight requests.
 ///
@@ -131,6 +145,7 @@ pub async fn serve_with(
             *count += 1;
         }
         let per_address = Arc::clone(&per_address);
+        let open = trusted.metrics().connection_opened();
         let service = app.clone().map_request(move |mut request: axum::extract::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             request
@@ -151,6 +166,7 @@ pub async fn serve_with(
                     }
                 }
             }
+            drop(open);
             drop(permit);
         });
     }

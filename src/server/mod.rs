@@ -10,6 +10,8 @@ mod document;
 mod escape;
 mod extract;
 mod listener;
+mod metrics;
+mod openapi;
 mod problem;
 mod reload;
 mod router;
@@ -19,7 +21,7 @@ mod state;
 
 pub use escape::OneLineWriter;
 pub use extract::MAX_BODY_BYTES;
-pub use listener::{ConnectionLimits, serve, serve_with, shutdown_signal};
+pub use listener::{ConnectionLimits, serve, serve_metrics, serve_with, shutdown_signal};
 pub use problem::ApiError;
 #[cfg(unix)]
 pub use reload::reload_on_sighup;

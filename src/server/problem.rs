@@ -16,13 +16,60 @@ pub struct ApiError {
     retry_after: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct ProblemDocument<'a> {
+/// The codes of the HTTP edge itself; with [`MintError::CODES`] they are every `code` a
+/// problem document can carry (`every_problem_code_is_in_the_schema` reads the source to hold
+/// that true).
+const SERVER_CODES: &[&str] = &[
+    "bad_request",
+    "not_found",
+    "method_not_allowed",
+    "request_timeout",
+    "body_too_large",
+    "uri_too_long",
+    "headers_too_large",
+    "unsupported_media_type",
+    "rate_limited",
+    "misdirected_request",
+    "unavailable",
+    "internal_error",
+    "http_error",
+    "invalid_path",
+    "bad_forwarded_for",
+];
+
+/// Every problem `code`, each once, in a stable order.
+pub(crate) fn codes() -> Vec<&'static str> {
+    let mut codes: Vec<&'static str> = SERVER_CODES.iter().chain(MintError::CODES).copied().collect();
+    codes.sort_unstable();
+    codes.dedup();
+    codes
+}
+
+/// The `code` member: one of [`codes`], as an enum in the OpenAPI schema.
+fn code_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some("A stable machine-readable code; clients branch on it, never on `detail`."))
+        .enum_values(Some(codes()))
+        .build()
+}
+
+/// An RFC 9457 problem document (`application/problem+json`), the body of every error.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ProblemDocument<'a> {
+    /// Always `about:blank`: `code` says what happened.
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     kind: &'static str,
+    /// The HTTP status phrase.
+    #[schema(value_type = String)]
     title: &'a str,
+    /// The HTTP status.
     status: u16,
+    /// What went wrong, for a person.
+    #[schema(value_type = String)]
     detail: &'a str,
+    #[schema(schema_with = code_schema)]
     code: &'a str,
 }
 
@@ -147,5 +194,56 @@ impl IntoResponse for ApiError {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The string literals of `text` that follow `marker`, up to the next `)` or `,` after them.
+    fn literals_after<'a>(text: &'a str, marker: &str) -> Vec<&'a str> {
+        text.match_indices(marker)
+            .filter_map(|(at, _)| {
+                let rest = &text[at + marker.len()..];
+                let start = rest.find('"')?;
+                // The code is the first literal of the call (the status before it has none).
+                if rest[..start].contains(')') {
+                    return None;
+                }
+                let rest = &rest[start + 1..];
+                rest.find('"').map(|end| &rest[..end])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_problem_code_is_in_the_schema() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut found = Vec::new();
+        let mut files = vec![root.join("server"), root.join("issuer/error.rs")];
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            found.extend(literals_after(&text, "ApiError::new(").into_iter().map(str::to_owned));
+            // `code()` of MintError and `from_status` map to codes with `=> "…"`.
+            for (at, _) in text.match_indices("=> \"") {
+                let rest = &text[at + 4..];
+                if let Some(end) = rest.find('"') {
+                    found.push(rest[..end].to_owned());
+                }
+            }
+        }
+        let codes = codes();
+        let missing: Vec<&String> = found
+            .iter()
+            .filter(|c| c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'))
+            .filter(|c| !codes.contains(&c.as_str()))
+            .collect();
+        assert!(found.len() > 40, "the scan finds the codes: {found:?}");
+        assert!(missing.is_empty(), "problem codes missing from the schema's enum: {missing:?}");
     }
 }

@@ -84,12 +84,22 @@ impl IssuerHandle {
     /// neither the config, the keys nor the GeoIP database changed. Reloads are serialised; each
     /// request keeps the issuer it started with.
     pub fn reload(&self) -> ReloadOutcome {
-        self.reload_inner(false)
+        self.counted(self.reload_inner(false))
     }
 
     /// As [`IssuerHandle::reload`], but loads even when nothing seems to have changed (SIGHUP).
     pub fn reload_forced(&self) -> ReloadOutcome {
-        self.reload_inner(true)
+        self.counted(self.reload_inner(true))
+    }
+
+    /// Counts a reload's outcome in the metrics (an unchanged source is not a reload).
+    fn counted(&self, outcome: ReloadOutcome) -> ReloadOutcome {
+        match &outcome {
+            ReloadOutcome::Reloaded { .. } => self.metrics().reloaded(),
+            ReloadOutcome::Rejected(rejection) => self.metrics().reload_rejected(rejection.code),
+            ReloadOutcome::Unchanged => {}
+        }
+        outcome
     }
 
     /// Whether a deferred signing key is now due to take over.
@@ -178,8 +188,18 @@ impl IssuerHandle {
         let restart_needed = {
             let live = self.serving();
             let old = &live.issuer.config().server;
-            (old.listen != config.server.listen)
-                .then(|| format!("server.listen {} -> {}", old.listen, config.server.listen))
+            let show = |a: Option<std::net::SocketAddr>| a.map_or_else(|| "none".to_owned(), |a| a.to_string());
+            if old.listen != config.server.listen {
+                Some(format!("server.listen {} -> {}", old.listen, config.server.listen))
+            } else if old.metrics_listen != config.server.metrics_listen {
+                Some(format!(
+                    "server.metrics_listen {} -> {}",
+                    show(old.metrics_listen),
+                    show(config.server.metrics_listen)
+                ))
+            } else {
+                None
+            }
         };
         let inputs = source.keys_fingerprint(config.server.geoip_database.as_deref());
         let keys = match source.load_keys() {

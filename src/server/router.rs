@@ -15,21 +15,43 @@ use std::time::Duration;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Every route the service serves, with its handler and its OpenAPI operation: the one table
+/// from which both the router and `/openapi.json` are built, so neither can list a route the
+/// other lacks. Add a route here (with `#[utoipa::path]` on its handler), never with
+/// `Router::route`.
+pub(crate) fn table() -> OpenApiRouter<IssuerHandle> {
+    // `HEAD` would otherwise run the `GET` handler and mint; it answers 405 instead.
+    let (schemas, paths, mint) = routes!(routes::mint::mint_get, routes::mint::mint_post);
+    let mint = (schemas, paths, mint.head(routes::mint::mint_head));
+    OpenApiRouter::with_openapi(crate::server::openapi::base())
+        .routes(mint)
+        .routes(routes!(routes::api_keys::create_api_key))
+        .routes(routes!(routes::revocations::revocations))
+        .routes(routes!(routes::jwks::jwks))
+        .routes(routes!(routes::health::healthz))
+        .routes(routes!(routes::health::status))
+        .routes(routes!(routes::metrics::metrics))
+        .routes(routes!(routes::openapi::openapi))
+}
 
 /// The router for `handle`, with CORS for the configured origins (read at start), a body
 /// limit, request tracing, panic recovery, and problem documents for every error.
 pub fn router(handle: IssuerHandle) -> Router {
-    let routes = Router::new()
-        .route(
-            "/{project}/v1/key/{template}",
-            get(routes::mint::mint).post(routes::mint::mint).head(routes::mint::mint_head),
-        )
-        .route("/{project}/v1/api-keys", axum::routing::post(routes::api_keys::create_api_key))
-        .route("/v1/revocations", get(routes::revocations::revocations))
-        .route("/.well-known/jwks.json", get(routes::jwks::jwks))
-        .route("/healthz", get(routes::health::healthz))
-        .route("/v1/status", get(routes::health::status));
+    let (routes, _) = table().split_for_parts();
     layered(routes, handle)
+}
+
+/// The router of the separate `server.metrics_listen` listener: `/metrics` only.
+pub(crate) fn metrics_router(handle: IssuerHandle) -> Router {
+    Router::new()
+        .route("/metrics", get(routes::metrics::metrics_private))
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .with_state(handle)
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
 }
 
 /// The middleware every route gets: problem documents for every error, panic recovery, the
@@ -189,5 +211,67 @@ mod tests {
         assert_eq!(throttle.allow(t0 + Duration::from_secs(1)), None);
         assert_eq!(throttle.allow(t0 + Duration::from_secs(59)), None);
         assert_eq!(throttle.allow(t0 + Duration::from_secs(60)), Some(2));
+    }
+
+    /// The methods an OpenAPI path item can hold, as the router sees them (`OPTIONS` is the
+    /// CORS layer's, for every path; `HEAD` follows `GET`, or is refused on the mint route).
+    const METHODS: [&str; 6] = ["GET", "POST", "PUT", "DELETE", "PATCH", "TRACE"];
+
+    #[tokio::test]
+    async fn the_router_serves_exactly_the_documented_operations() {
+        let (_, openapi) = table().split_for_parts();
+        let document = serde_json::to_value(&openapi).unwrap();
+        let paths = document["paths"].as_object().unwrap();
+        assert!(paths.len() >= 8, "{paths:?}");
+        let app = router(handle());
+        for (path, item) in paths {
+            let uri = path.replace("{project}", "demo").replace("{template}", "widget");
+            for method in METHODS {
+                let documented = item.get(method.to_ascii_lowercase()).is_some();
+                let request = Request::builder()
+                    .method(method)
+                    .uri(&uri)
+                    .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 1))))
+                    .body(Body::empty())
+                    .unwrap();
+                let response = app.clone().oneshot(request).await.unwrap();
+                let status = response.status();
+                let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+                let code = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v["code"].as_str().map(str::to_owned));
+                let routed = !matches!(code.as_deref(), Some("not_found" | "method_not_allowed"));
+                assert_eq!(routed, documented, "{method} {path}: {status} {code:?}");
+            }
+        }
+        // Paths that are not documented are not served.
+        for path in ["/", "/v1", "/v2/status", "/demo/v1/key", "/demo/v1/keys/widget", "/openapi.yaml"] {
+            let response = app.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        }
+    }
+
+    #[test]
+    fn routes_are_added_only_through_the_table() {
+        // The router is built from `table()`; a `Router::route` call elsewhere in the server
+        // would serve a path the OpenAPI document does not list.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server");
+        let mut files = vec![dir];
+        let mut calls = Vec::new();
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for line in code.lines().filter(|l| l.contains(".route(") || l.contains(".nest(") || l.contains(".merge("))
+            {
+                calls.push(format!("{}: {}", path.display(), line.trim()));
+            }
+        }
+        // The one exception: the separate metrics listener, which serves `/metrics` alone.
+        assert_eq!(calls.len(), 1, "{calls:#?}");
+        assert!(calls[0].contains("routes::metrics::metrics_private"), "{calls:#?}");
     }
 }

@@ -3,6 +3,7 @@
 use crate::issuer::{Issuer, SignedRevocations};
 use crate::server::audit::AuditLog;
 use crate::server::document::{Document, jwks_document};
+use crate::server::metrics::Metrics;
 use crate::server::problem::ApiError;
 use crate::server::source::{Rejection, ReloadState, Source, now_rfc3339};
 use arc_swap::ArcSwap;
@@ -20,6 +21,8 @@ pub(crate) struct Serving {
     pub(crate) audit: AuditLog,
     /// The last signed revocation list, encoded for serving, re-signed when half-used.
     pub(crate) revocations: Mutex<Option<(SignedRevocations, Document)>>,
+    /// The service's metrics (shared by every `Serving` of one handle).
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// A shared, atomically replaceable issuer, with where it came from and how reloads went.
@@ -29,6 +32,10 @@ pub struct IssuerHandle {
     source: Option<Arc<Source>>,
     state: Arc<Mutex<ReloadState>>,
     reloading: Arc<Mutex<()>>,
+    metrics: Arc<Metrics>,
+    /// Whether the main listener answers `/metrics`: fixed at start, like the listen addresses
+    /// (`server.metrics_listen` unset).
+    metrics_on_main: bool,
 }
 
 impl IssuerHandle {
@@ -40,11 +47,15 @@ impl IssuerHandle {
     pub fn new(issuer: Issuer) -> std::io::Result<Self> {
         let audit = AuditLog::open(issuer.config().server.audit_log.as_deref())?;
         let state = ReloadState { loaded_at: now_rfc3339(), ..Default::default() };
+        let metrics = Arc::new(Metrics::new());
+        let metrics_on_main = issuer.config().server.metrics_listen.is_none();
         Ok(Self {
-            serving: Arc::new(ArcSwap::from_pointee(Serving::new(issuer, audit, None)?)),
+            serving: Arc::new(ArcSwap::from_pointee(Serving::new(issuer, audit, None, Arc::clone(&metrics))?)),
             source: None,
             state: Arc::new(Mutex::new(state)),
             reloading: Arc::default(),
+            metrics,
+            metrics_on_main,
         })
     }
 
@@ -80,7 +91,7 @@ impl IssuerHandle {
     pub fn replace(&self, issuer: Issuer) -> std::io::Result<()> {
         let audit = AuditLog::open(issuer.config().server.audit_log.as_deref())?;
         let previous = self.serving.load();
-        self.serving.store(Arc::new(Serving::new(issuer, audit, Some(&previous))?));
+        self.serving.store(Arc::new(Serving::new(issuer, audit, Some(&previous), Arc::clone(&self.metrics))?));
         Ok(())
     }
 
@@ -92,6 +103,24 @@ impl IssuerHandle {
     pub(crate) fn serving(&self) -> Arc<Serving> {
         self.serving.load_full()
     }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Whether `/metrics` is served on the main listener (no `server.metrics_listen` at start).
+    pub(crate) fn metrics_on_main(&self) -> bool {
+        self.metrics_on_main
+    }
+
+    /// The metrics exposition (Prometheus/OpenMetrics text) of this service now.
+    ///
+    /// # Errors
+    ///
+    /// When the text cannot be written (never for an in-memory string).
+    pub fn render_metrics(&self) -> Result<String, std::fmt::Error> {
+        self.metrics.render(self, std::time::SystemTime::now())
+    }
 }
 
 impl Serving {
@@ -101,7 +130,12 @@ impl Serving {
     /// # Errors
     ///
     /// When the JWKS does not serialise.
-    pub(crate) fn new(issuer: Issuer, audit: AuditLog, previous: Option<&Serving>) -> std::io::Result<Self> {
+    pub(crate) fn new(
+        issuer: Issuer,
+        audit: AuditLog,
+        previous: Option<&Serving>,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Self> {
         let jwks = jwks_document(&issuer).map_err(std::io::Error::other)?;
         let kept = |limit: crate::config::RateLimit| {
             previous
@@ -117,7 +151,15 @@ impl Serving {
             });
             (limit, limiter)
         });
-        Ok(Self { limiter, limiter_checks: Default::default(), issuer, jwks, audit, revocations: Mutex::new(None) })
+        Ok(Self {
+            limiter,
+            limiter_checks: Default::default(),
+            issuer,
+            jwks,
+            audit,
+            revocations: Mutex::new(None),
+            metrics,
+        })
     }
 
     /// Counts a request from `ip` against the per-source rate; `429` with `Retry-After` when
@@ -131,6 +173,7 @@ impl Serving {
         }
         limiter.check_key(&source_key(ip)).map_err(|not_until| {
             use governor::clock::Clock as _;
+            self.metrics.rate_limited();
             let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             ApiError::new(
@@ -140,6 +183,11 @@ impl Serving {
             )
             .retry_after(seconds.max(1))
         })
+    }
+
+    /// When the revocation list held for serving was signed; `None` before the first request.
+    pub(crate) fn revocations_signed_at(&self) -> Option<u64> {
+        self.revocations.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(|(list, _)| list.iat)
     }
 
     /// The signed revocation list, ready to serve with its ETag, cacheable until half its

@@ -58,6 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let listen = args.listen.unwrap_or(config.server.listen);
+    let metrics_listen = config.server.metrics_listen;
     let source = Source {
         config: args.config.clone(),
         keys: args.keys.clone(),
@@ -74,6 +75,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         tokio::spawn(keysmith::server::reload_on_sighup(handle.clone()));
         if args.watch_ms > 0 {
             tokio::spawn(keysmith::server::watch(handle.clone(), Duration::from_millis(args.watch_ms)));
+        }
+        if let Some(address) = metrics_listen {
+            let metrics = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("binding server.metrics_listen {address}"))?;
+            tracing::info!(%address, "metrics on http://{address}/metrics");
+            tokio::spawn(keysmith::server::serve_metrics(metrics, handle.clone(), keysmith::server::shutdown_signal()));
         }
         tracing::info!(address = %local, config_version = version, "keysmith listening on http://{local}");
         keysmith::server::serve(listener, handle, keysmith::server::shutdown_signal()).await?;

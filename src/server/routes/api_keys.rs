@@ -2,7 +2,7 @@
 
 use crate::server::escape::Escaped;
 use crate::server::extract::{api_key, caller_ip, invalid_path, read_body};
-use crate::server::problem::ApiError;
+use crate::server::problem::{ApiError, ProblemDocument};
 use crate::server::state::IssuerHandle;
 use axum::Json;
 use axum::extract::rejection::PathRejection;
@@ -14,33 +14,63 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-#[derive(Deserialize)]
+/// A permanent key to create (Immich `createApiKey`).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateApiKey {
+    /// A name for people. Default `API Key`.
     #[serde(default)]
     name: Option<String>,
+    /// Permissions of the catalogue, all held by the creating key.
     permissions: Vec<String>,
 }
 
-#[derive(Serialize)]
+/// The created key's metadata.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ApiKeyInfo<'a> {
+    /// The key id.
+    #[schema(value_type = String)]
     id: &'a str,
+    /// Its name.
+    #[schema(value_type = String)]
     name: &'a str,
+    /// Its permissions.
+    #[schema(value_type = Vec<String>)]
     permissions: &'a [String],
+    /// When it was created (RFC 3339).
     created_at: String,
+    /// The same as `createdAt`.
     updated_at: String,
 }
 
-#[derive(Serialize)]
+/// A created key and its secret, shown this once.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct CreatedResponse<'a> {
+    /// The metadata.
+    #[schema(value_type = ApiKeyInfo)]
     api_key: ApiKeyInfo<'a>,
+    /// The secret; keysmith keeps only its hash.
+    #[schema(value_type = String)]
     secret: &'a str,
 }
 
 /// `POST /{project}/v1/api-keys`: create a permanent key (Immich `createApiKey` shape),
 /// authenticated by the caller's own permanent key.
+#[utoipa::path(
+    post,
+    path = "/{project}/v1/api-keys",
+    tag = "api-keys",
+    params(("project" = String, Path, description = "A project id of the config")),
+    request_body(content = CreateApiKey, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = CreatedResponse),
+        (status = "4XX", description = "Refused: a problem document with a stable `code`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = "5XX", description = "Failed: a problem document", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+)]
 pub(crate) async fn create_api_key(
     State(handle): State<IssuerHandle>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -48,6 +78,22 @@ pub(crate) async fn create_api_key(
     headers: HeaderMap,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    let result = create(&handle, peer, path, headers, request).await;
+    match &result {
+        Ok((project, _)) => handle.metrics().api_key_created(project),
+        Err(e) => handle.metrics().api_key_refused(e.code()),
+    }
+    result.map(|(_, response)| response)
+}
+
+/// Creates the key; the project it was created in (an id of the config) and the response.
+async fn create(
+    handle: &IssuerHandle,
+    peer: SocketAddr,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    request: axum::extract::Request,
+) -> Result<(String, Response), ApiError> {
     let Path(project) = path.map_err(|_| invalid_path())?;
     if !crate::config::is_id(&project) {
         return Err(invalid_path());
@@ -89,5 +135,5 @@ pub(crate) async fn create_api_key(
     };
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok((project, response))
 }

@@ -1,9 +1,10 @@
 //! `GET|POST /{project}/v1/key/{template}`: mint a short-lived key.
 
-use crate::issuer::Caller;
+use crate::issuer::{Caller, MintRequest};
 use crate::server::escape::Escaped;
 use crate::server::extract::{api_key, caller_ip, invalid_path, mint_request, read_body};
 use crate::server::problem::ApiError;
+use crate::server::problem::ProblemDocument;
 use crate::server::state::IssuerHandle;
 use axum::Json;
 use axum::extract::rejection::PathRejection;
@@ -15,20 +16,109 @@ use serde::Serialize;
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-#[derive(Serialize)]
+/// A minted key.
+#[derive(Serialize, utoipa::ToSchema)]
 struct MintResponse<'a> {
+    /// Always `success`.
+    #[schema(value_type = String)]
     status: &'static str,
+    /// The key: a compact JWS (`typ: at+jwt`).
+    #[schema(value_type = String)]
     key: &'a str,
+    /// Always `Bearer`.
+    #[schema(value_type = String)]
     token_type: &'static str,
+    /// Seconds until it expires.
     expires_in: u32,
+    /// When it expires (RFC 3339).
     expires_at: String,
+    /// The permissions it grants.
+    #[schema(value_type = Vec<String>)]
     permissions: &'a [String],
 }
 
-/// `GET|POST /{project}/v1/key/{template}`: mint a key for the caller.
-pub(crate) async fn mint(
+/// `GET /{project}/v1/key/{template}`: mint a key (a body, if any, as for `POST`).
+#[utoipa::path(
+    get,
+    path = "/{project}/v1/key/{template}",
+    tag = "mint",
+    params(
+        ("project" = String, Path, description = "A project id of the config"),
+        ("template" = String, Path, description = "A template id of that project"),
+    ),
+    request_body(
+        content = Option<MintRequest>,
+        content_type = "application/json",
+        description = "Narrows what the template allows; an empty body asks for all of it",
+    ),
+    responses(
+        (status = 200, description = "A key was minted", body = MintResponse),
+        (status = "4XX", description = "Refused: a problem document with a stable `code`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = "5XX", description = "Failed: a problem document", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security((), ("api_key" = []), ("bearer" = [])),
+)]
+pub(crate) async fn mint_get(
+    state: State<IssuerHandle>,
+    peer: ConnectInfo<SocketAddr>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    mint(state, peer, path, headers, request).await
+}
+
+/// `POST /{project}/v1/key/{template}`: mint a key.
+#[utoipa::path(
+    post,
+    path = "/{project}/v1/key/{template}",
+    tag = "mint",
+    params(
+        ("project" = String, Path, description = "A project id of the config"),
+        ("template" = String, Path, description = "A template id of that project"),
+    ),
+    request_body(
+        content = Option<MintRequest>,
+        content_type = "application/json",
+        description = "Narrows what the template allows; an empty body asks for all of it",
+    ),
+    responses(
+        (status = 200, description = "A key was minted", body = MintResponse),
+        (status = "4XX", description = "Refused: a problem document with a stable `code`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = "5XX", description = "Failed: a problem document", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security((), ("api_key" = []), ("bearer" = [])),
+)]
+pub(crate) async fn mint_post(
+    state: State<IssuerHandle>,
+    peer: ConnectInfo<SocketAddr>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    mint(state, peer, path, headers, request).await
+}
+
+/// Mints a key for the caller, counting refusals.
+async fn mint(
     State(handle): State<IssuerHandle>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let ids = path.as_ref().map(|Path(ids)| ids.clone()).unwrap_or_default();
+    let result = mint_for(&handle, peer, path, headers, request).await;
+    if let Err(e) = &result {
+        // Labelled with the config's ids only: an unknown one in the path is `_unknown`.
+        handle.metrics().mint_refused(handle.serving().issuer.config(), &ids.0, &ids.1, e.code());
+    }
+    result
+}
+
+async fn mint_for(
+    handle: &IssuerHandle,
+    peer: SocketAddr,
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     request: axum::extract::Request,
@@ -49,8 +139,12 @@ pub(crate) async fn mint(
     let credential = api_key(&headers);
     let who = Caller { ip: Some(caller), api_key: credential.as_deref() };
 
+    let started = std::time::Instant::now();
     let minted = match issuer.mint(&project, &template, &request, who, SystemTime::now()) {
-        Ok(minted) => minted,
+        Ok(minted) => {
+            live.metrics.minted(&project, &template, started.elapsed().as_secs_f64());
+            minted
+        }
         Err(e) => {
             tracing::info!(target: "keysmith::server::routes", %project, %template, %caller, code = e.code(), error = %Escaped(&e), "mint refused");
             if let Some(source) = std::error::Error::source(&e) {

@@ -4,5 +4,7 @@
 pub(crate) mod api_keys;
 pub(crate) mod health;
 pub(crate) mod jwks;
+pub(crate) mod metrics;
 pub(crate) mod mint;
+pub(crate) mod openapi;
 pub(crate) mod revocations;
