@@ -2,6 +2,7 @@
 //! and signing revocation lists. No HTTP here; the server and the CLI call [`Issuer`].
 
 mod api_keys;
+mod discovery;
 mod error;
 pub(crate) mod geoip;
 
@@ -10,6 +11,7 @@ mod mint;
 mod revocations;
 
 pub use api_keys::{ApiKeyCreation, AuditSink, CreatedApiKey, NewApiKey};
+pub use discovery::AuthorizationServerMetadata;
 pub use error::{LoadError, MintError};
 pub use mint::{Caller, MintRequest, Minted};
 pub use revocations::SignedRevocations;

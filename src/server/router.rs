@@ -13,33 +13,41 @@ use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use std::time::Duration;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 
-/// The router for `handle`, with CORS for the configured origins (read at start), a body
-/// limit, request tracing, panic recovery, and problem documents for every error.
+/// The router for `handle`: the mint and API-key endpoints with CORS for the configured
+/// origins (read per request), the public documents with CORS for any origin; a body limit,
+/// request tracing, panic recovery, and problem documents for every error.
 pub fn router(handle: IssuerHandle) -> Router {
-    let routes = Router::new()
+    let private = Router::new()
         .route(
             "/{project}/v1/key/{template}",
             get(routes::mint::mint).post(routes::mint::mint).head(routes::mint::mint_head),
         )
         .route("/{project}/v1/api-keys", axum::routing::post(routes::api_keys::create_api_key))
+        .route("/healthz", get(routes::health::healthz))
+        .route("/livez", get(routes::probes::livez))
+        .route("/readyz", get(routes::probes::readyz))
+        .route("/v1/status", get(routes::health::status))
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(cors(handle.clone()));
+    let public = Router::new()
         .route("/v1/revocations", get(routes::revocations::revocations))
         .route("/.well-known/jwks.json", get(routes::jwks::jwks))
-        .route("/healthz", get(routes::health::healthz))
-        .route("/v1/status", get(routes::health::status));
-    layered(routes, handle)
+        .route("/.well-known/oauth-authorization-server", get(routes::discovery::discovery))
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(public_cors());
+    layered(private.merge(public), handle)
 }
 
 /// The middleware every route gets: problem documents for every error, panic recovery, the
-/// body limit, the `Host` check, CORS and tracing (the request path escaped).
+/// body limit, the `Host` check and tracing (the request path escaped). CORS is per route
+/// group, in [`router`].
 fn layered(routes: Router<IssuerHandle>, handle: IssuerHandle) -> Router {
-    let cors = cors(handle.clone());
     let hosts = handle.clone();
     routes
-        .fallback(|| async { ApiError::not_found() })
-        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(handle)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
@@ -47,7 +55,6 @@ fn layered(routes: Router<IssuerHandle>, handle: IssuerHandle) -> Router {
         }))
         .layer(axum::middleware::map_response(ensure_problem))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
-        .layer(cors)
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
             tracing::debug_span!(
                 "request",
@@ -105,6 +112,18 @@ fn cors(handle: IssuerHandle) -> CorsLayer {
         .allow_origin(allowed)
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, HeaderName::from_static("x-api-key")])
+        .max_age(Duration::from_secs(600))
+}
+
+/// CORS for the public documents (JWKS, revocation list, discovery metadata): any origin may
+/// read them, revalidate with `If-None-Match` and see the `ETag`, so a verifier in a browser or
+/// at the edge can load them. No credentials: the documents are the same for everyone.
+fn public_cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::HEAD])
+        .allow_headers([header::IF_NONE_MATCH])
+        .expose_headers([header::ETAG])
         .max_age(Duration::from_secs(600))
 }
 

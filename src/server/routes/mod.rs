@@ -2,7 +2,9 @@
 //! shared extraction (caller address, body, credentials) is in [`extract`](super::extract).
 
 pub(crate) mod api_keys;
+pub(crate) mod discovery;
 pub(crate) mod health;
 pub(crate) mod jwks;
 pub(crate) mod mint;
+pub(crate) mod probes;
 pub(crate) mod revocations;
