@@ -190,7 +190,9 @@ pub use verify::{
 /// Compact JWS, the wire format: the typed header encoder and the checked decoder that every
 /// keysmith token goes through.
 pub mod jws {
-    pub use crate::token::jws::{EncodeError, JwsError, Signer, TokenType, decode, encode, encode_header};
+    pub use crate::token::jws::{
+        EncodeError, JwsAlg, JwsError, Signer, TokenType, decode, encode, encode_header, encode_header_with,
+    };
 }
 
 /// JSON Web Keys: RFC 7638 thumbprints (keysmith's `kid`) and strict Ed25519 verification.

@@ -81,6 +81,6 @@ impl Issuer {
             revoked_api_keys: self.config.revoked_api_keys(),
             revoked_templates: self.config.revoked_templates(),
         };
-        Ok(SignedRevocations { token: self.keys.signing().sign(TokenType::Revocations, &claims)?, iat, exp })
+        Ok(SignedRevocations { token: self.sign(TokenType::Revocations, &claims)?, iat, exp })
     }
 }

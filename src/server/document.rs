@@ -71,7 +71,7 @@ impl Document {
 ///
 /// When the JWKS does not serialise: never an empty document in its place.
 pub(crate) fn jwks_document(issuer: &Issuer) -> Result<Document, serde_json::Error> {
-    let body = serde_json::to_vec(&issuer.keyring().jwks())?;
+    let body = serde_json::to_vec(&issuer.jwks())?;
     Ok(Document::new(body, "application/jwk-set+json", u64::from(issuer.config().jwks_max_age)))
 }
 
