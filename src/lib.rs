@@ -33,12 +33,13 @@
 //!
 //! # Security model
 //!
-//! The verifier trusts only the keys it was given. It pins `alg` to `EdDSA` before any
-//! signature work, requires `typ` `at+jwt` and a known `kid`, refuses `crit`, `b64` and `zip`,
-//! never follows `jku`, `x5u` or an embedded `jwk`, verifies with strict Ed25519
-//! (`verify_strict`), refuses weak (small-order) public keys when a JWKS is loaded, checks
-//! `iss`, `aud`, `exp`, `nbf` and `iat`, bounds the token's size before decoding it, and
-//! decodes claims into typed structs. Only the verifier can construct a [`Grant`].
+//! The verifier trusts only the keys it was given. It pins `alg` to Ed25519 (named `EdDSA` or,
+//! after RFC 9864, `Ed25519`) before any signature work, requires `typ` `at+jwt` and a known
+//! `kid`, refuses `crit`, `b64` and `zip`, never follows `jku`, `x5u` or an embedded `jwk`,
+//! verifies with strict Ed25519 (`verify_strict`), refuses weak (small-order) public keys when
+//! a JWKS is loaded, checks `iss`, `aud`, `exp`, `nbf` and `iat`, bounds the token's size
+//! before decoding it, and decodes claims into typed structs. Only the verifier can construct
+//! a [`Grant`].
 //!
 //! The issuer fails closed: a template that restricts countries cannot be loaded without a
 //! GeoIP database, an address the database does not know is refused, and the caller's address
@@ -204,7 +205,9 @@ pub use verify::{
 /// Compact JWS, the wire format: the typed header encoder and the checked decoder that every
 /// keysmith token goes through.
 pub mod jws {
-    pub use crate::token::jws::{EncodeError, JwsError, Signer, TokenType, decode, encode, encode_header};
+    pub use crate::token::jws::{
+        EncodeError, JwsAlg, JwsError, Signer, TokenType, decode, encode, encode_header, encode_header_with,
+    };
 }
 
 /// JSON Web Keys: RFC 7638 thumbprints (keysmith's `kid`) and strict Ed25519 verification.

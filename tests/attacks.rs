@@ -106,7 +106,8 @@ fn catalogue() -> Vec<(String, String)> {
         );
     }
     for alg in [
-        "HS384", "HS512", "RS256", "PS256", "ES256", "ES256K", "Ed25519", "Ed448", "EDDSA", "eddsa", " EdDSA", "EdDSA ",
+        "HS384", "HS512", "RS256", "PS256", "ES256", "ES256K", "ed25519", "ED25519", "Ed448", "EDDSA", "eddsa",
+        " EdDSA", "EdDSA ", "Ed25519 ",
     ] {
         add(&format!("alg {alg:?}"), signed(&with(h.clone(), "alg", json!(alg)), &c));
     }

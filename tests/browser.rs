@@ -117,3 +117,62 @@ permissions = ["FILE_UPLOAD", "OBJECTS_LIST"]
         tokio::task::spawn_blocking(move || outcome(&dump_dom(&format!("{other_origin}/upload.html")))).await.unwrap();
     assert_eq!(blocked, "blocked=NetworkError", "another origin is blocked by CORS");
 }
+
+/// The page reads each public document, reads its `ETag`, revalidates with a weak
+/// `If-None-Match` (a header that needs a CORS preflight), and tries to mint.
+fn public_documents_page(base: &str) -> String {
+    format!(
+        r#"<!doctype html><html><body><script>
+function get(path, tag) {{
+  try {{
+    var x = new XMLHttpRequest();
+    x.open("GET", "{base}" + path, false);
+    if (tag) x.setRequestHeader("If-None-Match", tag);
+    x.send();
+    return {{status: x.status, etag: x.getResponseHeader("ETag")}};
+  }} catch (e) {{
+    return {{status: "blocked", etag: null}};
+  }}
+}}
+var out = [];
+["/.well-known/jwks.json", "/v1/revocations", "/.well-known/oauth-authorization-server"].forEach(function (path) {{
+  var first = get(path);
+  var again = first.etag ? get(path, "W/" + first.etag).status : "no-etag";
+  out.push(first.status + "," + again);
+}});
+out.push(get("/demo/v1/key/widget").status);
+document.body.setAttribute("data-outcome", out.join(" "));
+</script></body></html>"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_page_on_any_origin_reads_and_revalidates_the_public_documents() {
+    let (listener, page_origin) = origin().await;
+    let server = TestServer::start(
+        r#"
+version = 1
+issuer = "https://keys.test"
+[server]
+cors_origins = ["https://app.example"]
+[projects.demo]
+[[templates]]
+id = "widget"
+project = "demo"
+permissions = ["FILE_UPLOAD"]
+"#,
+    )
+    .await;
+    // The discovery metadata names the issuer URL, so serve under one that is this server.
+    let issuer = server.url("");
+    let config = std::fs::read_to_string(server.dir.path().join("config.toml")).unwrap();
+    let config = config.replace("version = 1", "version = 2").replace("https://keys.test", &issuer);
+    std::fs::write(server.dir.path().join("config.toml"), config).unwrap();
+    server.reload();
+    serve_page(listener, public_documents_page(&issuer));
+    let seen =
+        tokio::task::spawn_blocking(move || outcome(&dump_dom(&format!("{page_origin}/verifier.html")))).await.unwrap();
+    // Each document: 200 with a readable ETag, then 304 for its weak form; the mint endpoint
+    // keeps its configured origins, so this page cannot mint.
+    assert_eq!(seen, "200,304 200,304 200,304 blocked", "public documents from an unlisted origin");
+}

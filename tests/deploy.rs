@@ -271,6 +271,20 @@ fn kubernetes_manifest_leaves_config_and_keys_to_their_commands() {
     ok(&out, "keysmith check deploy/kubernetes/config.toml");
 }
 
+/// The Deployment's probes ask the endpoints made for them: liveness `/livez` (the process
+/// serves; a restart cures nothing else), readiness `/readyz` (config, signing key, revocation
+/// list). `tests/public.rs` checks that the server answers both.
+#[test]
+fn kubernetes_probes_use_livez_and_readyz() {
+    let manifest = repo().join("deploy/kubernetes/keysmith.yaml");
+    let script = "import sys, yaml\nfor d in yaml.safe_load_all(open(sys.argv[1])):\n    \
+                  if d and d['kind'] == 'Deployment':\n        \
+                  for c in d['spec']['template']['spec']['containers']:\n            \
+                  print(c['livenessProbe']['httpGet']['path'], c['readinessProbe']['httpGet']['path'])\n";
+    let out = ok(&run("python3", &["-c", script, manifest.to_str().unwrap()], None), "python3 yaml");
+    assert_eq!(out.trim(), "/livez /readyz", "liveness and readiness probe paths");
+}
+
 /// `systemd-analyze verify` on the unit as installed (the binary at its `ExecStart` path), with
 /// no warning; and the header's install steps create every path the unit and the runbooks use.
 #[test]

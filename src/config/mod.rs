@@ -114,6 +114,12 @@ pub struct Config {
     /// Lifetime of a signed revocation list, in seconds. Defaults to
     /// [`DEFAULT_REVOCATIONS_MAX_AGE`] (300 s).
     pub revocations_max_age: u32,
+    /// The algorithm name written in token headers and, with `jwks_alg_member`, in the JWKS.
+    /// Defaults to `EdDSA`.
+    pub jws_alg: crate::token::jws::JwsAlg,
+    /// Whether the JWKS keys carry `alg`. Defaults to `true`; `false` publishes keys that
+    /// verifiers selecting by `alg` match under either name.
+    pub jwks_alg_member: bool,
     /// Server settings.
     pub server: ServerConfig,
     /// The permission catalogue.

@@ -30,6 +30,13 @@ pub(crate) struct RawConfig {
     /// Seconds a signed revocation list stays fresh (10 to 86400). Default 300.
     #[schemars(range(min = 10, max = 86400))]
     pub revocations_max_age: Option<i64>,
+    /// The algorithm name the issuer writes in token headers (and in the JWKS, see
+    /// `jwks_alg_member`): `EdDSA` (default; every JOSE library with Ed25519 support knows it)
+    /// or `Ed25519` (RFC 9864's fully-specified name, which some verifiers refuse today).
+    pub jws_alg: Option<RawJwsAlg>,
+    /// Whether each JWKS key carries `alg` (the `jws_alg` name). Default `true`. `false` lets
+    /// verifiers that select keys by `alg` accept either name while `jws_alg` changes.
+    pub jwks_alg_member: Option<bool>,
     /// HTTP service settings.
     #[serde(default)]
     pub server: RawServer,
@@ -82,6 +89,17 @@ pub(crate) struct RawServer {
     /// address, so a rebound DNS name cannot reach the service from a browser.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+}
+
+/// The name of the Ed25519 JWS algorithm.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, JsonSchema)]
+pub(crate) enum RawJwsAlg {
+    /// `EdDSA` (RFC 8037).
+    #[serde(rename = "EdDSA")]
+    EdDsa,
+    /// `Ed25519` (RFC 9864).
+    #[serde(rename = "Ed25519")]
+    Ed25519,
 }
 
 /// The forwarding header trusted proxies set.

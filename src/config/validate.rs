@@ -50,6 +50,11 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Pr
         &mut p,
     );
     let jwks_max_age = seconds(raw.jwks_max_age, 300, 1..=86_400, "jwks_max_age", &mut p);
+    let jws_alg = match raw.jws_alg {
+        Some(super::raw::RawJwsAlg::Ed25519) => crate::token::jws::JwsAlg::Ed25519,
+        Some(super::raw::RawJwsAlg::EdDsa) | None => crate::token::jws::JwsAlg::EdDsa,
+    };
+    let jwks_alg_member = raw.jwks_alg_member.unwrap_or(true);
     let server = server(raw.server, base_dir, &mut p);
     let catalog = catalog(raw.catalog, &mut p);
 
@@ -99,6 +104,8 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Pr
         issuer: raw.issuer,
         jwks_max_age,
         revocations_max_age,
+        jws_alg,
+        jwks_alg_member,
         server,
         catalog,
         projects,

@@ -103,7 +103,7 @@ impl Issuer {
             exp: new.expires_at,
             created_by: new.created_by.clone(),
         };
-        let secret = self.keys.signing().sign(TokenType::ApiKey, &claims)?;
+        let secret = self.sign(TokenType::ApiKey, &claims)?;
         Ok(CreatedApiKey { id, secret, claims })
     }
 

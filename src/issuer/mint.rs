@@ -210,7 +210,7 @@ impl Issuer {
         };
         let signing = self.keys.signing();
         Ok(Minted {
-            token: signing.sign(TokenType::Access, &claims)?,
+            token: self.sign(TokenType::Access, &claims)?,
             jti,
             kid: signing.kid().to_owned(),
             expires_in,

@@ -2,6 +2,7 @@
 //! and signing revocation lists. No HTTP here; the server and the CLI call [`Issuer`].
 
 mod api_keys;
+mod discovery;
 mod error;
 pub(crate) mod geoip;
 
@@ -10,6 +11,7 @@ mod mint;
 mod revocations;
 
 pub use api_keys::{ApiKeyCreation, AuditSink, CreatedApiKey, NewApiKey};
+pub use discovery::AuthorizationServerMetadata;
 pub use error::{LoadError, MintError};
 pub use mint::{Caller, MintRequest, Minted};
 pub use revocations::SignedRevocations;
@@ -100,4 +102,52 @@ pub fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Min
         return Err(MintError::InvalidBody("the body must be a JSON object".into()));
     }
     serde_json::from_slice(body).map_err(|e| MintError::InvalidBody(e.to_string()))
+}
+
+/// The signing key under the algorithm name the config chooses (`jws_alg`).
+struct Named<'a> {
+    key: &'a crate::keys::SigningKey,
+    alg: crate::token::jws::JwsAlg,
+}
+
+impl crate::token::jws::Signer for Named<'_> {
+    fn kid(&self) -> &str {
+        self.key.kid()
+    }
+
+    fn sign(&self, signing_input: &[u8]) -> [u8; 64] {
+        crate::token::jws::Signer::sign(self.key, signing_input)
+    }
+
+    fn alg(&self) -> crate::token::jws::JwsAlg {
+        self.alg
+    }
+}
+
+impl Issuer {
+    /// Signs `claims` as a token of type `typ` with the signing key, under the configured
+    /// algorithm name.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError`](crate::token::jws::EncodeError) when the claims do not serialise.
+    fn sign(
+        &self,
+        typ: crate::token::jws::TokenType,
+        claims: &impl serde::Serialize,
+    ) -> Result<String, crate::token::jws::EncodeError> {
+        let signer = Named { key: self.keys.signing(), alg: self.config.jws_alg };
+        crate::token::jws::encode(&signer, typ, claims)
+    }
+
+    /// The JWKS this issuer publishes: its keys, each with `alg` naming `jws_alg` unless
+    /// `jwks_alg_member` is off.
+    pub fn jwks(&self) -> crate::token::jwk::Jwks {
+        let mut jwks = self.keys.jwks();
+        let alg = self.config.jwks_alg_member.then(|| self.config.jws_alg.as_str().to_owned());
+        for key in &mut jwks.keys {
+            key.alg.clone_from(&alg);
+        }
+        jwks
+    }
 }

@@ -82,6 +82,6 @@ impl Issuer {
             revoked_api_keys: self.config.api_keys_refused_at(iat),
             revoked_templates: self.config.revoked_templates(),
         };
-        Ok(SignedRevocations { token: self.keys.signing().sign(TokenType::Revocations, &claims)?, iat, exp })
+        Ok(SignedRevocations { token: self.sign(TokenType::Revocations, &claims)?, iat, exp })
     }
 }

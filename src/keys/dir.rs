@@ -8,7 +8,6 @@ use crate::keys::signing::SigningKey;
 use crate::token::jwk::thumbprint;
 use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey as DalekSigningKey;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, spki::der::pem::LineEnding};
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -154,7 +153,7 @@ pub(super) fn load_pem(path: &Path) -> Result<(SigningKey, Option<DateTime<Utc>>
     check_permissions(path, &meta)?;
     let mut pem = Zeroizing::new(String::new());
     file.read_to_string(&mut pem).map_err(|e| KeyError::io(path, e))?;
-    let key = DalekSigningKey::from_pkcs8_pem(&pem).map_err(|_| KeyError::NotAKey(path.to_owned()))?;
+    let key = crate::keys::pem::decode(&pem, path)?;
     Ok((SigningKey::new(&key), file_time(&meta)))
 }
 
@@ -349,7 +348,7 @@ pub fn generate_key_file(dir: &Path) -> Result<(PathBuf, String), KeyError> {
     create_private_dir(dir)?;
     let key = DalekSigningKey::generate(&mut rand_core::OsRng);
     let kid = thumbprint(&key.verifying_key());
-    let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| KeyError::io(dir, std::io::Error::other(e.to_string())))?;
+    let pem = crate::keys::pem::encode(&key).map_err(|e| KeyError::io(dir, std::io::Error::other(e.to_string())))?;
     let name = format!("{}-{kid}.pem", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"));
     let path = dir.join(name);
     write_private(&path, pem.as_bytes())?;

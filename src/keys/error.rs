@@ -18,6 +18,16 @@ pub enum KeyError {
     /// A key file is not an Ed25519 private key in PKCS#8 PEM.
     #[error("{0}: not an Ed25519 private key in PKCS#8 PEM")]
     NotAKey(PathBuf),
+    /// A key file is an encrypted PKCS#8 key, which keysmith does not decrypt.
+    #[error(
+        "{0}: an encrypted PKCS#8 private key; keysmith reads unencrypted keys only (protect them with file permissions or a secret store): decrypt it with `openssl pkey -in {0} -out key.pem`"
+    )]
+    EncryptedKey(PathBuf),
+    /// A key file is in OpenSSH's own format, which keysmith does not read.
+    #[error(
+        "{0}: an OpenSSH private key, not PKCS#8 (`ssh-keygen` cannot convert an Ed25519 key to PKCS#8); use a dedicated signing key: `keysmith keygen` or `openssl genpkey -algorithm ed25519 -out key.pem`"
+    )]
+    OpenSshKey(PathBuf),
     /// A key file can be read by other users.
     #[error("{path}: private key is readable by group or others (mode {mode:o}); run `chmod 600 {path}`")]
     InsecurePermissions {

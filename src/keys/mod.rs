@@ -4,6 +4,7 @@
 pub(crate) mod dir;
 pub(crate) mod error;
 pub(crate) mod lifecycle;
+pub(crate) mod pem;
 pub(crate) mod signing;
 pub(crate) mod store;
 

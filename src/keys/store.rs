@@ -12,8 +12,7 @@ use crate::keys::error::LifecycleError;
 use crate::keys::lifecycle::{KeyRecord, KeyState, KeyringState};
 use crate::token::jwk::PublicJwk;
 use chrono::{DateTime, Duration, Utc};
-use ed25519_dalek::pkcs8::DecodePrivateKey;
-use ed25519_dalek::{SigningKey as DalekSigningKey, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -252,7 +251,7 @@ impl Keyring {
     /// [`KeyError::NotAKey`].
     pub fn from_pem(pem: &str, source: &Path) -> Result<Self, KeyError> {
         let pem = Zeroizing::new(pem.to_owned());
-        let key = DalekSigningKey::from_pkcs8_pem(&pem).map_err(|_| KeyError::NotAKey(source.to_owned()))?;
+        let key = crate::keys::pem::decode(&pem, source)?;
         Ok(Self::single(SigningKey::new(&key)))
     }
 
@@ -338,6 +337,7 @@ mod tests {
     use crate::keys::dir::write_private;
     #[cfg(unix)]
     use crate::keys::dir::{Mount, check_mode_and_owner, check_not_writable_by_others};
+    use ed25519_dalek::SigningKey as DalekSigningKey;
     use ed25519_dalek::{Signer as _, Verifier as _};
     use std::fs;
 

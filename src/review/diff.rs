@@ -111,6 +111,8 @@ const CONFIG_RULES: &[Rule<Config>] = &[
     Rule { paths: &["server.audit_log"], compare: audit_log },
     Rule { paths: &["server.allowed_hosts"], compare: server_allowed_hosts },
     Rule { paths: &["jwks_max_age"], compare: jwks_max_age },
+    Rule { paths: &["jws_alg"], compare: jws_alg },
+    Rule { paths: &["jwks_alg_member"], compare: jwks_alg_member },
     Rule { paths: &["revocations_max_age"], compare: revocations_max_age },
     Rule { paths: &["projects.*", "projects.*.description"], compare: projects },
     // Entries are matched by id; the rules below compare the entries kept.
@@ -399,6 +401,37 @@ fn jwks_max_age(d: &mut Diff, _: &str, old: &Config, new: &Config) {
             ChangeKind::JwksMaxAgeChanged,
             format!("{} s -> {} s", old.jwks_max_age, new.jwks_max_age),
             longer,
+        );
+    }
+}
+
+/// A verifier that allows only the old name refuses every key signed under the new one: no
+/// access is widened, but the change must wait until every verifier accepts the new name.
+fn jws_alg(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    if old.jws_alg != new.jws_alg {
+        d.push(
+            "tokens",
+            ChangeKind::JwsAlgChanged,
+            format!(
+                "alg {} -> {}: every verifier must accept {} first (docs/token.md)",
+                old.jws_alg.as_str(),
+                new.jws_alg.as_str(),
+                new.jws_alg.as_str()
+            ),
+            false,
+        );
+    }
+}
+
+/// Verifiers that select keys by `alg` match a key without it under either name.
+fn jwks_alg_member(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    if old.jwks_alg_member != new.jwks_alg_member {
+        let show = |on: bool| if on { "with alg" } else { "without alg" };
+        d.push(
+            "jwks",
+            ChangeKind::JwksAlgMemberChanged,
+            format!("JWKS keys {} -> {}", show(old.jwks_alg_member), show(new.jwks_alg_member)),
+            false,
         );
     }
 }

@@ -76,8 +76,12 @@ pub enum ChangeKind {
     IpRangesWidened,
     /// `issuer_changed`.
     IssuerChanged,
+    /// `jwks_alg_member_changed`.
+    JwksAlgMemberChanged,
     /// `jwks_max_age_changed`.
     JwksMaxAgeChanged,
+    /// `jws_alg_changed`.
+    JwsAlgChanged,
     /// `limit_lowered`.
     LimitLowered,
     /// `limit_raised`.
@@ -181,7 +185,9 @@ impl ChangeKind {
             Self::IpRangesNarrowed => "ip_ranges_narrowed",
             Self::IpRangesWidened => "ip_ranges_widened",
             Self::IssuerChanged => "issuer_changed",
+            Self::JwksAlgMemberChanged => "jwks_alg_member_changed",
             Self::JwksMaxAgeChanged => "jwks_max_age_changed",
+            Self::JwsAlgChanged => "jws_alg_changed",
             Self::LimitLowered => "limit_lowered",
             Self::LimitRaised => "limit_raised",
             Self::ListenChanged => "listen_changed",

@@ -257,9 +257,13 @@ fn narrowing_server_changes_are_still_reported() {
         (s, "[server]\nlisten = \"127.0.0.1:9090\"\n", "listen_changed", false),
         (s, "[server]\nmetrics_listen = \"127.0.0.1:9090\"\n", "metrics_listen_changed", false),
         ("issuer = \"i\"", "issuer = \"i\"\njwks_max_age = 30", "jwks_max_age_changed", false),
+        ("issuer = \"i\"", "issuer = \"i\"\njws_alg = \"Ed25519\"", "jws_alg_changed", false),
+        ("issuer = \"i\"", "issuer = \"i\"\njwks_alg_member = false", "jwks_alg_member_changed", false),
     ]);
     // Writing out the default is no change at all.
     let same = OLD.replace(s, "[server]\nforwarded_header = \"x-forwarded-for\"\nrate_limit_per_minute = 600\n");
+    assert_eq!(kinds(&diff(&load(OLD), &load(&same))), []);
+    let same = OLD.replace("issuer = \"i\"", "issuer = \"i\"\njws_alg = \"EdDSA\"\njwks_alg_member = true");
     assert_eq!(kinds(&diff(&load(OLD), &load(&same))), []);
 }
 

@@ -71,8 +71,20 @@ impl Document {
 ///
 /// When the JWKS does not serialise: never an empty document in its place.
 pub(crate) fn jwks_document(issuer: &Issuer) -> Result<Document, serde_json::Error> {
-    let body = serde_json::to_vec(&issuer.keyring().jwks())?;
+    let body = serde_json::to_vec(&issuer.jwks())?;
     Ok(Document::new(body, "application/jwk-set+json", u64::from(issuer.config().jwks_max_age)))
+}
+
+/// The RFC 8414 metadata, serialised once per issuer, cacheable like the JWKS; `None` when
+/// the configured issuer is not a URL.
+///
+/// # Errors
+///
+/// When the metadata does not serialise.
+pub(crate) fn discovery_document(issuer: &Issuer) -> Result<Option<Document>, serde_json::Error> {
+    let Some(metadata) = issuer.metadata() else { return Ok(None) };
+    let body = serde_json::to_vec(&metadata)?;
+    Ok(Some(Document::new(body, "application/json", u64::from(issuer.config().jwks_max_age))))
 }
 
 /// A strong ETag for a body: quoted base64url of 128 bits of its SHA-256.

@@ -31,6 +31,7 @@ const SERVER_CODES: &[&str] = &[
     "rate_limited",
     "misdirected_request",
     "unavailable",
+    "not_ready",
     "internal_error",
     "http_error",
     "invalid_path",

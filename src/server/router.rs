@@ -13,35 +13,56 @@ use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use std::time::Duration;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// Every route the service serves, with its handler and its OpenAPI operation: the one table
 /// from which both the router and `/openapi.json` are built, so neither can list a route the
-/// other lacks. Add a route here (with `#[utoipa::path]` on its handler), never with
-/// `Router::route`.
+/// other lacks. Add a route to one of its two halves (with `#[utoipa::path]` on its handler),
+/// never with `Router::route`.
 pub(crate) fn table() -> OpenApiRouter<IssuerHandle> {
+    private_table().merge(public_table())
+}
+
+/// The routes with CORS for the configured origins only: minting, API keys, health and status.
+fn private_table() -> OpenApiRouter<IssuerHandle> {
     // `HEAD` would otherwise run the `GET` handler and mint; it answers 405 instead.
     let (schemas, paths, mint) = routes!(routes::mint::mint_get, routes::mint::mint_post);
     let mint = (schemas, paths, mint.head(routes::mint::mint_head));
     OpenApiRouter::with_openapi(crate::server::openapi::base())
         .routes(mint)
         .routes(routes!(routes::api_keys::create_api_key))
-        .routes(routes!(routes::revocations::revocations))
-        .routes(routes!(routes::jwks::jwks))
         .routes(routes!(routes::health::healthz))
+        .routes(routes!(routes::probes::livez))
+        .routes(routes!(routes::probes::readyz))
         .routes(routes!(routes::health::status))
         .routes(routes!(routes::metrics::metrics))
         .routes(routes!(routes::openapi::openapi))
 }
 
-/// The router for `handle`, with CORS for the configured origins (read at start), a body
-/// limit, request tracing, panic recovery, and problem documents for every error.
+/// The public documents, readable from any origin: the JWKS, the revocation list and the
+/// discovery metadata.
+fn public_table() -> OpenApiRouter<IssuerHandle> {
+    OpenApiRouter::new()
+        .routes(routes!(routes::revocations::revocations))
+        .routes(routes!(routes::jwks::jwks))
+        .routes(routes!(routes::discovery::discovery))
+}
+
+/// The router for `handle`: the mint and API-key endpoints with CORS for the configured
+/// origins (read per request), the public documents with CORS for any origin; a body limit,
+/// request tracing, panic recovery, and problem documents for every error.
 pub fn router(handle: IssuerHandle) -> Router {
-    let (routes, _) = table().split_for_parts();
-    layered(routes, handle)
+    let (private, _) = private_table().split_for_parts();
+    let (public, _) = public_table().split_for_parts();
+    let private = private
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(cors(handle.clone()));
+    let public = public.method_not_allowed_fallback(|| async { ApiError::method_not_allowed() }).layer(public_cors());
+    layered(private.merge(public), handle)
 }
 
 /// The router of the separate `server.metrics_listen` listener: `/metrics` only.
@@ -55,14 +76,12 @@ pub(crate) fn metrics_router(handle: IssuerHandle) -> Router {
 }
 
 /// The middleware every route gets: problem documents for every error, panic recovery, the
-/// body limit, the `Host` check, CORS and tracing (the request path escaped).
+/// body limit, the `Host` check and tracing (the request path escaped). CORS is per route
+/// group, in [`router`].
 fn layered(routes: Router<IssuerHandle>, handle: IssuerHandle) -> Router {
-    let cors = cors(handle.clone());
     let hosts = handle.clone();
     let refused_hosts = std::sync::Arc::new(Throttle::default());
     routes
-        .fallback(|| async { ApiError::not_found() })
-        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(handle)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
@@ -70,7 +89,6 @@ fn layered(routes: Router<IssuerHandle>, handle: IssuerHandle) -> Router {
         }))
         .layer(axum::middleware::map_response(ensure_problem))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
-        .layer(cors)
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
             tracing::debug_span!(
                 "request",
@@ -171,6 +189,18 @@ impl Throttle {
     }
 }
 
+/// CORS for the public documents (JWKS, revocation list, discovery metadata): any origin may
+/// read them, revalidate with `If-None-Match` and see the `ETag`, so a verifier in a browser or
+/// at the edge can load them. No credentials: the documents are the same for everyone.
+fn public_cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::HEAD])
+        .allow_headers([header::IF_NONE_MATCH])
+        .expose_headers([header::ETAG])
+        .max_age(Duration::from_secs(600))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,8 +209,11 @@ mod tests {
     use tower::ServiceExt as _;
 
     fn handle() -> IssuerHandle {
-        let config =
-            crate::config::Config::from_toml("version = 1\nissuer = \"i\"\n", std::path::Path::new(".")).unwrap();
+        let config = crate::config::Config::from_toml(
+            "version = 1\nissuer = \"https://keys.example\"\n",
+            std::path::Path::new("."),
+        )
+        .unwrap();
         let keys = crate::keys::store::Keyring::single(crate::keys::store::SigningKey::generate());
         IssuerHandle::new(crate::issuer::Issuer::from_parts(config, keys, None)).unwrap()
     }
@@ -270,8 +303,15 @@ mod tests {
                 calls.push(format!("{}: {}", path.display(), line.trim()));
             }
         }
-        // The one exception: the separate metrics listener, which serves `/metrics` alone.
-        assert_eq!(calls.len(), 1, "{calls:#?}");
-        assert!(calls[0].contains("routes::metrics::metrics_private"), "{calls:#?}");
+        // The exceptions: the two halves of the table joined (each with its own CORS), and the
+        // separate metrics listener, which serves `/metrics` alone.
+        let allowed = [
+            "private_table().merge(public_table())",
+            "layered(private.merge(public), handle)",
+            "routes::metrics::metrics_private",
+        ];
+        let unexpected: Vec<_> = calls.iter().filter(|call| !allowed.iter().any(|a| call.contains(a))).collect();
+        assert!(unexpected.is_empty(), "{unexpected:#?}");
+        assert_eq!(calls.len(), allowed.len(), "{calls:#?}");
     }
 }

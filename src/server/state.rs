@@ -2,7 +2,7 @@
 
 use crate::issuer::{Issuer, SignedRevocations};
 use crate::server::audit::AuditLog;
-use crate::server::document::{Document, jwks_document};
+use crate::server::document::{Document, discovery_document, jwks_document};
 use crate::server::metrics::Metrics;
 use crate::server::problem::ApiError;
 use crate::server::source::{Rejection, ReloadState, Source, now_rfc3339};
@@ -18,6 +18,8 @@ pub(crate) struct Serving {
     pub(crate) limiter_checks: std::sync::atomic::AtomicU32,
     pub(crate) issuer: Issuer,
     pub(crate) jwks: Document,
+    /// The RFC 8414 metadata, when the issuer is a URL.
+    pub(crate) discovery: Option<Document>,
     pub(crate) audit: AuditLog,
     /// The last signed revocation list, encoded for serving, re-signed when half-used.
     pub(crate) revocations: Mutex<Option<(SignedRevocations, Document)>>,
@@ -137,6 +139,7 @@ impl Serving {
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Self> {
         let jwks = jwks_document(&issuer).map_err(std::io::Error::other)?;
+        let discovery = discovery_document(&issuer).map_err(std::io::Error::other)?;
         let kept = |limit: crate::config::RateLimit| {
             previous
                 .and_then(|p| p.limiter.as_ref())
@@ -156,6 +159,7 @@ impl Serving {
             limiter_checks: Default::default(),
             issuer,
             jwks,
+            discovery,
             audit,
             revocations: Mutex::new(None),
             metrics,
@@ -234,6 +238,51 @@ impl Serving {
         let served = document.clone().max_age(until.saturating_sub(secs));
         *held = Some((list, document));
         Ok(served)
+    }
+}
+
+/// What `/readyz` reports: each check of [`Serving::readiness`].
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub(crate) struct Readiness {
+    /// A validated config is loaded (always, once serving).
+    pub(crate) config: Check,
+    /// The signing key is published in the JWKS this process serves, so what it signs verifies.
+    pub(crate) signing_key: Check,
+    /// A revocation list can be signed now.
+    pub(crate) revocations: Check,
+}
+
+/// The outcome of one readiness check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Check {
+    /// The check passed.
+    Ok,
+    /// The check failed; the log says why.
+    Failed,
+}
+
+impl Readiness {
+    /// Whether every check passed.
+    pub(crate) fn ready(&self) -> bool {
+        [self.config, self.signing_key, self.revocations].iter().all(|c| *c == Check::Ok)
+    }
+}
+
+impl Serving {
+    /// Whether this process can do its work: config loaded, a signing key that is published,
+    /// and a revocation list it can sign (for the issuer, a fresh list is one it can sign).
+    pub(crate) fn readiness(&self, now: std::time::SystemTime) -> Readiness {
+        let check = |ok: bool| if ok { Check::Ok } else { Check::Failed };
+        let keys = self.issuer.keyring();
+        let revocations = match self.revocations(now) {
+            Ok(_) => Check::Ok,
+            Err(e) => {
+                tracing::error!(target: "keysmith::server", error = %e, "not ready: cannot sign the revocation list");
+                Check::Failed
+            }
+        };
+        Readiness { config: Check::Ok, signing_key: check(keys.publishes(keys.signing().kid())), revocations }
     }
 }
 

@@ -42,8 +42,10 @@ pub struct PublicJwk {
     /// Always `sig`.
     #[serde(rename = "use")]
     pub use_: String,
-    /// Always `EdDSA`.
-    pub alg: String,
+    /// `EdDSA` (the default) or `Ed25519` (RFC 9864), or absent (`None`): what the issuer's
+    /// `jws_alg` and `jwks_alg_member` say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
 }
 
 impl PublicJwk {
@@ -55,7 +57,7 @@ impl PublicJwk {
             x: b64::encode(key.as_bytes()),
             kid: thumbprint(key),
             use_: "sig".into(),
-            alg: "EdDSA".into(),
+            alg: Some(crate::token::jws::JwsAlg::EdDsa.as_str().into()),
         }
     }
 }
@@ -92,8 +94,8 @@ pub enum JwkError {
         /// Position of the key in the set.
         index: usize,
     },
-    /// `alg` is present and not `EdDSA`.
-    #[error("key {index}: alg must be \"EdDSA\" when present")]
+    /// `alg` is present and not `EdDSA` or `Ed25519`.
+    #[error("key {index}: alg must be \"EdDSA\" or \"Ed25519\" when present")]
     WrongAlgorithm {
         /// Position of the key in the set.
         index: usize,
@@ -164,7 +166,7 @@ impl KeySet {
     /// Loads a JWKS document, refusing it whole if any key is unusable.
     ///
     /// Each key must be `kty` `OKP`, `crv` `Ed25519`, with `x` exactly 32 bytes that decode to
-    /// a curve point of large order; `alg` and `use`, when present, must be `EdDSA` and `sig`;
+    /// a curve point of large order; `alg` and `use`, when present, must be `EdDSA` (or `Ed25519`) and `sig`;
     /// no private `d`. A key without `kid` is known by its thumbprint.
     ///
     /// # Errors
@@ -236,7 +238,7 @@ fn check_jwk(index: usize, jwk: RawJwk) -> Result<(String, VerifyingKey), JwkErr
     if jwk.crv.as_deref() != Some("Ed25519") {
         return Err(JwkError::WrongCurve { index });
     }
-    if jwk.alg.as_deref().is_some_and(|a| a != "EdDSA") {
+    if jwk.alg.as_deref().is_some_and(|a| crate::token::jws::JwsAlg::from_name(a).is_none()) {
         return Err(JwkError::WrongAlgorithm { index });
     }
     if jwk.use_.as_deref().is_some_and(|u| u != "sig") {

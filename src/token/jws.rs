@@ -2,7 +2,7 @@
 //! is decoded here.
 //!
 //! Decoding checks, in this order and before any signature work: size, shape, header (`alg`
-//! pinned to `EdDSA`, `crit`, `b64`, `zip`, `typ`, `kid` known); then the strict Ed25519
+//! pinned to Ed25519, named `EdDSA` or, after RFC 9864, `Ed25519`; `crit`, `b64`, `zip`, `typ`, `kid` known); then the strict Ed25519
 //! signature; only then is the payload parsed. Encoding writes the header from one serde struct
 //! whose member order is fixed per token type, so the bytes on the wire never depend on a map's
 //! iteration order.
@@ -48,6 +48,37 @@ impl TokenType {
     }
 }
 
+/// The name of the Ed25519 algorithm in a JWS header and a JWK's `alg`.
+///
+/// RFC 9864 deprecates the polymorphic `EdDSA` in favour of the fully-specified `Ed25519`.
+/// keysmith reads both (for Ed25519 keys, and nothing else) and writes the one the issuer's
+/// config chooses; `EdDSA` is the default because many verifiers do not know `Ed25519` yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum JwsAlg {
+    /// `EdDSA` (RFC 8037), understood by every JOSE library with Ed25519 support.
+    #[default]
+    EdDsa,
+    /// `Ed25519` (RFC 9864), the fully-specified name.
+    Ed25519,
+}
+
+impl JwsAlg {
+    /// The name as written in a header or a JWK.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::EdDsa => "EdDSA",
+            Self::Ed25519 => "Ed25519",
+        }
+    }
+
+    /// The algorithm a header's or JWK's `alg` names, compared exactly; `None` for anything
+    /// else (`eddsa`, `ES256`, `none`, …).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::EdDsa, Self::Ed25519].into_iter().find(|alg| alg.as_str() == name)
+    }
+}
+
 /// Why a compact JWS was refused before its claims were looked at.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -58,8 +89,8 @@ pub enum JwsError {
     /// Not three canonical base64url segments holding JSON objects.
     #[error("malformed token: {0}")]
     Malformed(&'static str),
-    /// The header's `alg` is not exactly `EdDSA`.
-    #[error("algorithm not allowed: only EdDSA is accepted")]
+    /// The header's `alg` is not exactly `EdDSA` or `Ed25519`.
+    #[error("algorithm not allowed: only EdDSA (or Ed25519) is accepted")]
     AlgorithmNotAllowed,
     /// The header's `typ` is not the expected one.
     #[error("wrong token type: expected typ {expected:?}")]
@@ -110,11 +141,16 @@ pub trait Signer {
     fn kid(&self) -> &str;
     /// The Ed25519 signature of `signing_input` (`header.payload`, both base64url).
     fn sign(&self, signing_input: &[u8]) -> [u8; 64];
+    /// The algorithm name written into the header. Defaults to `EdDSA`.
+    fn alg(&self) -> JwsAlg {
+        JwsAlg::EdDsa
+    }
 }
 
 /// The protected header keysmith writes. Member order is part of the wire contract: `at+jwt`
 /// headers are `alg, typ, kid`; the two other types are `alg, kid, typ`.
 struct Header<'a> {
+    alg: JwsAlg,
     typ: TokenType,
     kid: &'a str,
 }
@@ -122,7 +158,7 @@ struct Header<'a> {
 impl Serialize for Header<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut header = serializer.serialize_struct("Header", 3)?;
-        header.serialize_field("alg", "EdDSA")?;
+        header.serialize_field("alg", self.alg.as_str())?;
         match self.typ {
             TokenType::Access => {
                 header.serialize_field("typ", self.typ.typ())?;
@@ -137,14 +173,23 @@ impl Serialize for Header<'_> {
     }
 }
 
-/// The base64url header for a token of type `typ` signed by key `kid`.
+/// The base64url header (`alg` `EdDSA`) for a token of type `typ` signed by key `kid`.
 ///
 /// # Errors
 ///
 /// [`EncodeError::Json`] if the header does not serialise.
 pub fn encode_header(typ: TokenType, kid: &str) -> Result<String, EncodeError> {
+    encode_header_with(JwsAlg::EdDsa, typ, kid)
+}
+
+/// The base64url header naming the algorithm `alg` for a token of type `typ` signed by `kid`.
+///
+/// # Errors
+///
+/// [`EncodeError::Json`] if the header does not serialise.
+pub fn encode_header_with(alg: JwsAlg, typ: TokenType, kid: &str) -> Result<String, EncodeError> {
     let json =
-        serde_json::to_vec(&Header { typ, kid }).map_err(|source| EncodeError::Json { what: "header", source })?;
+        serde_json::to_vec(&Header { alg, typ, kid }).map_err(|source| EncodeError::Json { what: "header", source })?;
     Ok(b64::encode(json))
 }
 
@@ -155,7 +200,7 @@ pub fn encode_header(typ: TokenType, kid: &str) -> Result<String, EncodeError> {
 /// [`EncodeError::Json`] if the header or the claims do not serialise; nothing is signed then.
 pub fn encode(signer: &impl Signer, typ: TokenType, claims: &impl Serialize) -> Result<String, EncodeError> {
     let payload = serde_json::to_vec(claims).map_err(|source| EncodeError::Json { what: "claims", source })?;
-    Ok(sign_compact(signer, &encode_header(typ, signer.kid())?, &payload))
+    Ok(sign_compact(signer, &encode_header_with(signer.alg(), typ, signer.kid())?, &payload))
 }
 
 /// Signs `payload` under an already encoded header. The header is trusted to be one
@@ -221,7 +266,7 @@ pub fn decode<T: DeserializeOwned>(keys: &KeySet, token: &str, max_len: usize, t
         return Err(JwsError::Malformed("header too large"));
     }
     let header: ReadHeader = decode_json(header_b64, Segment::Header)?;
-    if header.alg != "EdDSA" {
+    if JwsAlg::from_name(&header.alg).is_none() {
         return Err(JwsError::AlgorithmNotAllowed);
     }
     if matches!(header.crit, Member::Present) {
@@ -345,6 +390,11 @@ mod tests {
     fn header_member_order_is_fixed_per_type() {
         let text = |typ| String::from_utf8(b64::decode(&encode_header(typ, "k1").unwrap()).unwrap()).unwrap();
         assert_eq!(text(TokenType::Access), r#"{"alg":"EdDSA","typ":"at+jwt","kid":"k1"}"#);
+        let ed25519 = b64::decode(&encode_header_with(JwsAlg::Ed25519, TokenType::ApiKey, "k1").unwrap()).unwrap();
+        assert_eq!(ed25519, br#"{"alg":"Ed25519","kid":"k1","typ":"apikey+jwt"}"#);
+        assert_eq!(JwsAlg::from_name("Ed25519"), Some(JwsAlg::Ed25519));
+        assert_eq!(JwsAlg::from_name("EdDSA"), Some(JwsAlg::EdDsa));
+        assert_eq!(JwsAlg::from_name("ed25519"), None);
         assert_eq!(text(TokenType::ApiKey), r#"{"alg":"EdDSA","kid":"k1","typ":"apikey+jwt"}"#);
         assert_eq!(text(TokenType::Revocations), r#"{"alg":"EdDSA","kid":"k1","typ":"revocations+jwt"}"#);
     }

@@ -16,8 +16,8 @@ pub enum VerifyError {
     /// The token is not a compact JWS of three canonical base64url segments holding JSON objects.
     #[error("malformed token: {0}")]
     Malformed(&'static str),
-    /// The header's `alg` is not exactly `EdDSA`.
-    #[error("algorithm not allowed: only EdDSA is accepted")]
+    /// The header's `alg` is not exactly `EdDSA` or `Ed25519`.
+    #[error("algorithm not allowed: only EdDSA (or Ed25519) is accepted")]
     AlgorithmNotAllowed,
     /// The header's `typ` is not the one expected for this kind of token.
     #[error("wrong token type: expected typ {expected:?}")]
