@@ -94,8 +94,15 @@ pub enum ConfigError {
     TooLarge,
     /// The file is not valid TOML, or does not fit the config's shape (a wrong type, a missing
     /// key).
-    #[error("{0}")]
-    Parse(String),
+    #[error("{message}")]
+    Parse {
+        /// Where and what: `TOML error at line L, column C: …`, followed by the unknown keys
+        /// met before a wrong type stopped deserializing.
+        message: String,
+        /// The parser's error.
+        #[source]
+        source: toml::de::Error,
+    },
     /// The file parsed but some settings are invalid or unknown.
     #[error("{} invalid setting(s):\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Problem>),
@@ -152,7 +159,8 @@ impl Config {
         if text.len() as u64 > MAX_CONFIG_LEN {
             return Err(ConfigError::TooLarge);
         }
-        let document = toml::Deserializer::parse(text).map_err(|e| ConfigError::Parse(parse_error(text, &e)))?;
+        let document = toml::Deserializer::parse(text)
+            .map_err(|source| ConfigError::Parse { message: parse_error(text, &source), source })?;
         let mut ignored = Vec::new();
         let raw: Result<raw::RawConfig, _> = serde_ignored::deserialize(document, |path| {
             let mut list = Vec::new();
@@ -161,13 +169,13 @@ impl Config {
         });
         let settings = if ignored.is_empty() { Vec::new() } else { raw::setting_paths() };
         let mut unknown: Vec<Problem> = ignored.iter().map(|steps| unknown_setting(steps, &settings)).collect();
-        let raw = raw.map_err(|e| {
+        let raw = raw.map_err(|source| {
             // A wrong type stops deserializing; the unknown keys met before it are reported too.
-            let mut message = parse_error(text, &e);
+            let mut message = parse_error(text, &source);
             for p in &unknown {
                 message.push_str(&format!("\n{p}"));
             }
-            ConfigError::Parse(message)
+            ConfigError::Parse { message, source }
         })?;
         // Unknown keys refuse the config like any invalid setting, and are reported with them.
         match validate::validate(raw, base_dir) {
