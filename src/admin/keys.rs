@@ -2,7 +2,9 @@
 //! before a file is deleted, and the lock every writer of the directory takes.
 
 use crate::config::{Config, EditError, lock};
-use crate::keys::{KeyError, KeyringState, LifecycleError, Policy, Rotation, STATE_FILE, create_private_dir};
+use crate::keys::{
+    KeyError, KeyringState, LifecycleError, Policy, Promotion, Rotation, STATE_FILE, create_private_dir,
+};
 use chrono::{DateTime, Utc};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -11,10 +13,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AdminError {
-    /// The lifecycle refused the change, or the record could not be read or written.
+    /// The lifecycle refused the change (nothing changed).
     #[error(transparent)]
     Lifecycle(#[from] LifecycleError),
-    /// A key file or the key directory could not be read or written.
+    /// A key file, the key directory or the lifecycle record could not be read or written.
     #[error(transparent)]
     Key(#[from] KeyError),
     /// The directory lock could not be taken.
@@ -104,8 +106,11 @@ impl KeyDirectory {
     /// [`LifecycleError::TooSoon`] while the next key is not yet published long enough
     /// (nothing changes), or an I/O failure.
     pub fn rotate(&mut self, policy: Policy, now: DateTime<Utc>, force: bool) -> Result<RotateOutcome, AdminError> {
-        let outcome = match self.state.rotate(&self.dir, policy, now, force) {
-            Ok(rotation) => RotateOutcome::Rotated(rotation),
+        let outcome = match self.state.promote(policy, now, force) {
+            Ok(Promotion { retired, activated }) => {
+                let next = self.state.add_next(&self.dir, now)?;
+                RotateOutcome::Rotated(Rotation { retired, activated, next })
+            }
             Err(LifecycleError::NoNext) => RotateOutcome::FirstNext { next: self.state.add_next(&self.dir, now)? },
             Err(e) => return Err(e.into()),
         };

@@ -276,6 +276,7 @@ pub(crate) fn is_plain_file_name(file: &str) -> bool {
 mod tests {
     use super::*;
     use crate::keys::dir::generate_key_file;
+    use crate::keys::error::KeyError;
 
     const CONFIG: &str = r#"
 version = 1
@@ -308,10 +309,13 @@ expiration_duration = 3600
     fn a_key_signs_only_after_the_jwks_cache_lifetime() {
         let (dir, mut state) = setup();
         let policy = Policy::of(&config(""));
-        assert!(matches!(state.rotate(dir.path(), policy, t0(), false), Err(LifecycleError::NoNext)));
+        assert!(matches!(
+            state.rotate(dir.path(), policy, t0(), false),
+            Err(KeyError::Transition(LifecycleError::NoNext))
+        ));
         let next = state.add_next(dir.path(), t0()).unwrap();
         let err = state.rotate(dir.path(), policy, t0() + Duration::seconds(299), false).unwrap_err();
-        assert!(matches!(err, LifecycleError::TooSoon { wait: 1, .. }), "{err}");
+        assert!(matches!(err, KeyError::Transition(LifecycleError::TooSoon { wait: 1, .. })), "{err}");
         let Rotation { retired, activated: active, next: new_next } =
             state.rotate(dir.path(), policy, t0() + Duration::seconds(300), false).unwrap();
         assert_eq!(active, next);

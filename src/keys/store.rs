@@ -8,7 +8,6 @@ pub(crate) use crate::keys::error::KeyError;
 pub(crate) use crate::keys::signing::SigningKey;
 
 use crate::keys::dir::{load_pem, load_pem_in, pem_paths};
-use crate::keys::error::LifecycleError;
 use crate::keys::lifecycle::{KeyRecord, KeyState, KeyringState};
 use crate::token::jwk::PublicJwk;
 use chrono::{DateTime, Duration, Utc};
@@ -88,8 +87,7 @@ impl Keyring {
     pub fn load_dir(dir: &Path) -> Result<Self, KeyError> {
         let dir = trusted_dir(dir)?;
         let paths = pem_paths(&dir)?;
-        let state = crate::keys::lifecycle::KeyringState::load(&dir)
-            .map_err(|e| KeyError::Record { dir: dir.clone(), source: Box::new(e) })?;
+        let state = crate::keys::lifecycle::KeyringState::load(&dir)?;
         if let Some(state) = state {
             return Self::from_state(&dir, &paths, &state);
         }
@@ -120,7 +118,7 @@ impl Keyring {
             .collect();
         let active: Vec<_> = state.keys.iter().filter(|k| k.state == KeyState::Active).collect();
         let [active] = active.as_slice() else {
-            return Err(KeyError::Lifecycle(format!(
+            return Err(KeyError::RecordMismatch(format!(
                 "{}: exactly one key must be active, found {}",
                 dir.display(),
                 active.len()
@@ -133,7 +131,7 @@ impl Keyring {
             // `KeyringState::load` has checked that `file` is a plain file name.
             let (key, _) = load_pem_in(dir, &dir.join(&record.file))?;
             if key.kid() != record.kid {
-                return Err(KeyError::Lifecycle(format!(
+                return Err(KeyError::RecordMismatch(format!(
                     "{}: {} holds key {}, not {}",
                     dir.display(),
                     record.file,
@@ -295,7 +293,7 @@ impl KeyringState {
     /// # Errors
     ///
     /// When a key file cannot be read.
-    pub fn adopt(dir: &Path, now: DateTime<Utc>) -> Result<Self, LifecycleError> {
+    pub fn adopt(dir: &Path, now: DateTime<Utc>) -> Result<Self, KeyError> {
         let ring = Keyring::load_dir(dir)?;
         let active = ring.signing().kid().to_owned();
         let mut keys: Vec<KeyRecord> = Vec::new();
@@ -566,6 +564,16 @@ mod tests {
         assert!(matches!(Keyring::load_dir(dir.path()), Err(KeyError::NoKeys(_))));
         write_private(&dir.path().join("x.pem"), b"not a key").unwrap();
         assert!(matches!(Keyring::load_dir(dir.path()), Err(KeyError::NotAKey(_))));
+    }
+
+    #[test]
+    fn a_record_that_does_not_parse_is_a_key_error_caused_by_the_toml_error() {
+        let dir = tempfile::tempdir().unwrap();
+        generate_key_file(dir.path()).unwrap();
+        std::fs::write(dir.path().join(crate::keys::lifecycle::STATE_FILE), "keys = 7\n").unwrap();
+        let err = Keyring::load_dir(dir.path()).unwrap_err();
+        let cause = std::error::Error::source(&err).and_then(|s| s.downcast_ref::<toml::de::Error>());
+        assert!(cause.is_some(), "one level, no lifecycle error in between: {err:?}");
     }
 
     #[test]
