@@ -52,7 +52,7 @@ fn keysmith(dir: &Path, args: &[&str]) -> Output {
 fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.toml"), CONFIG).unwrap();
-    keysmith::keys::generate_key_file(&dir.path().join("keys")).unwrap();
+    keysmith::keys::generate_key_file(&dir.path().join("keys"), chrono::Utc::now()).unwrap();
     dir
 }
 
@@ -508,7 +508,7 @@ async fn an_unauditable_creation_hands_out_no_key() {
         CONFIG.replace("audit_log = \"audit.jsonl\"", "audit_log = \"/dev/full\""),
     )
     .unwrap();
-    keysmith::keys::generate_key_file(&dir.path().join("keys")).unwrap();
+    keysmith::keys::generate_key_file(&dir.path().join("keys"), chrono::Utc::now()).unwrap();
     let (_, admin) = create(dir.path(), "ACCESS_MANAGE,FILE_UPLOAD", "demo");
     let server = TestServer::start_in(dir).await;
     let response = create_over_http(&server, &admin, json!(["FILE_UPLOAD"])).await;

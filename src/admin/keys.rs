@@ -180,7 +180,7 @@ pub fn keygen(dir: &Path, now: DateTime<Utc>) -> Result<KeygenOutcome, AdminErro
         state.save(dir)?;
         return Ok(KeygenOutcome::Next { kid });
     }
-    let (path, kid) = crate::keys::generate_key_file(dir)?;
+    let (path, kid) = crate::keys::generate_key_file(dir, now)?;
     Ok(KeygenOutcome::File { path, kid })
 }
 

@@ -82,7 +82,7 @@ impl KeyringState {
     ///
     /// When the key cannot be written.
     pub fn add_next(&mut self, dir: &Path, now: DateTime<Utc>) -> Result<String, KeyError> {
-        let (path, kid) = generate_key_file(dir)?;
+        let (path, kid) = generate_key_file(dir, now)?;
         let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         self.push_next(kid.clone(), file, now);
         Ok(kid)
@@ -275,12 +275,12 @@ fn check_permissions(_path: &Path, _meta: &fs::Metadata) -> Result<(), KeyError>
 /// # Errors
 ///
 /// [`KeyError::Io`] when the directory or file cannot be written.
-pub fn generate_key_file(dir: &Path) -> Result<(PathBuf, String), KeyError> {
+pub fn generate_key_file(dir: &Path, now: DateTime<Utc>) -> Result<(PathBuf, String), KeyError> {
     create_private_dir(dir)?;
     let key = DalekSigningKey::generate(&mut rand_core::OsRng);
     let kid = thumbprint(&key.verifying_key());
     let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| KeyError::io(dir, std::io::Error::other(e.to_string())))?;
-    let name = format!("{}-{kid}.pem", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"));
+    let name = format!("{}-{kid}.pem", now.format("%Y%m%dT%H%M%S%.6fZ"));
     let path = dir.join(name);
     write_private(&path, pem.as_bytes())?;
     Ok((path, kid))

@@ -300,7 +300,7 @@ expiration_duration = 3600
 
     fn setup() -> (tempfile::TempDir, KeyringState) {
         let dir = tempfile::tempdir().unwrap();
-        generate_key_file(dir.path()).unwrap();
+        generate_key_file(dir.path(), chrono::Utc::now()).unwrap();
         let state = KeyringState::adopt(dir.path(), t0()).unwrap();
         (dir, state)
     }
@@ -419,7 +419,7 @@ expiration_duration = 3600
     fn a_record_names_plain_files_only() {
         let (dir, state) = setup();
         let elsewhere = tempfile::tempdir().unwrap();
-        let (foreign, _) = generate_key_file(elsewhere.path()).unwrap();
+        let (foreign, _) = generate_key_file(elsewhere.path(), chrono::Utc::now()).unwrap();
         let climbing = format!(
             "../{}/{}",
             elsewhere.path().file_name().unwrap().to_string_lossy(),
@@ -468,7 +468,7 @@ expiration_duration = 3600
         assert!(crate::keys::store::Keyring::load_dir(dir.path()).is_ok());
         // A file the record does not list (mid-write, or a crash before it was recorded) is
         // neither published nor fatal; it is reported.
-        let (stray, stray_kid) = generate_key_file(dir.path()).unwrap();
+        let (stray, stray_kid) = generate_key_file(dir.path(), chrono::Utc::now()).unwrap();
         let ring = crate::keys::store::Keyring::load_dir(dir.path()).unwrap();
         assert!(!ring.publishes(&stray_kid));
         assert_eq!(ring.unlisted(), [stray.file_name().unwrap().to_string_lossy().into_owned()]);

@@ -255,14 +255,14 @@ impl Keyring {
     /// # Errors
     ///
     /// As [`Keyring::load_dir`] and [`generate_key_file`].
-    pub fn load_or_generate(dir: &Path) -> Result<(Self, Option<PathBuf>), KeyError> {
+    pub fn load_or_generate(dir: &Path, now: DateTime<Utc>) -> Result<(Self, Option<PathBuf>), KeyError> {
         match Self::load_dir(dir) {
             Err(KeyError::NoKeys(_)) => {
-                let (path, _) = generate_key_file(dir)?;
+                let (path, _) = generate_key_file(dir, now)?;
                 Ok((Self::load_dir(dir)?, Some(path)))
             }
             Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                let (path, _) = generate_key_file(dir)?;
+                let (path, _) = generate_key_file(dir, now)?;
                 Ok((Self::load_dir(dir)?, Some(path)))
             }
             other => other.map(|k| (k, None)),
@@ -346,7 +346,7 @@ mod tests {
     fn generate_then_load() {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys");
-        let (ring, generated) = Keyring::load_or_generate(&keys).unwrap();
+        let (ring, generated) = Keyring::load_or_generate(&keys, chrono::Utc::now()).unwrap();
         let path = generated.unwrap();
         #[cfg(unix)]
         {
@@ -354,14 +354,14 @@ mod tests {
             assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
             assert_eq!(fs::metadata(&keys).unwrap().permissions().mode() & 0o777, 0o700);
         }
-        let (again, none) = Keyring::load_or_generate(&keys).unwrap();
+        let (again, none) = Keyring::load_or_generate(&keys, chrono::Utc::now()).unwrap();
         assert!(none.is_none());
         assert_eq!(ring.signing().kid(), again.signing().kid());
         assert!(path.to_string_lossy().contains(ring.signing().kid()));
 
         // A newer key signs; both are published.
         std::thread::sleep(std::time::Duration::from_millis(2));
-        let (_, kid2) = generate_key_file(&keys).unwrap();
+        let (_, kid2) = generate_key_file(&keys, chrono::Utc::now()).unwrap();
         let ring = Keyring::load_dir(&keys).unwrap();
         assert_eq!(ring.signing().kid(), kid2);
         assert_eq!(ring.jwks().keys.len(), 2);
@@ -372,7 +372,7 @@ mod tests {
     fn refuses_group_readable_keys() {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
-        let (path, _) = generate_key_file(dir.path()).unwrap();
+        let (path, _) = generate_key_file(dir.path(), chrono::Utc::now()).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o660)).unwrap();
         let err = Keyring::load_dir(dir.path()).unwrap_err();
         assert!(matches!(err, KeyError::InsecurePermissions { mode: 0o660, .. }), "{err}");
@@ -399,7 +399,7 @@ mod tests {
         // For real, when this test may hand a file to someone else.
         if rustix::process::geteuid().is_root() {
             let dir = tempfile::tempdir().unwrap();
-            let (path, _) = generate_key_file(dir.path()).unwrap();
+            let (path, _) = generate_key_file(dir.path(), chrono::Utc::now()).unwrap();
             std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
             assert!(matches!(Keyring::load_dir(dir.path()), Err(KeyError::ForeignOwner { owner: 65534, .. })));
         }
@@ -416,7 +416,7 @@ mod tests {
     fn refuses_a_key_directory_others_can_write() {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys");
-        generate_key_file(&keys).unwrap();
+        generate_key_file(&keys, chrono::Utc::now()).unwrap();
         for mode in [0o777, 0o770, 0o1777, 0o720] {
             chmod(&keys, mode);
             let err = Keyring::load_dir(&keys).unwrap_err().to_string();
@@ -432,9 +432,9 @@ mod tests {
     fn refuses_a_key_symlinked_from_outside_the_directory() {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys");
-        generate_key_file(&keys).unwrap();
+        generate_key_file(&keys, chrono::Utc::now()).unwrap();
         // A valid key of this user, elsewhere, planted as a link.
-        let (foreign, _) = generate_key_file(&dir.path().join("elsewhere")).unwrap();
+        let (foreign, _) = generate_key_file(&dir.path().join("elsewhere"), chrono::Utc::now()).unwrap();
         std::os::unix::fs::symlink(&foreign, keys.join("zzz-planted.pem")).unwrap();
         let err = Keyring::load_dir(&keys).unwrap_err().to_string();
         assert!(err.contains("zzz-planted.pem") && err.contains("outside"), "{err}");
@@ -458,7 +458,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mount = dir.path().join("keys");
         let revision = mount.join("..2026_11_25_14_00_00.123456789");
-        let (real, kid) = generate_key_file(&revision).unwrap();
+        let (real, kid) = generate_key_file(&revision, chrono::Utc::now()).unwrap();
         let name = real.file_name().unwrap();
         std::os::unix::fs::symlink("..2026_11_25_14_00_00.123456789", mount.join("..data")).unwrap();
         std::os::unix::fs::symlink(Path::new("..data").join(name), mount.join(name)).unwrap();
@@ -495,9 +495,9 @@ mod tests {
     #[test]
     fn at_start_a_key_signs_once_published_for_the_cache_lifetime() {
         let dir = tempfile::tempdir().unwrap();
-        let (old, old_kid) = generate_key_file(dir.path()).unwrap();
+        let (old, old_kid) = generate_key_file(dir.path(), chrono::Utc::now()).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(2));
-        let (new, new_kid) = generate_key_file(dir.path()).unwrap();
+        let (new, new_kid) = generate_key_file(dir.path(), chrono::Utc::now()).unwrap();
         let t0 = DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z").unwrap().with_timezone(&Utc);
         let set = |path: &Path, t: DateTime<Utc>| {
             fs::File::options().write(true).open(path).unwrap().set_modified(t.into()).unwrap();
@@ -533,7 +533,7 @@ mod tests {
     fn at_start_the_record_says_when_a_key_was_published() {
         use crate::keys::lifecycle::{KeyringState, Policy, Rotation};
         let dir = tempfile::tempdir().unwrap();
-        let (_, first) = generate_key_file(dir.path()).unwrap();
+        let (_, first) = generate_key_file(dir.path(), chrono::Utc::now()).unwrap();
         let t0 = DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z").unwrap().with_timezone(&Utc);
         let max_age = Duration::seconds(300);
         let policy = Policy { jwks_max_age: max_age, longest_token: Duration::seconds(3600) };
@@ -569,7 +569,7 @@ mod tests {
     #[test]
     fn a_record_that_does_not_parse_is_a_key_error_caused_by_the_toml_error() {
         let dir = tempfile::tempdir().unwrap();
-        generate_key_file(dir.path()).unwrap();
+        generate_key_file(dir.path(), chrono::Utc::now()).unwrap();
         std::fs::write(dir.path().join(crate::keys::lifecycle::STATE_FILE), "keys = 7\n").unwrap();
         let err = Keyring::load_dir(dir.path()).unwrap_err();
         let cause = std::error::Error::source(&err).and_then(|s| s.downcast_ref::<toml::de::Error>());
@@ -577,9 +577,18 @@ mod tests {
     }
 
     #[test]
+    fn a_generated_key_file_is_named_after_the_time_passed_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = DateTime::parse_from_rfc3339("2031-02-03T04:05:06.789Z").unwrap().with_timezone(&chrono::Utc);
+        let (path, kid) = generate_key_file(dir.path(), now).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(name, format!("20310203T040506.789000Z-{kid}.pem"));
+    }
+
+    #[test]
     fn an_unreadable_lifecycle_record_keeps_its_cause() {
         let dir = tempfile::tempdir().unwrap();
-        generate_key_file(dir.path()).unwrap();
+        generate_key_file(dir.path(), chrono::Utc::now()).unwrap();
         std::fs::write(dir.path().join(crate::keys::lifecycle::STATE_FILE), "keys = 7\n").unwrap();
         let err = Keyring::load_dir(dir.path()).unwrap_err();
         assert!(std::error::Error::source(&err).is_some(), "{err:?}");

@@ -4,7 +4,7 @@ use crate::issuer::{Issuer, SignedRevocations};
 use crate::server::audit::AuditLog;
 use crate::server::document::{Document, jwks_document};
 use crate::server::problem::ApiError;
-use crate::server::source::{Rejection, ReloadState, Source, now_rfc3339};
+use crate::server::source::{Rejection, ReloadState, Source, rfc3339};
 use arc_swap::ArcSwap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -39,7 +39,7 @@ impl IssuerHandle {
     /// When the configured `server.audit_log` cannot be opened for appending.
     pub fn new(issuer: Issuer) -> std::io::Result<Self> {
         let audit = AuditLog::open(issuer.config().server.audit_log.as_deref())?;
-        let state = ReloadState { loaded_at: now_rfc3339(), ..Default::default() };
+        let state = ReloadState { loaded_at: rfc3339(chrono::Utc::now()), ..Default::default() };
         Ok(Self {
             serving: Arc::new(ArcSwap::from_pointee(Serving::new(issuer, audit, None)?)),
             source: None,
