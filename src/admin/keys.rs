@@ -1,36 +1,12 @@
 //! Driving the signing-key lifecycle of a key directory: the first rotation, the record saved
 //! before a file is deleted, and the lock every writer of the directory takes.
 
-use crate::config::{Config, EditError, lock};
-use crate::keys::{
-    KeyError, KeyringState, LifecycleError, Policy, Promotion, Rotation, STATE_FILE, create_private_dir,
-};
+use crate::admin::AdminError;
+use crate::config::{Config, lock};
+use crate::keys::{KeyringState, LifecycleError, Policy, Promotion, Rotation, STATE_FILE, create_private_dir};
 use chrono::{DateTime, Utc};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-
-/// Why a key-directory operation failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AdminError {
-    /// The lifecycle refused the change (nothing changed).
-    #[error(transparent)]
-    Lifecycle(#[from] LifecycleError),
-    /// A key file, the key directory or the lifecycle record could not be read or written.
-    #[error(transparent)]
-    Key(#[from] KeyError),
-    /// The directory lock could not be taken.
-    #[error(transparent)]
-    Lock(#[from] EditError),
-    /// A removed key's file could not be deleted (the record no longer lists it).
-    #[error("{}: {source}", .path.display())]
-    Delete {
-        /// The key file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-}
 
 /// A key directory opened for lifecycle changes: created `0700` if missing, locked against
 /// other writers (`keysmith keys`, `keysmith keygen`) until dropped, its record loaded or

@@ -181,7 +181,7 @@ impl ConfigEditor {
 /// # Errors
 ///
 /// [`EditError::Lock`].
-pub fn lock(path: &Path) -> Result<std::fs::File, EditError> {
+pub(crate) fn lock(path: &Path) -> Result<std::fs::File, EditError> {
     let (dir, name) = dir_and_name(path);
     let lock_path = dir.join(format!(".{name}.lock"));
     let err = |source| EditError::Lock { path: lock_path.clone(), source };
@@ -202,7 +202,7 @@ fn dir_and_name(path: &Path) -> (&Path, String) {
 /// # Errors
 ///
 /// [`EditError::Write`].
-pub fn write_atomically(path: &Path, text: &str) -> Result<(), EditError> {
+pub(crate) fn write_atomically(path: &Path, text: &str) -> Result<(), EditError> {
     use std::io::Write as _;
     let err = |source| EditError::Write { path: path.to_owned(), source };
     let (dir, _) = dir_and_name(path);
