@@ -71,7 +71,8 @@ where
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Creates a permanent API key at `now`, signed with the keys in `keys_dir`, and records its metadata in
+/// Creates a permanent API key at `now`, signed with the keys in `keys_dir` (by the key a
+/// server would sign with at `now`: see [`Keyring::load_to_sign`]), and records its metadata in
 /// the config at `config`. The key is returned only once the record is written.
 ///
 /// # Errors
@@ -97,7 +98,8 @@ pub fn create_api_key(
     let mut current = editor.current().clone();
     // The key carries the version of the config that records it.
     current.version = editor.next_version();
-    let keys = Keyring::load_dir(keys_dir)?;
+    let max_age = chrono::Duration::seconds(i64::from(current.jwks_max_age));
+    let (keys, _) = Keyring::load_to_sign(keys_dir, max_age, now)?;
     let issuer = Issuer::from_parts(current, keys, None);
     let new = NewApiKey { projects: projects.clone(), permissions, expires_at: exp, created_by: Vec::new() };
     let created = issuer.create_api_key(&new, now.into())?;

@@ -1,4 +1,5 @@
-//! Minting from the command line: the config and keys loaded from disk.
+//! Minting from the command line: the config and keys loaded from disk, the signer chosen as
+//! the server chooses it.
 
 use crate::admin::AdminError;
 use crate::config::Config;
@@ -8,7 +9,8 @@ use chrono::{DateTime, Utc};
 use std::path::Path;
 
 /// Mints an access token from `template` of `project` at `now`, with the config at `config`
-/// and the keys in `keys_dir`.
+/// and the keys in `keys_dir`; the key that signs is the one a server would sign with at
+/// `now` (see [`Keyring::load_to_sign`]).
 ///
 /// # Errors
 ///
@@ -23,7 +25,8 @@ pub fn mint(
     now: DateTime<Utc>,
 ) -> Result<Minted, AdminError> {
     let config = Config::load(config)?;
-    let keys = Keyring::load_dir(keys_dir)?;
+    let max_age = chrono::Duration::seconds(i64::from(config.jwks_max_age));
+    let (keys, _) = Keyring::load_to_sign(keys_dir, max_age, now)?;
     let issuer = Issuer::new(config, keys)?;
     Ok(issuer.mint(project, template, request, caller, now.into())?)
 }

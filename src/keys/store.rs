@@ -102,6 +102,25 @@ impl Keyring {
         Ok(Self::with_times(keys, active, Vec::new(), times))
     }
 
+    /// Loads `dir` to sign at `now`, choosing the signer as a server starting at `now` does:
+    /// [`Keyring::load_dir`], then [`Keyring::defer_unpublished`], so a key signs only once it
+    /// has been published for `jwks_max_age` (the key that signed before signs until then).
+    /// Returns the held-back key, if any. Every signer outside the server (`keysmith mint`,
+    /// `keysmith apikey create`) loads its keys through here.
+    ///
+    /// # Errors
+    ///
+    /// As [`Keyring::load_dir`].
+    pub fn load_to_sign(
+        dir: &Path,
+        jwks_max_age: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(Self, Option<Deferred>), KeyError> {
+        let mut keys = Self::load_dir(dir)?;
+        let deferred = keys.defer_unpublished(jwks_max_age, now);
+        Ok((keys, deferred))
+    }
+
     /// The keys as the lifecycle record says. Files the record does not list (a key being
     /// written, a crash between writing a key and recording it) are left out and reported.
     fn from_state(
