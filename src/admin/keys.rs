@@ -3,7 +3,9 @@
 
 use crate::admin::AdminError;
 use crate::config::{Config, lock};
-use crate::keys::{KeyringState, LifecycleError, Policy, Promotion, Rotation, STATE_FILE, create_private_dir};
+use crate::keys::{
+    KeyRecord, KeyState, KeyringState, LifecycleError, Policy, Promotion, Rotation, STATE_FILE, create_private_dir,
+};
 use chrono::{DateTime, Utc};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -74,6 +76,28 @@ impl KeyDirectory {
         self.dir.join(STATE_FILE).exists()
     }
 
+    /// The record's keys, oldest first, with what keeps each one published at `now`.
+    pub fn list(&self, config: &Config, now: DateTime<Utc>) -> Vec<KeyListing> {
+        let policy = Policy::of(config);
+        self.state
+            .keys
+            .iter()
+            .map(|record| {
+                let pinned_by: Vec<String> = config
+                    .api_keys()
+                    .iter()
+                    .filter(|a| a.active && a.kid.as_deref() == Some(record.kid.as_str()))
+                    .map(|a| a.id.clone())
+                    .collect();
+                let removable_after = self.state.removable_after(&record.kid, policy);
+                let removable = record.state == KeyState::Retired
+                    && removable_after.is_some_and(|a| a <= now)
+                    && pinned_by.is_empty();
+                KeyListing { record: record.clone(), removable_after, pinned_by, removable }
+            })
+            .collect()
+    }
+
     /// Rotates: promotes the next key and publishes a new one, or, when there is no next key
     /// yet (the first rotation), publishes one. The record is saved.
     ///
@@ -123,6 +147,19 @@ impl KeyDirectory {
         std::fs::remove_file(&file).map_err(|source| AdminError::Delete { path: file.clone(), source })?;
         Ok(Removal { file, broken })
     }
+}
+
+/// One key of the record as [`KeyDirectory::list`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyListing {
+    /// Its record.
+    pub record: KeyRecord,
+    /// When it may leave the JWKS (retired keys only; see [`KeyringState::removable_after`]).
+    pub removable_after: Option<DateTime<Utc>>,
+    /// The active permanent API keys of the config signed by it.
+    pub pinned_by: Vec<String>,
+    /// Whether `keysmith keys remove` would remove it now without `--force`.
+    pub removable: bool,
 }
 
 /// What [`keygen`] did.
@@ -182,6 +219,11 @@ mod tests {
         drop(keys);
         let mut keys = KeyDirectory::open(dir.path(), later).unwrap();
         assert!(!keys.adopted(), "the record was saved");
+        let listed = keys.list(&config, later);
+        assert_eq!(listed.iter().map(|k| k.removable).collect::<Vec<_>>(), [false, false, false], "tokens may live");
+        let listed = keys.list(&config, later + chrono::Duration::days(30));
+        let old = listed.iter().find(|k| k.record.kid == retired).unwrap();
+        assert!(old.removable && old.pinned_by.is_empty() && old.removable_after.is_some());
         let removal = keys.remove(&retired, &config, later + chrono::Duration::days(30), false).unwrap();
         assert!(!removal.file.exists());
         assert!(keys.state().get(&retired).is_none());

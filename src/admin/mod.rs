@@ -11,5 +11,5 @@ pub use api_keys::{
     ActivityChange, ApiKeySpec, ListedApiKey, RecordedApiKey, create_api_key, list_api_keys, set_api_keys_active,
 };
 pub use error::AdminError;
-pub use keys::{KeyDirectory, KeygenOutcome, Removal, RotateOutcome, keygen};
+pub use keys::{KeyDirectory, KeyListing, KeygenOutcome, Removal, RotateOutcome, keygen};
 pub use mint::mint;
