@@ -194,6 +194,7 @@ pub use policy::ip::{IpRange, IpRangeError, IpRules, IpRulesError};
 pub use policy::scope_rules::{SCALEFLEX_PERMISSIONS, ScopeKind, ScopeRules, permission};
 pub use token::claims::{
     ACCESS_TOKEN_TYP, API_KEY_TYP, AccessClaims, ApiKeyClaims, Audience, Limits, REVOCATIONS_TYP, RevocationClaims,
+    scope_claim,
 };
 pub use token::jwk::{JwkError, Jwks, KeySet, MAX_JWKS_KEYS, MAX_KID_LEN, PublicJwk};
 pub use verify::revocation::{MAX_REVOCATIONS_LEN, RevocationList};

@@ -32,7 +32,7 @@ permissions = ["OBJECTS_LIST"]
 async fn server(limits: Limits) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.toml"), CONFIG).unwrap();
-    keysmith::keys::generate_key_file(&dir.path().join("keys")).unwrap();
+    keysmith::keys::generate_key_file(&dir.path().join("keys"), chrono::Utc::now()).unwrap();
     TestServer::start_with(dir, limits).await
 }
 
@@ -236,7 +236,7 @@ permissions = ["OBJECTS_LIST"]
 async fn server_behind_a_proxy(limits: Limits) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.toml"), BEHIND_A_PROXY).unwrap();
-    keysmith::keys::generate_key_file(&dir.path().join("keys")).unwrap();
+    keysmith::keys::generate_key_file(&dir.path().join("keys"), chrono::Utc::now()).unwrap();
     TestServer::start_with(dir, limits).await
 }
 

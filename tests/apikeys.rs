@@ -52,7 +52,7 @@ fn keysmith(dir: &Path, args: &[&str]) -> Output {
 fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.toml"), CONFIG).unwrap();
-    keysmith::keys::generate_key_file(&dir.path().join("keys")).unwrap();
+    keysmith::keys::generate_key_file(&dir.path().join("keys"), chrono::Utc::now()).unwrap();
     dir
 }
 
@@ -508,7 +508,7 @@ async fn an_unauditable_creation_hands_out_no_key() {
         CONFIG.replace("audit_log = \"audit.jsonl\"", "audit_log = \"/dev/full\""),
     )
     .unwrap();
-    keysmith::keys::generate_key_file(&dir.path().join("keys")).unwrap();
+    keysmith::keys::generate_key_file(&dir.path().join("keys"), chrono::Utc::now()).unwrap();
     let (_, admin) = create(dir.path(), "ACCESS_MANAGE,FILE_UPLOAD", "demo");
     let server = TestServer::start_in(dir).await;
     let response = create_over_http(&server, &admin, json!(["FILE_UPLOAD"])).await;
@@ -691,4 +691,48 @@ fn a_key_past_its_own_exp_is_refused_by_the_issuer() {
         assert!(matches!(refused, MintError::ApiKeyExpired), "{late}: {refused:?}");
         assert_eq!(refused.code(), "api_key_expired");
     }
+}
+
+fn kid_of(token: &str) -> String {
+    let header: Value = serde_json::from_slice(&common::unb64(token.split('.').next().unwrap())).unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+/// Right after a forced rotation makes a key active that verifiers may not have yet, the CLI
+/// chooses the signer as the server does: `keysmith apikey create` and `keysmith mint` sign
+/// with the key that signed before (published for `jwks_max_age`), and the config records that
+/// key as the API key's signer.
+#[test]
+fn cli_signs_only_with_a_key_published_for_the_cache_lifetime() {
+    let dir = setup();
+    let config = CONFIG.replace("revocations_max_age = 60", "revocations_max_age = 60\njwks_max_age = 1");
+    std::fs::write(dir.path().join("config.toml"), config).unwrap();
+    let rotate = |force: bool| {
+        let mut args = vec!["keys", "rotate"];
+        if force {
+            args.push("--force");
+        }
+        let out = keysmith(dir.path(), &args);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        text.split_whitespace().skip_while(|w| *w != "active").nth(1).map(str::to_owned)
+    };
+    rotate(false); // publishes a next key
+    std::thread::sleep(Duration::from_millis(1100));
+    let previous = rotate(false).unwrap(); // it signs; a new next key is published
+    let unpublished = rotate(true).unwrap(); // ...and made active at once
+    assert_ne!(previous, unpublished);
+
+    let (id, secret) = create(dir.path(), "FILE_UPLOAD", "demo");
+    assert_eq!(kid_of(&secret), previous, "apikey create signs with the published key");
+    let text = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    let recorded = text.split("[[api_keys]]").nth(1).unwrap();
+    assert!(
+        recorded.contains(&format!("id = \"{id}\"")) && recorded.contains(&format!("kid = \"{previous}\"")),
+        "{text}"
+    );
+
+    let out = keysmith(dir.path(), &["mint", "--project", "demo", "--template", "public-list"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(kid_of(String::from_utf8_lossy(&out.stdout).trim()), previous, "mint signs with the published key");
 }

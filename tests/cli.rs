@@ -399,7 +399,7 @@ fn signing_keys_injected_by_the_platform() {
     let dir = tempfile::tempdir().unwrap();
     let config = shipped_config();
     let keys = dir.path().join("keys");
-    let (pem_path, kid) = keysmith::keys::generate_key_file(&dir.path().join("secret")).unwrap();
+    let (pem_path, kid) = keysmith::keys::generate_key_file(&dir.path().join("secret"), chrono::Utc::now()).unwrap();
     let pem = std::fs::read_to_string(&pem_path).unwrap();
     let config = config.to_str().unwrap();
     let keys_s = keys.to_str().unwrap();

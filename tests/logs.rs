@@ -103,7 +103,7 @@ fn create_root_key(dir: &Path) -> String {
 fn client_data_cannot_forge_log_lines() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.toml"), CONFIG).unwrap();
-    keysmith::keys::generate_key_file(&dir.path().join("keys")).unwrap();
+    keysmith::keys::generate_key_file(&dir.path().join("keys"), chrono::Utc::now()).unwrap();
     let root = create_root_key(dir.path());
     let mut child = common::keysmith()
         .args(["serve", "--watch-ms", "0", "--listen", "127.0.0.1:0", "--config"])

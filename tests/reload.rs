@@ -80,7 +80,7 @@ async fn edits_under_load() {
     std::fs::write(root.join("..v1/config.toml"), config(1, "")).unwrap();
     std::os::unix::fs::symlink("..v1", root.join("..data")).unwrap();
     std::os::unix::fs::symlink("..data/config.toml", root.join("config.toml")).unwrap();
-    keysmith::keys::generate_key_file(&root.join("keys")).unwrap();
+    keysmith::keys::generate_key_file(&root.join("keys"), chrono::Utc::now()).unwrap();
     let server = TestServer::start_in(dir).await;
     tokio::spawn(keysmith::server::watch(server.handle.clone(), Duration::from_millis(50)));
     let root = server.dir.path().to_owned();
@@ -168,7 +168,7 @@ async fn edits_under_load() {
 async fn status_reports_without_secrets() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.toml"), config(7, "")).unwrap();
-    keysmith::keys::generate_key_file(&dir.path().join("keys")).unwrap();
+    keysmith::keys::generate_key_file(&dir.path().join("keys"), chrono::Utc::now()).unwrap();
     let server = TestServer::start_in(dir).await;
     let s = status(&server).await;
     assert_eq!(s["config_version"], 7);

@@ -38,7 +38,7 @@ async fn nothing_secret_is_logged_at_trace_level() {
     let dir = tempfile::tempdir().unwrap();
     let (config, keys) = (dir.path().join("config.toml"), dir.path().join("keys"));
     std::fs::write(&config, CONFIG).unwrap();
-    keysmith::keys::generate_key_file(&keys).unwrap();
+    keysmith::keys::generate_key_file(&keys, chrono::Utc::now()).unwrap();
     let out = common::keysmith()
         .args([
             "apikey",

@@ -1,34 +1,14 @@
 //! Driving the signing-key lifecycle of a key directory: the first rotation, the record saved
 //! before a file is deleted, and the lock every writer of the directory takes.
 
-use crate::config::{Config, EditError, lock};
-use crate::keys::{KeyError, KeyringState, LifecycleError, Policy, Rotation, STATE_FILE, create_private_dir};
+use crate::admin::AdminError;
+use crate::config::{Config, lock};
+use crate::keys::{
+    KeyRecord, KeyState, KeyringState, LifecycleError, Policy, Promotion, Rotation, STATE_FILE, create_private_dir,
+};
 use chrono::{DateTime, Utc};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-
-/// Why a key-directory operation failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AdminError {
-    /// The lifecycle refused the change, or the record could not be read or written.
-    #[error(transparent)]
-    Lifecycle(#[from] LifecycleError),
-    /// A key file or the key directory could not be read or written.
-    #[error(transparent)]
-    Key(#[from] KeyError),
-    /// The directory lock could not be taken.
-    #[error(transparent)]
-    Lock(#[from] EditError),
-    /// A removed key's file could not be deleted (the record no longer lists it).
-    #[error("{}: {source}", .path.display())]
-    Delete {
-        /// The key file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-}
 
 /// A key directory opened for lifecycle changes: created `0700` if missing, locked against
 /// other writers (`keysmith keys`, `keysmith keygen`) until dropped, its record loaded or
@@ -96,6 +76,28 @@ impl KeyDirectory {
         self.dir.join(STATE_FILE).exists()
     }
 
+    /// The record's keys, oldest first, with what keeps each one published at `now`.
+    pub fn list(&self, config: &Config, now: DateTime<Utc>) -> Vec<KeyListing> {
+        let policy = Policy::of(config);
+        self.state
+            .keys
+            .iter()
+            .map(|record| {
+                let pinned_by: Vec<String> = config
+                    .api_keys()
+                    .iter()
+                    .filter(|a| a.active && a.kid.as_deref() == Some(record.kid.as_str()))
+                    .map(|a| a.id.clone())
+                    .collect();
+                let removable_after = self.state.removable_after(&record.kid, policy);
+                let removable = record.state == KeyState::Retired
+                    && removable_after.is_some_and(|a| a <= now)
+                    && pinned_by.is_empty();
+                KeyListing { record: record.clone(), removable_after, pinned_by, removable }
+            })
+            .collect()
+    }
+
     /// Rotates: promotes the next key and publishes a new one, or, when there is no next key
     /// yet (the first rotation), publishes one. The record is saved.
     ///
@@ -104,8 +106,11 @@ impl KeyDirectory {
     /// [`LifecycleError::TooSoon`] while the next key is not yet published long enough
     /// (nothing changes), or an I/O failure.
     pub fn rotate(&mut self, policy: Policy, now: DateTime<Utc>, force: bool) -> Result<RotateOutcome, AdminError> {
-        let outcome = match self.state.rotate(&self.dir, policy, now, force) {
-            Ok(rotation) => RotateOutcome::Rotated(rotation),
+        let outcome = match self.state.promote(policy, now, force) {
+            Ok(Promotion { retired, activated }) => {
+                let next = self.state.add_next(&self.dir, now)?;
+                RotateOutcome::Rotated(Rotation { retired, activated, next })
+            }
             Err(LifecycleError::NoNext) => RotateOutcome::FirstNext { next: self.state.add_next(&self.dir, now)? },
             Err(e) => return Err(e.into()),
         };
@@ -144,6 +149,19 @@ impl KeyDirectory {
     }
 }
 
+/// One key of the record as [`KeyDirectory::list`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyListing {
+    /// Its record.
+    pub record: KeyRecord,
+    /// When it may leave the JWKS (retired keys only; see [`KeyringState::removable_after`]).
+    pub removable_after: Option<DateTime<Utc>>,
+    /// The active permanent API keys of the config signed by it.
+    pub pinned_by: Vec<String>,
+    /// Whether `keysmith keys remove` would remove it now without `--force`.
+    pub removable: bool,
+}
+
 /// What [`keygen`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeygenOutcome {
@@ -175,7 +193,7 @@ pub fn keygen(dir: &Path, now: DateTime<Utc>) -> Result<KeygenOutcome, AdminErro
         state.save(dir)?;
         return Ok(KeygenOutcome::Next { kid });
     }
-    let (path, kid) = crate::keys::generate_key_file(dir)?;
+    let (path, kid) = crate::keys::generate_key_file(dir, now)?;
     Ok(KeygenOutcome::File { path, kid })
 }
 
@@ -201,6 +219,11 @@ mod tests {
         drop(keys);
         let mut keys = KeyDirectory::open(dir.path(), later).unwrap();
         assert!(!keys.adopted(), "the record was saved");
+        let listed = keys.list(&config, later);
+        assert_eq!(listed.iter().map(|k| k.removable).collect::<Vec<_>>(), [false, false, false], "tokens may live");
+        let listed = keys.list(&config, later + chrono::Duration::days(30));
+        let old = listed.iter().find(|k| k.record.kid == retired).unwrap();
+        assert!(old.removable && old.pinned_by.is_empty() && old.removable_after.is_some());
         let removal = keys.remove(&retired, &config, later + chrono::Duration::days(30), false).unwrap();
         assert!(!removal.file.exists());
         assert!(keys.state().get(&retired).is_none());

@@ -2,6 +2,14 @@
 //! inputs, does the whole job (locking, ordering, saving), and returns what happened for the
 //! command to print. The binary only parses arguments and prints.
 
+mod api_keys;
+mod error;
 mod keys;
+mod mint;
 
-pub use keys::{AdminError, KeyDirectory, KeygenOutcome, Removal, RotateOutcome, keygen};
+pub use api_keys::{
+    ActivityChange, ApiKeySpec, ListedApiKey, RecordedApiKey, create_api_key, list_api_keys, set_api_keys_active,
+};
+pub use error::AdminError;
+pub use keys::{KeyDirectory, KeyListing, KeygenOutcome, Removal, RotateOutcome, keygen};
+pub use mint::mint;

@@ -14,6 +14,9 @@ pub enum EditError {
     /// The config (before or after the edit) does not load.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The text validated as a config but the layout-keeping parser refused it.
+    #[error("{0}")]
+    Document(#[source] toml_edit::TomlError),
     /// Ids that are not in `[[api_keys]]`.
     #[error("unknown API key id(s): {}", .0.join(", "))]
     UnknownIds(Vec<String>),
@@ -57,7 +60,7 @@ impl ConfigEditor {
     /// [`EditError::Config`] when the current text does not validate.
     pub fn new(text: &str, base_dir: &Path) -> Result<Self, EditError> {
         let current = Config::from_toml(text, base_dir)?;
-        let doc = text.parse::<DocumentMut>().map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let doc = text.parse::<DocumentMut>().map_err(EditError::Document)?;
         if doc.get("api_keys").is_some_and(|item| !item.is_array_of_tables()) {
             return Err(EditError::InlineApiKeys);
         }
@@ -178,7 +181,7 @@ impl ConfigEditor {
 /// # Errors
 ///
 /// [`EditError::Lock`].
-pub fn lock(path: &Path) -> Result<std::fs::File, EditError> {
+pub(crate) fn lock(path: &Path) -> Result<std::fs::File, EditError> {
     let (dir, name) = dir_and_name(path);
     let lock_path = dir.join(format!(".{name}.lock"));
     let err = |source| EditError::Lock { path: lock_path.clone(), source };
@@ -199,7 +202,7 @@ fn dir_and_name(path: &Path) -> (&Path, String) {
 /// # Errors
 ///
 /// [`EditError::Write`].
-pub fn write_atomically(path: &Path, text: &str) -> Result<(), EditError> {
+pub(crate) fn write_atomically(path: &Path, text: &str) -> Result<(), EditError> {
     use std::io::Write as _;
     let err = |source| EditError::Write { path: path.to_owned(), source };
     let (dir, _) = dir_and_name(path);

@@ -19,7 +19,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use edit::{ConfigEditor, EditError, lock, write_atomically};
+pub use edit::{ConfigEditor, EditError};
+pub(crate) use edit::{lock, write_atomically};
 pub use validate::{DEFAULT_EXPIRATION, DEFAULT_LISTEN, DEFAULT_REVOCATIONS_MAX_AGE, MAX_EXPIRATION};
 
 /// The JSON Schema of `config.toml` (draft 2020-12), for TOML editors (taplo, Even Better
@@ -94,8 +95,15 @@ pub enum ConfigError {
     TooLarge,
     /// The file is not valid TOML, or does not fit the config's shape (a wrong type, a missing
     /// key).
-    #[error("{0}")]
-    Parse(String),
+    #[error("{message}")]
+    Parse {
+        /// Where and what: `TOML error at line L, column C: …`, followed by the unknown keys
+        /// met before a wrong type stopped deserializing.
+        message: String,
+        /// The parser's error.
+        #[source]
+        source: toml::de::Error,
+    },
     /// The file parsed but some settings are invalid or unknown.
     #[error("{} invalid setting(s):\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Problem>),
@@ -158,7 +166,8 @@ impl Config {
         if text.len() as u64 > MAX_CONFIG_LEN {
             return Err(ConfigError::TooLarge);
         }
-        let document = toml::Deserializer::parse(text).map_err(|e| ConfigError::Parse(parse_error(text, &e)))?;
+        let document = toml::Deserializer::parse(text)
+            .map_err(|source| ConfigError::Parse { message: parse_error(text, &source), source })?;
         let mut ignored = Vec::new();
         let raw: Result<raw::RawConfig, _> = serde_ignored::deserialize(document, |path| {
             let mut list = Vec::new();
@@ -167,13 +176,13 @@ impl Config {
         });
         let settings = if ignored.is_empty() { Vec::new() } else { raw::setting_paths() };
         let mut unknown: Vec<Problem> = ignored.iter().map(|steps| unknown_setting(steps, &settings)).collect();
-        let raw = raw.map_err(|e| {
+        let raw = raw.map_err(|source| {
             // A wrong type stops deserializing; the unknown keys met before it are reported too.
-            let mut message = parse_error(text, &e);
+            let mut message = parse_error(text, &source);
             for p in &unknown {
                 message.push_str(&format!("\n{p}"));
             }
-            ConfigError::Parse(message)
+            ConfigError::Parse { message, source }
         })?;
         // Unknown keys refuse the config like any invalid setting, and are reported with them.
         match validate::validate(raw, base_dir) {

@@ -567,9 +567,21 @@ permissions = ["FILE_UPLOAD"]
         let top = "version = 1\nissuer = \"i\"\nisuer = \"j\"\n";
         assert_eq!(problems(top), ["isuer: unknown setting (did you mean issuer?)"]);
         // A wrong type still stops parsing, with its line; unknown keys met before it are listed.
-        let Err(ConfigError::Parse(message)) = load(&format!("{BASE}acces = 1\nactive = \"yes\"\n")) else { panic!() };
+        let Err(ConfigError::Parse { message, .. }) = load(&format!("{BASE}acces = 1\nactive = \"yes\"\n")) else {
+            panic!()
+        };
         assert!(message.starts_with("TOML error at line 12, column 10: invalid type"), "{message}");
         assert!(message.ends_with("\ntemplates[0].acces: unknown setting (did you mean access?)"), "{message}");
+    }
+
+    #[test]
+    fn a_parse_error_keeps_the_toml_error_as_its_source() {
+        for text in [format!("{BASE}acces = 1\nactive = \"yes\"\n"), "version = = 1\n".to_owned()] {
+            let err = load(&text).unwrap_err();
+            let source = std::error::Error::source(&err).and_then(|s| s.downcast_ref::<toml::de::Error>());
+            assert!(source.is_some(), "{err:?}");
+            assert!(err.to_string().starts_with("TOML error at line "), "{err}");
+        }
     }
 
     #[test]

@@ -98,7 +98,7 @@ impl Issuer {
             sub: id.clone(),
             jti: id.clone(),
             iat: unix_seconds(now),
-            scope: new.permissions.join(" "),
+            scope: crate::token::claims::scope_claim(&new.permissions),
             ver: self.config.version,
             exp: new.expires_at,
             created_by: new.created_by.clone(),

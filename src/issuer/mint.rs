@@ -193,7 +193,7 @@ impl Issuer {
             nbf: iat,
             exp,
             jti: jti.clone(),
-            scope: permissions.join(" "),
+            scope: crate::token::claims::scope_claim(&permissions),
             ver: self.config.version,
             upload_dirs: upload_dirs.to_strings(),
             list_dirs: list_dirs.to_strings(),

@@ -2,7 +2,7 @@
 //! ownership and permission checks that make them trustworthy. All key-directory I/O is here;
 //! [`lifecycle`](super::lifecycle) holds the pure transitions.
 
-use crate::keys::error::{KeyError, LifecycleError};
+use crate::keys::error::KeyError;
 use crate::keys::lifecycle::{KeyringState, Policy, Promotion, Rotation, STATE_FILE, is_plain_file_name};
 use crate::keys::signing::SigningKey;
 use crate::token::jwk::thumbprint;
@@ -27,27 +27,24 @@ impl KeyringState {
     /// When the record exists and cannot be read or parsed, others can change it or its
     /// directory, it links out of the directory, or a record names something other than a
     /// plain file name.
-    pub fn load(dir: &Path) -> Result<Option<Self>, LifecycleError> {
+    pub fn load(dir: &Path) -> Result<Option<Self>, KeyError> {
         let dir = match trusted_dir(dir) {
             Ok(dir) => dir,
             Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         let path = dir.join(STATE_FILE);
         match std::fs::symlink_metadata(&path) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(KeyError::Io { path, source: e }.into()),
+            Err(e) => return Err(KeyError::Io { path, source: e }),
         }
         let target = resolve_entry(&dir, &path)?;
         let text = read_trusted(&target)?;
-        let state: Self = toml::from_str(&text)
-            .map_err(|source| LifecycleError::State { path: path.display().to_string(), source })?;
+        let state: Self =
+            toml::from_str(&text).map_err(|source| KeyError::RecordParse { path: path.clone(), source })?;
         if let Some(bad) = state.keys.iter().find(|k| !is_plain_file_name(&k.file)) {
-            return Err(LifecycleError::NotAPlainFileName {
-                record: path.display().to_string(),
-                file: bad.file.clone(),
-            });
+            return Err(KeyError::NotAPlainFileName { record: path, file: bad.file.clone() });
         }
         Ok(Some(state))
     }
@@ -57,10 +54,10 @@ impl KeyringState {
     /// # Errors
     ///
     /// When the file cannot be written.
-    pub fn save(&self, dir: &Path) -> Result<(), LifecycleError> {
+    pub fn save(&self, dir: &Path) -> Result<(), KeyError> {
         let text = format!(
             "# Signing-key lifecycle, managed by `keysmith keys`. No secrets here: the private keys are the *.pem files.\n{}",
-            toml::to_string_pretty(self).map_err(LifecycleError::StateEncode)?
+            toml::to_string_pretty(self).map_err(KeyError::RecordEncode)?
         );
         let path = dir.join(STATE_FILE);
         crate::config::write_atomically(&path, &text)
@@ -83,8 +80,8 @@ impl KeyringState {
     /// # Errors
     ///
     /// When the key cannot be written.
-    pub fn add_next(&mut self, dir: &Path, now: DateTime<Utc>) -> Result<String, LifecycleError> {
-        let (path, kid) = generate_key_file(dir)?;
+    pub fn add_next(&mut self, dir: &Path, now: DateTime<Utc>) -> Result<String, KeyError> {
+        let (path, kid) = generate_key_file(dir, now)?;
         let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         self.push_next(kid.clone(), file, now);
         Ok(kid)
@@ -95,7 +92,8 @@ impl KeyringState {
     ///
     /// # Errors
     ///
-    /// [`LifecycleError::NoNext`] or [`LifecycleError::TooSoon`] (nothing changes), or the new
+    /// [`KeyError::Transition`] with [`LifecycleError::NoNext`](crate::keys::LifecycleError::NoNext)
+    /// or [`LifecycleError::TooSoon`](crate::keys::LifecycleError::TooSoon) (nothing changes), or the new
     /// key cannot be written.
     pub fn rotate(
         &mut self,
@@ -103,7 +101,7 @@ impl KeyringState {
         policy: Policy,
         now: DateTime<Utc>,
         force: bool,
-    ) -> Result<Rotation, LifecycleError> {
+    ) -> Result<Rotation, KeyError> {
         let Promotion { retired, activated } = self.promote(policy, now, force)?;
         let next = self.add_next(dir, now)?;
         Ok(Rotation { retired, activated, next })
@@ -344,12 +342,12 @@ fn check_permissions(_path: &Path, _meta: &fs::Metadata) -> Result<(), KeyError>
 /// # Errors
 ///
 /// [`KeyError::Io`] when the directory or file cannot be written.
-pub fn generate_key_file(dir: &Path) -> Result<(PathBuf, String), KeyError> {
+pub fn generate_key_file(dir: &Path, now: DateTime<Utc>) -> Result<(PathBuf, String), KeyError> {
     create_private_dir(dir)?;
     let key = DalekSigningKey::generate(&mut rand_core::OsRng);
     let kid = thumbprint(&key.verifying_key());
     let pem = crate::keys::pem::encode(&key).map_err(|e| KeyError::io(dir, std::io::Error::other(e.to_string())))?;
-    let name = format!("{}-{kid}.pem", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"));
+    let name = format!("{}-{kid}.pem", now.format("%Y%m%dT%H%M%S%.6fZ"));
     let path = dir.join(name);
     write_private(&path, pem.as_bytes())?;
     Ok((path, kid))
@@ -393,7 +391,7 @@ pub(super) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
 
 /// Reads the record, checking on the open file that only its owner (this user or root) can
 /// change it.
-fn read_trusted(path: &Path) -> Result<String, LifecycleError> {
+fn read_trusted(path: &Path) -> Result<String, KeyError> {
     use std::io::Read as _;
     let io = |source| KeyError::Io { path: path.to_owned(), source };
     let mut file = std::fs::File::open(path).map_err(io)?;

@@ -91,17 +91,30 @@ pub enum KeyError {
     },
     /// The lifecycle record (`keyring.toml`) and the key files disagree.
     #[error("{0}")]
-    Lifecycle(String),
-    /// The lifecycle record (`keyring.toml`) cannot be used.
-    // Shown with its cause, as `Io` is, so a one-line message says what is wrong.
-    #[error("{source}")]
-    Record {
-        /// The key directory.
-        dir: PathBuf,
-        /// Why.
+    RecordMismatch(String),
+    /// The lifecycle record does not parse.
+    #[error("{}: {}", .path.display(), .source.message())]
+    RecordParse {
+        /// The record file.
+        path: PathBuf,
+        /// The parser's error.
         #[source]
-        source: Box<LifecycleError>,
+        source: toml::de::Error,
     },
+    /// The lifecycle record could not be serialised for writing.
+    #[error("{STATE_FILE}: {0}")]
+    RecordEncode(#[source] toml::ser::Error),
+    /// A record's `file` is not a plain file name in the key directory.
+    #[error("{}: file = {file:?} must be a plain file name in the key directory (no directory part)", .record.display())]
+    NotAPlainFileName {
+        /// The record file.
+        record: PathBuf,
+        /// The offending value.
+        file: String,
+    },
+    /// The lifecycle refused the change the operation was making.
+    #[error(transparent)]
+    Transition(#[from] LifecycleError),
     /// The directory holds no `*.pem` key.
     #[error("{0}: no signing key (*.pem); create one with `keysmith keygen`")]
     NoKeys(PathBuf),
@@ -126,33 +139,12 @@ impl KeyError {
     }
 }
 
-/// Why a lifecycle change was refused.
+/// Why a lifecycle transition was refused. Transitions are pure: this error never carries
+/// an I/O failure (the operations that also touch the key directory return a [`KeyError`],
+/// which wraps this one).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LifecycleError {
-    /// Reading or writing the key directory failed.
-    #[error(transparent)]
-    Key(#[from] KeyError),
-    /// The state file does not parse.
-    #[error("{path}: {}", .source.message())]
-    State {
-        /// The record file.
-        path: String,
-        /// The parser's error.
-        #[source]
-        source: toml::de::Error,
-    },
-    /// The state could not be serialised for writing.
-    #[error("{STATE_FILE}: {0}")]
-    StateEncode(#[source] toml::ser::Error),
-    /// A record's `file` is not a plain file name in the key directory.
-    #[error("{record}: file = {file:?} must be a plain file name in the key directory (no directory part)")]
-    NotAPlainFileName {
-        /// The record file.
-        record: String,
-        /// The offending value.
-        file: String,
-    },
     /// There is no next key to promote.
     #[error("there is no next key to promote; `keysmith keys rotate` creates one first")]
     NoNext,

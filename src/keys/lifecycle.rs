@@ -276,6 +276,7 @@ pub(crate) fn is_plain_file_name(file: &str) -> bool {
 mod tests {
     use super::*;
     use crate::keys::dir::generate_key_file;
+    use crate::keys::error::KeyError;
 
     const CONFIG: &str = r#"
 version = 1
@@ -299,7 +300,7 @@ expiration_duration = 3600
 
     fn setup() -> (tempfile::TempDir, KeyringState) {
         let dir = tempfile::tempdir().unwrap();
-        generate_key_file(dir.path()).unwrap();
+        generate_key_file(dir.path(), chrono::Utc::now()).unwrap();
         let state = KeyringState::adopt(dir.path(), t0()).unwrap();
         (dir, state)
     }
@@ -308,10 +309,13 @@ expiration_duration = 3600
     fn a_key_signs_only_after_the_jwks_cache_lifetime() {
         let (dir, mut state) = setup();
         let policy = Policy::of(&config(""));
-        assert!(matches!(state.rotate(dir.path(), policy, t0(), false), Err(LifecycleError::NoNext)));
+        assert!(matches!(
+            state.rotate(dir.path(), policy, t0(), false),
+            Err(KeyError::Transition(LifecycleError::NoNext))
+        ));
         let next = state.add_next(dir.path(), t0()).unwrap();
         let err = state.rotate(dir.path(), policy, t0() + Duration::seconds(299), false).unwrap_err();
-        assert!(matches!(err, LifecycleError::TooSoon { wait: 1, .. }), "{err}");
+        assert!(matches!(err, KeyError::Transition(LifecycleError::TooSoon { wait: 1, .. })), "{err}");
         let Rotation { retired, activated: active, next: new_next } =
             state.rotate(dir.path(), policy, t0() + Duration::seconds(300), false).unwrap();
         assert_eq!(active, next);
@@ -415,7 +419,7 @@ expiration_duration = 3600
     fn a_record_names_plain_files_only() {
         let (dir, state) = setup();
         let elsewhere = tempfile::tempdir().unwrap();
-        let (foreign, _) = generate_key_file(elsewhere.path()).unwrap();
+        let (foreign, _) = generate_key_file(elsewhere.path(), chrono::Utc::now()).unwrap();
         let climbing = format!(
             "../{}/{}",
             elsewhere.path().file_name().unwrap().to_string_lossy(),
@@ -464,7 +468,7 @@ expiration_duration = 3600
         assert!(crate::keys::store::Keyring::load_dir(dir.path()).is_ok());
         // A file the record does not list (mid-write, or a crash before it was recorded) is
         // neither published nor fatal; it is reported.
-        let (stray, stray_kid) = generate_key_file(dir.path()).unwrap();
+        let (stray, stray_kid) = generate_key_file(dir.path(), chrono::Utc::now()).unwrap();
         let ring = crate::keys::store::Keyring::load_dir(dir.path()).unwrap();
         assert!(!ring.publishes(&stray_kid));
         assert_eq!(ring.unlisted(), [stray.file_name().unwrap().to_string_lossy().into_owned()]);

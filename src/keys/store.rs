@@ -8,7 +8,6 @@ pub(crate) use crate::keys::error::KeyError;
 pub(crate) use crate::keys::signing::SigningKey;
 
 use crate::keys::dir::{load_pem, load_pem_in, pem_paths};
-use crate::keys::error::LifecycleError;
 use crate::keys::lifecycle::{KeyRecord, KeyState, KeyringState};
 use crate::token::jwk::PublicJwk;
 use chrono::{DateTime, Duration, Utc};
@@ -90,8 +89,7 @@ impl Keyring {
     pub fn load_dir(dir: &Path) -> Result<Self, KeyError> {
         let dir = trusted_dir(dir)?;
         let paths = pem_paths(&dir)?;
-        let state = crate::keys::lifecycle::KeyringState::load(&dir)
-            .map_err(|e| KeyError::Record { dir: dir.clone(), source: Box::new(e) })?;
+        let state = crate::keys::lifecycle::KeyringState::load(&dir)?;
         if let Some(state) = state {
             return Self::from_state(&dir, &paths, &state);
         }
@@ -104,6 +102,25 @@ impl Keyring {
         }
         let active = keys.len().checked_sub(1).ok_or_else(|| KeyError::NoKeys(dir.clone()))?;
         Ok(Self::with_times(keys, active, Vec::new(), times))
+    }
+
+    /// Loads `dir` to sign at `now`, choosing the signer as a server starting at `now` does:
+    /// [`Keyring::load_dir`], then [`Keyring::defer_unpublished`], so a key signs only once it
+    /// has been published for `jwks_max_age` (the key that signed before signs until then).
+    /// Returns the held-back key, if any. Every signer outside the server (`keysmith mint`,
+    /// `keysmith apikey create`) loads its keys through here.
+    ///
+    /// # Errors
+    ///
+    /// As [`Keyring::load_dir`].
+    pub fn load_to_sign(
+        dir: &Path,
+        jwks_max_age: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(Self, Option<Deferred>), KeyError> {
+        let mut keys = Self::load_dir(dir)?;
+        let deferred = keys.defer_unpublished(jwks_max_age, now);
+        Ok((keys, deferred))
     }
 
     /// The keys as the lifecycle record says. Files the record does not list (a key being
@@ -122,7 +139,7 @@ impl Keyring {
             .collect();
         let active: Vec<_> = state.keys.iter().filter(|k| k.state == KeyState::Active).collect();
         let [active] = active.as_slice() else {
-            return Err(KeyError::Lifecycle(format!(
+            return Err(KeyError::RecordMismatch(format!(
                 "{}: exactly one key must be active, found {}",
                 dir.display(),
                 active.len()
@@ -135,7 +152,7 @@ impl Keyring {
             // `KeyringState::load` has checked that `file` is a plain file name.
             let (key, _) = load_pem_in(dir, &dir.join(&record.file))?;
             if key.kid() != record.kid {
-                return Err(KeyError::Lifecycle(format!(
+                return Err(KeyError::RecordMismatch(format!(
                     "{}: {} holds key {}, not {}",
                     dir.display(),
                     record.file,
@@ -271,14 +288,14 @@ impl Keyring {
     /// # Errors
     ///
     /// As [`Keyring::load_dir`] and [`generate_key_file`].
-    pub fn load_or_generate(dir: &Path) -> Result<(Self, Option<PathBuf>), KeyError> {
+    pub fn load_or_generate(dir: &Path, now: DateTime<Utc>) -> Result<(Self, Option<PathBuf>), KeyError> {
         match Self::load_dir(dir) {
             Err(KeyError::NoKeys(_)) => {
-                let (path, _) = generate_key_file(dir)?;
+                let (path, _) = generate_key_file(dir, now)?;
                 Ok((Self::load_dir(dir)?, Some(path)))
             }
             Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                let (path, _) = generate_key_file(dir)?;
+                let (path, _) = generate_key_file(dir, now)?;
                 Ok((Self::load_dir(dir)?, Some(path)))
             }
             other => other.map(|k| (k, None)),
@@ -309,7 +326,7 @@ impl KeyringState {
     /// # Errors
     ///
     /// When a key file cannot be read.
-    pub fn adopt(dir: &Path, now: DateTime<Utc>) -> Result<Self, LifecycleError> {
+    pub fn adopt(dir: &Path, now: DateTime<Utc>) -> Result<Self, KeyError> {
         let ring = Keyring::load_dir(dir)?;
         let active = ring.signing().kid().to_owned();
         let mut keys: Vec<KeyRecord> = Vec::new();
@@ -363,7 +380,7 @@ mod tests {
     fn generate_then_load() {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys");
-        let (ring, generated) = Keyring::load_or_generate(&keys).unwrap();
+        let (ring, generated) = Keyring::load_or_generate(&keys, chrono::Utc::now()).unwrap();
         let path = generated.unwrap();
         #[cfg(unix)]
         {
@@ -371,14 +388,14 @@ mod tests {
             assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
             assert_eq!(fs::metadata(&keys).unwrap().permissions().mode() & 0o777, 0o700);
         }
-        let (again, none) = Keyring::load_or_generate(&keys).unwrap();
+        let (again, none) = Keyring::load_or_generate(&keys, chrono::Utc::now()).unwrap();
         assert!(none.is_none());
         assert_eq!(ring.signing().kid(), again.signing().kid());
         assert!(path.to_string_lossy().contains(ring.signing().kid()));
 
         // A newer key signs; both are published.
         std::thread::sleep(std::time::Duration::from_millis(2));
-        let (_, kid2) = generate_key_file(&keys).unwrap();
+        let (_, kid2) = generate_key_file(&keys, chrono::Utc::now()).unwrap();
         let ring = Keyring::load_dir(&keys).unwrap();
         assert_eq!(ring.signing().kid(), kid2);
         assert_eq!(ring.jwks().keys.len(), 2);
@@ -389,7 +406,7 @@ mod tests {
     fn refuses_group_readable_keys() {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
-        let (path, _) = generate_key_file(dir.path()).unwrap();
+        let (path, _) = generate_key_file(dir.path(), chrono::Utc::now()).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o660)).unwrap();
         let err = Keyring::load_dir(dir.path()).unwrap_err();
         assert!(matches!(err, KeyError::InsecurePermissions { mode: 0o660, .. }), "{err}");
@@ -416,7 +433,7 @@ mod tests {
         // For real, when this test may hand a file to someone else.
         if rustix::process::geteuid().is_root() {
             let dir = tempfile::tempdir().unwrap();
-            let (path, _) = generate_key_file(dir.path()).unwrap();
+            let (path, _) = generate_key_file(dir.path(), chrono::Utc::now()).unwrap();
             std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
             assert!(matches!(Keyring::load_dir(dir.path()), Err(KeyError::ForeignOwner { owner: 65534, .. })));
         }
@@ -433,7 +450,7 @@ mod tests {
     fn refuses_a_key_directory_others_can_write() {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys");
-        generate_key_file(&keys).unwrap();
+        generate_key_file(&keys, chrono::Utc::now()).unwrap();
         for mode in [0o777, 0o770, 0o1777, 0o720] {
             chmod(&keys, mode);
             let err = Keyring::load_dir(&keys).unwrap_err().to_string();
@@ -449,9 +466,9 @@ mod tests {
     fn refuses_a_key_symlinked_from_outside_the_directory() {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys");
-        generate_key_file(&keys).unwrap();
+        generate_key_file(&keys, chrono::Utc::now()).unwrap();
         // A valid key of this user, elsewhere, planted as a link.
-        let (foreign, _) = generate_key_file(&dir.path().join("elsewhere")).unwrap();
+        let (foreign, _) = generate_key_file(&dir.path().join("elsewhere"), chrono::Utc::now()).unwrap();
         std::os::unix::fs::symlink(&foreign, keys.join("zzz-planted.pem")).unwrap();
         let err = Keyring::load_dir(&keys).unwrap_err().to_string();
         assert!(err.contains("zzz-planted.pem") && err.contains("outside"), "{err}");
@@ -475,7 +492,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mount = dir.path().join("keys");
         let revision = mount.join("..2026_11_25_14_00_00.123456789");
-        let (real, kid) = generate_key_file(&revision).unwrap();
+        let (real, kid) = generate_key_file(&revision, chrono::Utc::now()).unwrap();
         let name = real.file_name().unwrap();
         std::os::unix::fs::symlink("..2026_11_25_14_00_00.123456789", mount.join("..data")).unwrap();
         std::os::unix::fs::symlink(Path::new("..data").join(name), mount.join(name)).unwrap();
@@ -545,7 +562,7 @@ mod tests {
     fn a_hard_linked_key_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys");
-        let (path, _) = generate_key_file(&keys).unwrap();
+        let (path, _) = generate_key_file(&keys, chrono::Utc::now()).unwrap();
         assert!(Keyring::load_dir(&keys).is_ok());
         fs::hard_link(&path, dir.path().join("elsewhere.pem")).unwrap();
         let err = Keyring::load_dir(&keys).unwrap_err();
@@ -562,9 +579,9 @@ mod tests {
     fn at_start_a_key_signs_once_published_for_the_cache_lifetime() {
         let dir = tempfile::tempdir().unwrap();
         let before = Utc::now() - Duration::seconds(1);
-        let (old, old_kid) = generate_key_file(dir.path()).unwrap();
+        let (old, old_kid) = generate_key_file(dir.path(), chrono::Utc::now()).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(2));
-        let (new, new_kid) = generate_key_file(dir.path()).unwrap();
+        let (new, new_kid) = generate_key_file(dir.path(), chrono::Utc::now()).unwrap();
         let set = |path: &Path, t: DateTime<Utc>| {
             fs::File::options().write(true).open(path).unwrap().set_modified(t.into()).unwrap();
         };
@@ -599,7 +616,7 @@ mod tests {
 
         // A fresh install with a single key signs at once.
         let single = tempfile::tempdir().unwrap();
-        let (_, only) = generate_key_file(single.path()).unwrap();
+        let (_, only) = generate_key_file(single.path(), chrono::Utc::now()).unwrap();
         let mut ring = Keyring::load_dir(single.path()).unwrap();
         assert_eq!(ring.defer_unpublished(max_age, Utc::now()), None);
         assert_eq!(ring.signing().kid(), only);
@@ -612,7 +629,7 @@ mod tests {
     fn at_start_the_record_says_when_a_key_was_published() {
         use crate::keys::lifecycle::{KeyringState, Policy, Rotation};
         let dir = tempfile::tempdir().unwrap();
-        let (_, first) = generate_key_file(dir.path()).unwrap();
+        let (_, first) = generate_key_file(dir.path(), chrono::Utc::now()).unwrap();
         let t0 = DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z").unwrap().with_timezone(&Utc);
         let max_age = Duration::seconds(300);
         let policy = Policy { jwks_max_age: max_age, longest_token: Duration::seconds(3600) };
@@ -646,9 +663,28 @@ mod tests {
     }
 
     #[test]
+    fn a_record_that_does_not_parse_is_a_key_error_caused_by_the_toml_error() {
+        let dir = tempfile::tempdir().unwrap();
+        generate_key_file(dir.path(), chrono::Utc::now()).unwrap();
+        std::fs::write(dir.path().join(crate::keys::lifecycle::STATE_FILE), "keys = 7\n").unwrap();
+        let err = Keyring::load_dir(dir.path()).unwrap_err();
+        let cause = std::error::Error::source(&err).and_then(|s| s.downcast_ref::<toml::de::Error>());
+        assert!(cause.is_some(), "one level, no lifecycle error in between: {err:?}");
+    }
+
+    #[test]
+    fn a_generated_key_file_is_named_after_the_time_passed_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = DateTime::parse_from_rfc3339("2031-02-03T04:05:06.789Z").unwrap().with_timezone(&chrono::Utc);
+        let (path, kid) = generate_key_file(dir.path(), now).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(name, format!("20310203T040506.789000Z-{kid}.pem"));
+    }
+
+    #[test]
     fn an_unreadable_lifecycle_record_keeps_its_cause() {
         let dir = tempfile::tempdir().unwrap();
-        generate_key_file(dir.path()).unwrap();
+        generate_key_file(dir.path(), chrono::Utc::now()).unwrap();
         std::fs::write(dir.path().join(crate::keys::lifecycle::STATE_FILE), "keys = 7\n").unwrap();
         let err = Keyring::load_dir(dir.path()).unwrap_err();
         assert!(std::error::Error::source(&err).is_some(), "{err:?}");

@@ -4,7 +4,9 @@
 mod diff;
 mod kind;
 mod lint;
+mod report;
 
 pub use diff::{Change, diff, rule_paths};
 pub use kind::ChangeKind;
 pub use lint::{Lint, lint};
+pub use report::Review;

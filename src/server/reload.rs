@@ -8,7 +8,7 @@
 use crate::config::{Config, VersionChange};
 use crate::issuer::Issuer;
 use crate::keys::store::Keyring;
-use crate::server::source::{Rejection, ReloadOutcome, Source, fingerprint, now_rfc3339, sha256_hex};
+use crate::server::source::{Rejection, ReloadOutcome, Source, fingerprint, rfc3339, sha256_hex};
 use crate::server::state::IssuerHandle;
 use chrono::{DateTime, Utc};
 use std::path::Path;
@@ -38,8 +38,12 @@ impl IssuerHandle {
         Self::load_at(source, Utc::now())
     }
 
-    /// As [`IssuerHandle::load`], at the wall-clock time `now`.
-    fn load_at(source: Source, now: DateTime<Utc>) -> Result<Self, crate::issuer::LoadError> {
+    /// As [`IssuerHandle::load`], at the wall-clock time `now` (read once by the caller).
+    ///
+    /// # Errors
+    ///
+    /// As [`IssuerHandle::load`].
+    pub fn load_at(source: Source, now: DateTime<Utc>) -> Result<Self, crate::issuer::LoadError> {
         let text = read_config(&source.config)?;
         let config = Config::from_toml(&text, base_dir(&source.config))?;
         let geoip = config.server.geoip_database.clone();
@@ -72,6 +76,7 @@ impl IssuerHandle {
         let handle = Self::new(issuer).map_err(crate::issuer::LoadError::AuditLog)?;
         {
             let mut state = handle.state();
+            state.loaded_at = rfc3339(now);
             state.config_sha256 = sha256_hex(text.as_bytes());
             state.inputs = source.keys_fingerprint(geoip.as_deref());
             state.first_served = first_served;
@@ -84,12 +89,18 @@ impl IssuerHandle {
     /// neither the config, the keys nor the GeoIP database changed. Reloads are serialised; each
     /// request keeps the issuer it started with.
     pub fn reload(&self) -> ReloadOutcome {
-        self.counted(self.reload_inner(false))
+        self.reload_at(Utc::now())
+    }
+
+    /// As [`IssuerHandle::reload`], at the wall-clock time `now`: the signer is chosen, and the
+    /// reload or rejection recorded, as of `now`.
+    pub fn reload_at(&self, now: DateTime<Utc>) -> ReloadOutcome {
+        self.counted(self.reload_inner(false, now))
     }
 
     /// As [`IssuerHandle::reload`], but loads even when nothing seems to have changed (SIGHUP).
     pub fn reload_forced(&self) -> ReloadOutcome {
-        self.counted(self.reload_inner(true))
+        self.counted(self.reload_inner(true, Utc::now()))
     }
 
     /// Counts a reload's outcome in the metrics (an unchanged source is not a reload).
@@ -102,9 +113,9 @@ impl IssuerHandle {
         outcome
     }
 
-    /// Whether a deferred signing key is now due to take over.
-    pub(crate) fn pending_due(&self) -> bool {
-        self.state().pending_signer.as_ref().is_some_and(|(_, due)| Utc::now() >= *due)
+    /// Whether a deferred signing key is due to take over at `now`.
+    pub(crate) fn pending_due(&self, now: DateTime<Utc>) -> bool {
+        self.state().pending_signer.as_ref().is_some_and(|(_, due)| now >= *due)
     }
 
     /// Chooses the signer: the key the record makes active, unless it has been published for
@@ -112,8 +123,7 @@ impl IssuerHandle {
     /// later, since this process first served it) and the key signing now is still published,
     /// in which case the current key keeps signing until then (verifiers may not have the new
     /// key yet).
-    fn choose_signer(&self, mut keys: Keyring, jwks_max_age: u32) -> Keyring {
-        let now = Utc::now();
+    fn choose_signer(&self, mut keys: Keyring, jwks_max_age: u32, now: DateTime<Utc>) -> Keyring {
         let current = self.serving().issuer.keyring().signing().kid().to_owned();
         let wanted = keys.signing().kid().to_owned();
         let mut state = self.state();
@@ -139,9 +149,10 @@ impl IssuerHandle {
         self.serving().issuer.config().server.geoip_database.clone()
     }
 
-    fn reload_inner(&self, force: bool) -> ReloadOutcome {
+    fn reload_inner(&self, force: bool, now: DateTime<Utc>) -> ReloadOutcome {
         let Some(source) = self.source() else {
             return ReloadOutcome::Rejected(self.reject(
+                now,
                 None,
                 "not_from_files",
                 "this service was not started from files".into(),
@@ -150,13 +161,13 @@ impl IssuerHandle {
         let _one_at_a_time = self.reload_lock();
         let text = match read_config(&source.config) {
             Ok(text) => text,
-            Err(e) => return ReloadOutcome::Rejected(self.reject(None, "config_unreadable", e.to_string())),
+            Err(e) => return ReloadOutcome::Rejected(self.reject(now, None, "config_unreadable", e.to_string())),
         };
         let config_sha256 = sha256_hex(text.as_bytes());
         let running_inputs = source.keys_fingerprint(self.running_geoip().as_deref());
         {
             let state = self.state();
-            let pending_due = state.pending_signer.as_ref().is_some_and(|(_, due)| Utc::now() >= *due);
+            let pending_due = state.pending_signer.as_ref().is_some_and(|(_, due)| now >= *due);
             if !force && !pending_due && state.config_sha256 == config_sha256 && state.inputs == running_inputs {
                 return ReloadOutcome::Unchanged;
             }
@@ -164,7 +175,9 @@ impl IssuerHandle {
         let candidate_version = toml::from_str::<VersionOnly>(&text).ok().and_then(|v| v.version);
         let config = match Config::from_toml(&text, base_dir(&source.config)) {
             Ok(config) => config,
-            Err(e) => return ReloadOutcome::Rejected(self.reject(candidate_version, "config_invalid", e.to_string())),
+            Err(e) => {
+                return ReloadOutcome::Rejected(self.reject(now, candidate_version, "config_invalid", e.to_string()));
+            }
         };
         let running = self.config_version();
         let content_changed = self.state().config_sha256 != config_sha256;
@@ -174,13 +187,13 @@ impl IssuerHandle {
                     "version: {} is lower than the running version {running}; rollback refused (start with --allow-rollback to permit it)",
                     config.version
                 );
-                return ReloadOutcome::Rejected(self.reject(Some(config.version), "rollback_refused", reason));
+                return ReloadOutcome::Rejected(self.reject(now, Some(config.version), "rollback_refused", reason));
             }
             VersionChange::NotBumped => {
                 let reason = format!(
                     "version: the content changed but version is still {running}; bump version on every change"
                 );
-                return ReloadOutcome::Rejected(self.reject(Some(config.version), "version_not_bumped", reason));
+                return ReloadOutcome::Rejected(self.reject(now, Some(config.version), "version_not_bumped", reason));
             }
             VersionChange::Lowered | VersionChange::Raised | VersionChange::Unchanged => {}
         }
@@ -204,7 +217,7 @@ impl IssuerHandle {
         let inputs = source.keys_fingerprint(config.server.geoip_database.as_deref());
         let keys = match source.load_keys() {
             Ok(keys) => keys,
-            Err(e) => return ReloadOutcome::Rejected(self.reject(Some(to), "keys_invalid", e.to_string())),
+            Err(e) => return ReloadOutcome::Rejected(self.reject(now, Some(to), "keys_invalid", e.to_string())),
         };
         let running_kid = self.serving().issuer.keyring().signing().kid().to_owned();
         if source.signing_key.is_some() && keys.signing().kid() != running_kid {
@@ -212,15 +225,15 @@ impl IssuerHandle {
                 "the injected signing key changed ({running_kid} -> {}): tokens signed by the old key would stop verifying at once; rotate with the key directory, or restart deliberately",
                 keys.signing().kid()
             );
-            return ReloadOutcome::Rejected(self.reject(Some(to), "signing_key_changed", reason));
+            return ReloadOutcome::Rejected(self.reject(now, Some(to), "signing_key_changed", reason));
         }
         if !keys.unlisted().is_empty() {
             tracing::warn!(files = ?keys.unlisted(), "key files not in keyring.toml are ignored");
         }
-        let keys = self.choose_signer(keys, config.jwks_max_age);
+        let keys = self.choose_signer(keys, config.jwks_max_age, now);
         let issuer = match Issuer::new(config, keys) {
             Ok(issuer) => issuer,
-            Err(e) => return ReloadOutcome::Rejected(self.reject(Some(to), "issuer_invalid", e.to_string())),
+            Err(e) => return ReloadOutcome::Rejected(self.reject(now, Some(to), "issuer_invalid", e.to_string())),
         };
         let kid = issuer.keyring().signing().kid().to_owned();
         // Swap and record under the state lock, so /v1/status never shows a mix.
@@ -228,11 +241,11 @@ impl IssuerHandle {
         if let Err(e) = self.replace(issuer) {
             drop(state);
             // The error names `server.audit_log` and its path.
-            return ReloadOutcome::Rejected(self.reject(Some(to), "audit_log_unavailable", e.to_string()));
+            return ReloadOutcome::Rejected(self.reject(now, Some(to), "audit_log_unavailable", e.to_string()));
         }
         state.config_sha256 = config_sha256;
         state.inputs = inputs;
-        state.loaded_at = now_rfc3339();
+        state.loaded_at = rfc3339(now);
         drop(state);
         tracing::info!(config_version = to, previous_version = running, %kid, "reloaded");
         if let Some(setting) = restart_needed {
@@ -241,7 +254,7 @@ impl IssuerHandle {
         ReloadOutcome::Reloaded { from: running, to }
     }
 
-    fn reject(&self, version: Option<u64>, code: &'static str, reason: String) -> Rejection {
+    fn reject(&self, now: DateTime<Utc>, version: Option<u64>, code: &'static str, reason: String) -> Rejection {
         tracing::error!(
             running_version = self.config_version(),
             rejected_version = version,
@@ -249,7 +262,7 @@ impl IssuerHandle {
             reason = %super::escape::Escaped(&reason),
             "reload rejected; keeping the running config"
         );
-        let rejection = Rejection { version, code, reason, at: now_rfc3339() };
+        let rejection = Rejection { version, code, reason, at: rfc3339(now) };
         self.state().last_rejected = Some(rejection.clone());
         rejection
     }
@@ -288,9 +301,10 @@ pub async fn watch(handle: IssuerHandle, interval: Duration) {
         let now = fp(handle.clone(), source.clone()).await;
         let settled = now == previous;
         previous = now.clone();
-        if handle.pending_due() {
+        let at = Utc::now();
+        if handle.pending_due(at) {
             let handle = handle.clone();
-            let _ = tokio::task::spawn_blocking(move || handle.reload()).await;
+            let _ = tokio::task::spawn_blocking(move || handle.reload_at(at)).await;
         }
         if settled && now != applied {
             applied = now;
@@ -311,5 +325,41 @@ pub async fn reload_on_sighup(handle: IssuerHandle) {
     while hangups.recv().await.is_some() {
         let handle = handle.clone();
         let _ = tokio::task::spawn_blocking(move || handle.reload_forced()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::{KeyDirectory, RotateOutcome};
+    use crate::keys::Policy;
+    use crate::server::ReloadOutcome;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        // Years away from the wall clock, so only the times passed in can decide.
+        DateTime::<Utc>::from_timestamp(2_500_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn a_deferred_signer_takes_over_at_the_time_passed_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, "version = 1\nissuer = \"i\"\njwks_max_age = 300\n").unwrap();
+        let keys = dir.path().join("keys");
+        let policy = Policy::of(&Config::load(&config).unwrap());
+        crate::admin::keygen(&keys, at(-7200)).unwrap();
+        let mut directory = KeyDirectory::open(&keys, at(-7200)).unwrap();
+        assert!(matches!(directory.rotate(policy, at(-7200), false).unwrap(), RotateOutcome::FirstNext { .. }));
+        let RotateOutcome::Rotated(settled) = directory.rotate(policy, at(0), false).unwrap() else { panic!() };
+        let RotateOutcome::Rotated(forced) = directory.rotate(policy, at(0), true).unwrap() else { panic!() };
+        drop(directory);
+
+        let handle = IssuerHandle::load_at(Source::new(&config, &keys), at(10)).unwrap();
+        let signing = |h: &IssuerHandle| h.serving().issuer.keyring().signing().kid().to_owned();
+        assert_eq!(signing(&handle), settled.activated, "the key verifiers have signs meanwhile");
+        assert!(matches!(handle.reload_at(at(299)), ReloadOutcome::Unchanged));
+        assert_eq!(signing(&handle), settled.activated);
+        assert!(matches!(handle.reload_at(at(300)), ReloadOutcome::Reloaded { .. }));
+        assert_eq!(signing(&handle), forced.activated, "published for jwks_max_age at the time passed in");
     }
 }

@@ -118,8 +118,8 @@ pub(crate) struct ReloadState {
     pub(crate) pending_signer: Option<(String, DateTime<Utc>)>,
 }
 
-pub(crate) fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+pub(crate) fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {

@@ -5,7 +5,7 @@ use crate::server::audit::AuditLog;
 use crate::server::document::{Document, discovery_document, jwks_document};
 use crate::server::metrics::Metrics;
 use crate::server::problem::ApiError;
-use crate::server::source::{Rejection, ReloadState, Source, now_rfc3339};
+use crate::server::source::{Rejection, ReloadState, Source, rfc3339};
 use arc_swap::ArcSwap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -48,7 +48,7 @@ impl IssuerHandle {
     /// When the configured `server.audit_log` cannot be opened for appending.
     pub fn new(issuer: Issuer) -> std::io::Result<Self> {
         let audit = AuditLog::open(issuer.config().server.audit_log.as_deref())?;
-        let state = ReloadState { loaded_at: now_rfc3339(), ..Default::default() };
+        let state = ReloadState { loaded_at: rfc3339(chrono::Utc::now()), ..Default::default() };
         let metrics = Arc::new(Metrics::new());
         let metrics_on_main = issuer.config().server.metrics_listen.is_none();
         Ok(Self {

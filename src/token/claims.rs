@@ -56,6 +56,23 @@ impl AccessClaims {
     }
 }
 
+/// The `scope` claim granting `permissions` (RFC 8693 §4.2: space-separated); the one place
+/// the claim is written, as [`AccessClaims::permissions`] is where it is read.
+///
+/// ```
+/// assert_eq!(keysmith::scope_claim(&["FILE_UPLOAD", "OBJECTS_LIST"]), "FILE_UPLOAD OBJECTS_LIST");
+/// ```
+pub fn scope_claim<S: AsRef<str>>(permissions: &[S]) -> String {
+    let mut scope = String::new();
+    for (i, p) in permissions.iter().enumerate() {
+        if i > 0 {
+            scope.push(' ');
+        }
+        scope.push_str(p.as_ref());
+    }
+    scope
+}
+
 /// The permissions of a `scope` claim (RFC 8693 §4.2: space-separated); the one place the
 /// claim is split, so every reader skips empty entries the same way.
 pub(crate) fn split_scope(scope: &str) -> impl Iterator<Item = &str> {
@@ -104,6 +121,15 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scope_claim_is_written_as_it_is_read() {
+        let permissions = ["FILE_UPLOAD", "OBJECTS_LIST"];
+        let scope = scope_claim(&permissions);
+        assert_eq!(scope, "FILE_UPLOAD OBJECTS_LIST");
+        assert_eq!(split_scope(&scope).collect::<Vec<_>>(), permissions);
+        assert_eq!(scope_claim::<&str>(&[]), "");
+    }
 
     #[test]
     fn audience_accepts_string_or_array_only() {

@@ -38,7 +38,7 @@ impl TestServer {
     pub async fn start(config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        keysmith::keys::generate_key_file(&dir.path().join("keys")).unwrap();
+        keysmith::keys::generate_key_file(&dir.path().join("keys"), chrono::Utc::now()).unwrap();
         Self::start_in(dir).await
     }
 

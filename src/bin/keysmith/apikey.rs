@@ -1,13 +1,9 @@
 //! `keysmith apikey`: create, list, activate and deactivate permanent API keys. The metadata
 //! goes into `config.toml` (edited in place, `version` bumped); the secret is printed once.
 
-use anyhow::Context as _;
-use keysmith::config::{ApiKeyMeta, ConfigEditor, lock, write_atomically};
-use keysmith::issuer::NewApiKey;
-use keysmith::{Issuer, Keyring};
-use std::path::{Path, PathBuf};
+use keysmith::admin::{self, ActivityChange, ApiKeySpec, ListedApiKey};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::SystemTime;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -60,41 +56,43 @@ enum Command {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    // Held until the edit is written, so concurrent edits never lose one another.
-    let _lock = match &args.command {
-        Command::List => None,
-        _ => Some(lock(&args.config)?),
-    };
-    let text = std::fs::read_to_string(&args.config).with_context(|| format!("reading {}", args.config.display()))?;
-    let base = args.config.parent().unwrap_or(Path::new("."));
+    let config = &args.config;
+    let now = chrono::Utc::now();
     let result = match args.command {
-        Command::List => list(&text, base),
+        Command::List => admin::list_api_keys(config, now).map(|keys| print_table(&keys)),
         Command::Create { description, permissions, project, expires_at, keys } => {
-            let spec = Spec { description, permissions, projects: project, expires_at };
-            create(&args.config, &text, base, spec, &keys)
+            let spec = ApiKeySpec { description, permissions, projects: project, expires_at };
+            admin::create_api_key(config, &keys, spec, now).map(|recorded| {
+                eprintln!(
+                    "created API key {} (config version {}); the secret below is shown once: store it now",
+                    recorded.created.id, recorded.config_version
+                );
+                println!("{}", recorded.created.secret);
+            })
         }
-        Command::Deactivate { ids, unlisted } => set_active(&args.config, &text, base, &ids, false, unlisted),
-        Command::Activate { ids } => set_active(&args.config, &text, base, &ids, true, false),
+        Command::Deactivate { ids, unlisted } => {
+            admin::set_api_keys_active(config, &ids, false, unlisted).map(|change| print_change(&ids, &change, false))
+        }
+        Command::Activate { ids } => {
+            admin::set_api_keys_active(config, &ids, true, false).map(|change| print_change(&ids, &change, true))
+        }
     };
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
-            eprintln!("{}: {e}", args.config.display());
+            eprintln!("{}: {e}", config.display());
             eprintln!("nothing was changed");
             Ok(ExitCode::FAILURE)
         }
     }
 }
 
-fn list(text: &str, base: &Path) -> anyhow::Result<()> {
-    let editor = ConfigEditor::new(text, base)?;
-    let keys = editor.current().api_keys();
-    let now = SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+fn print_table(keys: &[ListedApiKey]) {
     let rows: Vec<[String; 7]> = keys
         .iter()
-        .map(|k| {
+        .map(|ListedApiKey { meta: k, expired }| {
             let expires = match &k.expires_at {
-                Some(at) if k.is_expired(now) => format!("{at} (expired)"),
+                Some(at) if *expired => format!("{at} (expired)"),
                 Some(at) => at.clone(),
                 None => String::new(),
             };
@@ -121,78 +119,18 @@ fn list(text: &str, base: &Path) -> anyhow::Result<()> {
         let cells: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
         println!("{}", cells.join("  ").trim_end());
     }
-    Ok(())
 }
 
-/// What `apikey create` was asked for.
-struct Spec {
-    description: String,
-    permissions: Vec<String>,
-    projects: Vec<String>,
-    expires_at: Option<chrono::DateTime<chrono::FixedOffset>>,
-}
-
-fn create(path: &Path, text: &str, base: &Path, spec: Spec, keys: &Path) -> anyhow::Result<()> {
-    let Spec { description, permissions, projects, expires_at } = spec;
-    let mut editor = ConfigEditor::new(text, base)?;
-    let mut config = editor.current().clone();
-    // The key carries the version of the config that records it.
-    config.version = editor.next_version();
-    let issuer = Issuer::from_parts(config, Keyring::load_dir(keys)?, None);
-    let now = SystemTime::now();
-    let exp = match expires_at {
-        Some(t) => {
-            let secs = u64::try_from(t.timestamp()).ok().filter(|_| t > chrono::DateTime::<chrono::Utc>::from(now));
-            Some(secs.context("--expires-at must be in the future")?)
-        }
-        None => None,
-    };
-    let new = NewApiKey { projects: projects.clone(), permissions, expires_at: exp, created_by: Vec::new() };
-    let created = issuer.create_api_key(&new, now)?;
-    let created_at = chrono::DateTime::<chrono::Utc>::from(now).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    editor.add_api_key(&ApiKeyMeta {
-        id: created.id.clone(),
-        description,
-        permissions: created.claims.permissions().map(str::to_owned).collect(),
-        projects,
-        created_at: Some(created_at),
-        expires_at: expires_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        kid: Some(issuer.keyring().signing().kid().to_owned()),
-        active: true,
-    });
-    let (text, config) = editor.finish(base)?;
-    anyhow::ensure!(config.version == created.claims.ver, "the config version moved during the edit");
-    write_atomically(path, &text)?;
-    eprintln!(
-        "created API key {} (config version {}); the secret below is shown once: store it now",
-        created.id, config.version
-    );
-    println!("{}", created.secret);
-    Ok(())
-}
-
-fn set_active(
-    path: &Path,
-    text: &str,
-    base: &Path,
-    ids: &[String],
-    active: bool,
-    unlisted: bool,
-) -> anyhow::Result<()> {
-    let mut editor = ConfigEditor::new(text, base)?;
-    let changed = editor.set_active(ids, active, unlisted)?;
+fn print_change(ids: &[String], change: &ActivityChange, active: bool) {
     let state = if active { "active" } else { "deactivated" };
-    if changed.is_empty() {
+    let Some(version) = change.config_version else {
         println!("already {state}: {}; config unchanged", ids.join(", "));
-        return Ok(());
-    }
-    let (text, config) = editor.finish(base)?;
-    write_atomically(path, &text)?;
-    println!("{state}: {} (config version {})", changed.join(", "), config.version);
+        return;
+    };
+    println!("{state}: {} (config version {version})", change.changed.join(", "));
     if !active {
         println!(
             "a running service picks the change up by itself and refuses them at once; verifiers within revocations_max_age"
         );
     }
-    Ok(())
 }

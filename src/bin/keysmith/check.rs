@@ -7,8 +7,7 @@
 //! lint under `--strict`; 2 usage error (the previous config cannot be read, git failed).
 
 use keysmith::Config;
-use keysmith::config::VersionChange;
-use keysmith::review::{Change, Lint, diff, lint};
+use keysmith::review::Review;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -60,31 +59,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         Err(message) => return Ok(usage_error(&args, &message)),
     };
-    let changes = previous.as_ref().map(|(_, p)| diff(p, &config)).unwrap_or_default();
-    // `check --previous` reviews a change, so the content counts as changed: only a raised
-    // version passes (the rule itself is `VersionChange`, shared with the service's reload).
-    let version_ok = previous
-        .as_ref()
-        .is_none_or(|(_, p)| VersionChange::between(p.version, config.version, true) == VersionChange::Raised);
-    let lints = lint(&config);
-    let failed = !version_ok || (args.strict && !lints.is_empty());
+    let review = Review::of(previous.as_ref().map(|(_, p)| p), &config);
+    let failed = !review.passes(args.strict);
     match args.format {
         Format::Json => {
-            let widening = changes.iter().any(|c| c.widening);
             let out = json!({
                 "file": name,
                 "valid": true,
                 "version": config.version,
                 "previous_version": previous.as_ref().map(|(_, p)| p.version),
-                "version_increased": previous.as_ref().map(|_| version_ok),
-                "widening": widening,
-                "changes": changes,
-                "lints": lints,
+                "version_increased": review.version_increased,
+                "widening": review.widening(),
+                "changes": review.changes,
+                "lints": review.lints,
                 "ok": !failed,
             });
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         }
-        Format::Text => print_text(&name, &config, previous.as_ref(), version_ok, &changes, &lints, args.strict),
+        Format::Text => print_text(&name, &config, previous.as_ref(), &review, args.strict),
     }
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
@@ -137,15 +129,8 @@ fn previous_text(args: &Args) -> Result<Option<(String, String)>, String> {
     Ok(Some((format!("{rev}:{file}"), text)))
 }
 
-fn print_text(
-    name: &str,
-    config: &Config,
-    previous: Option<&(String, Config)>,
-    version_ok: bool,
-    changes: &[Change],
-    lints: &[Lint],
-    strict: bool,
-) {
+fn print_text(name: &str, config: &Config, previous: Option<&(String, Config)>, review: &Review, strict: bool) {
+    let Review { changes, lints, .. } = review;
     let active = config.templates().iter().filter(|t| t.active).count();
     println!(
         "{name}: ok: version {}, {} project(s), {} template(s) ({active} active), {} API key(s)",
@@ -155,7 +140,7 @@ fn print_text(
         config.api_keys().len(),
     );
     if let Some((label, previous)) = previous {
-        if !version_ok {
+        if review.version_increased == Some(false) {
             println!(
                 "error: version {} is not higher than {} in {label}; bump version on every change",
                 config.version, previous.version

@@ -3,8 +3,8 @@
 
 use chrono::Utc;
 use keysmith::Config;
-use keysmith::admin::{AdminError, KeyDirectory, RotateOutcome};
-use keysmith::keys::{KeyState, KeyringState, LifecycleError, Policy, Rotation};
+use keysmith::admin::{AdminError, KeyDirectory, KeyListing, RotateOutcome};
+use keysmith::keys::{KeyState, LifecycleError, Policy, Rotation};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -33,12 +33,14 @@ enum Command {
     },
     /// Retire a next key that should never sign.
     Retire {
-        /// The key id.
+        /// The key id (it may start with `-`: key ids are base64url).
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
     /// Remove a retired key from the JWKS and delete its file.
     Remove {
-        /// The key id.
+        /// The key id (it may start with `-`: key ids are base64url).
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         /// Remove it even while tokens or permanent keys still need it.
         #[arg(long)]
@@ -60,7 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let wait = policy.jwks_max_age.num_seconds();
     let result = match args.command {
         Command::List => {
-            list(keys.state(), &config, policy, now);
+            list(&keys.list(&config, now));
             return Ok(ExitCode::SUCCESS);
         }
         Command::Rotate { force } => keys.rotate(policy, now, force).map(|outcome| match outcome {
@@ -96,7 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn list(state: &KeyringState, config: &Config, policy: Policy, now: chrono::DateTime<Utc>) {
+fn list(keys: &[KeyListing]) {
     let time = |t: Option<chrono::DateTime<Utc>>| {
         t.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
     };
@@ -104,20 +106,12 @@ fn list(state: &KeyringState, config: &Config, policy: Policy, now: chrono::Date
         "{:<44} {:<8} {:<20} {:<20} {:<20} {:<20} PINNED BY",
         "KID", "STATE", "CREATED", "ACTIVATED", "RETIRED", "RETIRE-AFTER"
     );
-    for k in &state.keys {
+    for KeyListing { record: k, removable_after, pinned_by, removable } in keys {
         let state_name = match k.state {
             KeyState::Next => "next",
             KeyState::Active => "active",
             KeyState::Retired => "retired",
         };
-        let pins: Vec<&str> = config
-            .api_keys()
-            .iter()
-            .filter(|a| a.active && a.kid.as_deref() == Some(k.kid.as_str()))
-            .map(|a| a.id.as_str())
-            .collect();
-        let after = state.removable_after(&k.kid, policy);
-        let removable = k.state == KeyState::Retired && after.is_some_and(|a| a <= now) && pins.is_empty();
         println!(
             "{:<44} {:<8} {:<20} {:<20} {:<20} {:<20} {}{}",
             k.kid,
@@ -125,9 +119,9 @@ fn list(state: &KeyringState, config: &Config, policy: Policy, now: chrono::Date
             time(Some(k.created)),
             time(k.activated),
             time(k.retired),
-            time(after),
-            if pins.is_empty() { "-".to_owned() } else { pins.join(",") },
-            if removable { "  (removable)" } else { "" },
+            time(*removable_after),
+            if pinned_by.is_empty() { "-".to_owned() } else { pinned_by.join(",") },
+            if *removable { "  (removable)" } else { "" },
         );
     }
 }

@@ -1,11 +1,12 @@
 //! `keysmith mint`.
 
+use chrono::Utc;
+use keysmith::MintRequest;
+use keysmith::admin::AdminError;
 use keysmith::issuer::Caller;
-use keysmith::{Config, Issuer, Keyring, MintRequest};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::SystemTime;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -46,14 +47,6 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let config = match Config::load(&args.config) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("{}: {e}", args.config.display());
-            return Ok(ExitCode::FAILURE);
-        }
-    };
-    let issuer = Issuer::new(config, Keyring::load_dir(&args.keys)?)?;
     let mut request = MintRequest::default();
     if let Some(scopes) = args.dir_scope {
         request = request.with_dir_scope(scopes);
@@ -64,20 +57,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     request.permissions = args.permissions;
     request.expiration_duration = args.expiration;
     request.bind_ip = args.bind_ip;
-    match issuer.mint(
-        &args.project,
-        &args.template,
-        &request,
-        Caller { ip: args.ip, api_key: args.api_key.as_deref() },
-        SystemTime::now(),
-    ) {
+    let caller = Caller { ip: args.ip, api_key: args.api_key.as_deref() };
+    match keysmith::admin::mint(&args.config, &args.keys, &args.project, &args.template, &request, caller, Utc::now()) {
         Ok(minted) => {
             println!("{}", minted.token);
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
+        Err(AdminError::Mint(e)) => {
             eprintln!("refused ({}): {e}", e.code());
             Ok(ExitCode::FAILURE)
         }
+        Err(AdminError::Config(e)) => {
+            eprintln!("{}: {e}", args.config.display());
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
     }
 }

@@ -46,7 +46,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (None, Ok(pem)) => Some(SigningKeySource::Pem(std::sync::Arc::new(zeroize::Zeroizing::new(pem)))),
         (None, Err(_)) => None,
     };
-    let generated = if injected.is_none() { Keyring::load_or_generate(&args.keys)?.1 } else { None };
+    // The clock is read once: the generated key's name and the signer choice use this time.
+    let now = chrono::Utc::now();
+    let generated = if injected.is_none() { Keyring::load_or_generate(&args.keys, now)?.1 } else { None };
     if let Some(path) = generated {
         let keys = Keyring::load_dir(&args.keys)?;
         tracing::warn!(
@@ -65,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         allow_rollback: args.allow_rollback,
         signing_key: injected,
     };
-    let handle = IssuerHandle::load(source)?;
+    let handle = IssuerHandle::load_at(source, now)?;
     let version = handle.config_version();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {

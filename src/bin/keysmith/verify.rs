@@ -60,6 +60,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // The config, when readable, supplies the issuer, the audience of a single-project
     // deployment, and the scope rules of a custom catalogue.
     let config = keysmith::Config::load(&args.config);
+    // The clock is read once: the revocation list and the token are judged at the same time.
+    let now = SystemTime::now();
     let issuer = match (&args.issuer, &config) {
         (Some(issuer), _) => issuer.clone(),
         (None, Ok(config)) => config.issuer.clone(),
@@ -81,15 +83,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         verifier = verifier.scope_rules(config.catalog.rules().clone());
     }
     if let Some(source) = &args.revocations
-        && let Err(e) = verifier.set_revocations(&read_source(source)?, SystemTime::now())
+        && let Err(e) = verifier.set_revocations(&read_source(source)?, now)
     {
         eprintln!("{source}: revocation list refused ({}): {e}", e.code());
         return Ok(ExitCode::from(2));
     }
     if keysmith::dangerous::claimed_type(&token) == Some(keysmith::dangerous::ClaimedType::ApiKey) {
-        return verify_api_key(&verifier, &token, args.permission.as_deref());
+        return verify_api_key(&verifier, &token, args.permission.as_deref(), now);
     }
-    let grant = match verifier.verify(&token, SystemTime::now()) {
+    let grant = match verifier.verify(&token, now) {
         Ok(grant) => grant,
         Err(e) => {
             print_json(&json!({ "valid": false, "code": e.code(), "error": e.to_string() }));
@@ -116,8 +118,13 @@ fn print_json(value: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
-fn verify_api_key(verifier: &Verifier, token: &str, permission: Option<&str>) -> anyhow::Result<ExitCode> {
-    let grant = match verifier.verify_api_key(token, SystemTime::now()) {
+fn verify_api_key(
+    verifier: &Verifier,
+    token: &str,
+    permission: Option<&str>,
+    now: SystemTime,
+) -> anyhow::Result<ExitCode> {
+    let grant = match verifier.verify_api_key(token, now) {
         Ok(grant) => grant,
         Err(e) => {
             print_json(&json!({ "valid": false, "code": e.code(), "error": e.to_string() }));
