@@ -181,7 +181,7 @@ pub use token::claims::{
     ACCESS_TOKEN_TYP, API_KEY_TYP, AccessClaims, ApiKeyClaims, Audience, Limits, REVOCATIONS_TYP, RevocationClaims,
 };
 pub use token::jwk::{JwkError, Jwks, KeySet, MAX_JWKS_KEYS, MAX_KID_LEN, PublicJwk};
-pub use verify::revocation::{MAX_REVOCATIONS_LEN, RevocationList};
+pub use verify::revocation::{MAX_REVOCATION_ENTRIES, MAX_REVOCATIONS_LEN, RevocationList};
 pub use verify::{
     ApiKeyGrant, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_LEN, Denied, Grant, KeySource,
     MAX_LIST_ENTRIES, RevocationSource, Revocations, Verifier, VerifyError,

@@ -134,6 +134,10 @@ id = "ak_revoked"
 permissions = ["FILE_UPLOAD"]
 projects = ["demo"]
 active = false
+[[api_keys]]
+id = "ak_AAECAwQFBgcICQoLDA0ODw"
+permissions = ["FILE_UPLOAD", "OBJECTS_LIST"]
+projects = ["demo"]
 "#;
 
 fn vectors_dir() -> PathBuf {
@@ -267,7 +271,8 @@ fn golden_api_key_and_revocation_list() {
         "revocations.json",
         &golden_file(
             "Golden revocation list: what Issuer::revocation_list signs at `now` for a config with one \
-             deactivated permanent key and one deactivated template.",
+             deactivated permanent key, one active permanent key (the key of api_key.json) and one \
+             deactivated template.",
             &list,
             &list_claims,
             T0,
@@ -380,6 +385,7 @@ fn revocation_claims() -> Value {
     json!({
         "iss": ISSUER, "iat": T0, "exp": T0 + 300, "ver": 7,
         "revoked_api_keys": ["ak_revoked"], "revoked_templates": ["old-widget"],
+        "active_api_keys": [FIXED_API_KEY_ID],
     })
 }
 
@@ -942,6 +948,33 @@ fn negative_cases() -> Vec<Case> {
             Some("revoked"),
         )
         .holding(&list),
+        case(
+            "template_cut_off",
+            "A key minted (iat) one second before its template's revoke_issued_before cut-off.",
+            access(access_claims()),
+            Some("revoked"),
+        )
+        .holding(&rl(with(revocation_claims(), json!({"templates_issued_before": {"upload-widget": T0 + 1}})))),
+        case(
+            "template_cut_off_at_iat",
+            "A key minted at its template's cut-off: keys minted from then on are valid.",
+            access(access_claims()),
+            None,
+        )
+        .holding(&rl(with(revocation_claims(), json!({"templates_issued_before": {"upload-widget": T0}})))),
+        case(
+            "api_key_cut_off",
+            "A key minted through a permanent key (api_keys) before that key's cut-off.",
+            access(with(access_claims(), json!({"api_keys": [FIXED_API_KEY_ID]}))),
+            Some("revoked"),
+        )
+        .holding(&rl(with(revocation_claims(), json!({"api_keys_issued_before": {FIXED_API_KEY_ID: T0 + 1}})))),
+        case(
+            "template_cut_off_without_list",
+            "The same key while no revocation list is held: cut-offs travel only in the list.",
+            access(access_claims()),
+            None,
+        ),
         // Permanent API keys.
         case("api_key_valid", "The golden permanent key, holding the golden list.", api_key.clone(), None)
             .kind("api_key")
@@ -978,6 +1011,49 @@ fn negative_cases() -> Vec<Case> {
         )
         .kind("api_key")
         .holding(&list),
+        case(
+            "api_key_created_beneath_active_root",
+            "A key created over HTTP by the golden key: its chain root is listed active.",
+            api(with(
+                api_key_claims(),
+                json!({"sub": "ak_child", "jti": "ak_child", "created_by": [FIXED_API_KEY_ID]}),
+            )),
+            None,
+        )
+        .kind("api_key")
+        .holding(&list),
+        case(
+            "api_key_record_deleted",
+            "The golden key while the held list does not list it active (its record was deleted).",
+            api_key.clone(),
+            Some("revoked"),
+        )
+        .kind("api_key")
+        .holding(&rl(with(revocation_claims(), json!({"active_api_keys": []})))),
+        case(
+            "api_key_list_without_active_ids",
+            "The golden key holding a list without active_api_keys (from an issuer before 0.6): refused.",
+            api_key.clone(),
+            Some("revoked"),
+        )
+        .kind("api_key")
+        .holding(&rl(with(revocation_claims(), json!({"active_api_keys": null})))),
+        case(
+            "api_key_never_recorded",
+            "A key signed by the issuer whose id no list has ever named.",
+            api(with(api_key_claims(), json!({"sub": "ak_unrecorded", "jti": "ak_unrecorded"}))),
+            Some("revoked"),
+        )
+        .kind("api_key")
+        .holding(&list),
+        case(
+            "api_key_root_not_active",
+            "A key listed active itself, created beneath a key that is not: the root decides.",
+            api(with(api_key_claims(), json!({"sub": "ak_child", "jti": "ak_child", "created_by": ["ak_gone"]}))),
+            Some("revoked"),
+        )
+        .kind("api_key")
+        .holding(&rl(with(revocation_claims(), json!({"active_api_keys": [FIXED_API_KEY_ID, "ak_child"]})))),
         case(
             "api_key_sub_not_jti",
             "sub and jti differ.",

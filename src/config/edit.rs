@@ -245,6 +245,7 @@ active = true
             expires_at: None,
             kid: Some("kid-1".into()),
             active: true,
+            revoke_issued_before: None,
         }
     }
 

@@ -132,6 +132,9 @@ pub(crate) struct RawTemplate {
     pub active: bool,
     /// A date or a date-time with offset, for people.
     pub created_at: Option<RawDate>,
+    /// Keys minted from this template before this instant (a date or a date-time with offset,
+    /// not in the future) are refused everywhere; keys minted afterwards work.
+    pub revoke_issued_before: Option<RawDate>,
     /// Who may mint: `public` (default) or `api_key` (holders of a permanent key only).
     #[serde(default)]
     pub access: RawAccess,
@@ -187,6 +190,9 @@ pub(crate) struct RawApiKey {
     /// false puts the id on the signed revocation list. Default true.
     #[serde(default = "yes")]
     pub active: bool,
+    /// Access keys minted through this key before this instant (a date or a date-time with
+    /// offset, not in the future) are refused everywhere; the key itself stays valid.
+    pub revoke_issued_before: Option<RawDate>,
 }
 
 fn yes() -> bool {

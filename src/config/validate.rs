@@ -216,6 +216,7 @@ fn template(t: RawTemplate, path: &str, catalog: &Catalog, server: &ServerConfig
         p.add(format!("{path}.description"), "must be at most 1024 bytes");
     }
     let created_at = created_at(t.created_at, &format!("{path}.created_at"), p);
+    let revoke_issued_before = cut_off(t.revoke_issued_before, &format!("{path}.revoke_issued_before"), p);
 
     let permissions = permission_list(t.permissions, &format!("{path}.permissions"), catalog, p);
 
@@ -296,6 +297,7 @@ fn template(t: RawTemplate, path: &str, catalog: &Catalog, server: &ServerConfig
         list_dirs,
         ips,
         countries,
+        revoke_issued_before,
     }
 }
 
@@ -331,6 +333,25 @@ fn created_at(value: Option<super::raw::RawDate>, path: &str, p: &mut Problems) 
     } else {
         p.add(path, format!("{text:?} must be a date (2026-01-31) or a date-time with offset (2026-01-31T09:00:00Z)"));
         None
+    }
+}
+
+/// A `revoke_issued_before` cut-off in seconds since the Unix epoch. One in the future (by
+/// this machine's clock) is refused: it would void keys not yet minted.
+fn cut_off(value: Option<super::raw::RawDate>, path: &str, p: &mut Problems) -> Option<u64> {
+    let text = created_at(value, path, p)?;
+    let at = super::unix_of(&text);
+    let now = crate::verify::unix_seconds(std::time::SystemTime::now());
+    match at {
+        Some(at) if at <= now => Some(at),
+        Some(_) => {
+            p.add(path, format!("{text:?} is in the future; a cut-off names a moment that has passed"));
+            None
+        }
+        None => {
+            p.add(path, format!("{text:?} is before 1970"));
+            None
+        }
     }
 }
 
@@ -388,6 +409,7 @@ fn api_key(
         permissions,
         projects: k.projects,
         active: k.active,
+        revoke_issued_before: cut_off(k.revoke_issued_before, &format!("{path}.revoke_issued_before"), p),
     }
 }
 

@@ -43,6 +43,23 @@ pub(super) fn api_key_expiry(d: &mut Diff, subject: &str, o: &ApiKeyMeta, k: &Ap
     );
 }
 
+/// A `revoke_issued_before` change: a new or later cut-off voids more keys (narrowing), a
+/// removed or earlier one lets keys minted before it verify again (widening).
+pub(super) fn cut_off(d: &mut Diff, subject: &str, kinds: [ChangeKind; 2], old: Option<u64>, new: Option<u64>) {
+    let widening = match (old, new) {
+        (a, b) if a == b => return,
+        (Some(_), None) => true,
+        (None, Some(_)) => false,
+        (a, b) => b < a,
+    };
+    let show = |at: Option<u64>| {
+        at.and_then(|s| chrono::DateTime::from_timestamp(i64::try_from(s).ok()?, 0))
+            .map_or_else(|| "none".to_owned(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    };
+    let kind = if widening { kinds[0] } else { kinds[1] };
+    d.push(subject, kind, format!("revoke_issued_before {} -> {}", show(old), show(new)), widening);
+}
+
 /// A config date (`2026-01-31`, midnight UTC) or date-time with offset.
 pub(super) fn instant(text: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
     chrono::DateTime::parse_from_rfc3339(text).ok().or_else(|| {

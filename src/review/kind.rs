@@ -22,6 +22,10 @@ pub enum ChangeKind {
     ApiKeyAdded,
     /// `api_key_created_at_changed`.
     ApiKeyCreatedAtChanged,
+    /// `api_key_cut_off_narrowed`: a `revoke_issued_before` was added or moved later.
+    ApiKeyCutOffNarrowed,
+    /// `api_key_cut_off_widened`: a `revoke_issued_before` was removed or moved earlier.
+    ApiKeyCutOffWidened,
     /// `api_key_deactivated`.
     ApiKeyDeactivated,
     /// `api_key_description_changed`.
@@ -116,6 +120,10 @@ pub enum ChangeKind {
     TemplateAdded,
     /// `template_created_at_changed`.
     TemplateCreatedAtChanged,
+    /// `template_cut_off_narrowed`: a `revoke_issued_before` was added or moved later.
+    TemplateCutOffNarrowed,
+    /// `template_cut_off_widened`: a `revoke_issued_before` was removed or moved earlier.
+    TemplateCutOffWidened,
     /// `template_deactivated`.
     TemplateDeactivated,
     /// `template_description_changed`.
@@ -152,6 +160,8 @@ impl ChangeKind {
             Self::ApiKeyActivated => "api_key_activated",
             Self::ApiKeyAdded => "api_key_added",
             Self::ApiKeyCreatedAtChanged => "api_key_created_at_changed",
+            Self::ApiKeyCutOffNarrowed => "api_key_cut_off_narrowed",
+            Self::ApiKeyCutOffWidened => "api_key_cut_off_widened",
             Self::ApiKeyDeactivated => "api_key_deactivated",
             Self::ApiKeyDescriptionChanged => "api_key_description_changed",
             Self::ApiKeyExpiryChanged => "api_key_expiry_changed",
@@ -199,6 +209,8 @@ impl ChangeKind {
             Self::TemplateActivated => "template_activated",
             Self::TemplateAdded => "template_added",
             Self::TemplateCreatedAtChanged => "template_created_at_changed",
+            Self::TemplateCutOffNarrowed => "template_cut_off_narrowed",
+            Self::TemplateCutOffWidened => "template_cut_off_widened",
             Self::TemplateDeactivated => "template_deactivated",
             Self::TemplateDescriptionChanged => "template_description_changed",
             Self::TemplateProjectChanged => "template_project_changed",

@@ -403,3 +403,28 @@ fn moving_a_permission_between_scope_kinds_is_widening_when_a_template_gains_dir
     // And back: from the listing scope (everything) to the upload scope narrows.
     assert_eq!(kinds(&diff(&wide, &old)), [("catalog", "scope_rule_changed", false)]);
 }
+
+#[test]
+fn cut_offs_narrow_when_added_or_later_and_widen_when_removed_or_earlier() {
+    let with = |template: &str, key: &str| {
+        let mut text = OLD.replace(
+            "id = \"widget\"\nproject = \"demo\"\n",
+            &format!("id = \"widget\"\nproject = \"demo\"\n{template}"),
+        );
+        text = text.replace("id = \"ak_live\"\n", &format!("id = \"ak_live\"\n{key}"));
+        load(&text)
+    };
+    let none = with("", "");
+    let early = with("revoke_issued_before = 2025-01-01\n", "revoke_issued_before = 2025-01-01T00:00:00Z\n");
+    let late = with("revoke_issued_before = 2025-06-01\n", "revoke_issued_before = 2025-06-01T00:00:00Z\n");
+    let expect = |kind: &'static str, widening: bool| {
+        vec![
+            ("template widget", kind, widening),
+            ("api key ak_live", kind.replacen("template", "api_key", 1).leak() as &str, widening),
+        ]
+    };
+    assert_eq!(kinds(&diff(&none, &early)), expect("template_cut_off_narrowed", false));
+    assert_eq!(kinds(&diff(&early, &late)), expect("template_cut_off_narrowed", false));
+    assert_eq!(kinds(&diff(&late, &early)), expect("template_cut_off_widened", true));
+    assert_eq!(kinds(&diff(&early, &none)), expect("template_cut_off_widened", true));
+}

@@ -4,6 +4,7 @@
 //! [`Verifier::verify`](crate::Verifier::verify) turns a token into a [`Grant`](crate::Grant).
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The `typ` header of a short-lived access token (RFC 9068).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -179,4 +180,17 @@ pub struct RevocationClaims {
     pub revoked_api_keys: Vec<String>,
     /// Ids of deactivated templates: short-lived keys minted from them are refused early.
     pub revoked_templates: Vec<String>,
+    /// Ids of the recorded permanent keys that are active (neither deactivated nor expired) at
+    /// `iat`. A permanent key is accepted only while the root of its `created_by` chain (the key
+    /// itself when it has none) is listed here; absent means none (every permanent key refused).
+    #[serde(default)]
+    pub active_api_keys: Vec<String>,
+    /// Template id → cut-off (seconds since the Unix epoch): access keys minted from the
+    /// template with an `iat` before it are refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub templates_issued_before: BTreeMap<String, u64>,
+    /// Permanent key id → cut-off: access keys minted through the key (the id is in their
+    /// `api_keys`) with an `iat` before it are refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub api_keys_issued_before: BTreeMap<String, u64>,
 }

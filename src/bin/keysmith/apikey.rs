@@ -159,6 +159,7 @@ fn create(path: &Path, text: &str, base: &Path, spec: Spec, keys: &Path) -> anyh
         expires_at: expires_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         kid: Some(issuer.keyring().signing().kid().to_owned()),
         active: true,
+        revoke_issued_before: None,
     });
     let (text, config) = editor.finish(base)?;
     anyhow::ensure!(config.version == created.claims.ver, "the config version moved during the edit");
