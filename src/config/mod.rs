@@ -19,7 +19,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use edit::{ConfigEditor, EditError, lock, write_atomically};
+pub use edit::{ConfigEditor, CutOff, EditError, lock, write_atomically};
 pub use validate::{DEFAULT_EXPIRATION, DEFAULT_LISTEN, DEFAULT_REVOCATIONS_MAX_AGE, MAX_EXPIRATION};
 
 /// The JSON Schema of `config.toml` (draft 2020-12), for TOML editors (taplo, Even Better

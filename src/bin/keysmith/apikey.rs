@@ -1,4 +1,5 @@
-//! `keysmith apikey`: create, list, activate and deactivate permanent API keys. The metadata
+//! `keysmith apikey`: create, list, activate and deactivate permanent API keys, and void the
+//! access keys minted through one before a moment (`revoke-before`). The metadata
 //! goes into `config.toml` (edited in place, `version` bumped); the secret is printed once.
 
 use anyhow::Context as _;
@@ -57,9 +58,21 @@ enum Command {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+    /// Void every access key minted through this key before a moment (default now); the key
+    /// itself, and access keys minted through it afterwards, keep working.
+    RevokeBefore {
+        /// The key id (recorded in the config).
+        id: String,
+        /// The cut-off: `now` (the default) or an RFC 3339 date-time not in the future.
+        #[arg(long, default_value = "now")]
+        at: crate::cut_off::At,
+    },
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Command::RevokeBefore { id, at } = args.command {
+        return crate::cut_off::set_cut_off(&args.config, keysmith::config::CutOff::ApiKey, &id, at);
+    }
     // Held until the edit is written, so concurrent edits never lose one another.
     let _lock = match &args.command {
         Command::List => None,
@@ -75,6 +88,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Deactivate { ids, unlisted } => set_active(&args.config, &text, base, &ids, false, unlisted),
         Command::Activate { ids } => set_active(&args.config, &text, base, &ids, true, false),
+        // Handled above, under its own lock.
+        Command::RevokeBefore { .. } => return Ok(ExitCode::SUCCESS),
     };
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
