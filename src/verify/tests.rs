@@ -361,3 +361,20 @@ proptest! {
         let _ = verifier().verify(&format!("{a}.{b}.{c}"), now());
     }
 }
+
+#[test]
+fn a_revocation_list_is_bounded_in_entries() {
+    let list = |n: usize| {
+        let ids: Vec<String> = (0..n).map(|i| format!("ak_{i}")).collect();
+        let claims = json!({
+            "iss": "https://iss", "iat": NOW, "exp": NOW + 300, "ver": 1,
+            "revoked_api_keys": [], "revoked_templates": [], "active_api_keys": ids,
+        });
+        sign(&json!({"alg": "EdDSA", "typ": "revocations+jwt", "kid": kid()}), &claims)
+    };
+    assert!(verifier().set_revocations(&list(crate::verify::revocation::MAX_REVOCATION_ENTRIES), now()).is_ok());
+    assert!(matches!(
+        verifier().set_revocations(&list(crate::verify::revocation::MAX_REVOCATION_ENTRIES + 1), now()),
+        Err(VerifyError::InvalidClaims(_))
+    ));
+}
