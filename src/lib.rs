@@ -176,6 +176,7 @@ pub mod server;
 // The verifier: always built, no async runtime.
 pub use policy::dir_scope::{DirScope, ScopeError, ScopeSet};
 pub use policy::ip::{IpRange, IpRangeError, IpRules};
+pub use policy::media::{MediaRange, MediaRangeError, MediaType, media_type_of};
 pub use policy::scope_rules::{SCALEFLEX_PERMISSIONS, ScopeKind, ScopeRules};
 pub use token::claims::{
     ACCESS_TOKEN_TYP, API_KEY_TYP, AccessClaims, ApiKeyClaims, Audience, Limits, REVOCATIONS_TYP, RevocationClaims,

@@ -12,6 +12,7 @@ mod validate;
 
 use crate::policy::dir_scope::ScopeSet;
 use crate::policy::ip::IpRules;
+use crate::policy::media::MediaRange;
 use crate::policy::scope_rules::ScopeRules;
 use crate::token::claims::Limits;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -483,6 +484,10 @@ pub struct Template {
     /// `revoke_issued_before`, seconds since the Unix epoch: keys minted from the template
     /// earlier are refused. Default: none.
     pub revoke_issued_before: Option<u64>,
+    /// `upload.max_file_size` in bytes. Default: unlimited.
+    pub max_file_size: Option<u64>,
+    /// `upload.content_types`, without duplicates. Default: any type (`None`).
+    pub content_types: Option<Vec<MediaRange>>,
 }
 
 /// Who may mint from a template.

@@ -212,6 +212,13 @@ pub(crate) struct RawUpload {
     /// Where the key may upload and write: `/folder` or `/folder/*` (the folder and everything
     /// below it), one or a list. Default all directories.
     pub dir_scope: Option<OneOrMany>,
+    /// Largest file one upload may be, in bytes (carried as `upload_max_bytes`). Default
+    /// unlimited.
+    #[schemars(range(min = 1))]
+    pub max_file_size: Option<i64>,
+    /// Media types (`image/png`) or ranges (`image/*`) an upload may have, compared without
+    /// regard to case (carried as `upload_types`). Default any type.
+    pub content_types: Option<Vec<String>>,
 }
 
 /// Caller restrictions.

@@ -4,6 +4,7 @@ use super::raw::{OneOrMany, RawAccess, RawApiKey, RawCatalog, RawConfig, RawServ
 use super::{Access, ApiKeyMeta, Catalog, Config, Problem, Project, ServerConfig, Template, countries};
 use crate::policy::dir_scope::ScopeSet;
 use crate::policy::ip::IpRules;
+use crate::policy::media::MediaRange;
 use crate::policy::scope_rules::ScopeRules;
 use crate::token::claims::Limits;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -245,6 +246,34 @@ fn template(t: RawTemplate, path: &str, catalog: &Catalog, server: &ServerConfig
         per_source_ip: limit(t.upload.limit_per_source_ip, "limit_per_source_ip"),
     };
 
+    let max_file_size = t.upload.max_file_size.and_then(|n| match u64::try_from(n) {
+        Ok(n) if n >= 1 => Some(n),
+        _ => {
+            p.add(
+                format!("{path}.upload.max_file_size"),
+                format!("{n} must be a positive number of bytes (omit it for unlimited)"),
+            );
+            None
+        }
+    });
+    let content_types = t.upload.content_types.map(|list| {
+        let key = format!("{path}.upload.content_types");
+        if list.is_empty() {
+            p.add(&key, "is empty, which would allow no upload; omit it for any type");
+        }
+        if list.len() > crate::verify::MAX_LIST_ENTRIES {
+            p.add(&key, format!("at most {} entries", crate::verify::MAX_LIST_ENTRIES));
+        }
+        let mut out: Vec<MediaRange> = Vec::with_capacity(list.len());
+        for (i, text) in list.iter().enumerate() {
+            match MediaRange::parse(text) {
+                Ok(range) if !out.contains(&range) => out.push(range),
+                Ok(_) => p.add(format!("{key}[{i}]"), format!("duplicate content type {text:?}")),
+                Err(e) => p.add(format!("{key}[{i}]"), e.to_string()),
+            }
+        }
+        out
+    });
     let upload_dirs = scopes(t.upload.dir_scope, &format!("{path}.upload.dir_scope"), p);
     let list_dirs = scopes(t.listing.directory_scope, &format!("{path}.listing.directory_scope"), p);
 
@@ -298,6 +327,8 @@ fn template(t: RawTemplate, path: &str, catalog: &Catalog, server: &ServerConfig
         ips,
         countries,
         revoke_issued_before,
+        max_file_size,
+        content_types,
     }
 }
 

@@ -378,3 +378,46 @@ fn a_cut_off_in_the_future_is_a_config_error() {
     .to_string();
     assert!(err.contains("api_keys[0].revoke_issued_before"), "{err}");
 }
+
+#[test]
+fn upload_limits_are_carried_and_only_narrowed() {
+    let text = CONFIG.replace(
+        "[templates.upload]\nlimit_per_min = 5\n",
+        "[templates.upload]\nlimit_per_min = 5\nmax_file_size = 1000\ncontent_types = [\"image/*\", \"application/PDF\"]\n",
+    );
+    let config = Config::from_toml(&text, Path::new(".")).unwrap();
+    let key = SigningKey::new(&ed25519_dalek::SigningKey::from_bytes(&[5u8; 32]));
+    let issuer = Issuer::from_parts(config, Keyring::single(key), None);
+    let claims = |req: &str, template: &str| -> Result<serde_json::Value, MintError> {
+        let token = issuer.mint("demo", template, &request(req), ip("10.0.0.1"), now())?.token;
+        Ok(serde_json::from_slice(&crate::token::b64::decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap())
+    };
+    let all = claims("{}", "widget").unwrap();
+    assert_eq!(all["upload_max_bytes"], 1000);
+    assert_eq!(all["upload_types"], serde_json::json!(["image/*", "application/pdf"]));
+    let narrowed = claims(r#"{"max_file_size": 500, "content_types": ["IMAGE/png"]}"#, "widget").unwrap();
+    assert_eq!(
+        (narrowed["upload_max_bytes"].clone(), narrowed["upload_types"].clone()),
+        (500.into(), serde_json::json!(["image/png"]))
+    );
+    for wider in
+        [r#"{"max_file_size": 1001}"#, r#"{"content_types": ["video/mp4"]}"#, r#"{"content_types": ["application/*"]}"#]
+    {
+        assert_eq!(claims(wider, "widget").unwrap_err().code(), "scope_not_in_template", "{wider}");
+    }
+    for bad in [r#"{"max_file_size": 0}"#, r#"{"content_types": []}"#, r#"{"content_types": ["image/png; q=1"]}"#] {
+        assert_eq!(claims(bad, "widget").unwrap_err().code(), "invalid_body", "{bad}");
+    }
+    // A template without limits: none in the key, and a request may add them.
+    let open = claims("{}", "open").unwrap();
+    assert!(open.get("upload_max_bytes").is_none() && open.get("upload_types").is_none());
+    assert_eq!(claims(r#"{"max_file_size": 10}"#, "open").unwrap()["upload_max_bytes"], 10);
+    // Bad settings are config errors with their path.
+    let bad =
+        CONFIG.replace("limit_per_min = 5\n", "limit_per_min = 5\nmax_file_size = 0\ncontent_types = [\"*/*\"]\n");
+    let err = Config::from_toml(&bad, Path::new(".")).unwrap_err().to_string();
+    assert!(
+        err.contains("templates[0].upload.max_file_size") && err.contains("templates[0].upload.content_types[0]"),
+        "{err}"
+    );
+}

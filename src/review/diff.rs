@@ -129,6 +129,8 @@ const TEMPLATE_RULES: &[Rule<Template>] = &[
     Rule { paths: &["templates[].restrict.whitelist_countries"], compare: countries },
     Rule { paths: &["templates[].expiration_duration"], compare: expiration },
     Rule { paths: &["templates[].upload.limit_per_min", "templates[].upload.limit_per_source_ip"], compare: limits },
+    Rule { paths: &["templates[].upload.max_file_size"], compare: max_file_size },
+    Rule { paths: &["templates[].upload.content_types"], compare: content_types },
     Rule {
         paths: &["templates[].revoke_issued_before"],
         compare: |d, s, o, n| {

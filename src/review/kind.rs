@@ -141,6 +141,16 @@ pub enum ChangeKind {
     TrustedProxiesNarrowed,
     /// `trusted_proxies_widened`.
     TrustedProxiesWidened,
+    /// `upload_content_types_changed`.
+    UploadContentTypesChanged,
+    /// `upload_content_types_narrowed`.
+    UploadContentTypesNarrowed,
+    /// `upload_content_types_widened`.
+    UploadContentTypesWidened,
+    /// `upload_max_file_size_narrowed`.
+    UploadMaxFileSizeNarrowed,
+    /// `upload_max_file_size_widened`.
+    UploadMaxFileSizeWidened,
     /// `upload_scope_changed`.
     UploadScopeChanged,
     /// `upload_scope_narrowed`.
@@ -219,6 +229,11 @@ impl ChangeKind {
             Self::TrustedProxiesChanged => "trusted_proxies_changed",
             Self::TrustedProxiesNarrowed => "trusted_proxies_narrowed",
             Self::TrustedProxiesWidened => "trusted_proxies_widened",
+            Self::UploadContentTypesChanged => "upload_content_types_changed",
+            Self::UploadContentTypesNarrowed => "upload_content_types_narrowed",
+            Self::UploadContentTypesWidened => "upload_content_types_widened",
+            Self::UploadMaxFileSizeNarrowed => "upload_max_file_size_narrowed",
+            Self::UploadMaxFileSizeWidened => "upload_max_file_size_widened",
             Self::UploadScopeChanged => "upload_scope_changed",
             Self::UploadScopeNarrowed => "upload_scope_narrowed",
             Self::UploadScopeWidened => "upload_scope_widened",

@@ -428,3 +428,26 @@ fn cut_offs_narrow_when_added_or_later_and_widen_when_removed_or_earlier() {
     assert_eq!(kinds(&diff(&late, &early)), expect("template_cut_off_widened", true));
     assert_eq!(kinds(&diff(&early, &none)), expect("template_cut_off_widened", true));
 }
+
+#[test]
+fn upload_size_and_type_limits_widen_and_narrow() {
+    let with = |extra: &str| load(&OLD.replace("limit_per_min = 10\n", &format!("limit_per_min = 10\n{extra}")));
+    let none = with("");
+    let small = with("max_file_size = 100\ncontent_types = [\"image/png\"]\n");
+    let large = with("max_file_size = 200\ncontent_types = [\"image/*\"]\n");
+    let other = with("max_file_size = 200\ncontent_types = [\"video/*\"]\n");
+    let w = "template widget";
+    assert_eq!(
+        kinds(&diff(&none, &small)),
+        [(w, "upload_max_file_size_narrowed", false), (w, "upload_content_types_narrowed", false)]
+    );
+    assert_eq!(
+        kinds(&diff(&small, &large)),
+        [(w, "upload_max_file_size_widened", true), (w, "upload_content_types_widened", true)]
+    );
+    assert_eq!(
+        kinds(&diff(&large, &none)),
+        [(w, "upload_max_file_size_widened", true), (w, "upload_content_types_widened", true)]
+    );
+    assert_eq!(kinds(&diff(&large, &other)), [(w, "upload_content_types_changed", true)]);
+}

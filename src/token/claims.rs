@@ -44,6 +44,13 @@ pub struct AccessClaims {
     /// Upload limits for the downstream service to enforce; absent when unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+    /// Largest upload allowed, in bytes (`upload.max_file_size`); absent when unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_max_bytes: Option<u64>,
+    /// Media types (`image/png`) or ranges (`image/*`) an upload may have
+    /// (`upload.content_types`); absent when any type is allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_types: Option<Vec<String>>,
     /// For keys minted from an `access = "api_key"` template: the permanent key that asked for
     /// it, after the keys that created that one. Revoking any of them revokes this key too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
