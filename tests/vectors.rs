@@ -1259,6 +1259,14 @@ fn authorization_tokens() -> Vec<(&'static str, Value)> {
             ),
         ),
         (
+            "limited_uploader",
+            with(
+                access_claims(),
+                json!({"scope": "FILE_UPLOAD", "upload_dirs": ["/uploads/*"],
+                       "upload_max_bytes": 1000, "upload_types": ["image/*", "application/pdf"]}),
+            ),
+        ),
+        (
             "inbox",
             with(
                 access_claims(),
@@ -1321,6 +1329,25 @@ const AUTHORIZATION_CASES: &[AuthCase] = &[
     ("permission_without_scope_rule", "inbox", "CUSTOM_EXPORT", None, None, Some("no_scope_rule")),
 ];
 
+/// (name, token, directory, size, content type, expected denial code or `None` for allow): an
+/// upload decided with `FILE_UPLOAD` and no address.
+type UploadCase = (&'static str, &'static str, &'static str, Option<u64>, Option<&'static str>, Option<&'static str>);
+
+#[rustfmt::skip] // a table
+const UPLOAD_CASES: &[UploadCase] = &[
+    ("upload_within_limits", "limited_uploader", "/uploads/a", Some(1000), Some("image/png"), None),
+    ("upload_type_range", "limited_uploader", "/uploads/a", Some(1), Some("image/webp"), None),
+    ("upload_type_case_and_parameters", "limited_uploader", "/uploads/a", Some(1), Some("Application/PDF; charset=binary"), None),
+    ("upload_too_large", "limited_uploader", "/uploads/a", Some(1001), Some("image/png"), Some("file_too_large")),
+    ("upload_length_missing", "limited_uploader", "/uploads/a", None, Some("image/png"), Some("length_required")),
+    ("upload_type_not_allowed", "limited_uploader", "/uploads/a", Some(1), Some("text/html"), Some("content_type_not_allowed")),
+    ("upload_type_missing", "limited_uploader", "/uploads/a", Some(1), None, Some("content_type_not_allowed")),
+    ("upload_type_wildcard_sent", "limited_uploader", "/uploads/a", Some(1), Some("*/*"), Some("content_type_not_allowed")),
+    ("upload_type_prefix_is_not_a_range", "limited_uploader", "/uploads/a", Some(1), Some("application/pdfx"), Some("content_type_not_allowed")),
+    ("upload_scope_checked_first", "limited_uploader", "/private", Some(5000), Some("text/html"), Some("outside_scope")),
+    ("upload_unlimited_token_needs_nothing", "uploader", "/uploads/a", None, None, None),
+];
+
 fn authorization_file() -> Value {
     let k = key(SEED);
     let tokens: serde_json::Map<String, Value> = authorization_tokens()
@@ -1343,10 +1370,25 @@ fn authorization_file() -> Value {
                 },
             })
         })
+        .chain(UPLOAD_CASES.iter().map(|&(name, token, directory, size, content_type, denied)| {
+            json!({
+                "name": name,
+                "token": token,
+                "operation": {
+                    "permission": "FILE_UPLOAD", "directory": directory, "address": null,
+                    "upload": { "size": size, "content_type": content_type },
+                },
+                "expect": match denied {
+                    None => json!({ "decision": "allow" }),
+                    Some(code) => json!({ "decision": "deny", "code": code }),
+                },
+            })
+        }))
         .collect();
     json!({
         "description": "Authorisation conformance: verify the named token at `now`, then decide each operation \
-                        (permission, directory, address) with the scaleflex scope rules. Format: docs/token.md.",
+                        (permission, directory, address, and for an upload its size and content type) with the \
+                        scaleflex scope rules. Format: docs/token.md.",
         "jwks": jwks_of(&k),
         "verifier": verifier_settings(),
         "now": NOW,
@@ -1377,9 +1419,19 @@ fn authorization_conformance() {
     for case in cases {
         let op = &case["operation"];
         let address = op["address"].as_str().map(|a| a.parse().unwrap());
-        let got = grants[case["token"].as_str().unwrap()]
-            .authorize(op["permission"].as_str().unwrap(), op["directory"].as_str(), address)
-            .map_err(|d| d.code());
+        let grant = &grants[case["token"].as_str().unwrap()];
+        let (permission, directory) = (op["permission"].as_str().unwrap(), op["directory"].as_str());
+        let got = match op.get("upload") {
+            None => grant.authorize(permission, directory, address),
+            Some(upload) => grant.authorize_upload(
+                permission,
+                directory,
+                address,
+                upload["size"].as_u64(),
+                upload["content_type"].as_str(),
+            ),
+        }
+        .map_err(|d| d.code());
         let want = match case["expect"]["decision"].as_str().unwrap() {
             "allow" => Ok(()),
             _ => Err(case["expect"]["code"].as_str().unwrap()),
