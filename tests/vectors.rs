@@ -309,7 +309,8 @@ fn golden_api_key_and_revocation_list() {
 fn golden_access_claims() -> AccessClaims {
     serde_json::from_value(with(
         access_claims(),
-        json!({"countries": ["FR", "DE"], "limits": {"per_min": 30, "per_source_ip": 100}}),
+        json!({"countries": ["FR", "DE"], "limits": {"per_min": 30, "per_source_ip": 100},
+               "upload_max_bytes": 10_485_760, "upload_types": ["image/*", "application/pdf"]}),
     ))
     .unwrap()
 }
@@ -343,6 +344,7 @@ fn issuer_mints_the_golden_access_token_shape() {
         "version = {ver}\nissuer = \"{iss}\"\n[projects.demo]\n[[templates]]\nid = \"{sub}\"\nproject = \"demo\"\n\
          permissions = [\"FILE_UPLOAD\", \"OBJECTS_LIST\"]\nexpiration_duration = {life}\n\
          [templates.upload]\ndir_scope = \"/uploads/*\"\nlimit_per_min = 30\nlimit_per_source_ip = 100\n\
+         max_file_size = 10485760\ncontent_types = [\"image/*\", \"application/pdf\"]\n\
          [templates.listing]\ndirectory_scope = [\"/uploads/*\", \"/public\"]\n",
         ver = claims.ver,
         iss = claims.iss,
