@@ -191,13 +191,14 @@ pub mod server;
 // The verifier: always built, no async runtime.
 pub use policy::dir_scope::{DirScope, ScopeError, ScopeSet, ScopeSetError};
 pub use policy::ip::{IpRange, IpRangeError, IpRules, IpRulesError};
+pub use policy::media::{MediaRange, MediaRangeError, MediaType, media_type_of};
 pub use policy::scope_rules::{SCALEFLEX_PERMISSIONS, ScopeKind, ScopeRules, permission};
 pub use token::claims::{
     ACCESS_TOKEN_TYP, API_KEY_TYP, AccessClaims, ApiKeyClaims, Audience, Limits, REVOCATIONS_TYP, RevocationClaims,
     scope_claim,
 };
 pub use token::jwk::{JwkError, Jwks, KeySet, MAX_JWKS_KEYS, MAX_KID_LEN, PublicJwk};
-pub use verify::revocation::{MAX_REVOCATIONS_LEN, RevocationList};
+pub use verify::revocation::{MAX_REVOCATION_ENTRIES, MAX_REVOCATIONS_LEN, RevocationList};
 pub use verify::{
     ApiKeyGrant, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_LEN, Denied, Grant, KeySource,
     MAX_LIST_ENTRIES, RevocationSource, Revocations, Verifier, VerifyError,

@@ -736,3 +736,46 @@ fn cli_signs_only_with_a_key_published_for_the_cache_lifetime() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(kid_of(String::from_utf8_lossy(&out.stdout).trim()), previous, "mint signs with the published key");
 }
+
+/// `revoke-before` through the CLI under a running service: keys minted earlier (from the
+/// template, or through the permanent key) are refused downstream, keys minted afterwards pass,
+/// and the cut-offs survive later reloads.
+#[tokio::test(flavor = "multi_thread")]
+async fn cut_offs_void_earlier_keys_and_survive_reloads() {
+    let dir = setup();
+    let (id, secret) = create(dir.path(), "FILE_UPLOAD,OBJECTS_LIST", "demo");
+    let server = TestServer::start_in(dir).await;
+    let key_of = |r: Value| r["key"].as_str().unwrap().to_owned();
+    let public_before = key_of(mint(&server, "public-list", None, None).await.json().await.unwrap());
+    let through_before = key_of(mint(&server, "backend-upload", Some(&secret), None).await.json().await.unwrap());
+    assert!(downstream(&server).await.verify(&public_before, SystemTime::now()).is_ok());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let dir = server.dir.path();
+    assert!(keysmith(dir, &["template", "revoke-before", "public-list"]).status.success());
+    assert!(keysmith(dir, &["apikey", "revoke-before", &id]).status.success());
+    server.reload();
+    let refused = |v: Verifier, token: String| v.verify(&token, SystemTime::now()).unwrap_err() == VerifyError::Revoked;
+    assert!(refused(downstream(&server).await, public_before.clone()), "minted from the template before");
+    assert!(refused(downstream(&server).await, through_before.clone()), "minted through the key before");
+    assert!(downstream(&server).await.verify_api_key(&secret, SystemTime::now()).is_ok(), "the key itself lives");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let public_after = key_of(mint(&server, "public-list", None, None).await.json().await.unwrap());
+    let through_after = key_of(mint(&server, "backend-upload", Some(&secret), None).await.json().await.unwrap());
+    assert!(downstream(&server).await.verify(&public_after, SystemTime::now()).is_ok());
+    assert!(downstream(&server).await.verify(&through_after, SystemTime::now()).is_ok());
+
+    // An unrelated edit and reload keeps them.
+    let path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let version = keysmith::Config::from_toml(&text, dir).unwrap().version;
+    let edited = text
+        .replacen(&format!("version = {version}"), &format!("version = {}", version + 1), 1)
+        .replace("[projects.other]", "[projects.other]\ndescription = \"edited\"");
+    assert_ne!(edited, text);
+    std::fs::write(&path, edited).unwrap();
+    server.reload();
+    assert!(refused(downstream(&server).await, public_before), "after another reload");
+    assert!(refused(downstream(&server).await, through_before));
+    assert!(downstream(&server).await.verify(&public_after, SystemTime::now()).is_ok());
+}

@@ -503,3 +503,77 @@ fn apikey_deactivate_says_the_service_picks_it_up() {
     assert!(!said.contains("SIGHUP"), "{said}");
     assert!(said.contains("picks"), "{said}");
 }
+
+/// `keysmith template revoke-before` voids keys minted earlier, for `verify --revocations`
+/// too; keys minted afterwards pass; a cut-off in the future is refused.
+#[test]
+fn template_revoke_before_voids_keys_minted_earlier() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    assert!(keysmith(&["keygen", "--keys", keys.to_str().unwrap()]).status.success());
+    let jwks = dir.path().join("jwks.json");
+    let ring = keysmith::Keyring::load_dir(&keys).unwrap();
+    std::fs::write(&jwks, serde_json::to_vec(&ring.jwks()).unwrap()).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::copy(shipped_config(), &config).unwrap();
+    let (config_s, keys_s, jwks_s) = (config.to_str().unwrap(), keys.to_str().unwrap(), jwks.to_str().unwrap());
+    let mint = || {
+        let out = keysmith(&[
+            "mint",
+            "--project",
+            "demo",
+            "--template",
+            "gallery-read",
+            "--config",
+            config_s,
+            "--keys",
+            keys_s,
+            "--ip",
+            "127.0.0.1",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_owned()
+    };
+    let list = dir.path().join("revocations.jwt");
+    let verify = |token: &str| {
+        let issuer = keysmith::Issuer::load(&config, &keys).unwrap();
+        std::fs::write(&list, issuer.revocation_list(std::time::SystemTime::now()).unwrap().token).unwrap();
+        let out = keysmith(&[
+            "verify",
+            token,
+            "--jwks",
+            jwks_s,
+            "--config",
+            config_s,
+            "--audience",
+            "demo",
+            "--revocations",
+            list.to_str().unwrap(),
+        ]);
+        (out.status.code(), serde_json::from_slice::<Value>(&out.stdout).unwrap())
+    };
+    let before = mint();
+    assert_eq!(verify(&before).0, Some(0));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+
+    let future =
+        keysmith(&["template", "revoke-before", "gallery-read", "--config", config_s, "--at", "2999-01-01T00:00:00Z"]);
+    assert_eq!(future.status.code(), Some(1));
+    assert!(text(&future.stderr).contains("in the future"), "{}", text(&future.stderr));
+    let unknown = keysmith(&["template", "revoke-before", "nope", "--config", config_s]);
+    assert_eq!(unknown.status.code(), Some(1));
+
+    let old_text = std::fs::read_to_string(&config).unwrap();
+    let out = keysmith(&["template", "revoke-before", "gallery-read", "--config", config_s]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let new_text = std::fs::read_to_string(&config).unwrap();
+    assert!(new_text.contains("revoke_issued_before = "), "{new_text}");
+    assert!(new_text.contains("# Bump on every change."), "comments are kept");
+    let version = |t: &str| keysmith::Config::from_toml(t, dir.path()).unwrap().version;
+    assert_eq!(version(&new_text), version(&old_text) + 1);
+
+    let (code, report) = verify(&before);
+    assert_eq!((code, report["code"].as_str()), (Some(1), Some("revoked")), "{report}");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(verify(&mint()).0, Some(0), "a key minted after the cut-off passes");
+}

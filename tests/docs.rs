@@ -88,7 +88,10 @@ fn readme_cli_table_lists_every_flag_of_help() {
                 let first = row.split(" | ").next().unwrap_or_default();
                 first.starts_with(&format!("| {synopsis} ")) || first.starts_with(&format!("| {synopsis}`"))
             })
-            .filter(|row| path.len() == 1 || row.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w == path[1]))
+            // Subcommand names may hold a dash (`revoke-before`).
+            .filter(|row| {
+                path.len() == 1 || row.split(|c: char| !c.is_ascii_alphanumeric() && c != '-').any(|w| w == path[1])
+            })
             .copied()
             .collect();
         if covering.is_empty() {

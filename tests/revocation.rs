@@ -5,6 +5,7 @@
 
 mod common;
 
+use keysmith::dangerous::SignAnyHeader as _;
 use keysmith::issuer::{Caller, NewApiKey};
 use keysmith::refresh::RevocationRefresher;
 use keysmith::{Config, Issuer, KeySet, Keyring, MintRequest, SigningKey, Verifier, VerifyError};
@@ -30,7 +31,15 @@ id = "ak_revoked"
 permissions = ["FILE_UPLOAD"]
 projects = ["demo"]
 active = false
+[[api_keys]]
+id = "ak_recorded"
+permissions = ["FILE_UPLOAD"]
+projects = ["demo"]
 "#;
+
+/// The id of the permanent key these tests present: recorded and active in `CONFIG` (a
+/// verifier accepts only keys whose record the signed list names active).
+const KEY_ID: &str = "ak_recorded";
 
 fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
@@ -53,9 +62,20 @@ fn verifier(issuer: &Issuer) -> Verifier {
 }
 
 fn api_key(issuer: &Issuer) -> String {
+    api_key_at(issuer, T0)
+}
+
+/// A permanent key `issuer` creates at `now`, its random id replaced by [`KEY_ID`] and signed
+/// again with the same key (seed 1), so the config's record names it.
+fn api_key_at(issuer: &Issuer, now: u64) -> String {
     let new =
         NewApiKey { projects: vec!["demo".into()], permissions: vec!["FILE_UPLOAD".into()], ..NewApiKey::default() };
-    issuer.create_api_key(&new, at(T0)).unwrap().secret
+    let created = issuer.create_api_key(&new, at(now)).unwrap();
+    let mut parts = created.secret.split('.');
+    let (header, payload) = (parts.next().unwrap(), parts.next().unwrap());
+    let header = String::from_utf8(common::unb64(header)).unwrap();
+    let payload = String::from_utf8(common::unb64(payload)).unwrap().replace(&created.id, KEY_ID);
+    SigningKey::new(&ed25519_dalek::SigningKey::from_bytes(&[1; 32])).sign_jws(&header, payload.as_bytes())
 }
 
 #[test]
@@ -281,9 +301,7 @@ fn the_refresher_takes_a_newer_config_signed_earlier() {
 fn the_refresher_recovers_from_a_config_rollback_when_the_held_list_expires() {
     let (rolled_back, newer) = (issuer_at_version(4), issuer_at_version(5));
     let now = unix_now();
-    let new =
-        NewApiKey { projects: vec!["demo".into()], permissions: vec!["FILE_UPLOAD".into()], ..NewApiKey::default() };
-    let key = rolled_back.create_api_key(&new, at(now)).unwrap().secret;
+    let key = api_key_at(&rolled_back, now);
     let v = verifier(&newer);
     // The held list (version 5) has 3 s left; the issuer was rolled back to version 4.
     v.set_revocations(&newer.revocation_list(at(now - 297)).unwrap().token, at(now)).unwrap();

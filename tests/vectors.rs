@@ -134,6 +134,10 @@ id = "ak_revoked"
 permissions = ["FILE_UPLOAD"]
 projects = ["demo"]
 active = false
+[[api_keys]]
+id = "ak_AAECAwQFBgcICQoLDA0ODw"
+permissions = ["FILE_UPLOAD", "OBJECTS_LIST"]
+projects = ["demo"]
 "#;
 
 fn vectors_dir() -> PathBuf {
@@ -267,7 +271,8 @@ fn golden_api_key_and_revocation_list() {
         "revocations.json",
         &golden_file(
             "Golden revocation list: what Issuer::revocation_list signs at `now` for a config with one \
-             deactivated permanent key and one deactivated template.",
+             deactivated permanent key, one active permanent key (the key of api_key.json) and one \
+             deactivated template.",
             &list,
             &list_claims,
             T0,
@@ -304,7 +309,8 @@ fn golden_api_key_and_revocation_list() {
 fn golden_access_claims() -> AccessClaims {
     serde_json::from_value(with(
         access_claims(),
-        json!({"countries": ["FR", "DE"], "limits": {"per_min": 30, "per_source_ip": 100}}),
+        json!({"countries": ["FR", "DE"], "limits": {"per_min": 30, "per_source_ip": 100},
+               "upload_max_bytes": 10_485_760, "upload_types": ["image/*", "application/pdf"]}),
     ))
     .unwrap()
 }
@@ -338,6 +344,7 @@ fn issuer_mints_the_golden_access_token_shape() {
         "version = {ver}\nissuer = \"{iss}\"\n[projects.demo]\n[[templates]]\nid = \"{sub}\"\nproject = \"demo\"\n\
          permissions = [\"FILE_UPLOAD\", \"OBJECTS_LIST\"]\nexpiration_duration = {life}\n\
          [templates.upload]\ndir_scope = \"/uploads/*\"\nlimit_per_min = 30\nlimit_per_source_ip = 100\n\
+         max_file_size = 10485760\ncontent_types = [\"image/*\", \"application/pdf\"]\n\
          [templates.listing]\ndirectory_scope = [\"/uploads/*\", \"/public\"]\n",
         ver = claims.ver,
         iss = claims.iss,
@@ -380,6 +387,7 @@ fn revocation_claims() -> Value {
     json!({
         "iss": ISSUER, "iat": T0, "exp": T0 + 300, "ver": 7,
         "revoked_api_keys": ["ak_revoked"], "revoked_templates": ["old-widget"],
+        "active_api_keys": [FIXED_API_KEY_ID],
     })
 }
 
@@ -942,6 +950,33 @@ fn negative_cases() -> Vec<Case> {
             Some("revoked"),
         )
         .holding(&list),
+        case(
+            "template_cut_off",
+            "A key minted (iat) one second before its template's revoke_issued_before cut-off.",
+            access(access_claims()),
+            Some("revoked"),
+        )
+        .holding(&rl(with(revocation_claims(), json!({"templates_issued_before": {"upload-widget": T0 + 1}})))),
+        case(
+            "template_cut_off_at_iat",
+            "A key minted at its template's cut-off: keys minted from then on are valid.",
+            access(access_claims()),
+            None,
+        )
+        .holding(&rl(with(revocation_claims(), json!({"templates_issued_before": {"upload-widget": T0}})))),
+        case(
+            "api_key_cut_off",
+            "A key minted through a permanent key (api_keys) before that key's cut-off.",
+            access(with(access_claims(), json!({"api_keys": [FIXED_API_KEY_ID]}))),
+            Some("revoked"),
+        )
+        .holding(&rl(with(revocation_claims(), json!({"api_keys_issued_before": {FIXED_API_KEY_ID: T0 + 1}})))),
+        case(
+            "template_cut_off_without_list",
+            "The same key while no revocation list is held: cut-offs travel only in the list.",
+            access(access_claims()),
+            None,
+        ),
         // Permanent API keys.
         case("api_key_valid", "The golden permanent key, holding the golden list.", api_key.clone(), None)
             .kind("api_key")
@@ -978,6 +1013,49 @@ fn negative_cases() -> Vec<Case> {
         )
         .kind("api_key")
         .holding(&list),
+        case(
+            "api_key_created_beneath_active_root",
+            "A key created over HTTP by the golden key: its chain root is listed active.",
+            api(with(
+                api_key_claims(),
+                json!({"sub": "ak_child", "jti": "ak_child", "created_by": [FIXED_API_KEY_ID]}),
+            )),
+            None,
+        )
+        .kind("api_key")
+        .holding(&list),
+        case(
+            "api_key_record_deleted",
+            "The golden key while the held list does not list it active (its record was deleted).",
+            api_key.clone(),
+            Some("revoked"),
+        )
+        .kind("api_key")
+        .holding(&rl(with(revocation_claims(), json!({"active_api_keys": []})))),
+        case(
+            "api_key_list_without_active_ids",
+            "The golden key holding a list without active_api_keys (from an issuer before 0.6): refused.",
+            api_key.clone(),
+            Some("revoked"),
+        )
+        .kind("api_key")
+        .holding(&rl(with(revocation_claims(), json!({"active_api_keys": null})))),
+        case(
+            "api_key_never_recorded",
+            "A key signed by the issuer whose id no list has ever named.",
+            api(with(api_key_claims(), json!({"sub": "ak_unrecorded", "jti": "ak_unrecorded"}))),
+            Some("revoked"),
+        )
+        .kind("api_key")
+        .holding(&list),
+        case(
+            "api_key_root_not_active",
+            "A key listed active itself, created beneath a key that is not: the root decides.",
+            api(with(api_key_claims(), json!({"sub": "ak_child", "jti": "ak_child", "created_by": ["ak_gone"]}))),
+            Some("revoked"),
+        )
+        .kind("api_key")
+        .holding(&rl(with(revocation_claims(), json!({"active_api_keys": [FIXED_API_KEY_ID, "ak_child"]})))),
         case(
             "api_key_sub_not_jti",
             "sub and jti differ.",
@@ -1183,6 +1261,14 @@ fn authorization_tokens() -> Vec<(&'static str, Value)> {
             ),
         ),
         (
+            "limited_uploader",
+            with(
+                access_claims(),
+                json!({"scope": "FILE_UPLOAD", "upload_dirs": ["/uploads/*"],
+                       "upload_max_bytes": 1000, "upload_types": ["image/*", "application/pdf"]}),
+            ),
+        ),
+        (
             "inbox",
             with(
                 access_claims(),
@@ -1245,6 +1331,25 @@ const AUTHORIZATION_CASES: &[AuthCase] = &[
     ("permission_without_scope_rule", "inbox", "CUSTOM_EXPORT", None, None, Some("no_scope_rule")),
 ];
 
+/// (name, token, directory, size, content type, expected denial code or `None` for allow): an
+/// upload decided with `FILE_UPLOAD` and no address.
+type UploadCase = (&'static str, &'static str, &'static str, Option<u64>, Option<&'static str>, Option<&'static str>);
+
+#[rustfmt::skip] // a table
+const UPLOAD_CASES: &[UploadCase] = &[
+    ("upload_within_limits", "limited_uploader", "/uploads/a", Some(1000), Some("image/png"), None),
+    ("upload_type_range", "limited_uploader", "/uploads/a", Some(1), Some("image/webp"), None),
+    ("upload_type_case_and_parameters", "limited_uploader", "/uploads/a", Some(1), Some("Application/PDF; charset=binary"), None),
+    ("upload_too_large", "limited_uploader", "/uploads/a", Some(1001), Some("image/png"), Some("file_too_large")),
+    ("upload_length_missing", "limited_uploader", "/uploads/a", None, Some("image/png"), Some("length_required")),
+    ("upload_type_not_allowed", "limited_uploader", "/uploads/a", Some(1), Some("text/html"), Some("content_type_not_allowed")),
+    ("upload_type_missing", "limited_uploader", "/uploads/a", Some(1), None, Some("content_type_not_allowed")),
+    ("upload_type_wildcard_sent", "limited_uploader", "/uploads/a", Some(1), Some("*/*"), Some("content_type_not_allowed")),
+    ("upload_type_prefix_is_not_a_range", "limited_uploader", "/uploads/a", Some(1), Some("application/pdfx"), Some("content_type_not_allowed")),
+    ("upload_scope_checked_first", "limited_uploader", "/private", Some(5000), Some("text/html"), Some("outside_scope")),
+    ("upload_unlimited_token_needs_nothing", "uploader", "/uploads/a", None, None, None),
+];
+
 fn authorization_file() -> Value {
     let k = key(SEED);
     let tokens: serde_json::Map<String, Value> = authorization_tokens()
@@ -1267,10 +1372,25 @@ fn authorization_file() -> Value {
                 },
             })
         })
+        .chain(UPLOAD_CASES.iter().map(|&(name, token, directory, size, content_type, denied)| {
+            json!({
+                "name": name,
+                "token": token,
+                "operation": {
+                    "permission": "FILE_UPLOAD", "directory": directory, "address": null,
+                    "upload": { "size": size, "content_type": content_type },
+                },
+                "expect": match denied {
+                    None => json!({ "decision": "allow" }),
+                    Some(code) => json!({ "decision": "deny", "code": code }),
+                },
+            })
+        }))
         .collect();
     json!({
         "description": "Authorisation conformance: verify the named token at `now`, then decide each operation \
-                        (permission, directory, address) with the scaleflex scope rules. Format: docs/token.md.",
+                        (permission, directory, address, and for an upload its size and content type) with the \
+                        scaleflex scope rules. Format: docs/token.md.",
         "jwks": jwks_of(&k),
         "verifier": verifier_settings(),
         "now": NOW,
@@ -1301,9 +1421,19 @@ fn authorization_conformance() {
     for case in cases {
         let op = &case["operation"];
         let address = op["address"].as_str().map(|a| a.parse().unwrap());
-        let got = grants[case["token"].as_str().unwrap()]
-            .authorize(op["permission"].as_str().unwrap(), op["directory"].as_str(), address)
-            .map_err(|d| d.code());
+        let grant = &grants[case["token"].as_str().unwrap()];
+        let (permission, directory) = (op["permission"].as_str().unwrap(), op["directory"].as_str());
+        let got = match op.get("upload") {
+            None => grant.authorize(permission, directory, address),
+            Some(upload) => grant.authorize_upload(
+                permission,
+                directory,
+                address,
+                upload["size"].as_u64(),
+                upload["content_type"].as_str(),
+            ),
+        }
+        .map_err(|d| d.code());
         let want = match case["expect"]["decision"].as_str().unwrap() {
             "allow" => Ok(()),
             _ => Err(case["expect"]["code"].as_str().unwrap()),

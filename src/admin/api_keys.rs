@@ -52,7 +52,7 @@ pub struct ActivityChange {
 }
 
 /// Reads the config text at `config`, refusing one over [`MAX_CONFIG_LEN`].
-fn read_config(config: &Path) -> Result<String, ConfigError> {
+pub(super) fn read_config(config: &Path) -> Result<String, ConfigError> {
     let io = |source| ConfigError::Io { path: config.to_owned(), source };
     if std::fs::metadata(config).map_err(io)?.len() > MAX_CONFIG_LEN {
         return Err(ConfigError::TooLarge);
@@ -60,7 +60,7 @@ fn read_config(config: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(config).map_err(io)
 }
 
-fn base_dir(config: &Path) -> &Path {
+pub(super) fn base_dir(config: &Path) -> &Path {
     config.parent().unwrap_or(Path::new("."))
 }
 
@@ -113,6 +113,7 @@ pub fn create_api_key(
         expires_at: expires_at.map(|t| rfc3339(&t)),
         kid: Some(kid.clone()),
         active: true,
+        revoke_issued_before: None,
     });
     let (text, recorded) = editor.finish(base)?;
     if recorded.version != created.claims.ver {

@@ -1,4 +1,5 @@
-//! Editing `config.toml` in place (comments and layout survive), for the `apikey` commands.
+//! Editing `config.toml` in place (comments and layout survive), for the `apikey` and
+//! `template` commands.
 //!
 //! Every edit bumps `version` and is validated as a whole before anything is written; an edit
 //! that would leave an invalid config changes nothing.
@@ -20,6 +21,9 @@ pub enum EditError {
     /// Ids that are not in `[[api_keys]]`.
     #[error("unknown API key id(s): {}", .0.join(", "))]
     UnknownIds(Vec<String>),
+    /// No `[[templates]]` entry has this id.
+    #[error("unknown template id: {0}")]
+    UnknownTemplate(String),
     /// `api_keys` is written as an inline array, which the editor does not rewrite.
     #[error("api_keys is an inline array; write it as [[api_keys]] tables to edit it with the CLI")]
     InlineApiKeys,
@@ -44,12 +48,24 @@ pub enum EditError {
     },
 }
 
+/// Which kind of entry a `revoke_issued_before` cut-off is set on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CutOff {
+    /// A `[[templates]]` entry: keys minted from it earlier are refused.
+    Template,
+    /// An `[[api_keys]]` record: access keys minted through the key earlier are refused.
+    ApiKey,
+}
+
 /// A config being edited.
 pub struct ConfigEditor {
     doc: DocumentMut,
     current: Config,
     /// `(id, active)` each edited key must show after the edit.
     expected: Vec<(String, bool)>,
+    /// `(kind, id, cut-off)` each edited entry must show after the edit.
+    expected_cut_offs: Vec<(CutOff, String, u64)>,
 }
 
 impl ConfigEditor {
@@ -64,7 +80,7 @@ impl ConfigEditor {
         if doc.get("api_keys").is_some_and(|item| !item.is_array_of_tables()) {
             return Err(EditError::InlineApiKeys);
         }
-        Ok(Self { doc, current, expected: Vec::new() })
+        Ok(Self { doc, current, expected: Vec::new(), expected_cut_offs: Vec::new() })
     }
 
     /// The config as it was before the edit.
@@ -149,6 +165,39 @@ impl ConfigEditor {
         Ok(changed)
     }
 
+    /// Sets `revoke_issued_before = at` on the template or API key record `id` (replacing any
+    /// earlier cut-off), written as a TOML date-time in UTC to the second. A cut-off in the
+    /// future is refused by [`ConfigEditor::finish`], as by every config load.
+    ///
+    /// # Errors
+    ///
+    /// [`EditError::UnknownTemplate`] or [`EditError::UnknownIds`] when no entry has that id;
+    /// [`EditError::NotApplied`] when the entry is not written as a `[[…]]` table.
+    pub fn revoke_issued_before(
+        &mut self,
+        kind: CutOff,
+        id: &str,
+        at: chrono::DateTime<chrono::FixedOffset>,
+    ) -> Result<(), EditError> {
+        let key = match kind {
+            CutOff::Template if self.current.templates().iter().any(|t| t.id == id) => "templates",
+            CutOff::Template => return Err(EditError::UnknownTemplate(id.to_owned())),
+            CutOff::ApiKey if self.current.api_key(id).is_some() => "api_keys",
+            CutOff::ApiKey => return Err(EditError::UnknownIds(vec![id.to_owned()])),
+        };
+        let utc = at.with_timezone(&chrono::Utc);
+        let text = utc.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let stamp = text.parse::<toml_edit::Datetime>().map_err(|_| EditError::NotApplied(id.to_owned()))?;
+        let tables = self.doc.get_mut(key).and_then(Item::as_array_of_tables_mut);
+        let table = tables
+            .and_then(|tables| tables.iter_mut().find(|t| t.get("id").and_then(Item::as_str) == Some(id)))
+            .ok_or_else(|| EditError::NotApplied(id.to_owned()))?;
+        table["revoke_issued_before"] = value(stamp);
+        let secs = u64::try_from(utc.timestamp()).map_err(|_| EditError::NotApplied(id.to_owned()))?;
+        self.expected_cut_offs.push((kind, id.to_owned(), secs));
+        Ok(())
+    }
+
     /// Bumps `version` by one, validates the result, and returns the new text and config.
     ///
     /// # Errors
@@ -168,6 +217,17 @@ impl ConfigEditor {
         let config = Config::from_toml(&text, base_dir)?;
         for (id, active) in &self.expected {
             if config.api_key(id).map(|k| k.active) != Some(*active) {
+                return Err(EditError::NotApplied(id.clone()));
+            }
+        }
+        for (kind, id, at) in &self.expected_cut_offs {
+            let shown = match kind {
+                CutOff::Template => {
+                    config.templates().iter().find(|t| &t.id == id).and_then(|t| t.revoke_issued_before)
+                }
+                CutOff::ApiKey => config.api_key(id).and_then(|k| k.revoke_issued_before),
+            };
+            if shown != Some(*at) {
                 return Err(EditError::NotApplied(id.clone()));
             }
         }
@@ -248,6 +308,7 @@ active = true
             expires_at: None,
             kid: Some("kid-1".into()),
             active: true,
+            revoke_issued_before: None,
         }
     }
 
@@ -284,6 +345,35 @@ active = true
         assert!(editor.set_active(&["ak_one".into()], false, false).unwrap().is_empty(), "already inactive");
         let err = editor.set_active(&["ak_one".into(), "ak_nope".into()], true, true).unwrap_err();
         assert!(matches!(&err, EditError::UnknownIds(ids) if ids == &["ak_nope"]), "{err}");
+    }
+
+    #[test]
+    fn revoke_issued_before_is_set_with_comments_kept() {
+        let text = format!(
+            "{TEXT}\n# The widget.\n[[templates]]\nid = \"widget\" # for the site\nproject = \"demo\"\npermissions = [\"FILE_UPLOAD\"]\n"
+        );
+        let at = chrono::DateTime::parse_from_rfc3339("2026-03-01T12:00:00Z").unwrap();
+        let mut editor = ConfigEditor::new(&text, Path::new(".")).unwrap();
+        editor.revoke_issued_before(CutOff::Template, "widget", at).unwrap();
+        editor.revoke_issued_before(CutOff::ApiKey, "ak_one", at).unwrap();
+        let (written, config) = editor.finish(Path::new(".")).unwrap();
+        assert_eq!(config.version, 4);
+        assert_eq!(config.templates()[0].revoke_issued_before, Some(1_772_366_400));
+        assert_eq!(config.api_key("ak_one").unwrap().revoke_issued_before, Some(1_772_366_400));
+        for kept in ["# The widget.", "# for the site", "# who uses it", "version = 4 # the version"] {
+            assert!(written.contains(kept), "lost {kept:?} in:\n{written}");
+        }
+        // Setting it again moves it; unknown ids change nothing.
+        let mut editor = ConfigEditor::new(&written, Path::new(".")).unwrap();
+        let later = chrono::DateTime::parse_from_rfc3339("2026-03-02T00:00:00Z").unwrap();
+        editor.revoke_issued_before(CutOff::Template, "widget", later).unwrap();
+        assert_eq!(editor.finish(Path::new(".")).unwrap().1.templates()[0].revoke_issued_before, Some(1_772_409_600));
+        let mut editor = ConfigEditor::new(&written, Path::new(".")).unwrap();
+        assert!(matches!(
+            editor.revoke_issued_before(CutOff::Template, "nope", at),
+            Err(EditError::UnknownTemplate(_))
+        ));
+        assert!(matches!(editor.revoke_issued_before(CutOff::ApiKey, "ak_nope", at), Err(EditError::UnknownIds(_))));
     }
 
     #[test]

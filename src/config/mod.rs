@@ -12,6 +12,7 @@ mod validate;
 
 use crate::policy::dir_scope::ScopeSet;
 use crate::policy::ip::IpRules;
+use crate::policy::media::MediaRange;
 use crate::policy::scope_rules::ScopeRules;
 use crate::token::claims::Limits;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -19,7 +20,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use edit::{ConfigEditor, EditError};
+pub use edit::{ConfigEditor, CutOff, EditError};
 pub(crate) use edit::{lock, write_atomically};
 pub use validate::{DEFAULT_EXPIRATION, DEFAULT_LISTEN, DEFAULT_REVOCATIONS_MAX_AGE, MAX_EXPIRATION};
 
@@ -227,6 +228,23 @@ impl Config {
         self.api_keys.iter().filter(|k| !k.active || k.is_expired(now)).map(|k| k.id.clone()).collect()
     }
 
+    /// Ids of the recorded API keys accepted at `now`: active and not expired. The signed
+    /// revocation list carries these; a permanent key whose chain root is not among them is
+    /// refused downstream. The complement of [`Config::api_keys_refused_at`].
+    pub fn api_keys_active_at(&self, now: u64) -> Vec<String> {
+        self.api_keys.iter().filter(|k| k.active && !k.is_expired(now)).map(|k| k.id.clone()).collect()
+    }
+
+    /// Template id → `revoke_issued_before`, for the revocation list.
+    pub fn templates_issued_before(&self) -> BTreeMap<String, u64> {
+        self.templates.iter().filter_map(|t| Some((t.id.clone(), t.revoke_issued_before?))).collect()
+    }
+
+    /// API key id → `revoke_issued_before`, for the revocation list.
+    pub fn api_keys_issued_before(&self) -> BTreeMap<String, u64> {
+        self.api_keys.iter().filter_map(|k| Some((k.id.clone(), k.revoke_issued_before?))).collect()
+    }
+
     /// Ids of deactivated templates, for the revocation list.
     pub fn revoked_templates(&self) -> Vec<String> {
         self.templates.iter().filter(|t| !t.active).map(|t| t.id.clone()).collect()
@@ -236,6 +254,17 @@ impl Config {
     pub fn longest_expiration(&self) -> u32 {
         self.templates.iter().map(|t| t.expiration_duration).max().unwrap_or(0)
     }
+}
+
+/// Seconds since the Unix epoch of a config date: a date-time as written, a bare date at the
+/// start of that day (UTC); `None` for text that names no instant or one before the epoch.
+pub(crate) fn unix_of(text: &str) -> Option<u64> {
+    let instant = chrono::DateTime::parse_from_rfc3339(text).map(|t| t.timestamp()).ok().or_else(|| {
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp())
+    });
+    instant.and_then(|t| u64::try_from(t).ok())
 }
 
 /// A one-line description of a TOML error: `TOML error at line 12, column 1: invalid type …`.
@@ -470,6 +499,13 @@ pub struct Template {
     pub ips: IpRules,
     /// `restrict.whitelist_countries`. Default: all countries (`None`).
     pub countries: Option<Vec<String>>,
+    /// `revoke_issued_before`, seconds since the Unix epoch: keys minted from the template
+    /// earlier are refused. Default: none.
+    pub revoke_issued_before: Option<u64>,
+    /// `upload.max_file_size` in bytes. Default: unlimited.
+    pub max_file_size: Option<u64>,
+    /// `upload.content_types`, without duplicates. Default: any type (`None`).
+    pub content_types: Option<Vec<MediaRange>>,
 }
 
 /// Who may mint from a template.
@@ -502,6 +538,9 @@ pub struct ApiKeyMeta {
     pub expires_at: Option<String>,
     /// `false` puts the id on the signed revocation list. Defaults to `true`.
     pub active: bool,
+    /// `revoke_issued_before`, seconds since the Unix epoch: access keys minted through this key
+    /// earlier are refused. Default: none.
+    pub revoke_issued_before: Option<u64>,
 }
 
 impl ApiKeyMeta {
@@ -509,13 +548,7 @@ impl ApiKeyMeta {
     /// the start of that day (UTC), `0` for text that names no instant (fail closed; validation
     /// refuses such text anyway), and `None` when no expiry is set.
     pub fn expires_at_unix(&self) -> Option<u64> {
-        let text = self.expires_at.as_deref()?;
-        let instant = chrono::DateTime::parse_from_rfc3339(text).map(|t| t.timestamp()).ok().or_else(|| {
-            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                .ok()
-                .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp())
-        });
-        Some(instant.and_then(|t| u64::try_from(t).ok()).unwrap_or(0))
+        Some(unix_of(self.expires_at.as_deref()?).unwrap_or(0))
     }
 
     /// Whether the key's record has expired at `now` (seconds since the Unix epoch).

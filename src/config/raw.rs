@@ -154,6 +154,9 @@ pub(crate) struct RawTemplate {
     pub active: bool,
     /// A date or a date-time with offset, for people.
     pub created_at: Option<RawDate>,
+    /// Keys minted from this template before this instant (a date or a date-time with offset,
+    /// not in the future) are refused everywhere; keys minted afterwards work.
+    pub revoke_issued_before: Option<RawDate>,
     /// Who may mint: `public` (default) or `api_key` (holders of a permanent key only).
     #[serde(default)]
     pub access: RawAccess,
@@ -209,6 +212,9 @@ pub(crate) struct RawApiKey {
     /// false puts the id on the signed revocation list. Default true.
     #[serde(default = "yes")]
     pub active: bool,
+    /// Access keys minted through this key before this instant (a date or a date-time with
+    /// offset, not in the future) are refused everywhere; the key itself stays valid.
+    pub revoke_issued_before: Option<RawDate>,
 }
 
 fn yes() -> bool {
@@ -228,6 +234,13 @@ pub(crate) struct RawUpload {
     /// Where the key may upload and write: `/folder` or `/folder/*` (the folder and everything
     /// below it), one or a list. Default all directories.
     pub dir_scope: Option<OneOrMany>,
+    /// Largest file one upload may be, in bytes (carried as `upload_max_bytes`). Default
+    /// unlimited.
+    #[schemars(range(min = 1))]
+    pub max_file_size: Option<i64>,
+    /// Media types (`image/png`) or ranges (`image/*`) an upload may have, compared without
+    /// regard to case (carried as `upload_types`). Default any type.
+    pub content_types: Option<Vec<String>>,
 }
 
 /// Caller restrictions.

@@ -4,6 +4,7 @@ use super::raw::{OneOrMany, RawAccess, RawApiKey, RawCatalog, RawConfig, RawServ
 use super::{Access, ApiKeyMeta, Catalog, Config, Problem, Project, ServerConfig, Template, countries};
 use crate::policy::dir_scope::ScopeSet;
 use crate::policy::ip::IpRules;
+use crate::policy::media::MediaRange;
 use crate::policy::scope_rules::ScopeRules;
 use crate::token::claims::Limits;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -234,6 +235,7 @@ fn template(t: RawTemplate, path: &str, catalog: &Catalog, server: &ServerConfig
         p.add(format!("{path}.description"), "must be at most 1024 bytes");
     }
     let created_at = created_at(t.created_at, &format!("{path}.created_at"), p);
+    let revoke_issued_before = cut_off(t.revoke_issued_before, &format!("{path}.revoke_issued_before"), p);
 
     let permissions = permission_list(t.permissions, &format!("{path}.permissions"), catalog, p);
 
@@ -262,6 +264,34 @@ fn template(t: RawTemplate, path: &str, catalog: &Catalog, server: &ServerConfig
         per_source_ip: limit(t.upload.limit_per_source_ip, "limit_per_source_ip"),
     };
 
+    let max_file_size = t.upload.max_file_size.and_then(|n| match u64::try_from(n) {
+        Ok(n) if n >= 1 => Some(n),
+        _ => {
+            p.add(
+                format!("{path}.upload.max_file_size"),
+                format!("{n} must be a positive number of bytes (omit it for unlimited)"),
+            );
+            None
+        }
+    });
+    let content_types = t.upload.content_types.map(|list| {
+        let key = format!("{path}.upload.content_types");
+        if list.is_empty() {
+            p.add(&key, "is empty, which would allow no upload; omit it for any type");
+        }
+        if list.len() > crate::verify::MAX_LIST_ENTRIES {
+            p.add(&key, format!("at most {} entries", crate::verify::MAX_LIST_ENTRIES));
+        }
+        let mut out: Vec<MediaRange> = Vec::with_capacity(list.len());
+        for (i, text) in list.iter().enumerate() {
+            match MediaRange::parse(text) {
+                Ok(range) if !out.contains(&range) => out.push(range),
+                Ok(_) => p.add(format!("{key}[{i}]"), format!("duplicate content type {text:?}")),
+                Err(e) => p.add(format!("{key}[{i}]"), e.to_string()),
+            }
+        }
+        out
+    });
     let upload_dirs = scopes(t.upload.dir_scope, &format!("{path}.upload.dir_scope"), p);
     let list_dirs = scopes(t.listing.directory_scope, &format!("{path}.listing.directory_scope"), p);
 
@@ -314,6 +344,9 @@ fn template(t: RawTemplate, path: &str, catalog: &Catalog, server: &ServerConfig
         list_dirs,
         ips,
         countries,
+        revoke_issued_before,
+        max_file_size,
+        content_types,
     }
 }
 
@@ -349,6 +382,25 @@ fn created_at(value: Option<super::raw::RawDate>, path: &str, p: &mut Problems) 
     } else {
         p.add(path, format!("{text:?} must be a date (2026-01-31) or a date-time with offset (2026-01-31T09:00:00Z)"));
         None
+    }
+}
+
+/// A `revoke_issued_before` cut-off in seconds since the Unix epoch. One in the future (by
+/// this machine's clock) is refused: it would void keys not yet minted.
+fn cut_off(value: Option<super::raw::RawDate>, path: &str, p: &mut Problems) -> Option<u64> {
+    let text = created_at(value, path, p)?;
+    let at = super::unix_of(&text);
+    let now = crate::verify::unix_seconds(std::time::SystemTime::now());
+    match at {
+        Some(at) if at <= now => Some(at),
+        Some(_) => {
+            p.add(path, format!("{text:?} is in the future; a cut-off names a moment that has passed"));
+            None
+        }
+        None => {
+            p.add(path, format!("{text:?} is before 1970"));
+            None
+        }
     }
 }
 
@@ -406,6 +458,7 @@ fn api_key(
         permissions,
         projects: k.projects,
         active: k.active,
+        revoke_issued_before: cut_off(k.revoke_issued_before, &format!("{path}.revoke_issued_before"), p),
     }
 }
 

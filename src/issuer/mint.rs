@@ -6,6 +6,7 @@ use crate::config::raw::OneOrMany;
 use crate::config::{Access, Template};
 use crate::policy::dir_scope::{ScopeError, ScopeSet};
 use crate::policy::ip::{IpRange, IpRules};
+use crate::policy::media::MediaRange;
 use crate::token::claims::{AccessClaims, Audience};
 use crate::token::jws::TokenType;
 use crate::verify::{ApiKeyGrant, unix_seconds};
@@ -35,6 +36,13 @@ pub struct MintRequest {
     /// Restrict the key to the caller's own address. Default: `false`.
     #[serde(default)]
     pub bind_ip: bool,
+    /// A largest upload in bytes no larger than the template's. Default: the template's.
+    #[serde(default)]
+    pub max_file_size: Option<u64>,
+    /// Media types or ranges within the template's `upload.content_types`. Default: the
+    /// template's.
+    #[serde(default)]
+    pub content_types: Option<Vec<String>>,
 }
 
 impl MintRequest {
@@ -162,6 +170,7 @@ impl Issuer {
         let permissions = self.permissions(t, key.as_ref(), request.permissions.as_deref())?;
         let upload_dirs = narrow_scope(&t.upload_dirs, request.dir_scope.as_ref(), "dir_scope")?;
         let list_dirs = narrow_scope(&t.list_dirs, request.directory_scope.as_ref(), "directory_scope")?;
+        let (upload_max_bytes, upload_types) = narrow_upload(t, request)?;
         let expires_in = match request.expiration_duration {
             None => t.expiration_duration,
             Some(0) => return Err(MintError::InvalidExpiration),
@@ -200,6 +209,8 @@ impl Issuer {
             ips: ips.to_strings(),
             countries: t.countries.clone(),
             limits: t.limits.if_any(),
+            upload_max_bytes,
+            upload_types,
             api_keys: key
                 .map(|k| {
                     let mut chain = k.claims().created_by.clone();
@@ -302,4 +313,34 @@ pub(super) fn random_jti() -> String {
     let mut bytes = [0u8; 16];
     OsRng.fill_bytes(&mut bytes);
     crate::token::b64::encode(bytes)
+}
+
+/// The upload limits of a key: the template's, narrowed by the request. A request may set a
+/// limit the template leaves open, and never loosen one it sets.
+fn narrow_upload(t: &Template, request: &MintRequest) -> Result<(Option<u64>, Option<Vec<String>>), MintError> {
+    let max = match (t.max_file_size, request.max_file_size) {
+        (_, Some(0)) => return Err(MintError::InvalidBody("max_file_size must be at least 1 byte".into())),
+        (Some(limit), Some(asked)) if asked > limit => return Err(MintError::ScopeNotInTemplate("max_file_size")),
+        (limit, asked) => asked.or(limit),
+    };
+    let types = match &request.content_types {
+        None => t.content_types.clone(),
+        Some(asked) => {
+            if asked.is_empty() || asked.len() > crate::verify::MAX_LIST_ENTRIES {
+                return Err(MintError::InvalidBody("content_types must hold 1 to 256 entries".into()));
+            }
+            let mut out: Vec<MediaRange> = Vec::with_capacity(asked.len());
+            for text in asked {
+                let range = MediaRange::parse(text).map_err(|e| MintError::InvalidBody(e.to_string()))?;
+                if t.content_types.as_ref().is_some_and(|allowed| !allowed.iter().any(|a| a.covers(&range))) {
+                    return Err(MintError::ScopeNotInTemplate("content_types"));
+                }
+                if !out.contains(&range) {
+                    out.push(range);
+                }
+            }
+            Some(out)
+        }
+    };
+    Ok((max, types.map(|list| list.iter().map(ToString::to_string).collect())))
 }

@@ -10,7 +10,7 @@ use crate::token::claims::RevocationClaims;
 use crate::token::jws::{EncodeError, TokenType};
 use crate::verify::unix_seconds;
 use crate::verify::{RevocationSource, Revocations};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -19,6 +19,8 @@ use std::time::SystemTime;
 pub(crate) struct ConfigRevocations {
     api_keys: HashSet<String>,
     templates: HashSet<String>,
+    templates_issued_before: BTreeMap<String, u64>,
+    api_keys_issued_before: BTreeMap<String, u64>,
 }
 
 impl ConfigRevocations {
@@ -27,6 +29,8 @@ impl ConfigRevocations {
         Self {
             api_keys: config.revoked_api_keys().into_iter().collect(),
             templates: config.revoked_templates().into_iter().collect(),
+            templates_issued_before: config.templates_issued_before(),
+            api_keys_issued_before: config.api_keys_issued_before(),
         }
     }
 }
@@ -43,6 +47,21 @@ impl Revocations for ConfigRevocations {
 
     fn is_template_revoked(&self, id: &str) -> bool {
         self.templates.contains(id)
+    }
+
+    /// Not deactivated. `Issuer::authenticate`, this source's one user, then requires the
+    /// root of the chain to have an active record itself, refusing it with its own code
+    /// (`api_key_unknown`) and applying the record's expiry by the issuer's clock.
+    fn is_api_key_active(&self, id: &str) -> bool {
+        !self.api_keys.contains(id)
+    }
+
+    fn template_issued_before(&self, id: &str) -> Option<u64> {
+        self.templates_issued_before.get(id).copied()
+    }
+
+    fn api_key_issued_before(&self, id: &str) -> Option<u64> {
+        self.api_keys_issued_before.get(id).copied()
     }
 }
 
@@ -64,9 +83,11 @@ pub struct SignedRevocations {
 }
 
 impl Issuer {
-    /// Signs the current revocation list: deactivated templates of this config, and API keys
+    /// Signs the current revocation list: deactivated templates of this config, API keys
     /// deactivated or whose record has expired by `now` (so backends refuse them offline, and
-    /// the chain check refuses keys created beneath them), fresh for `revocations_max_age`.
+    /// the chain check refuses keys created beneath them), the recorded keys active at `now`
+    /// (a permanent key whose chain root is not among them is refused) and the
+    /// `revoke_issued_before` cut-offs, fresh for `revocations_max_age`.
     ///
     /// # Errors
     ///
@@ -81,6 +102,9 @@ impl Issuer {
             ver: self.config.version,
             revoked_api_keys: self.config.api_keys_refused_at(iat),
             revoked_templates: self.config.revoked_templates(),
+            active_api_keys: self.config.api_keys_active_at(iat),
+            templates_issued_before: self.config.templates_issued_before(),
+            api_keys_issued_before: self.config.api_keys_issued_before(),
         };
         Ok(SignedRevocations { token: self.sign(TokenType::Revocations, &claims)?, iat, exp })
     }

@@ -252,3 +252,172 @@ fn a_permanent_key_is_refused_for_unknown_permissions_and_projects() {
         Err(MintError::UnknownProject(p)) if p == "nowhere"
     ));
 }
+
+/// `CONFIG` with `extra` TOML appended.
+fn issuer_with(extra: &str) -> Issuer {
+    let config = Config::from_toml(&format!("{CONFIG}\n{extra}"), Path::new(".")).unwrap();
+    let key = SigningKey::new(&ed25519_dalek::SigningKey::from_bytes(&[5u8; 32]));
+    Issuer::from_parts(config, Keyring::single(key), None)
+}
+
+/// A record of permanent key `id` for `[[api_keys]]`, with `more` settings.
+fn record(id: &str, more: &str) -> String {
+    format!(
+        "[[api_keys]]\nid = \"{id}\"\npermissions = [\"FILE_UPLOAD\", \"OBJECTS_LIST\"]\nprojects = [\"demo\"]\n{more}\n"
+    )
+}
+
+/// Verifies `key` as a downstream service would: holding the list `issuer` signs at `at`.
+fn verify_downstream(issuer: &Issuer, key: &str, at: SystemTime) -> Result<(), VerifyError> {
+    let verifier = issuer.verifier("demo");
+    verifier.set_revocations(&issuer.revocation_list(at).unwrap().token, at)?;
+    verifier.verify_api_key(key, at).map(|_| ())
+}
+
+#[test]
+fn signed_list_accepts_only_keys_whose_root_is_recorded_and_active() {
+    let new = |created_by: Vec<String>| NewApiKey {
+        projects: vec!["demo".into()],
+        permissions: vec!["FILE_UPLOAD".into()],
+        created_by,
+        ..NewApiKey::default()
+    };
+    let root = issuer().create_api_key(&new(Vec::new()), now()).unwrap();
+    let child = issuer().create_api_key(&new(vec![root.id.clone()]), now()).unwrap();
+    let recorded = issuer_with(&record(&root.id, ""));
+    assert!(verify_downstream(&recorded, &root.secret, now()).is_ok());
+    assert!(verify_downstream(&recorded, &child.secret, now()).is_ok(), "created beneath an active root");
+    // The record deleted, or never written: refused, with the key and everything beneath it.
+    let deleted = issuer_with(&record("ak_other", ""));
+    assert!(matches!(verify_downstream(&deleted, &root.secret, now()), Err(VerifyError::Revoked)));
+    assert!(matches!(verify_downstream(&deleted, &child.secret, now()), Err(VerifyError::Revoked)));
+    // A child listed active on its own is still refused once its root is gone.
+    let child_only = issuer_with(&record(&child.id, ""));
+    assert!(matches!(verify_downstream(&child_only, &child.secret, now()), Err(VerifyError::Revoked)));
+    // An expired record is not active.
+    let expired = issuer_with(&record(&root.id, "expires_at = 2020-01-01"));
+    assert!(matches!(verify_downstream(&expired, &root.secret, now()), Err(VerifyError::Revoked)));
+    let list = recorded.revocation_list(now()).unwrap().token;
+    let verifier = recorded.verifier("demo");
+    verifier.set_revocations(&list, now()).unwrap();
+    assert_eq!(verifier.revocations().unwrap().claims().active_api_keys, vec![root.id]);
+}
+
+/// 2026-01-01T00:00:00Z: a cut-off in the past of any clock these tests run on.
+const CUT_OFF: u64 = 1_767_225_600;
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+#[test]
+fn keys_minted_before_a_template_cut_off_are_refused() {
+    let text = CONFIG.replace(
+        "id = \"open\"\nproject = \"demo\"\n",
+        "id = \"open\"\nproject = \"demo\"\nrevoke_issued_before = 2026-01-01T00:00:00Z\n",
+    );
+    let config = Config::from_toml(&text, Path::new(".")).unwrap();
+    let key = SigningKey::new(&ed25519_dalek::SigningKey::from_bytes(&[5u8; 32]));
+    let issuer = Issuer::from_parts(config, Keyring::single(key), None);
+    let verify = |minted_at: u64| {
+        let token = issuer.mint("demo", "open", &request("{}"), None, at(minted_at)).unwrap().token;
+        let checked_at = at(minted_at + 10);
+        let verifier = issuer.verifier("demo");
+        verifier.set_revocations(&issuer.revocation_list(checked_at).unwrap().token, checked_at).unwrap();
+        verifier.verify(&token, checked_at).map(|_| ())
+    };
+    assert!(matches!(verify(CUT_OFF - 1), Err(VerifyError::Revoked)), "minted before the cut-off");
+    assert!(verify(CUT_OFF).is_ok(), "minted at the cut-off");
+    // The list carries it, bounded and in plain sight.
+    let list = issuer.verifier("demo");
+    list.set_revocations(&issuer.revocation_list(at(CUT_OFF)).unwrap().token, at(CUT_OFF)).unwrap();
+    assert_eq!(list.revocations().unwrap().claims().templates_issued_before.get("open"), Some(&CUT_OFF));
+}
+
+#[test]
+fn keys_minted_through_a_permanent_key_before_its_cut_off_are_refused() {
+    let text = format!(
+        "{CONFIG}\n[[templates]]\nid = \"keyed\"\nproject = \"demo\"\naccess = \"api_key\"\npermissions = [\"FILE_UPLOAD\"]\n"
+    );
+    let build = |records: &str| {
+        let config = Config::from_toml(&format!("{text}{records}"), Path::new(".")).unwrap();
+        let key = SigningKey::new(&ed25519_dalek::SigningKey::from_bytes(&[5u8; 32]));
+        Issuer::from_parts(config, Keyring::single(key), None)
+    };
+    let new =
+        NewApiKey { projects: vec!["demo".into()], permissions: vec!["FILE_UPLOAD".into()], ..NewApiKey::default() };
+    let pk = build("").create_api_key(&new, at(CUT_OFF - 100)).unwrap();
+    let issuer = build(&record(&pk.id, "revoke_issued_before = 2026-01-01T00:00:00Z"));
+    let verify = |minted_at: u64| {
+        let caller = Caller::from(None).with_api_key(&pk.secret);
+        let token = issuer.mint("demo", "keyed", &request("{}"), caller, at(minted_at)).unwrap().token;
+        let checked_at = at(minted_at + 10);
+        let verifier = issuer.verifier("demo");
+        verifier.set_revocations(&issuer.revocation_list(checked_at).unwrap().token, checked_at).unwrap();
+        verifier.verify(&token, checked_at).map(|_| ())
+    };
+    assert!(matches!(verify(CUT_OFF - 1), Err(VerifyError::Revoked)));
+    assert!(verify(CUT_OFF).is_ok());
+    // The permanent key itself stays valid: the cut-off voids what was minted through it.
+    assert!(verify_downstream(&issuer, &pk.secret, at(CUT_OFF)).is_ok());
+}
+
+#[test]
+fn a_cut_off_in_the_future_is_a_config_error() {
+    let text = CONFIG.replace(
+        "id = \"open\"\nproject = \"demo\"\n",
+        "id = \"open\"\nproject = \"demo\"\nrevoke_issued_before = 2999-01-01T00:00:00Z\n",
+    );
+    let err = Config::from_toml(&text, Path::new(".")).unwrap_err().to_string();
+    assert!(err.contains("templates[1].revoke_issued_before"), "{err}");
+    let err = Config::from_toml(
+        &format!("{CONFIG}\n{}", record("ak_x", "revoke_issued_before = 2999-01-01")),
+        Path::new("."),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("api_keys[0].revoke_issued_before"), "{err}");
+}
+
+#[test]
+fn upload_limits_are_carried_and_only_narrowed() {
+    let text = CONFIG.replace(
+        "[templates.upload]\nlimit_per_min = 5\n",
+        "[templates.upload]\nlimit_per_min = 5\nmax_file_size = 1000\ncontent_types = [\"image/*\", \"application/PDF\"]\n",
+    );
+    let config = Config::from_toml(&text, Path::new(".")).unwrap();
+    let key = SigningKey::new(&ed25519_dalek::SigningKey::from_bytes(&[5u8; 32]));
+    let issuer = Issuer::from_parts(config, Keyring::single(key), None);
+    let claims = |req: &str, template: &str| -> Result<serde_json::Value, MintError> {
+        let token = issuer.mint("demo", template, &request(req), ip("10.0.0.1"), now())?.token;
+        Ok(serde_json::from_slice(&crate::token::b64::decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap())
+    };
+    let all = claims("{}", "widget").unwrap();
+    assert_eq!(all["upload_max_bytes"], 1000);
+    assert_eq!(all["upload_types"], serde_json::json!(["image/*", "application/pdf"]));
+    let narrowed = claims(r#"{"max_file_size": 500, "content_types": ["IMAGE/png"]}"#, "widget").unwrap();
+    assert_eq!(
+        (narrowed["upload_max_bytes"].clone(), narrowed["upload_types"].clone()),
+        (500.into(), serde_json::json!(["image/png"]))
+    );
+    for wider in
+        [r#"{"max_file_size": 1001}"#, r#"{"content_types": ["video/mp4"]}"#, r#"{"content_types": ["application/*"]}"#]
+    {
+        assert_eq!(claims(wider, "widget").unwrap_err().code(), "scope_not_in_template", "{wider}");
+    }
+    for bad in [r#"{"max_file_size": 0}"#, r#"{"content_types": []}"#, r#"{"content_types": ["image/png; q=1"]}"#] {
+        assert_eq!(claims(bad, "widget").unwrap_err().code(), "invalid_body", "{bad}");
+    }
+    // A template without limits: none in the key, and a request may add them.
+    let open = claims("{}", "open").unwrap();
+    assert!(open.get("upload_max_bytes").is_none() && open.get("upload_types").is_none());
+    assert_eq!(claims(r#"{"max_file_size": 10}"#, "open").unwrap()["upload_max_bytes"], 10);
+    // Bad settings are config errors with their path.
+    let bad =
+        CONFIG.replace("limit_per_min = 5\n", "limit_per_min = 5\nmax_file_size = 0\ncontent_types = [\"*/*\"]\n");
+    let err = Config::from_toml(&bad, Path::new(".")).unwrap_err().to_string();
+    assert!(
+        err.contains("templates[0].upload.max_file_size") && err.contains("templates[0].upload.content_types[0]"),
+        "{err}"
+    );
+}

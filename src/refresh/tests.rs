@@ -58,6 +58,9 @@ fn revocation_list(key: &Key, lifetime: u64) -> String {
         ver: 1,
         revoked_api_keys: vec![],
         revoked_templates: vec![],
+        active_api_keys: vec![],
+        templates_issued_before: Default::default(),
+        api_keys_issued_before: Default::default(),
     };
     jws::encode(key, TokenType::Revocations, &claims).unwrap()
 }

@@ -132,6 +132,20 @@ const TEMPLATE_RULES: &[Rule<Template>] = &[
     Rule { paths: &["templates[].restrict.whitelist_countries"], compare: countries },
     Rule { paths: &["templates[].expiration_duration"], compare: expiration },
     Rule { paths: &["templates[].upload.limit_per_min", "templates[].upload.limit_per_source_ip"], compare: limits },
+    Rule { paths: &["templates[].upload.max_file_size"], compare: max_file_size },
+    Rule { paths: &["templates[].upload.content_types"], compare: content_types },
+    Rule {
+        paths: &["templates[].revoke_issued_before"],
+        compare: |d, s, o, n| {
+            cut_off(
+                d,
+                s,
+                [ChangeKind::TemplateCutOffWidened, ChangeKind::TemplateCutOffNarrowed],
+                o.revoke_issued_before,
+                n.revoke_issued_before,
+            );
+        },
+    },
     Rule {
         paths: &["templates[].description"],
         compare: |d, s, o, n| d.text(s, ChangeKind::TemplateDescriptionChanged, &o.description, &n.description),
@@ -150,6 +164,18 @@ const API_KEY_RULES: &[Rule<ApiKeyMeta>] = &[
     Rule { paths: &["api_keys[].permissions"], compare: api_key_permissions },
     Rule { paths: &["api_keys[].projects"], compare: api_key_projects },
     Rule { paths: &["api_keys[].expires_at"], compare: api_key_expiry },
+    Rule {
+        paths: &["api_keys[].revoke_issued_before"],
+        compare: |d, s, o, n| {
+            cut_off(
+                d,
+                s,
+                [ChangeKind::ApiKeyCutOffWidened, ChangeKind::ApiKeyCutOffNarrowed],
+                o.revoke_issued_before,
+                n.revoke_issued_before,
+            );
+        },
+    },
     Rule {
         paths: &["api_keys[].description"],
         compare: |d, s, o, n| d.text(s, ChangeKind::ApiKeyDescriptionChanged, &o.description, &n.description),
@@ -522,14 +548,16 @@ fn api_keys(d: &mut Diff, _: &str, old: &Config, new: &Config) {
                 d.push(
                     &format!("api key {}", k.id),
                     ChangeKind::ApiKeyRemoved,
-                    "metadata removed; the key itself stays valid until deactivated".into(),
+                    "record removed: the key, and every key created beneath it, is now refused".into(),
                     false,
                 );
             } else {
                 d.push(
                     &format!("api key {}", k.id),
                     ChangeKind::ApiKeyUnrevoked,
-                    "a deactivated key was removed from the config, so it is no longer revoked".into(),
+                    "a deactivated key was removed from the config, so it is no longer revoked: a key created \
+                     over HTTP beneath an active key verifies again"
+                        .into(),
                     true,
                 );
             }

@@ -43,6 +43,61 @@ pub(super) fn api_key_expiry(d: &mut Diff, subject: &str, o: &ApiKeyMeta, k: &Ap
     );
 }
 
+/// A `revoke_issued_before` change: a new or later cut-off voids more keys (narrowing), a
+/// removed or earlier one lets keys minted before it verify again (widening).
+pub(super) fn cut_off(d: &mut Diff, subject: &str, kinds: [ChangeKind; 2], old: Option<u64>, new: Option<u64>) {
+    let widening = match (old, new) {
+        (a, b) if a == b => return,
+        (Some(_), None) => true,
+        (None, Some(_)) => false,
+        (a, b) => b < a,
+    };
+    let show = |at: Option<u64>| {
+        at.and_then(|s| chrono::DateTime::from_timestamp(i64::try_from(s).ok()?, 0))
+            .map_or_else(|| "none".to_owned(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    };
+    let kind = if widening { kinds[0] } else { kinds[1] };
+    d.push(subject, kind, format!("revoke_issued_before {} -> {}", show(old), show(new)), widening);
+}
+
+/// `upload.max_file_size`: unset is unlimited, so adding or lowering it narrows.
+pub(super) fn max_file_size(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    let show = |v: Option<u64>| v.map_or_else(|| "unlimited".to_owned(), |n| format!("{n} bytes"));
+    let widening = match (o.max_file_size, t.max_file_size) {
+        (a, b) if a == b => return,
+        (_, None) => true,
+        (None, Some(_)) => false,
+        (a, b) => b > a,
+    };
+    let kind = if widening { ChangeKind::UploadMaxFileSizeWidened } else { ChangeKind::UploadMaxFileSizeNarrowed };
+    d.push(subject, kind, format!("{} -> {}", show(o.max_file_size), show(t.max_file_size)), widening);
+}
+
+/// `upload.content_types`: unset allows any type.
+pub(super) fn content_types(d: &mut Diff, subject: &str, o: &Template, t: &Template) {
+    use crate::policy::media::MediaRange;
+    let covers = |outer: Option<&Vec<MediaRange>>, inner: Option<&Vec<MediaRange>>| match (outer, inner) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(outer), Some(inner)) => inner.iter().all(|i| outer.iter().any(|o| o.covers(i))),
+    };
+    let (old, new) = (o.content_types.as_ref(), t.content_types.as_ref());
+    let show = |v: Option<&Vec<MediaRange>>| {
+        v.map_or_else(|| "any".to_owned(), |l| l.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "))
+    };
+    d.set(
+        subject,
+        &[
+            ChangeKind::UploadContentTypesWidened,
+            ChangeKind::UploadContentTypesNarrowed,
+            ChangeKind::UploadContentTypesChanged,
+        ],
+        direction(covers(old, new), covers(new, old)),
+        show(old),
+        show(new),
+    );
+}
+
 /// A config date (`2026-01-31`, midnight UTC) or date-time with offset.
 pub(super) fn instant(text: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
     chrono::DateTime::parse_from_rfc3339(text).ok().or_else(|| {

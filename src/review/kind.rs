@@ -22,6 +22,10 @@ pub enum ChangeKind {
     ApiKeyAdded,
     /// `api_key_created_at_changed`.
     ApiKeyCreatedAtChanged,
+    /// `api_key_cut_off_narrowed`: a `revoke_issued_before` was added or moved later.
+    ApiKeyCutOffNarrowed,
+    /// `api_key_cut_off_widened`: a `revoke_issued_before` was removed or moved earlier.
+    ApiKeyCutOffWidened,
     /// `api_key_deactivated`.
     ApiKeyDeactivated,
     /// `api_key_description_changed`.
@@ -122,6 +126,10 @@ pub enum ChangeKind {
     TemplateAdded,
     /// `template_created_at_changed`.
     TemplateCreatedAtChanged,
+    /// `template_cut_off_narrowed`: a `revoke_issued_before` was added or moved later.
+    TemplateCutOffNarrowed,
+    /// `template_cut_off_widened`: a `revoke_issued_before` was removed or moved earlier.
+    TemplateCutOffWidened,
     /// `template_deactivated`.
     TemplateDeactivated,
     /// `template_description_changed`.
@@ -139,6 +147,16 @@ pub enum ChangeKind {
     TrustedProxiesNarrowed,
     /// `trusted_proxies_widened`.
     TrustedProxiesWidened,
+    /// `upload_content_types_changed`.
+    UploadContentTypesChanged,
+    /// `upload_content_types_narrowed`.
+    UploadContentTypesNarrowed,
+    /// `upload_content_types_widened`.
+    UploadContentTypesWidened,
+    /// `upload_max_file_size_narrowed`.
+    UploadMaxFileSizeNarrowed,
+    /// `upload_max_file_size_widened`.
+    UploadMaxFileSizeWidened,
     /// `upload_scope_changed`.
     UploadScopeChanged,
     /// `upload_scope_narrowed`.
@@ -158,6 +176,8 @@ impl ChangeKind {
             Self::ApiKeyActivated => "api_key_activated",
             Self::ApiKeyAdded => "api_key_added",
             Self::ApiKeyCreatedAtChanged => "api_key_created_at_changed",
+            Self::ApiKeyCutOffNarrowed => "api_key_cut_off_narrowed",
+            Self::ApiKeyCutOffWidened => "api_key_cut_off_widened",
             Self::ApiKeyDeactivated => "api_key_deactivated",
             Self::ApiKeyDescriptionChanged => "api_key_description_changed",
             Self::ApiKeyExpiryChanged => "api_key_expiry_changed",
@@ -208,6 +228,8 @@ impl ChangeKind {
             Self::TemplateActivated => "template_activated",
             Self::TemplateAdded => "template_added",
             Self::TemplateCreatedAtChanged => "template_created_at_changed",
+            Self::TemplateCutOffNarrowed => "template_cut_off_narrowed",
+            Self::TemplateCutOffWidened => "template_cut_off_widened",
             Self::TemplateDeactivated => "template_deactivated",
             Self::TemplateDescriptionChanged => "template_description_changed",
             Self::TemplateProjectChanged => "template_project_changed",
@@ -216,6 +238,11 @@ impl ChangeKind {
             Self::TrustedProxiesChanged => "trusted_proxies_changed",
             Self::TrustedProxiesNarrowed => "trusted_proxies_narrowed",
             Self::TrustedProxiesWidened => "trusted_proxies_widened",
+            Self::UploadContentTypesChanged => "upload_content_types_changed",
+            Self::UploadContentTypesNarrowed => "upload_content_types_narrowed",
+            Self::UploadContentTypesWidened => "upload_content_types_widened",
+            Self::UploadMaxFileSizeNarrowed => "upload_max_file_size_narrowed",
+            Self::UploadMaxFileSizeWidened => "upload_max_file_size_widened",
             Self::UploadScopeChanged => "upload_scope_changed",
             Self::UploadScopeNarrowed => "upload_scope_narrowed",
             Self::UploadScopeWidened => "upload_scope_widened",

@@ -418,3 +418,51 @@ fn moving_a_permission_between_scope_kinds_is_widening_when_a_template_gains_dir
     // And back: from the listing scope (everything) to the upload scope narrows.
     assert_eq!(kinds(&diff(&wide, &old)), [("catalog", "scope_rule_changed", false)]);
 }
+
+#[test]
+fn cut_offs_narrow_when_added_or_later_and_widen_when_removed_or_earlier() {
+    let with = |template: &str, key: &str| {
+        let mut text = OLD.replace(
+            "id = \"widget\"\nproject = \"demo\"\n",
+            &format!("id = \"widget\"\nproject = \"demo\"\n{template}"),
+        );
+        text = text.replace("id = \"ak_live\"\n", &format!("id = \"ak_live\"\n{key}"));
+        load(&text)
+    };
+    let none = with("", "");
+    let early = with("revoke_issued_before = 2025-01-01\n", "revoke_issued_before = 2025-01-01T00:00:00Z\n");
+    let late = with("revoke_issued_before = 2025-06-01\n", "revoke_issued_before = 2025-06-01T00:00:00Z\n");
+    let expect = |kind: &'static str, widening: bool| {
+        vec![
+            ("template widget", kind, widening),
+            ("api key ak_live", kind.replacen("template", "api_key", 1).leak() as &str, widening),
+        ]
+    };
+    assert_eq!(kinds(&diff(&none, &early)), expect("template_cut_off_narrowed", false));
+    assert_eq!(kinds(&diff(&early, &late)), expect("template_cut_off_narrowed", false));
+    assert_eq!(kinds(&diff(&late, &early)), expect("template_cut_off_widened", true));
+    assert_eq!(kinds(&diff(&early, &none)), expect("template_cut_off_widened", true));
+}
+
+#[test]
+fn upload_size_and_type_limits_widen_and_narrow() {
+    let with = |extra: &str| load(&OLD.replace("limit_per_min = 10\n", &format!("limit_per_min = 10\n{extra}")));
+    let none = with("");
+    let small = with("max_file_size = 100\ncontent_types = [\"image/png\"]\n");
+    let large = with("max_file_size = 200\ncontent_types = [\"image/*\"]\n");
+    let other = with("max_file_size = 200\ncontent_types = [\"video/*\"]\n");
+    let w = "template widget";
+    assert_eq!(
+        kinds(&diff(&none, &small)),
+        [(w, "upload_max_file_size_narrowed", false), (w, "upload_content_types_narrowed", false)]
+    );
+    assert_eq!(
+        kinds(&diff(&small, &large)),
+        [(w, "upload_max_file_size_widened", true), (w, "upload_content_types_widened", true)]
+    );
+    assert_eq!(
+        kinds(&diff(&large, &none)),
+        [(w, "upload_max_file_size_widened", true), (w, "upload_content_types_widened", true)]
+    );
+    assert_eq!(kinds(&diff(&large, &other)), [(w, "upload_content_types_changed", true)]);
+}

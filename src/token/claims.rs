@@ -4,6 +4,7 @@
 //! [`Verifier::verify`](crate::Verifier::verify) turns a token into a [`Grant`](crate::Grant).
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The `typ` header of a short-lived access token (RFC 9068).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -43,6 +44,13 @@ pub struct AccessClaims {
     /// Upload limits for the downstream service to enforce; absent when unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+    /// Largest upload allowed, in bytes (`upload.max_file_size`); absent when unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_max_bytes: Option<u64>,
+    /// Media types (`image/png`) or ranges (`image/*`) an upload may have
+    /// (`upload.content_types`); absent when any type is allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_types: Option<Vec<String>>,
     /// For keys minted from an `access = "api_key"` template: the permanent key that asked for
     /// it, after the keys that created that one. Revoking any of them revokes this key too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -205,4 +213,17 @@ pub struct RevocationClaims {
     pub revoked_api_keys: Vec<String>,
     /// Ids of deactivated templates: short-lived keys minted from them are refused early.
     pub revoked_templates: Vec<String>,
+    /// Ids of the recorded permanent keys that are active (neither deactivated nor expired) at
+    /// `iat`. A permanent key is accepted only while the root of its `created_by` chain (the key
+    /// itself when it has none) is listed here; absent means none (every permanent key refused).
+    #[serde(default)]
+    pub active_api_keys: Vec<String>,
+    /// Template id → cut-off (seconds since the Unix epoch): access keys minted from the
+    /// template with an `iat` before it are refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub templates_issued_before: BTreeMap<String, u64>,
+    /// Permanent key id → cut-off: access keys minted through the key (the id is in their
+    /// `api_keys`) with an `iat` before it are refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub api_keys_issued_before: BTreeMap<String, u64>,
 }

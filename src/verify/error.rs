@@ -141,6 +141,21 @@ pub enum Denied {
     /// The token is restricted to countries and the given one is not among them.
     #[error("country {0} is not allowed")]
     CountryNotAllowed(String),
+    /// The upload is larger than the token's `upload_max_bytes` (HTTP 413).
+    #[error("the upload is {size} bytes; at most {max} are allowed")]
+    FileTooLarge {
+        /// The upload's size.
+        size: u64,
+        /// The token's limit.
+        max: u64,
+    },
+    /// The token limits the upload size and no size was given (HTTP 411).
+    #[error("the key limits upload size and no length was given")]
+    LengthRequired,
+    /// The upload's media type is not in the token's `upload_types`, or none was given
+    /// (HTTP 415).
+    #[error("content type {0} is not allowed")]
+    ContentTypeNotAllowed(String),
 }
 
 impl Denied {
@@ -155,6 +170,9 @@ impl Denied {
             Self::OutsideScope(_) => "outside_scope",
             Self::NoScopeRule(_) => "no_scope_rule",
             Self::CountryNotAllowed(_) => "country_not_allowed",
+            Self::FileTooLarge { .. } => "file_too_large",
+            Self::LengthRequired => "length_required",
+            Self::ContentTypeNotAllowed(_) => "content_type_not_allowed",
         }
     }
 }

@@ -4,6 +4,7 @@
 use super::{MAX_LIST_ENTRIES, VerifyError};
 use crate::policy::dir_scope::{ScopeSet, file_directory};
 use crate::policy::ip::IpRules;
+use crate::policy::media::{MediaRange, media_type_of};
 use crate::policy::scope_rules::{ScopeKind, ScopeRules};
 use crate::token::claims::{AccessClaims, ApiKeyClaims};
 use crate::verify::Denied;
@@ -80,6 +81,8 @@ pub struct Grant {
     upload: ScopeSet,
     list: ScopeSet,
     ips: IpRules,
+    /// The `upload_types` claim, parsed; `None` when any type is allowed.
+    upload_types: Option<Vec<MediaRange>>,
     rules: Arc<ScopeRules>,
 }
 
@@ -91,6 +94,7 @@ impl Grant {
             || too_many(claims.upload_dirs.len())
             || too_many(claims.list_dirs.len())
             || too_many(claims.ips.len())
+            || too_many(claims.upload_types.as_ref().map_or(0, Vec::len))
         {
             return Err(VerifyError::InvalidClaims(format!("a list claim holds more than {MAX_LIST_ENTRIES} entries")));
         }
@@ -101,7 +105,17 @@ impl Grant {
         if ips.ranges().is_empty() {
             return Err(VerifyError::InvalidClaims("ips is empty".into()));
         }
-        Ok(Self { claims, permissions, upload, list, ips, rules })
+        let upload_types = match &claims.upload_types {
+            None => None,
+            Some(types) if types.is_empty() => return Err(VerifyError::InvalidClaims("upload_types is empty".into())),
+            Some(types) => Some(
+                types
+                    .iter()
+                    .map(|t| MediaRange::parse(t).map_err(|e| VerifyError::InvalidClaims(e.to_string())))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        Ok(Self { claims, permissions, upload, list, ips, upload_types, rules })
     }
 
     /// Decides one operation: may the holder use `permission` on directory `dir` from address
@@ -177,6 +191,45 @@ impl Grant {
     /// When the token expires (its `exp`). The verifier accepts it until then plus its leeway.
     pub fn expires_at(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(self.claims.exp)
+    }
+
+    /// Decides an upload: [`Grant::authorize`] for `permission` (the upload permission of the
+    /// catalogue, `FILE_UPLOAD` for Scaleflex's) in `dir` from `ip`, then the token's upload
+    /// limits against the upload's `size` in bytes and its `content_type` (a `Content-Type`
+    /// value; parameters are ignored and media types compare without regard to case). The one
+    /// decision path for uploads: a gate calls it with the original request's
+    /// `Content-Length` and `Content-Type`.
+    ///
+    /// # Errors
+    ///
+    /// Any [`Denied`] of [`Grant::authorize`]; [`Denied::FileTooLarge`] above
+    /// `upload_max_bytes`; [`Denied::LengthRequired`] when the token limits size and `size` is
+    /// `None`; [`Denied::ContentTypeNotAllowed`] when the token limits types and the type is
+    /// outside them, missing or not a single media type. Without limits in the token, only
+    /// [`Grant::authorize`] applies.
+    pub fn authorize_upload(
+        &self,
+        permission: &str,
+        dir: Option<&str>,
+        ip: Option<IpAddr>,
+        size: Option<u64>,
+        content_type: Option<&str>,
+    ) -> Result<(), Denied> {
+        self.authorize(permission, dir, ip)?;
+        if let Some(max) = self.claims.upload_max_bytes {
+            let size = size.ok_or(Denied::LengthRequired)?;
+            if size > max {
+                return Err(Denied::FileTooLarge { size, max });
+            }
+        }
+        if let Some(allowed) = &self.upload_types {
+            let shown = || content_type.map_or_else(|| "(none)".to_owned(), |t| t.chars().take(64).collect());
+            let sent = content_type.and_then(media_type_of).ok_or_else(|| Denied::ContentTypeNotAllowed(shown()))?;
+            if !allowed.iter().any(|range| range.matches(&sent)) {
+                return Err(Denied::ContentTypeNotAllowed(sent.to_string()));
+            }
+        }
+        Ok(())
     }
 
     /// Checks a caller's country (ISO 3166-1 alpha-2, from the service's own GeoIP lookup)

@@ -236,7 +236,8 @@ impl Verifier {
     }
 
     /// Verifies an access token at time `now` and returns what it grants. When a revocation
-    /// list is held, a key minted from a revoked template is refused.
+    /// list is held, a key minted from a revoked template, or minted (`iat`) before the cut-off
+    /// of its template or of a permanent key it was minted through, is refused.
     ///
     /// # Errors
     ///
@@ -245,16 +246,22 @@ impl Verifier {
         let claims: AccessClaims =
             self.with_keys(|keys| Ok(jws::decode(keys, token, self.max_token_len, TokenType::Access)?))?;
         self.check_registered(&claims, unix_seconds(now))?;
-        if let Some(list) = self.revocations_in_force()
-            && (list.is_template_revoked(&claims.sub) || claims.api_keys.iter().any(|id| list.is_api_key_revoked(id)))
-        {
-            return Err(VerifyError::Revoked);
+        if let Some(list) = self.revocations_in_force() {
+            let cut = |cut_off: Option<u64>| cut_off.is_some_and(|at| claims.iat < at);
+            if list.is_template_revoked(&claims.sub)
+                || cut(list.template_issued_before(&claims.sub))
+                || claims.api_keys.iter().any(|id| list.is_api_key_revoked(id) || cut(list.api_key_issued_before(id)))
+            {
+                return Err(VerifyError::Revoked);
+            }
         }
         Grant::from_claims(claims, Arc::clone(&self.rules))
     }
 
     /// Verifies a permanent API key at time `now`. It is accepted only while a fresh
-    /// revocation list is held and names neither the key nor any key that created it.
+    /// revocation list is held that lists the root of its `created_by` chain (the key itself
+    /// when it has none) as active and names neither the key nor any key that created it as
+    /// revoked.
     ///
     /// # Errors
     ///
@@ -287,7 +294,13 @@ impl Verifier {
         if !list.is_fresh(now) {
             return Err(VerifyError::RevocationsExpired);
         }
-        if list.is_api_key_revoked(&claims.jti) || claims.created_by.iter().any(|id| list.is_api_key_revoked(id)) {
+        // The config is the truth: the root of the chain (the key itself when it has none) must
+        // be recorded and active, and no key in the chain revoked.
+        let root = claims.created_by.first().unwrap_or(&claims.jti);
+        if !list.is_api_key_active(root)
+            || list.is_api_key_revoked(&claims.jti)
+            || claims.created_by.iter().any(|id| list.is_api_key_revoked(id))
+        {
             return Err(VerifyError::Revoked);
         }
         Ok(ApiKeyGrant::from_claims(claims))

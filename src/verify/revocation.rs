@@ -3,7 +3,10 @@
 //! Permanent keys never expire, so a verifier accepts one only while it holds a *fresh* list
 //! signed by a trusted key: a missing or expired list refuses every permanent key (fail closed).
 //! Short-lived access keys are also checked against the list's `revoked_templates`, so keys
-//! minted from a template that was deactivated die before their `exp`.
+//! minted from a template that was deactivated die before their `exp`, and against the
+//! cut-offs (`revoke_issued_before`) of their template and of the permanent keys they were
+//! minted through. A permanent key is accepted only while the root of its `created_by` chain
+//! is listed active: a deleted, deactivated, expired or never-recorded record refuses it.
 
 use crate::token::claims::RevocationClaims;
 use crate::token::jwk::KeySet;
@@ -14,12 +17,17 @@ use std::collections::HashSet;
 /// Largest signed revocation list accepted, in bytes (room for about 100,000 ids).
 pub const MAX_REVOCATIONS_LEN: usize = 4 * 1024 * 1024;
 
+/// Most ids a signed list may carry, over all its members together (revoked and active keys,
+/// revoked templates and cut-offs). A longer list is refused before any set is built.
+pub const MAX_REVOCATION_ENTRIES: usize = 100_000;
+
 /// A verified revocation list with O(1) lookups.
 #[derive(Debug, Clone)]
 pub struct RevocationList {
     claims: RevocationClaims,
     api_keys: HashSet<String>,
     templates: HashSet<String>,
+    active: HashSet<String>,
 }
 
 impl RevocationList {
@@ -47,9 +55,18 @@ impl RevocationList {
         if claims.exp <= claims.iat {
             return Err(VerifyError::InvalidClaims("exp is not after iat".into()));
         }
+        let entries = claims.revoked_api_keys.len()
+            + claims.revoked_templates.len()
+            + claims.active_api_keys.len()
+            + claims.templates_issued_before.len()
+            + claims.api_keys_issued_before.len();
+        if entries > MAX_REVOCATION_ENTRIES {
+            return Err(VerifyError::InvalidClaims(format!("more than {MAX_REVOCATION_ENTRIES} ids")));
+        }
         let api_keys = claims.revoked_api_keys.iter().cloned().collect();
         let templates = claims.revoked_templates.iter().cloned().collect();
-        Ok(Self { claims, api_keys, templates })
+        let active = claims.active_api_keys.iter().cloned().collect();
+        Ok(Self { claims, api_keys, templates, active })
     }
 
     /// When the list stops being fresh (its `exp`).
@@ -78,6 +95,11 @@ impl RevocationList {
     /// Whether the permanent key `id` is revoked.
     pub fn is_api_key_revoked(&self, id: &str) -> bool {
         self.api_keys.contains(id)
+    }
+
+    /// Whether the permanent key `id` is listed as recorded and active.
+    pub fn is_api_key_active(&self, id: &str) -> bool {
+        self.active.contains(id)
     }
 
     /// Whether the template `id` is revoked.

@@ -21,6 +21,13 @@ pub trait Revocations: Send + Sync {
     fn is_api_key_revoked(&self, id: &str) -> bool;
     /// Whether the template `id` is revoked.
     fn is_template_revoked(&self, id: &str) -> bool;
+    /// Whether the permanent key `id` is recorded and active. A permanent key is accepted only
+    /// while the root of its `created_by` chain (the key itself when it has none) is.
+    fn is_api_key_active(&self, id: &str) -> bool;
+    /// The cut-off of template `id`: access keys minted from it earlier are refused.
+    fn template_issued_before(&self, id: &str) -> Option<u64>;
+    /// The cut-off of permanent key `id`: access keys minted through it earlier are refused.
+    fn api_key_issued_before(&self, id: &str) -> Option<u64>;
 }
 
 /// Provides the [`Revocations`] in force, asked once per verified token.
@@ -41,6 +48,18 @@ impl Revocations for RevocationList {
 
     fn is_template_revoked(&self, id: &str) -> bool {
         RevocationList::is_template_revoked(self, id)
+    }
+
+    fn is_api_key_active(&self, id: &str) -> bool {
+        RevocationList::is_api_key_active(self, id)
+    }
+
+    fn template_issued_before(&self, id: &str) -> Option<u64> {
+        self.claims().templates_issued_before.get(id).copied()
+    }
+
+    fn api_key_issued_before(&self, id: &str) -> Option<u64> {
+        self.claims().api_keys_issued_before.get(id).copied()
     }
 }
 

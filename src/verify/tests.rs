@@ -422,3 +422,55 @@ fn list_parse_errors_are_errors() {
     let dirs = crate::policy::dir_scope::ScopeSet::parse(&["/a", "/b/"]).map_err(boxed).unwrap_err();
     assert!(dirs.to_string().contains("entry 1"), "{dirs}");
 }
+
+#[test]
+fn a_revocation_list_is_bounded_in_entries() {
+    let list = |n: usize| {
+        let ids: Vec<String> = (0..n).map(|i| format!("ak_{i}")).collect();
+        let claims = json!({
+            "iss": "https://iss", "iat": NOW, "exp": NOW + 300, "ver": 1,
+            "revoked_api_keys": [], "revoked_templates": [], "active_api_keys": ids,
+        });
+        sign(&json!({"alg": "EdDSA", "typ": "revocations+jwt", "kid": kid()}), &claims)
+    };
+    assert!(verifier().set_revocations(&list(crate::verify::revocation::MAX_REVOCATION_ENTRIES), now()).is_ok());
+    assert!(matches!(
+        verifier().set_revocations(&list(crate::verify::revocation::MAX_REVOCATION_ENTRIES + 1), now()),
+        Err(VerifyError::InvalidClaims(_))
+    ));
+}
+
+#[test]
+fn uploads_are_bounded_in_size_and_type_in_one_decision() {
+    let limited =
+        with(with(claims(), "upload_max_bytes", json!(1000)), "upload_types", json!(["image/png", "video/*"]));
+    let grant = verifier().verify(&sign(&header(), &limited), now()).unwrap();
+    let ip: IpAddr = "10.1.2.3".parse().unwrap();
+    let upload = |size: Option<u64>, ty: Option<&str>| {
+        grant.authorize_upload("FILE_UPLOAD", Some("/uploads/a"), Some(ip), size, ty)
+    };
+    assert!(upload(Some(1000), Some("image/png")).is_ok());
+    assert!(upload(Some(1), Some("Image/PNG; charset=x")).is_ok(), "case and parameters ignored");
+    assert!(upload(Some(1), Some("video/mp4")).is_ok(), "a type/* range");
+    assert_eq!(upload(Some(1001), Some("image/png")).unwrap_err().code(), "file_too_large");
+    assert_eq!(upload(Some(1), Some("image/jpeg")).unwrap_err().code(), "content_type_not_allowed");
+    assert_eq!(upload(None, Some("image/png")).unwrap_err().code(), "length_required", "a missing length is refused");
+    assert_eq!(upload(Some(1), None).unwrap_err().code(), "content_type_not_allowed", "a missing type is refused");
+    assert_eq!(upload(Some(1), Some("*/*")).unwrap_err().code(), "content_type_not_allowed");
+    // Built on authorize: scope and address are still checked first.
+    assert_eq!(
+        grant
+            .authorize_upload("FILE_UPLOAD", Some("/private"), Some(ip), Some(1), Some("image/png"))
+            .unwrap_err()
+            .code(),
+        "outside_scope"
+    );
+    // Without limits in the token, nothing is required.
+    let open = verifier().verify(&sign(&header(), &claims()), now()).unwrap();
+    assert!(open.authorize_upload("FILE_UPLOAD", Some("/uploads/a"), Some(ip), None, None).is_ok());
+    // Malformed limits in a token are refused at verification.
+    for bad in [json!(["image/png; q=1"]), json!([]), json!(["*/*"])] {
+        let token = sign(&header(), &with(claims(), "upload_types", bad.clone()));
+        assert!(matches!(err(&token), VerifyError::InvalidClaims(_)), "{bad}");
+    }
+}

@@ -53,9 +53,21 @@ enum Command {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+    /// Void every access key minted through this key before a moment (default now); the key
+    /// itself, and access keys minted through it afterwards, keep working.
+    RevokeBefore {
+        /// The key id (recorded in the config).
+        id: String,
+        /// The cut-off: `now` (the default) or an RFC 3339 date-time not in the future.
+        #[arg(long, default_value = "now")]
+        at: crate::cut_off::At,
+    },
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Command::RevokeBefore { id, at } = args.command {
+        return crate::cut_off::set_cut_off(&args.config, keysmith::config::CutOff::ApiKey, &id, at);
+    }
     let config = &args.config;
     let now = chrono::Utc::now();
     let result = match args.command {
@@ -76,6 +88,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Activate { ids } => {
             admin::set_api_keys_active(config, &ids, true, false).map(|change| print_change(&ids, &change, true))
         }
+        // Handled above.
+        Command::RevokeBefore { .. } => return Ok(ExitCode::SUCCESS),
     };
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),

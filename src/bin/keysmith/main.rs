@@ -2,12 +2,14 @@
 
 mod apikey;
 mod check;
+mod cut_off;
 mod keygen;
 mod keys;
 mod mint;
 mod one_line;
 mod schema;
 mod serve;
+mod template;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +37,8 @@ enum Command {
     Verify(verify::Args),
     /// Manage permanent API keys recorded in the config.
     Apikey(apikey::Args),
+    /// Incident response on a template: void keys minted from it before a moment.
+    Template(template::Args),
     /// The signing-key lifecycle: list, rotate, retire, remove.
     Keys(keys::Args),
     /// Print the JSON Schema of the config, for TOML editors.
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Command::Mint(args) => mint::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Apikey(args) => apikey::run(args),
+        Command::Template(args) => template::run(args),
         Command::Keys(args) => keys::run(args),
         Command::Schema(args) => schema::run(args),
     };
