@@ -55,6 +55,9 @@
 //! - `server` (default, via `cli`): the axum HTTP service on top of `issuer`.
 //! - `refresh` (default, via `cli`): a background refresher for the revocation list
 //!   (a blocking HTTP client on a thread, no async runtime).
+//! - `http` (default, via `cli`): [`enforce`], enforcing keys in front of a service in-process
+//!   (key extraction, routes, upload limits, a tower layer and an axum extractor).
+//! - `gate` (default, via `cli`): `keysmith gate`, the same decisions as a forward-auth service.
 //! - `cli` (default): the `keysmith` binary.
 //!
 //! With `default-features = false` the crate is the verifier alone: no tokio, axum or hyper.
@@ -168,6 +171,10 @@ pub mod limits {
 #[cfg(feature = "issuer")]
 #[cfg_attr(docsrs, doc(cfg(feature = "issuer")))]
 pub mod review;
+
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod enforce;
 
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
