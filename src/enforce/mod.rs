@@ -77,7 +77,7 @@ impl Authorized {
     pub fn headers(&self) -> Result<[(HeaderName, HeaderValue); 4], Refusal> {
         let value = |v: &str| {
             HeaderValue::from_str(v).map_err(|_| {
-                Refusal::Invalid(crate::VerifyError::InvalidClaims("a claim cannot be a header value".into()))
+                Refusal::Invalid(crate::verify::VerifyError::InvalidClaims("a claim cannot be a header value".into()))
             })
         };
         Ok([
