@@ -176,6 +176,10 @@ pub mod review;
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod enforce;
 
+#[cfg(feature = "gate")]
+#[cfg_attr(docsrs, doc(cfg(feature = "gate")))]
+pub mod gate;
+
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;

@@ -216,6 +216,35 @@ impl Config {
     }
 }
 
+/// Deserializes another strict TOML document (such as `gate.toml`) the way `config.toml` is
+/// read: a syntax or type error is [`ConfigError::Parse`] with its line and column, and every
+/// unknown key is reported with its TOML path in [`ConfigError::Invalid`].
+///
+/// # Errors
+///
+/// A [`ConfigError`].
+pub fn from_toml_strict<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+    if text.len() as u64 > MAX_CONFIG_LEN {
+        return Err(ConfigError::TooLarge);
+    }
+    let document = toml::Deserializer::parse(text).map_err(|e| ConfigError::Parse(parse_error(text, &e)))?;
+    let mut ignored = Vec::new();
+    let value: Result<T, _> = serde_ignored::deserialize(document, |path| {
+        let mut list = Vec::new();
+        steps(&path, &mut list);
+        ignored.push(list);
+    });
+    let unknown: Vec<Problem> = ignored.iter().map(|steps| unknown_setting(steps, &[])).collect();
+    let value = value.map_err(|e| {
+        let mut message = parse_error(text, &e);
+        for p in &unknown {
+            message.push_str(&format!("\n{p}"));
+        }
+        ConfigError::Parse(message)
+    })?;
+    if unknown.is_empty() { Ok(value) } else { Err(ConfigError::Invalid(unknown)) }
+}
+
 /// A one-line description of a TOML error: `TOML error at line 12, column 1: invalid type …`.
 fn parse_error(text: &str, e: &toml::de::Error) -> String {
     let message = e.message().trim().replace('\n', " ");

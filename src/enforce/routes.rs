@@ -3,9 +3,9 @@
 
 use serde::Deserialize;
 
-/// One route as written in `gate.toml`'s `[[routes]]` (or built in code).
+/// One route as written in `gate.toml`'s `[[routes]]` (or built in code). `keysmith gate`
+/// reads it strictly (unknown keys are refused with their paths).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RouteSpec {
     /// The methods the route applies to (`["PUT", "POST"]`); case-sensitive, as HTTP methods are.
     pub methods: Vec<String>,

@@ -2,6 +2,7 @@
 
 mod apikey;
 mod check;
+mod gate;
 mod keygen;
 mod keys;
 mod mint;
@@ -39,6 +40,8 @@ enum Command {
     Keys(keys::Args),
     /// Print the JSON Schema of the config, for TOML editors.
     Schema(schema::Args),
+    /// Enforce keys in front of another service, as a reverse proxy's forward-auth target.
+    Gate(gate::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Apikey(args) => apikey::run(args),
         Command::Keys(args) => keys::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Gate(args) => gate::run(args),
     };
     match result {
         Ok(code) => code,
