@@ -17,7 +17,7 @@ mod refusal;
 mod routes;
 
 pub use key::{KeyError, PresentedKey, X_API_KEY, extract_key};
-pub use refusal::Refusal;
+pub use refusal::{CODE_HEADER, Refusal};
 pub use routes::{DirFrom, Matched, RouteError, RouteSpec, Routes};
 
 use crate::limits::{LimitStore, MemoryStore, UploadAttempt, UploadDecision};

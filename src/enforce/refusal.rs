@@ -9,6 +9,9 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use std::time::Duration;
 
+/// The response header repeating a refusal's `code`.
+pub const CODE_HEADER: &str = "x-keysmith-code";
+
 /// Why a request was refused by an [`Enforcer`](super::Enforcer).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -114,6 +117,9 @@ impl IntoResponse for Refusal {
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        // The code again as a header, for proxies that pass headers but not the body (nginx's
+        // `auth_request`).
+        headers.insert(CODE_HEADER, HeaderValue::from_static(self.code()));
         if let Some(seconds) = self.retry_after() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
