@@ -529,3 +529,28 @@ async fn two_gates_share_one_redis_budget_and_survive_a_redis_restart() {
     let through = request(nginx.port, "PUT", "/files/uploads/x.bin", &[("Authorization", &auth)]).unwrap();
     assert_eq!(through.status, 201, "{}", through.head);
 }
+
+/// `server.rate_limit_store`: two issuers (two `keysmith serve` replicas) share one per-address
+/// mint budget through one Redis instead of each allowing the whole budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_issuers_share_one_mint_budget_through_redis() {
+    let mut redis = RedisServer::start();
+    let config = format!(
+        "version = 1\nissuer = \"{ISSUER}\"\n[server]\nrate_limit_per_minute = 6\nrate_limit_burst = 3\nrate_limit_store = \"{}\"\n[projects.demo]\n[[templates]]\nid = \"up\"\nproject = \"demo\"\npermissions = [\"FILE_UPLOAD\"]\n",
+        redis.url()
+    );
+    let a = common::TestServer::start(&config).await;
+    let b = common::TestServer::start(&config).await;
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let server = if i % 2 == 0 { &a } else { &b };
+        statuses.push(client.get(server.url("/demo/v1/key/up")).send().await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429, 429]);
+    // The store gone: refused, never a fresh local budget.
+    redis.stop();
+    let r = client.get(a.url("/demo/v1/key/up")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.text().await.unwrap().contains("limit_store_unavailable"));
+}

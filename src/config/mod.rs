@@ -361,6 +361,10 @@ pub struct ServerConfig {
     /// Requests per source address per minute on the mint and key-creation endpoints, with a
     /// burst; `None` turns the limit off. Defaults to 600 a minute, bursts of 60.
     pub rate_limit: Option<RateLimit>,
+    /// The Redis URL (`redis://…`) that keeps the per-address budgets of every replica, or
+    /// `None` for this process's memory. Defaults to `None`. The URL may hold a password: it is
+    /// never logged or shown in a diff.
+    pub rate_limit_store: Option<String>,
     /// The `Host` values (`host[:port]`, lower case) the service answers to; any other gets
     /// `421 misdirected_request`. Defaults to empty: any host, which leaves a service whose
     /// templates allow callers by address open to DNS rebinding from a browser.
