@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Requests per second through nginx -> keysmith gate -> backend beside nginx -> backend, with wrk
 # on loopback (the target: the gated rate is at least 70 % of the direct one). Needs a release
-# build (`cargo build --release --example upload_service` is not used: the backend is nginx
-# itself, returning 201, so only the gate's cost is measured), Debian's nginx and wrk
+# build, Debian's nginx (also the backend: a second server block answering 201, so only the
+# gate's cost differs between the two paths) and wrk
 # (scripts/test-deps.sh installs both). Prints both rates and their ratio.
 #
 #   cargo build --release --bin keysmith && scripts/bench-gate.sh [DURATION_S] [CONNECTIONS]
@@ -43,7 +43,7 @@ pids+=($!)
 sleep 1
 curl -fsS http://127.0.0.1:18080/.well-known/jwks.json > "$work/jwks.json"
 kill "${pids[0]}"
-token=$("$bin" mint --config "$work/config.toml" --keys "$work/keys" --project demo --template up --expiration 3600)
+token=$("$bin" mint --config "$work/config.toml" --keys "$work/keys" --project demo --template up)
 
 cat > "$work/gate.toml" <<TOML
 issuer = "https://keys.bench"
@@ -70,13 +70,21 @@ events { worker_connections 1024; }
 http {
     access_log off;
     upstream gate { server 127.0.0.1:19090; keepalive 64; }
+    # The backend: its own server, so both paths make the same proxy hop to it. (A bare
+    # return in the gated location would run before auth_request, in the rewrite phase.)
+    upstream backend { server 127.0.0.1:18082; keepalive 64; }
+    server {
+        listen 127.0.0.1:18082;
+        location / { return 201; }
+    }
     server {
         listen 127.0.0.1:18081;
-        location = /backend { internal; return 201; }
-        location /direct/ { return 201; }
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        location /direct/ { proxy_pass http://backend; }
         location /files/ {
             auth_request /_keysmith;
-            return 201;
+            proxy_pass http://backend;
         }
         location = /_keysmith {
             internal;
@@ -96,9 +104,15 @@ NGINX
 pids+=($!)
 sleep 1
 
-rate() { wrk -t2 -c"$connections" -d"${duration}s" -H "Authorization: Bearer $token" "$1" | awk '/Requests\/sec/ {print $2}'; }
+# Both paths must answer 201 for the comparison to mean anything.
+for path in direct files; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:18081/$path/uploads/a.txt")
+    [[ $code == 201 ]] || { echo "/$path answered $code, not 201" >&2; exit 1; }
+done
+rate() { wrk -t2 -c"$connections" -d"${duration}s" -H "Authorization: Bearer $token" "$1" | tee -a "$work/wrk.log" | awk '/Requests\/sec/ {print $2}'; }
 direct=$(rate http://127.0.0.1:18081/direct/uploads/a.txt)
 gated=$(rate http://127.0.0.1:18081/files/uploads/a.txt)
 echo "direct (nginx -> backend):        $direct req/s"
 echo "gated  (nginx -> gate -> backend): $gated req/s"
+grep -i "non-2xx" "$work/wrk.log" >&2 || true
 awk -v d="$direct" -v g="$gated" 'BEGIN { printf "ratio: %.0f %% of the direct rate (target >= 70 %%)\n", 100 * g / d }'
