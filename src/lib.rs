@@ -62,6 +62,9 @@
 //!   22 crates over the lean verifier.
 //! - `limits` (default, via `cli`): upload limits with an in-process store; no extra crate.
 //! - `redis` (default, via `cli`): the Redis limit store shared by replicas (tokio, redis).
+//! - `http` (default, via `cli`): [`enforce`], enforcing keys in front of a service in-process
+//!   (key extraction, routes, upload limits, a tower layer and an axum extractor).
+//! - `gate` (default, via `cli`): `keysmith gate`, the same decisions as a forward-auth service.
 //! - `cli` (default): the `keysmith` binary.
 //!
 //! With `default-features = false` the crate is the verifier alone: no tokio, axum or hyper.
@@ -184,6 +187,14 @@ pub mod limits {
 #[cfg_attr(docsrs, doc(cfg(feature = "issuer")))]
 pub mod review;
 
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod enforce;
+
+#[cfg(feature = "gate")]
+#[cfg_attr(docsrs, doc(cfg(feature = "gate")))]
+pub mod gate;
+
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;
@@ -200,8 +211,8 @@ pub use token::claims::{
 pub use token::jwk::{JwkError, Jwks, KeySet, MAX_JWKS_KEYS, MAX_KID_LEN, PublicJwk};
 pub use verify::revocation::{MAX_REVOCATION_ENTRIES, MAX_REVOCATIONS_LEN, RevocationList};
 pub use verify::{
-    ApiKeyGrant, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_LEN, Denied, Grant, KeySource,
-    MAX_LIST_ENTRIES, RevocationSource, Revocations, Verifier, VerifyError,
+    ApiKeyGrant, DEFAULT_CACHE_CAPACITY, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_LEN, Denied, Grant,
+    KeySource, MAX_LIST_ENTRIES, RevocationSource, Revocations, Verifier, VerifyError,
 };
 
 /// Compact JWS, the wire format: the typed header encoder and the checked decoder that every

@@ -15,12 +15,14 @@ const LAYERS: &[(&str, u8)] = &[
     ("verify", 2),
     ("refresh", 3),
     ("limits", 3),
+    ("enforce", 4),
     ("config", 4),
     ("keys", 5),
     ("issuer", 6),
     ("admin", 7),
     ("review", 7),
     ("server", 8),
+    ("gate", 9),
 ];
 
 fn rank(layer: &str) -> Option<u8> {

@@ -267,6 +267,36 @@ pub(crate) fn unix_of(text: &str) -> Option<u64> {
     instant.and_then(|t| u64::try_from(t).ok())
 }
 
+/// Deserializes another strict TOML document (such as `gate.toml`) the way `config.toml` is
+/// read: a syntax or type error is [`ConfigError::Parse`] with its line and column, and every
+/// unknown key is reported with its TOML path in [`ConfigError::Invalid`].
+///
+/// # Errors
+///
+/// A [`ConfigError`].
+pub fn from_toml_strict<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+    if text.len() as u64 > MAX_CONFIG_LEN {
+        return Err(ConfigError::TooLarge);
+    }
+    let document = toml::Deserializer::parse(text)
+        .map_err(|source| ConfigError::Parse { message: parse_error(text, &source), source })?;
+    let mut ignored = Vec::new();
+    let value: Result<T, _> = serde_ignored::deserialize(document, |path| {
+        let mut list = Vec::new();
+        steps(&path, &mut list);
+        ignored.push(list);
+    });
+    let unknown: Vec<Problem> = ignored.iter().map(|steps| unknown_setting(steps, &[])).collect();
+    let value = value.map_err(|source| {
+        let mut message = parse_error(text, &source);
+        for p in &unknown {
+            message.push_str(&format!("\n{p}"));
+        }
+        ConfigError::Parse { message, source }
+    })?;
+    if unknown.is_empty() { Ok(value) } else { Err(ConfigError::Invalid(unknown)) }
+}
+
 /// A one-line description of a TOML error: `TOML error at line 12, column 1: invalid type …`.
 fn parse_error(text: &str, e: &toml::de::Error) -> String {
     let message = e.message().trim().replace('\n', " ");
@@ -386,6 +416,10 @@ pub struct ServerConfig {
     /// Requests per source address per minute on the mint and key-creation endpoints, with a
     /// burst; `None` turns the limit off. Defaults to 600 a minute, bursts of 60.
     pub rate_limit: Option<RateLimit>,
+    /// The Redis URL (`redis://…`) that keeps the per-address budgets of every replica, or
+    /// `None` for this process's memory. Defaults to `None`. The URL may hold a password: it is
+    /// never logged or shown in a diff.
+    pub rate_limit_store: Option<String>,
     /// The `Host` values (`host[:port]`, lower case) the service answers to; any other gets
     /// `421 misdirected_request`. Defaults to empty: any host, which leaves a service whose
     /// templates allow callers by address open to DNS rebinding from a browser.

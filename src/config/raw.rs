@@ -84,6 +84,9 @@ pub(crate) struct RawServer {
     /// Requests a source address may make at once before the per-minute rate applies. Default 60.
     #[schemars(range(min = 1))]
     pub rate_limit_burst: Option<i64>,
+    /// Where the per-address budgets are kept: `"memory"` (default: each replica its own) or a
+    /// `redis://` URL (every replica of the service shares one budget).
+    pub rate_limit_store: Option<String>,
     /// The `Host` values (`host[:port]`, compared without regard to case) this service answers
     /// to; any other gets `421`. Default: any host. Set it when a template allows callers by
     /// address, so a rebound DNS name cannot reach the service from a browser.

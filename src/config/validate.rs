@@ -173,6 +173,15 @@ fn server(raw: RawServer, base_dir: &Path, p: &mut Problems) -> ServerConfig {
         }
     }
     let allowed_hosts = raw.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+    let rate_limit_store = match raw.rate_limit_store {
+        None => None,
+        Some(s) if s == "memory" => None,
+        Some(s) if s.starts_with("redis://") || s.starts_with("rediss://") => Some(s),
+        Some(_) => {
+            p.add("server.rate_limit_store", "must be \"memory\" or a redis:// URL");
+            None
+        }
+    };
     ServerConfig {
         listen,
         metrics_listen,
@@ -182,6 +191,7 @@ fn server(raw: RawServer, base_dir: &Path, p: &mut Problems) -> ServerConfig {
         audit_log,
         forwarded_header,
         rate_limit,
+        rate_limit_store,
         allowed_hosts,
     }
 }

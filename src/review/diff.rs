@@ -107,6 +107,7 @@ const CONFIG_RULES: &[Rule<Config>] = &[
     Rule { paths: &["server.forwarded_header"], compare: forwarded_header },
     Rule { paths: &["server.cors_origins"], compare: cors_origins },
     Rule { paths: &["server.rate_limit_per_minute", "server.rate_limit_burst"], compare: rate_limit },
+    Rule { paths: &["server.rate_limit_store"], compare: rate_limit_store },
     Rule { paths: &["server.geoip_database"], compare: geoip_database },
     Rule { paths: &["server.audit_log"], compare: audit_log },
     Rule { paths: &["server.allowed_hosts"], compare: server_allowed_hosts },
@@ -362,6 +363,18 @@ fn rate_limit(d: &mut Diff, _: &str, old: &Config, new: &Config) {
     if before.is_some() && after.is_some() {
         compare("rate_limit_burst", burst(before), burst(after));
     }
+}
+
+/// Leaving a shared store (or switching stores) gives every replica a fresh, separate budget:
+/// N replicas then allow N times the rate. The URL (which may hold a password) is not shown.
+fn rate_limit_store(d: &mut Diff, _: &str, old: &Config, new: &Config) {
+    let (before, after) = (&old.server.rate_limit_store, &new.server.rate_limit_store);
+    if before == after {
+        return;
+    }
+    let show = |s: &Option<String>| if s.is_some() { "redis (shared)" } else { "memory (per replica)" };
+    let widening = after.is_none() || before.is_some();
+    d.push("server", ChangeKind::RateLimitStoreChanged, format!("{} -> {}", show(before), show(after)), widening);
 }
 
 /// The database decides who passes a country restriction: another one may let others in.

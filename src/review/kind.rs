@@ -116,6 +116,8 @@ pub enum ChangeKind {
     RateLimitLowered,
     /// `rate_limit_raised`.
     RateLimitRaised,
+    /// `rate_limit_store_changed`.
+    RateLimitStoreChanged,
     /// `revocations_max_age_changed`.
     RevocationsMaxAgeChanged,
     /// `scope_rule_changed`.
@@ -223,6 +225,7 @@ impl ChangeKind {
             Self::ProjectRemoved => "project_removed",
             Self::RateLimitLowered => "rate_limit_lowered",
             Self::RateLimitRaised => "rate_limit_raised",
+            Self::RateLimitStoreChanged => "rate_limit_store_changed",
             Self::RevocationsMaxAgeChanged => "revocations_max_age_changed",
             Self::ScopeRuleChanged => "scope_rule_changed",
             Self::TemplateActivated => "template_activated",

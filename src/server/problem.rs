@@ -32,6 +32,7 @@ const SERVER_CODES: &[&str] = &[
     "misdirected_request",
     "unavailable",
     "not_ready",
+    "limit_store_unavailable",
     "internal_error",
     "http_error",
     "invalid_path",

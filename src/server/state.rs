@@ -14,6 +14,9 @@ pub(crate) struct Serving {
     /// The per-address limiter and the settings it was built with; shared with the next `Serving`
     /// when a reload keeps the settings, so a reload never refills a spent budget.
     pub(crate) limiter: Option<(crate::config::RateLimit, Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>)>,
+    /// The shared store (`server.rate_limit_store`) and its URL; when set it decides instead of
+    /// `limiter`, so every replica spends one budget. Kept across reloads while the URL is.
+    pub(crate) shared: Option<(String, Arc<dyn crate::limits::LimitStore>)>,
     /// Checks since the limiter was last pruned.
     pub(crate) limiter_checks: std::sync::atomic::AtomicU32,
     pub(crate) issuer: Issuer,
@@ -154,8 +157,29 @@ impl Serving {
             });
             (limit, limiter)
         });
+        let shared = match &issuer.config().server.rate_limit_store {
+            None => None,
+            Some(url) => {
+                let kept = previous.and_then(|p| p.shared.as_ref()).filter(|(held, _)| held == url);
+                let store = match kept {
+                    Some((_, store)) => Arc::clone(store),
+                    None => {
+                        // The Redis connection lives on the runtime that serves the requests.
+                        if tokio::runtime::Handle::try_current().is_err() {
+                            return Err(std::io::Error::other("server.rate_limit_store needs a tokio runtime"));
+                        }
+                        // The error names no part of the URL (it may hold a password).
+                        let store = crate::limits::RedisStore::connect(url)
+                            .map_err(|_| std::io::Error::other("server.rate_limit_store is not a usable Redis URL"))?;
+                        Arc::new(store) as Arc<dyn crate::limits::LimitStore>
+                    }
+                };
+                Some((url.clone(), store))
+            }
+        };
         Ok(Self {
             limiter,
+            shared,
             limiter_checks: Default::default(),
             issuer,
             jwks,
@@ -168,8 +192,39 @@ impl Serving {
 
     /// Counts a request from `ip` against the per-source rate; `429` with `Retry-After` when
     /// it is spent. IPv6 sources count per /64, which one client typically holds whole.
-    pub(crate) fn rate_limit(&self, ip: std::net::IpAddr) -> Result<(), ApiError> {
-        let Some((_, limiter)) = &self.limiter else { return Ok(()) };
+    /// With `server.rate_limit_store`, the budget is the shared store's (a GCRA with the same
+    /// rate and burst), and a store that does not answer refuses with `503
+    /// limit_store_unavailable` (fail closed).
+    pub(crate) async fn rate_limit(&self, ip: std::net::IpAddr) -> Result<(), ApiError> {
+        let Some((settings, limiter)) = &self.limiter else { return Ok(()) };
+        let too_many = |seconds: u64| {
+            ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests from this address; retry later",
+            )
+            .retry_after(seconds.max(1))
+        };
+        if let Some((_, store)) = &self.shared {
+            use crate::limits::{Rate, RateDecision};
+            let rate = Rate { per_minute: settings.per_minute, burst: settings.burst };
+            let key = format!("mint:{}", source_key(ip));
+            return match store.check_rate(&key, rate, std::time::SystemTime::now()).await {
+                Ok(RateDecision::Allowed) => Ok(()),
+                Ok(RateDecision::Limited { retry_after }) => {
+                    Err(too_many(retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "rate limit store unavailable; request refused");
+                    Err(ApiError::new(
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        "limit_store_unavailable",
+                        "the rate limit store is unavailable; retry later",
+                    )
+                    .retry_after(1))
+                }
+            };
+        }
         // Every 4096 checks, forget sources whose budget is full again: memory stays bounded by
         // the sources active within one refill period, at an amortised cost.
         if self.limiter_checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4096 == 4095 {
@@ -179,13 +234,7 @@ impl Serving {
             use governor::clock::Clock as _;
             self.metrics.rate_limited();
             let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            ApiError::new(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many requests from this address; retry later",
-            )
-            .retry_after(seconds.max(1))
+            too_many(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
         })
     }
 

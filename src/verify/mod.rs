@@ -5,6 +5,7 @@
 //! verifier was given, or any other source a caller plugs in (the issuer's own config, a
 //! refresher), without the verifier knowing who provides it.
 
+mod cache;
 mod error;
 mod grant;
 pub(crate) mod revocation;
@@ -14,6 +15,7 @@ pub use error::{Denied, VerifyError};
 pub use grant::{ApiKeyGrant, Grant};
 pub use source::{KeySource, RevocationSource, Revocations};
 
+use cache::{Cached, TokenCache};
 use source::FixedKeys;
 
 use crate::policy::scope_rules::ScopeRules;
@@ -21,7 +23,7 @@ use crate::token::claims::{AccessClaims, ApiKeyClaims};
 use crate::token::jwk::KeySet;
 use crate::token::jws::{self, TokenType};
 use crate::verify::revocation::RevocationList;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Default longest token accepted, in bytes, checked before any decoding.
@@ -30,6 +32,8 @@ pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(5);
 /// Default longest lifetime (`exp - iat`) accepted: 7 days, the longest a template may set.
 pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+/// A reasonable [`Verifier::cache_verified`] capacity: ten thousand tokens, a few megabytes.
+pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 /// Most entries accepted in each list claim (`scope`, `upload_dirs`, `list_dirs`, `ips`).
 pub const MAX_LIST_ENTRIES: usize = 256;
 
@@ -58,6 +62,8 @@ pub struct Verifier {
     revocations: Arc<RwLock<Option<Arc<RevocationList>>>>,
     /// Another place revocations come from, consulted instead of the held list when set.
     source: Option<Arc<dyn RevocationSource>>,
+    /// Tokens already verified (see [`Verifier::cache_verified`]); shared by clones.
+    cache: Option<Arc<Mutex<TokenCache>>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -85,32 +91,33 @@ impl Verifier {
             rules: Arc::new(ScopeRules::default()),
             revocations: Arc::default(),
             source: None,
+            cache: None,
         }
     }
 
     /// Also accepts tokens addressed to `audience`.
     pub fn also_audience(mut self, audience: impl Into<String>) -> Self {
         self.audiences.push(audience.into());
-        self
+        self.renew_cache()
     }
 
     /// Clock leeway for `exp`, `nbf` and `iat`. Defaults to [`DEFAULT_LEEWAY`]; a larger value
     /// lets expired tokens live longer.
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway.as_secs();
-        self
+        self.renew_cache()
     }
 
     /// Longest lifetime (`exp - iat`) accepted. Defaults to [`DEFAULT_MAX_LIFETIME`].
     pub fn max_lifetime(mut self, max: Duration) -> Self {
         self.max_lifetime = max.as_secs();
-        self
+        self.renew_cache()
     }
 
     /// Longest token accepted, in bytes. Defaults to [`DEFAULT_MAX_TOKEN_LEN`].
     pub fn max_token_len(mut self, max: usize) -> Self {
         self.max_token_len = max;
-        self
+        self.renew_cache()
     }
 
     /// How long a token naming a `kid` the keys lack may wait for the key source to fetch the
@@ -131,7 +138,61 @@ impl Verifier {
     /// [`ScopeRules::scaleflex`]; set this when the issuer uses a custom catalogue.
     pub fn scope_rules(mut self, rules: ScopeRules) -> Self {
         self.rules = Arc::new(rules);
+        self.renew_cache()
+    }
+
+    /// Remembers up to `capacity` verified tokens, so a token seen again skips the signature
+    /// check. Defaults to no cache; [`DEFAULT_CACHE_CAPACITY`] suits a busy service.
+    ///
+    /// Entries are keyed by a SHA-256 of the whole token (no token text is kept), and the oldest
+    /// is evicted when the cache is full. On every hit `exp`, `nbf` and `iat` are checked against
+    /// `now` and the token against the revocations in force, exactly as on a miss: a key whose
+    /// template or id is revoked is refused from the moment this verifier holds the list that
+    /// says so. A change of the trusted key set (a JWKS refresh, [`Verifier::set_keys`]) empties
+    /// the cache. Clones share it.
+    pub fn cache_verified(mut self, capacity: usize) -> Self {
+        self.cache = (capacity > 0).then(|| Arc::new(Mutex::new(TokenCache::new(capacity))));
         self
+    }
+
+    /// The number of tokens the cache holds (0 without one).
+    pub fn cached_len(&self) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.lock().unwrap_or_else(PoisonError::into_inner).len())
+    }
+
+    /// A fresh, empty cache after a setting that changes what verifies: clones made before keep
+    /// theirs, and no entry verified under other settings is served.
+    fn renew_cache(mut self) -> Self {
+        if let Some(cache) = &self.cache {
+            let capacity = cache.lock().unwrap_or_else(PoisonError::into_inner).capacity();
+            self.cache = Some(Arc::new(Mutex::new(TokenCache::new(capacity))));
+        }
+        self
+    }
+
+    /// Looks `token` up in the cache (tagged `tag`): the key set to verify it with, the cache
+    /// key, and what was verified before, if anything.
+    fn cached(&self, tag: u8, token: &str) -> Option<(Arc<KeySet>, cache::CacheKey, Option<Cached>)> {
+        let cache = self.cache.as_ref()?;
+        if token.len() > self.max_token_len {
+            return None;
+        }
+        let keys = self.key_source().key_set();
+        let key = TokenCache::key(tag, token);
+        let hit = cache.lock().unwrap_or_else(PoisonError::into_inner).get(&keys, &key);
+        Some((keys, key, hit))
+    }
+
+    fn remember(&self, keys: &Arc<KeySet>, key: cache::CacheKey, cached: Cached) {
+        if let Some(cache) = &self.cache {
+            cache.lock().unwrap_or_else(PoisonError::into_inner).insert(keys, key, cached);
+        }
+    }
+
+    fn forget(&self, key: &cache::CacheKey) {
+        if let Some(cache) = &self.cache {
+            cache.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+        }
     }
 
     /// The trusted keys now: the set the key source holds, shared, not copied.
@@ -243,9 +304,35 @@ impl Verifier {
     ///
     /// A [`VerifyError`] saying why the token was refused.
     pub fn verify(&self, token: &str, now: SystemTime) -> Result<Grant, VerifyError> {
-        let claims: AccessClaims =
-            self.with_keys(|keys| Ok(jws::decode(keys, token, self.max_token_len, TokenType::Access)?))?;
-        self.check_registered(&claims, unix_seconds(now))?;
+        let decode = || -> Result<AccessClaims, VerifyError> {
+            self.with_keys(|keys| Ok(jws::decode(keys, token, self.max_token_len, TokenType::Access)?))
+        };
+        let Some((keys, key, hit)) = self.cached(b'a', token) else {
+            let claims = decode()?;
+            self.check_access(&claims, now)?;
+            return Grant::from_claims(claims, Arc::clone(&self.rules));
+        };
+        if let Some(Cached::Access(grant)) = hit {
+            // Only the signature and the claims' shape are taken from the cache.
+            return match self.check_access(grant.claims(), now) {
+                Ok(()) => Ok(*grant),
+                Err(e) => {
+                    self.forget(&key);
+                    Err(e)
+                }
+            };
+        }
+        let claims = decode()?;
+        self.check_access(&claims, now)?;
+        let grant = Grant::from_claims(claims, Arc::clone(&self.rules))?;
+        self.remember(&keys, key, Cached::Access(Box::new(grant.clone())));
+        Ok(grant)
+    }
+
+    /// Everything about a decoded access token that depends on the time or the revocations:
+    /// checked on every verification, cached or not.
+    fn check_access(&self, claims: &AccessClaims, now: SystemTime) -> Result<(), VerifyError> {
+        self.check_registered(claims, unix_seconds(now))?;
         if let Some(list) = self.revocations_in_force() {
             let cut = |cut_off: Option<u64>| cut_off.is_some_and(|at| claims.iat < at);
             if list.is_template_revoked(&claims.sub)
@@ -255,7 +342,7 @@ impl Verifier {
                 return Err(VerifyError::Revoked);
             }
         }
-        Grant::from_claims(claims, Arc::clone(&self.rules))
+        Ok(())
     }
 
     /// Verifies a permanent API key at time `now`. It is accepted only while a fresh
@@ -269,8 +356,31 @@ impl Verifier {
     /// [`VerifyError::RevocationsExpired`] without a fresh list, [`VerifyError::Revoked`] for a
     /// deactivated key, or any reason [`Verifier::verify`] gives.
     pub fn verify_api_key(&self, key: &str, now: SystemTime) -> Result<ApiKeyGrant, VerifyError> {
+        let Some((keys, cache_key, hit)) = self.cached(b'k', key) else {
+            let claims: ApiKeyClaims =
+                self.with_keys(|keys| Ok(jws::decode(keys, key, self.max_token_len, TokenType::ApiKey)?))?;
+            self.check_api_key(&claims, now)?;
+            return Ok(ApiKeyGrant::from_claims(claims));
+        };
+        if let Some(Cached::ApiKey(grant)) = hit {
+            return match self.check_api_key(grant.claims(), now) {
+                Ok(()) => Ok(*grant),
+                Err(e) => {
+                    self.forget(&cache_key);
+                    Err(e)
+                }
+            };
+        }
         let claims: ApiKeyClaims =
             self.with_keys(|keys| Ok(jws::decode(keys, key, self.max_token_len, TokenType::ApiKey)?))?;
+        self.check_api_key(&claims, now)?;
+        let grant = ApiKeyGrant::from_claims(claims);
+        self.remember(&keys, cache_key, Cached::ApiKey(Box::new(grant.clone())));
+        Ok(grant)
+    }
+
+    /// Every check of a decoded permanent key, cached or not.
+    fn check_api_key(&self, claims: &ApiKeyClaims, now: SystemTime) -> Result<(), VerifyError> {
         let now = unix_seconds(now);
         if claims.iss != self.issuer {
             return Err(VerifyError::WrongIssuer);
@@ -303,7 +413,7 @@ impl Verifier {
         {
             return Err(VerifyError::Revoked);
         }
-        Ok(ApiKeyGrant::from_claims(claims))
+        Ok(())
     }
 
     fn check_registered(&self, c: &AccessClaims, now: u64) -> Result<(), VerifyError> {

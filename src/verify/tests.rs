@@ -474,3 +474,123 @@ fn uploads_are_bounded_in_size_and_type_in_one_decision() {
         assert!(matches!(err(&token), VerifyError::InvalidClaims(_)), "{bad}");
     }
 }
+
+// The verified-token cache (`Verifier::cache_verified`): a hit skips only the signature check.
+
+fn revocation_list(iat: u64, templates: &[&str], api_keys: &[&str]) -> String {
+    let header = json!({"alg": "EdDSA", "kid": kid(), "typ": "revocations+jwt"});
+    let claims = json!({
+        "iss": "https://iss", "iat": iat, "exp": iat + 600, "ver": 3,
+        "revoked_api_keys": api_keys, "revoked_templates": templates,
+        // `k1`, the permanent key of these tests, is recorded and active.
+        "active_api_keys": ["k1"],
+    });
+    sign(&header, &claims)
+}
+
+fn api_key_token() -> String {
+    let header = json!({"alg": "EdDSA", "typ": "apikey+jwt", "kid": kid()});
+    let claims = json!({
+        "iss": "https://iss", "aud": ["demo"], "sub": "k1", "jti": "k1", "iat": NOW - 10,
+        "scope": "FILE_UPLOAD", "ver": 3, "exp": NOW + 3600,
+    });
+    sign(&header, &claims)
+}
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+#[test]
+fn cache_never_serves_an_expired_token() {
+    let v = verifier().cache_verified(16);
+    let token = sign(&header(), &claims());
+    assert!(v.verify(&token, now()).is_ok());
+    assert_eq!(v.cached_len(), 1);
+    // Within the leeway after exp, still accepted; from exp + leeway on, refused.
+    assert!(v.verify(&token, at(NOW + 1190 + 4)).is_ok());
+    assert_eq!(v.verify(&token, at(NOW + 1190 + 5)).unwrap_err(), VerifyError::Expired);
+    // A refused hit is forgotten.
+    assert_eq!(v.cached_len(), 0);
+    assert_eq!(v.verify(&token, at(NOW + 5000)).unwrap_err(), VerifyError::Expired);
+}
+
+#[test]
+fn cache_rechecks_nbf_and_iat_on_every_hit() {
+    let v = verifier().cache_verified(16);
+    let token = sign(&header(), &with(claims(), "nbf", json!(NOW + 100)));
+    assert!(v.verify(&token, at(NOW + 200)).is_ok());
+    // A clock that steps back (or a hit at an earlier `now`) does not make nbf pass.
+    assert_eq!(v.verify(&token, now()).unwrap_err(), VerifyError::NotYetValid);
+    let token = sign(&header(), &claims());
+    assert!(v.verify(&token, now()).is_ok());
+    assert_eq!(v.verify(&token, at(NOW - 100)).unwrap_err(), VerifyError::NotYetValid);
+}
+
+#[test]
+fn cache_refuses_a_revoked_template_from_the_moment_the_list_is_held() {
+    let v = verifier().cache_verified(16);
+    let token = sign(&header(), &claims());
+    let created = sign(&header(), &with(with(claims(), "jti", json!("def")), "api_keys", json!(["k9"])));
+    assert!(v.verify(&token, now()).is_ok());
+    assert!(v.verify(&created, now()).is_ok());
+    assert_eq!(v.cached_len(), 2);
+    v.set_revocations(&revocation_list(NOW, &["t"], &[]), now()).unwrap();
+    assert_eq!(v.verify(&token, now()).unwrap_err(), VerifyError::Revoked);
+    // A clone shares the cache and the list.
+    assert_eq!(v.clone().verify(&created, now()).unwrap_err(), VerifyError::Revoked);
+    // A key minted by a permanent key that is revoked later is refused as well.
+    let v = verifier().cache_verified(16);
+    let created = sign(&header(), &with(with(claims(), "sub", json!("u")), "api_keys", json!(["k9"])));
+    assert!(v.verify(&created, now()).is_ok());
+    v.set_revocations(&revocation_list(NOW, &[], &["k9"]), now()).unwrap();
+    assert_eq!(v.verify(&created, now()).unwrap_err(), VerifyError::Revoked);
+}
+
+#[test]
+fn cache_refuses_a_revoked_or_stale_permanent_key() {
+    let v = verifier().cache_verified(16);
+    v.set_revocations(&revocation_list(NOW - 10, &[], &[]), now()).unwrap();
+    let key = api_key_token();
+    assert!(v.verify_api_key(&key, now()).is_ok());
+    assert_eq!(v.cached_len(), 1);
+    // The held list goes stale: refused although the key is cached.
+    assert_eq!(v.verify_api_key(&key, at(NOW + 700)).unwrap_err(), VerifyError::RevocationsExpired);
+    assert!(v.verify_api_key(&key, now()).is_ok());
+    v.set_revocations(&revocation_list(NOW, &[], &["k1"]), now()).unwrap();
+    assert_eq!(v.verify_api_key(&key, now()).unwrap_err(), VerifyError::Revoked);
+    // The same text is never served as the other kind of token.
+    assert!(v.verify(&key, now()).is_err());
+}
+
+#[test]
+fn cache_is_emptied_when_the_key_set_changes() {
+    let v = verifier().cache_verified(16);
+    let token = sign(&header(), &claims());
+    assert!(v.verify(&token, now()).is_ok());
+    v.set_keys(KeySet::from_keys([SigningKey::from_bytes(&[2u8; 32]).verifying_key()]));
+    assert_eq!(v.verify(&token, now()).unwrap_err(), VerifyError::UnknownKid);
+    assert_eq!(v.cached_len(), 0);
+}
+
+#[test]
+fn cache_is_bounded_and_skips_refused_tokens() {
+    let v = verifier().cache_verified(4);
+    for i in 0..10 {
+        let token = sign(&header(), &with(claims(), "jti", json!(format!("j{i}"))));
+        assert!(v.verify(&token, now()).is_ok());
+        assert!(v.cached_len() <= 4);
+    }
+    assert_eq!(v.cached_len(), 4);
+    let v = verifier().cache_verified(4);
+    let tampered = sign(&header(), &claims()).replace('.', ".x");
+    assert!(v.verify(&tampered, now()).is_err());
+    assert!(v.verify(&sign(&header(), &with(claims(), "exp", json!(NOW - 100))), now()).is_err());
+    assert_eq!(v.cached_len(), 0);
+    // A setting that changes what verifies starts a new, empty cache.
+    let v = verifier().cache_verified(4);
+    assert!(v.verify(&sign(&header(), &claims()), now()).is_ok());
+    let narrower = v.clone().also_audience("other");
+    assert_eq!(narrower.cached_len(), 0);
+    assert_eq!(v.cached_len(), 1);
+}

@@ -3,6 +3,7 @@
 mod apikey;
 mod check;
 mod cut_off;
+mod gate;
 mod keygen;
 mod keys;
 mod mint;
@@ -43,6 +44,8 @@ enum Command {
     Keys(keys::Args),
     /// Print the JSON Schema of the config, for TOML editors.
     Schema(schema::Args),
+    /// Enforce keys in front of another service, as a reverse proxy's forward-auth target.
+    Gate(gate::Args),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Template(args) => template::run(args),
         Command::Keys(args) => keys::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Gate(args) => gate::run(args),
     };
     match result {
         Ok(code) => code,

@@ -67,9 +67,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         allow_rollback: args.allow_rollback,
         signing_key: injected,
     };
-    let handle = IssuerHandle::load_at(source, now)?;
-    let version = handle.config_version();
+    // The runtime first: a shared rate-limit store (`server.rate_limit_store`) connects on it.
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let handle = {
+        let _entered = runtime.enter();
+        IssuerHandle::load_at(source, now)?
+    };
+    let version = handle.config_version();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
         let local = listener.local_addr()?;

@@ -99,7 +99,7 @@ async fn create(
         return Err(invalid_path());
     }
     let live = handle.serving();
-    live.rate_limit(caller_ip(&live.issuer, peer, &headers)?)?;
+    live.rate_limit(caller_ip(&live.issuer, peer, &headers)?).await?;
     let body = read_body(&headers, request.into_body()).await?;
     let request: CreateApiKey = crate::issuer::json_object(&body)?;
     let creator = api_key(&headers).ok_or(crate::issuer::MintError::ApiKeyRequired)?;

@@ -133,7 +133,7 @@ async fn mint_for(
     let issuer = &live.issuer;
     // Who is asking, and whether they may, before the body is read at all.
     let caller = caller_ip(issuer, peer, &headers)?;
-    live.rate_limit(caller)?;
+    live.rate_limit(caller).await?;
     let body = read_body(&headers, request.into_body()).await?;
     let request = mint_request(&headers, body)?;
     let credential = api_key(&headers);

@@ -1,0 +1,41 @@
+//! `keysmith gate`.
+
+use anyhow::Context as _;
+use keysmith::gate::{Gate, GateConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The gate's config file.
+    #[arg(long, env = "KEYSMITH_GATE_CONFIG", default_value = "gate.toml")]
+    config: PathBuf,
+    /// Listen address, overriding `listen`.
+    #[arg(long, env = "KEYSMITH_GATE_LISTEN")]
+    listen: Option<SocketAddr>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    crate::init_logging("info");
+    let config = match GateConfig::load(&args.config) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{}: {e}", args.config.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let listen = args.listen.unwrap_or(config.listen);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let gate = Arc::new(Gate::start(config).context("starting the gate")?);
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+        let local = listener.local_addr()?;
+        tracing::info!(address = %local, "keysmith gate listening on http://{local}");
+        let app = gate.router().into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app).with_graceful_shutdown(keysmith::server::shutdown_signal()).await?;
+        tracing::info!("stopped");
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,187 @@
+//! `keysmith gate`: the enforcement point as a forward-auth service for a reverse proxy
+//! (Caddy `forward_auth`, nginx `auth_request`, Traefik `ForwardAuth`, Envoy `ext_authz`).
+//!
+//! A thin service around [`crate::enforce`]: `gate.toml` ([`GateConfig`]) builds one
+//! [`Enforcer`]; the JWKS and the revocation list are refreshed on background threads by
+//! [`crate::refresh`] (never a call to the issuer per request); `/v1/authorize` reads the
+//! original request from the proxy's headers and answers with the enforcer's decision;
+//! `/healthz` says whether the gate can decide. See `docs/gate.md`.
+
+mod config;
+
+pub use config::{DEFAULT_GATE_LISTEN, DEFAULT_REFRESH_SECONDS, GateConfig, StoreSetting};
+
+use crate::enforce::{Authorized, Enforcer, Refusal};
+use crate::limits::{LimitStore, MemoryStore, RedisStore, StoreError};
+use crate::refresh::{JwksRefresher, RevocationRefresher};
+use crate::token::jwk::{JwkError, KeySet};
+use crate::verify::Verifier;
+use axum::Router;
+use axum::extract::{ConnectInfo, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Why the gate could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GateError {
+    /// The JWKS file could not be read.
+    #[error("reading the JWKS file {path}")]
+    JwksFile {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The JWKS file is not a valid key set.
+    #[error("the JWKS file is not a valid key set")]
+    Jwks(#[from] JwkError),
+    /// The limit store address is invalid.
+    #[error("limits.store")]
+    Store(#[from] StoreError),
+}
+
+/// A running gate: the enforcer and the refreshers that keep its keys and list fresh.
+pub struct Gate {
+    enforcer: Arc<Enforcer>,
+    jwks: Option<JwksRefresher>,
+    revocations: Option<RevocationRefresher>,
+    wants_revocations: bool,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate").field("enforcer", &self.enforcer).finish_non_exhaustive()
+    }
+}
+
+impl Gate {
+    /// Builds the enforcer and starts the background refreshers. Must run inside a tokio
+    /// runtime when the store is Redis.
+    ///
+    /// # Errors
+    ///
+    /// A [`GateError`].
+    pub fn start(config: GateConfig) -> Result<Self, GateError> {
+        let remote = config.jwks.starts_with("http://") || config.jwks.starts_with("https://");
+        let keys = if remote {
+            KeySet::default()
+        } else {
+            let bytes = std::fs::read(&config.jwks)
+                .map_err(|source| GateError::JwksFile { path: config.jwks.clone(), source })?;
+            KeySet::from_jwks_json(&bytes)?
+        };
+        let verifier = Verifier::new(keys, config.issuer, config.audience)
+            .scope_rules(config.rules)
+            .cache_verified(config.cache_capacity);
+        let jwks = remote.then(|| {
+            JwksRefresher::spawn(verifier.clone(), config.jwks.clone(), config.refresh, Duration::from_secs(1))
+        });
+        let revocations = config
+            .revocations
+            .as_ref()
+            .map(|url| RevocationRefresher::spawn(verifier.clone(), url.clone(), config.refresh));
+        let store: Arc<dyn LimitStore> = match &config.store {
+            StoreSetting::Memory => Arc::new(MemoryStore::default()),
+            StoreSetting::Redis(url) => Arc::new(RedisStore::connect(url)?),
+        };
+        let enforcer = Enforcer::new(verifier, config.routes)
+            .limit_store(store)
+            .on_store_error(config.on_store_error)
+            .trusted_proxies(config.trusted_proxies);
+        Ok(Self { enforcer: Arc::new(enforcer), jwks, revocations, wants_revocations: config.revocations.is_some() })
+    }
+
+    /// The enforcer deciding for this gate.
+    pub fn enforcer(&self) -> &Arc<Enforcer> {
+        &self.enforcer
+    }
+
+    /// Whether the gate can decide: it holds a JWKS and, when `revocations` is set, a list that
+    /// is still fresh.
+    pub fn is_ready(&self, now: SystemTime) -> bool {
+        let keys = match &self.jwks {
+            Some(refresher) => refresher.status().last_success.is_some(),
+            None => true,
+        };
+        let list = !self.wants_revocations
+            || self.enforcer.verifier().revocations().is_some_and(|l| l.is_fresh(crate::verify::unix_seconds(now)));
+        keys && list
+    }
+
+    /// The gate's HTTP routes: `/v1/authorize` (any method) and `/healthz`. Serve them with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`.
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new().route("/v1/authorize", any(authorize)).route("/healthz", get(healthz)).with_state(self)
+    }
+
+    /// Whether a revocation refresher runs (for status output).
+    pub fn refreshes_revocations(&self) -> bool {
+        self.revocations.is_some()
+    }
+}
+
+/// The original request as the proxy describes it: `X-Forwarded-Method` + `X-Forwarded-Uri`
+/// (Caddy, Traefik) or `X-Original-Method` + `X-Original-URI` (nginx). Without them the
+/// request to `/v1/authorize` itself is not a description of anything: refused.
+fn original_request(headers: &HeaderMap) -> Option<(Method, String)> {
+    let one = |name: &str| {
+        let mut all = headers.get_all(name).iter();
+        match (all.next(), all.next()) {
+            (Some(v), None) => v.to_str().ok().map(str::to_owned),
+            _ => None,
+        }
+    };
+    let (method, uri) = match (one("x-forwarded-method"), one("x-forwarded-uri")) {
+        (Some(m), Some(u)) => (m, u),
+        _ => (one("x-original-method")?, one("x-original-uri")?),
+    };
+    Some((Method::from_bytes(method.as_bytes()).ok()?, uri))
+}
+
+async fn authorize(
+    State(gate): State<Arc<Gate>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let decided = async {
+        let (method, uri) = original_request(&headers).ok_or(Refusal::InvalidTarget)?;
+        let client = gate.enforcer.client_ip(peer.ip(), &headers)?;
+        let authorized = gate.enforcer.authorize(&method, &uri, &headers, client, SystemTime::now()).await;
+        if let Err(refusal) = &authorized {
+            // Client-controlled text is escaped by the log writer (one line per event).
+            tracing::info!(code = refusal.code(), %method, uri = %uri, %client, "refused");
+        }
+        authorized
+    }
+    .await;
+    match decided.and_then(|a| allowed(&a)) {
+        Ok(response) => response,
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// `200` with the `X-Keysmith-*` headers, and nothing else the client sent.
+fn allowed(authorized: &Authorized) -> Result<Response, Refusal> {
+    let mut response = StatusCode::OK.into_response();
+    let headers = response.headers_mut();
+    for (name, value) in authorized.headers()? {
+        headers.insert(name, value);
+    }
+    headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+async fn healthz(State(gate): State<Arc<Gate>>) -> Response {
+    if gate.is_ready(SystemTime::now()) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready: no JWKS yet, or the revocation list is not fresh\n")
+            .into_response()
+    }
+}

@@ -1,0 +1,115 @@
+//! The in-process enforcement pieces (feature `http`) on a real loopback server: the tower
+//! layer and the axum extractor decide from the request head, before the body is read, and
+//! the upstream handler sees the enforcer's `X-Keysmith-*` headers, never the client's.
+
+#![cfg(feature = "http")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops at the first broken expectation
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use axum::routing::put;
+use keysmith::enforce::{Authorized, EnforceLayer, Enforcer, RouteSpec, Routes};
+use keysmith::issuer::Caller;
+use keysmith::{Config, Issuer, Keyring, MintRequest, SigningKey};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+const CONFIG: &str = r#"
+version = 1
+issuer = "https://keys.test"
+[projects.demo]
+[[templates]]
+id = "up"
+project = "demo"
+permissions = ["FILE_UPLOAD"]
+[templates.upload]
+dir_scope = "/uploads/*"
+limit_per_min = 2
+"#;
+
+fn setup() -> (String, Arc<Enforcer>) {
+    let config = Config::from_toml(CONFIG, Path::new(".")).unwrap();
+    let key = SigningKey::new(&ed25519_dalek::SigningKey::from_bytes(&[9; 32]));
+    let issuer = Issuer::from_parts(config, Keyring::single(key), None);
+    let token = issuer.mint("demo", "up", &MintRequest::default(), Caller::default(), SystemTime::now()).unwrap().token;
+    let routes = Routes::new(&[RouteSpec {
+        methods: vec!["PUT".into()],
+        path: "/files/{*file}".into(),
+        permission: "FILE_UPLOAD".into(),
+        dir: Some("parent:file".into()),
+        upload: true,
+    }])
+    .unwrap();
+    let verifier = issuer.verifier("demo").cache_verified(100);
+    (token, Arc::new(Enforcer::new(verifier, routes)))
+}
+
+async fn serve(app: Router) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await });
+    port
+}
+
+/// Sends a request head announcing a body of `announced` bytes, then `body` (possibly less),
+/// and reads the response; the socket stays open, so a server waiting for the body would time
+/// out here instead of answering.
+fn send(port: u16, target: &str, headers: &[(&str, &str)], announced: usize, body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut head = format!("PUT {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {announced}\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = [0u8; 4096];
+    let n = stream.read(&mut raw).expect("no answer within 5 s: was the body awaited before deciding?");
+    let text = String::from_utf8_lossy(&raw[..n]).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
+async fn stored(headers: HeaderMap, body: Bytes) -> String {
+    let subjects: Vec<_> =
+        headers.get_all("x-keysmith-subject").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    format!("stored {} bytes for {}", body.len(), subjects.join(","))
+}
+
+async fn stored_by(who: Authorized, body: Bytes) -> String {
+    format!("stored {} bytes for {}", body.len(), who.subject)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layer_and_the_extractor_decide_before_the_body_is_read() {
+    let (token, enforcer) = setup();
+    let auth = format!("Bearer {token}");
+    let layered =
+        serve(Router::new().route("/files/{*file}", put(stored)).layer(EnforceLayer::new(Arc::clone(&enforcer)))).await;
+    let extracted =
+        serve(Router::new().route("/files/{*file}", put(stored_by)).with_state(Arc::clone(&enforcer))).await;
+
+    for port in [layered, extracted] {
+        // Refused from the head alone: the announced megabyte never arrives.
+        let (status, text) = send(port, "/files/uploads/a", &[], 1 << 20, b"");
+        assert_eq!(status, 401, "{text}");
+        assert!(text.contains("application/problem+json") && text.contains("key_missing"), "{text}");
+        let (status, text) = send(port, "/files/uploads2/a", &[("Authorization", &auth)], 1 << 20, b"");
+        assert_eq!(status, 403, "{text}");
+        assert!(text.contains("outside_scope"), "{text}");
+        // Allowed: the handler reads the body and sees the enforcer's subject only.
+        let (status, text) =
+            send(port, "/files/uploads/a", &[("Authorization", &auth), ("X-Keysmith-Subject", "admin")], 5, b"hello");
+        assert_eq!(status, 200, "{text}");
+        assert!(text.ends_with("stored 5 bytes for up"), "{text}");
+    }
+    // limit_per_min = 2 is shared by both routers (one enforcer, one memory store).
+    let (status, text) = send(layered, "/files/uploads/a", &[("Authorization", &auth)], 0, b"");
+    assert_eq!(status, 429, "{text}");
+    assert!(text.to_ascii_lowercase().contains("retry-after:"), "{text}");
+}
