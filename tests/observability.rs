@@ -177,6 +177,8 @@ async fn openapi_document_validates_and_names_every_route_and_code() {
         "/{project}/v1/api-keys",
         "/v1/revocations",
         "/.well-known/jwks.json",
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/oauth-authorization-server/{issuer_path}",
         "/healthz",
         "/v1/status",
         "/metrics",

@@ -49,6 +49,7 @@ fn public_table() -> OpenApiRouter<IssuerHandle> {
         .routes(routes!(routes::revocations::revocations))
         .routes(routes!(routes::jwks::jwks))
         .routes(routes!(routes::discovery::discovery))
+        .routes(routes!(routes::discovery::discovery_for_path))
 }
 
 /// The router for `handle`: the mint and API-key endpoints with CORS for the configured
