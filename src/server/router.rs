@@ -211,7 +211,8 @@ mod tests {
 
     fn handle() -> IssuerHandle {
         let config = crate::config::Config::from_toml(
-            "version = 1\nissuer = \"https://keys.example\"\n",
+            // With a path, so the discovery route under the issuer's path answers.
+            "version = 1\nissuer = \"https://keys.example/t\"\n",
             std::path::Path::new("."),
         )
         .unwrap();
@@ -259,7 +260,7 @@ mod tests {
         assert!(paths.len() >= 8, "{paths:?}");
         let app = router(handle());
         for (path, item) in paths {
-            let uri = path.replace("{project}", "demo").replace("{template}", "widget");
+            let uri = path.replace("{project}", "demo").replace("{template}", "widget").replace("{*issuer_path}", "t");
             for method in METHODS {
                 let documented = item.get(method.to_ascii_lowercase()).is_some();
                 let request = Request::builder()
