@@ -168,16 +168,16 @@ fn cors(handle: IssuerHandle) -> CorsLayer {
 
 /// Lets one event through per [`Throttle::EVERY`] and counts the ones held back since.
 #[derive(Debug, Default)]
-struct Throttle {
+pub(crate) struct Throttle {
     state: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
 }
 
 impl Throttle {
     /// At most one warning this often.
-    const EVERY: Duration = Duration::from_secs(60);
+    pub(crate) const EVERY: Duration = Duration::from_secs(60);
 
     /// `Some(held back since the last one)` when an event may be logged at `now`, else `None`.
-    fn allow(&self, now: std::time::Instant) -> Option<u64> {
+    pub(crate) fn allow(&self, now: std::time::Instant) -> Option<u64> {
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (last, held_back) = &mut *state;
         if last.is_none_or(|at| now.saturating_duration_since(at) >= Self::EVERY) {
