@@ -133,8 +133,9 @@ pub mod limits {
     //!   `2 × per_min` through around a minute boundary), never one upload every `60 / per_min` s.
     //! - `per_source_ip`: the uploads a key may make from one source address over its whole life.
     //!
-    //! Counters are keyed by the key's `jti` (and the address), and expire with the key: callers
-    //! pass its `exp`. Both limits are checked before either is counted, so a refused attempt
+    //! Counters are keyed by the key's `jti` (and the address: IPv4, or an IPv6 /64), and are
+    //! kept until the key's `exp` plus a retention ([`DEFAULT_RETENTION`]: the verifiers' leeway
+    //! and a margin): callers pass its `exp`. Both limits are checked before either is counted, so a refused attempt
     //! consumes nothing: an attempt refused by `per_min` does not use `per_source_ip` budget and
     //! vice versa. When both would refuse, `per_source_ip` is reported: it never recovers for that
     //! address, so a `Retry-After` would be a false promise.

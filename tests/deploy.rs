@@ -314,3 +314,37 @@ fn systemd_unit_verifies_and_its_install_steps_are_complete() {
     }
     assert!(unit.contains("StateDirectory=keysmith"), "a writable state directory for the keys and the audit log");
 }
+
+/// The example Kubernetes config must not believe `X-Forwarded-For` from the whole pod network
+/// (any pod could then choose its client address): each trusted proxy is a narrow range (IPv4 /24
+/// or longer, IPv6 /64 or longer). `/metrics` has its own listener (`server.metrics_listen`) on a
+/// port that the Service does not expose.
+#[test]
+fn kubernetes_config_trusts_narrow_proxies_and_keeps_metrics_off_the_service() {
+    let config = repo().join("deploy/kubernetes/config.toml");
+    let manifest = repo().join("deploy/kubernetes/keysmith.yaml");
+    let script = "import sys, tomllib, yaml, ipaddress\n\
+                  c = tomllib.load(open(sys.argv[1], 'rb'))['server']\n\
+                  for p in c.get('trusted_proxies', []):\n    \
+                  n = ipaddress.ip_network(p)\n    \
+                  print('proxy', p, n.prefixlen >= (24 if n.version == 4 else 64))\n\
+                  print('metrics', c.get('metrics_listen', 'none').rsplit(':', 1)[-1])\n\
+                  for d in yaml.safe_load_all(open(sys.argv[2])):\n    \
+                  if d and d['kind'] == 'Service':\n        \
+                  for p in d['spec']['ports']:\n            \
+                  print('service', p['port'], p['targetPort'])\n";
+    let out = ok(
+        &run("python3", &["-c", script, config.to_str().unwrap(), manifest.to_str().unwrap()], None),
+        "python3 tomllib yaml",
+    );
+    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    for l in lines.iter().filter(|l| l[0] == "proxy") {
+        assert_eq!(l[2], "True", "trusted proxy {} is too wide", l[1]);
+    }
+    let metrics_port = lines.iter().find(|l| l[0] == "metrics").map(|l| l[1]).unwrap();
+    assert!(metrics_port.parse::<u16>().is_ok(), "server.metrics_listen is not set: {metrics_port}");
+    assert_ne!(metrics_port, "8080", "metrics_listen must differ from the main listener");
+    for l in lines.iter().filter(|l| l[0] == "service") {
+        assert!(l[1] != metrics_port && l[2] != metrics_port, "the Service exposes /metrics: {l:?}");
+    }
+}

@@ -161,6 +161,44 @@ async fn rate_shared(a: &dyn LimitStore, b: &dyn LimitStore) {
     assert_eq!(b.check_rate("203.0.113.7", rate, at(60)).await.unwrap(), RateDecision::Allowed);
 }
 
+/// IPv6 addresses count per /64 (one host holds a whole /64), IPv4-mapped ones as IPv4.
+async fn per_source_ip_by_network(a: &dyn LimitStore, b: &dyn LimitStore) {
+    let l = limits(None, Some(1));
+    assert_eq!(decide(a, attempt("net", "2001:db8:0:1::1", l, at(0))).await, UploadDecision::Allowed);
+    assert!(refused(Limit::PerSourceIp)(&decide(b, attempt("net", "2001:db8:0:1:ffff::2", l, at(0))).await));
+    assert_eq!(decide(b, attempt("net", "2001:db8:0:2::1", l, at(0))).await, UploadDecision::Allowed);
+    assert_eq!(decide(a, attempt("net", "::ffff:192.0.2.9", l, at(0))).await, UploadDecision::Allowed);
+    assert!(refused(Limit::PerSourceIp)(&decide(b, attempt("net", "192.0.2.9", l, at(0))).await));
+    assert_eq!(decide(a, attempt("net", "192.0.2.10", l, at(0))).await, UploadDecision::Allowed);
+}
+
+/// A key holds at most `MAX_SOURCES_PER_KEY` source entries: a further address is refused with
+/// `limit_per_source_ip` (fail closed); the addresses already counted keep their budget.
+async fn sources_per_key_are_capped(a: &dyn LimitStore, b: &dyn LimitStore) {
+    let l = limits(None, Some(2));
+    let cap = keysmith::limits::MAX_SOURCES_PER_KEY;
+    for i in 0..cap {
+        let source = format!("10.{}.{}.1", i / 256, i % 256);
+        let store = if i % 2 == 0 { a } else { b };
+        assert_eq!(decide(store, attempt("many", &source, l, at(0))).await, UploadDecision::Allowed, "{i}");
+    }
+    assert!(refused(Limit::PerSourceIp)(&decide(a, attempt("many", "192.0.2.77", l, at(0))).await));
+    assert_eq!(decide(b, attempt("many", "10.0.0.1", l, at(0))).await, UploadDecision::Allowed);
+    assert!(refused(Limit::PerSourceIp)(&decide(a, attempt("many", "10.0.0.1", l, at(0))).await));
+}
+
+/// Two budgets with one key string are two budgets: a spent slow budget leaves a fast one whole.
+async fn rates_with_one_key_are_apart(a: &dyn LimitStore, b: &dyn LimitStore) {
+    let slow = Rate { per_minute: NonZeroU32::new(1).unwrap(), burst: NonZeroU32::new(1).unwrap() };
+    let fast = Rate { per_minute: NonZeroU32::new(600).unwrap(), burst: NonZeroU32::new(5).unwrap() };
+    assert_eq!(a.check_rate("shared", slow, at(0)).await.unwrap(), RateDecision::Allowed);
+    assert!(matches!(b.check_rate("shared", slow, at(0)).await.unwrap(), RateDecision::Limited { .. }));
+    for _ in 0..5 {
+        assert_eq!(b.check_rate("shared", fast, at(0)).await.unwrap(), RateDecision::Allowed);
+    }
+    assert!(matches!(a.check_rate("shared", fast, at(0)).await.unwrap(), RateDecision::Limited { .. }));
+}
+
 // ---- memory store ----------------------------------------------------------------------------
 
 #[tokio::test]
@@ -191,6 +229,51 @@ async fn memory_concurrent_attempts_allow_exactly_the_budget() {
 async fn memory_rate_is_gcra_with_burst() {
     let store = MemoryStore::default();
     rate_shared(&store, &store).await;
+}
+
+#[tokio::test]
+async fn memory_counts_ipv6_per_64_and_mapped_as_ipv4() {
+    let store = MemoryStore::default();
+    per_source_ip_by_network(&store, &store).await;
+}
+
+#[tokio::test]
+async fn memory_caps_sources_per_key_and_counts_them_against_its_bound() {
+    let store = MemoryStore::default();
+    sources_per_key_are_capped(&store, &store).await;
+    // The source entries count against the store's bound.
+    assert!(store.len() > keysmith::limits::MAX_SOURCES_PER_KEY, "{} entries", store.len());
+    let small = MemoryStore::new(3);
+    let l = limits(None, Some(1));
+    assert_eq!(decide(&small, attempt("k", "192.0.2.1", l, at(0))).await, UploadDecision::Allowed);
+    assert_eq!(decide(&small, attempt("k", "192.0.2.2", l, at(0))).await, UploadDecision::Allowed);
+    assert!(matches!(small.check_upload(attempt("k", "192.0.2.3", l, at(0))).await, Err(StoreError::Full { .. })));
+}
+
+#[tokio::test]
+async fn memory_rates_with_one_key_string_are_apart() {
+    let store = MemoryStore::default();
+    rates_with_one_key_are_apart(&store, &store).await;
+}
+
+/// The counters outlive `exp`: a verifier accepts the key for its leeway after `exp`, so an
+/// address that spent its budget must not get a new one then.
+#[tokio::test]
+async fn memory_counters_outlive_the_keys_acceptance() {
+    // Room for two keys with one source each.
+    let store = MemoryStore::new(4);
+    let l = limits(None, Some(1));
+    let short = |source: &'static str, now| UploadAttempt { expires_at: at(10), ..attempt("short", source, l, now) };
+    assert_eq!(decide(&store, short("192.0.2.1", at(0))).await, UploadDecision::Allowed);
+    // Past `exp`, within the leeway; two other keys make the store sweep.
+    assert_eq!(decide(&store, attempt("b", "192.0.2.1", l, at(14))).await, UploadDecision::Allowed);
+    assert!(matches!(store.check_upload(attempt("c", "192.0.2.1", l, at(14))).await, Err(StoreError::Full { .. })));
+    assert!(refused(Limit::PerSourceIp)(&decide(&store, short("192.0.2.1", at(14))).await));
+    // After exp + 5 s + 60 s they go; a shorter retention is an option.
+    let brief = MemoryStore::new(4).with_retention(Duration::ZERO);
+    assert_eq!(decide(&brief, short("192.0.2.1", at(0))).await, UploadDecision::Allowed);
+    assert_eq!(decide(&brief, attempt("b", "192.0.2.1", l, at(14))).await, UploadDecision::Allowed);
+    assert_eq!(decide(&brief, attempt("c", "192.0.2.1", l, at(14))).await, UploadDecision::Allowed);
 }
 
 #[tokio::test]
@@ -243,6 +326,40 @@ async fn redis_rate_is_gcra_with_burst_shared() {
 }
 
 #[tokio::test]
+async fn redis_counts_ipv6_per_64_and_mapped_as_ipv4() {
+    let server = RedisServer::start();
+    per_source_ip_by_network(&redis_store(&server), &redis_store(&server)).await;
+}
+
+#[tokio::test]
+async fn redis_caps_sources_per_key() {
+    let server = RedisServer::start();
+    sources_per_key_are_capped(&redis_store(&server), &redis_store(&server)).await;
+}
+
+#[tokio::test]
+async fn redis_rates_with_one_key_string_are_apart() {
+    let server = RedisServer::start();
+    rates_with_one_key_are_apart(&redis_store(&server), &redis_store(&server)).await;
+}
+
+/// Redis expires keys on its own clock: a key whose `exp` is 1 s away keeps its counters past
+/// it (the verifier's leeway and the retention margin).
+#[tokio::test]
+async fn redis_counters_outlive_the_keys_acceptance() {
+    let server = RedisServer::start();
+    let store = redis_store(&server);
+    let l = limits(None, Some(1));
+    let now = SystemTime::now();
+    let short = |now| UploadAttempt { jti: "short", source: ip("192.0.2.1"), limits: l, expires_at: now, now };
+    let first = UploadAttempt { expires_at: now + Duration::from_secs(1), ..short(now) };
+    assert_eq!(decide(&store, first).await, UploadDecision::Allowed);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let later = UploadAttempt { expires_at: now + Duration::from_secs(1), ..short(SystemTime::now()) };
+    assert!(refused(Limit::PerSourceIp)(&decide(&store, later).await));
+}
+
+#[tokio::test]
 async fn redis_keys_are_prefixed_hashed_and_expire_with_the_key() {
     let server = RedisServer::start();
     let store = redis_store(&server);
@@ -268,8 +385,8 @@ async fn redis_keys_are_prefixed_hashed_and_expire_with_the_key() {
             // Full again after one interval per event held: 10 s.
             assert!(ttl > 0 && ttl <= 10_000, "{key} expires in {ttl} ms");
         } else {
-            // The key expires at t = 3600 s; the counters with it.
-            assert!(ttl > 3_590_000 && ttl <= 3_600_000, "{key} expires in {ttl} ms");
+            // The key expires at t = 3600 s; the counters 5 s + 60 s after it.
+            assert!(ttl > 3_655_000 && ttl <= 3_665_000, "{key} expires in {ttl} ms");
         }
     }
 }

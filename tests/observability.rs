@@ -177,6 +177,8 @@ async fn openapi_document_validates_and_names_every_route_and_code() {
         "/{project}/v1/api-keys",
         "/v1/revocations",
         "/.well-known/jwks.json",
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/oauth-authorization-server/{issuer_path}",
         "/healthz",
         "/v1/status",
         "/metrics",
@@ -210,5 +212,21 @@ async fn openapi_document_validates_and_names_every_route_and_code() {
         let code = problem["code"].as_str().unwrap();
         assert!(codes.contains(&code), "{path}: {code} is not in {codes:?}");
     }
+    server.stop().await.unwrap();
+}
+
+/// `revocation_list_entries` counts what the served list names: deactivated API keys, API keys
+/// whose record has expired, and deactivated templates.
+#[tokio::test(flavor = "multi_thread")]
+async fn revocation_list_entries_count_expired_api_key_records() {
+    let records = "[[api_keys]]\nid = \"ak_expired\"\npermissions = [\"OBJECTS_LIST\"]\nprojects = [\"demo\"]\n\
+                   expires_at = \"2020-01-01T00:00:00Z\"\n\
+                   [[api_keys]]\nid = \"ak_off\"\nactive = false\npermissions = [\"OBJECTS_LIST\"]\nprojects = [\"demo\"]\n\
+                   [[api_keys]]\nid = \"ak_good\"\npermissions = [\"OBJECTS_LIST\"]\nprojects = [\"demo\"]\n";
+    let server = TestServer::start(&format!("{}{records}", config(""))).await;
+    let list = reqwest::get(server.url("/v1/revocations")).await.unwrap();
+    assert_eq!(list.status(), 200);
+    let (_, text) = scrape(&server.url("/metrics")).await;
+    assert_eq!(value(&samples(&text), "keysmith_revocation_list_entries{}"), 2.0, "{text}");
     server.stop().await.unwrap();
 }

@@ -65,6 +65,33 @@ async fn discovery_metadata_names_the_issuer_and_its_jwks_and_caches() {
     }
 }
 
+/// An issuer with a path (`https://h/t`): RFC 8414 §3.1 clients insert the well-known segment
+/// between host and path (`/.well-known/oauth-authorization-server/t`). Both that route and the
+/// plain one answer; `jwks_uri` names the JWKS where this server serves it (the host's root),
+/// and it is fetchable. Another path suffix is `404`.
+#[tokio::test(flavor = "multi_thread")]
+async fn discovery_for_an_issuer_with_a_path_follows_rfc_8414() {
+    let server = TestServer::start(&format!("version = 1\nissuer = \"https://placeholder.test\"\n{TEMPLATES}")).await;
+    let issuer = server.url("/tenant/a");
+    std::fs::write(server.dir.path().join("config.toml"), format!("version = 2\nissuer = \"{issuer}\"\n{TEMPLATES}"))
+        .unwrap();
+    server.reload();
+    for path in ["/.well-known/oauth-authorization-server/tenant/a", "/.well-known/oauth-authorization-server"] {
+        let response = reqwest::get(server.url(path)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let metadata: Value = response.json().await.unwrap();
+        assert_eq!(metadata["issuer"], issuer.as_str(), "{path}");
+        assert_eq!(metadata["jwks_uri"], server.url("/.well-known/jwks.json"), "{path}");
+        let jwks = reqwest::get(metadata["jwks_uri"].as_str().unwrap()).await.unwrap();
+        assert_eq!(jwks.status(), StatusCode::OK, "{path}: jwks_uri");
+    }
+    for other in ["/.well-known/oauth-authorization-server/tenant", "/.well-known/oauth-authorization-server/x/a"] {
+        let response = reqwest::get(server.url(other)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{other}");
+        assert_eq!(response.headers()["content-type"], "application/problem+json", "{other}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn discovery_is_absent_when_the_issuer_is_not_an_https_or_http_url() {
     let server = TestServer::start(&format!("version = 1\nissuer = \"urn:keysmith:test\"\n{TEMPLATES}")).await;

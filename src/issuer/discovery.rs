@@ -15,7 +15,9 @@ use serde::Serialize;
 pub struct AuthorizationServerMetadata {
     /// The configured `issuer`, the `iss` of every key.
     pub issuer: String,
-    /// Where the signing keys are published: the issuer URL plus `/.well-known/jwks.json`.
+    /// Where the signing keys are published: the issuer's origin (scheme and host) plus
+    /// `/.well-known/jwks.json`, where the server serves them. An issuer path is not part of it:
+    /// the server's routes sit at the host's root, as RFC 8414 §3.1 places the metadata too.
     pub jwks_uri: String,
     /// The OAuth `response_type` values supported: none.
     pub response_types_supported: Vec<String>,
@@ -23,23 +25,56 @@ pub struct AuthorizationServerMetadata {
     pub grant_types_supported: Vec<String>,
 }
 
+/// The parts of an issuer URL that the metadata needs.
+struct IssuerUrl<'a> {
+    /// `scheme://host[:port]`.
+    origin: &'a str,
+    /// The path without its terminating `/`: empty for `https://h` and `https://h/`.
+    path: &'a str,
+}
+
+/// Splits an `https` (or `http`) issuer URL without query or fragment; `None` for anything else.
+fn split_issuer(issuer: &str) -> Option<IssuerUrl<'_>> {
+    let scheme_len = if issuer.starts_with("https://") {
+        "https://".len()
+    } else if issuer.starts_with("http://") {
+        "http://".len()
+    } else {
+        return None;
+    };
+    let rest = issuer.get(scheme_len..)?;
+    let host_len = rest.find('/').unwrap_or(rest.len());
+    if host_len == 0 || rest.contains(['?', '#', ' ']) {
+        return None;
+    }
+    let (origin, path) = issuer.split_at(scheme_len + host_len);
+    Some(IssuerUrl { origin, path: path.trim_end_matches('/') })
+}
+
+/// The path of the RFC 8414 metadata, without its issuer-path suffix.
+pub(crate) const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+
 impl Issuer {
     /// The RFC 8414 metadata built from the configured issuer, or `None` when the issuer is
     /// not an `https` (or `http`) URL without query or fragment, which RFC 8414 requires of an
     /// issuer identifier: then there is no URL to publish.
     pub fn metadata(&self) -> Option<AuthorizationServerMetadata> {
         let issuer = &self.config().issuer;
-        let rest = issuer.strip_prefix("https://").or_else(|| issuer.strip_prefix("http://"))?;
-        let host = rest.split('/').next().unwrap_or_default();
-        if host.is_empty() || rest.contains(['?', '#', ' ']) {
-            return None;
-        }
+        let url = split_issuer(issuer)?;
         Some(AuthorizationServerMetadata {
             issuer: issuer.clone(),
-            jwks_uri: format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')),
+            jwks_uri: format!("{}/.well-known/jwks.json", url.origin),
             response_types_supported: Vec::new(),
             grant_types_supported: Vec::new(),
         })
+    }
+
+    /// Where RFC 8414 §3.1 clients fetch the metadata on the issuer's host: [`METADATA_PATH`]
+    /// followed by the issuer's path without its terminating `/` (`https://h/t` →
+    /// `/.well-known/oauth-authorization-server/t`); `None` when there is no metadata.
+    pub fn metadata_path(&self) -> Option<String> {
+        let url = split_issuer(&self.config().issuer)?;
+        Some(format!("{METADATA_PATH}{}", url.path))
     }
 }
 
@@ -49,10 +84,32 @@ mod tests {
     use crate::issuer::Issuer;
     use crate::keys::store::{Keyring, SigningKey};
 
-    fn metadata(issuer: &str) -> Option<super::AuthorizationServerMetadata> {
+    fn issuer(issuer: &str) -> Issuer {
         let toml = format!("version = 1\nissuer = \"{issuer}\"\n");
         let config = Config::from_toml(&toml, std::path::Path::new(".")).unwrap();
-        Issuer::from_parts(config, Keyring::single(SigningKey::generate()), None).metadata()
+        Issuer::from_parts(config, Keyring::single(SigningKey::generate()), None)
+    }
+
+    fn metadata(issuer_url: &str) -> Option<super::AuthorizationServerMetadata> {
+        issuer(issuer_url).metadata()
+    }
+
+    #[test]
+    fn the_metadata_path_inserts_the_well_known_segment_before_the_issuer_path() {
+        for (url, path) in [
+            ("https://k", "/.well-known/oauth-authorization-server"),
+            ("https://k/", "/.well-known/oauth-authorization-server"),
+            ("https://k:8443/t", "/.well-known/oauth-authorization-server/t"),
+            ("https://k/t/u/", "/.well-known/oauth-authorization-server/t/u"),
+        ] {
+            assert_eq!(issuer(url).metadata_path().as_deref(), Some(path), "{url}");
+            assert_eq!(
+                metadata(url).unwrap().jwks_uri,
+                format!("{}/.well-known/jwks.json", url.split('/').take(3).collect::<Vec<_>>().join("/")),
+                "{url}"
+            );
+        }
+        assert_eq!(issuer("urn:x").metadata_path(), None);
     }
 
     #[test]
@@ -62,7 +119,7 @@ mod tests {
         assert_eq!(m.issuer, "https://keys.example.com/");
         assert_eq!(
             metadata("https://keys.example.com/t").unwrap().jwks_uri,
-            "https://keys.example.com/t/.well-known/jwks.json"
+            "https://keys.example.com/.well-known/jwks.json"
         );
         for not_a_url in ["keysmith", "urn:x", "https://", "https:///x", "https://k?x=1", "https://k#f", "ftp://k"] {
             assert_eq!(metadata(not_a_url), None, "{not_a_url}");

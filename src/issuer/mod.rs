@@ -12,6 +12,7 @@ mod revocations;
 
 pub use api_keys::{ApiKeyCreation, AuditSink, CreatedApiKey, NewApiKey};
 pub use discovery::AuthorizationServerMetadata;
+pub(crate) use discovery::METADATA_PATH;
 pub use error::{LoadError, MintError};
 pub use mint::{Caller, MintRequest, Minted};
 pub use revocations::SignedRevocations;

@@ -1,8 +1,8 @@
 //! The in-process limit store: one process, bounded memory, no async runtime.
 
 use super::{
-    LimitStore, Rate, RateDecision, StoreError, StoreFuture, UploadAttempt, UploadDecision, WINDOW_MS, canonical,
-    ttl_ms, unix_ms, unix_us, without_store,
+    DEFAULT_RETENTION, LimitStore, MAX_SOURCES_PER_KEY, Rate, RateDecision, StoreError, StoreFuture, UploadAttempt,
+    UploadDecision, WINDOW_MS, canonical, rate_key, ttl_ms, unix_ms, unix_us, without_store,
 };
 use crate::limits::Limit;
 use std::collections::HashMap;
@@ -15,14 +15,16 @@ const SWEEP_EVERY: usize = 1024;
 
 /// A [`LimitStore`] in this process's memory: the budget of one process only.
 ///
-/// Holds at most `max_entries` live entries (one per key with upload limits, one per rate key).
-/// Expired entries (keys past their `exp`, rate budgets back to full) are swept in bulk once
+/// Holds at most `max_entries` live entries (one per key with upload limits, one per source
+/// address counted for such a key, one per rate budget). Expired entries (keys past their
+/// `exp` and the retention after it, rate budgets back to full) are swept in bulk once
 /// enough new entries were inserted, so each insertion costs O(1) amortised; when the store is
 /// full of live entries a new key is refused with [`StoreError::Full`] rather than evicting a
 /// live budget (which would hand its holder a fresh one).
 #[derive(Debug)]
 pub struct MemoryStore {
     max_entries: usize,
+    retention: Duration,
     inner: Mutex<Inner>,
 }
 
@@ -30,13 +32,15 @@ pub struct MemoryStore {
 struct Inner {
     uploads: HashMap<String, Uploads>,
     rates: HashMap<String, u64>,
+    /// The source entries of every key in `uploads`, together.
+    sources: usize,
     inserted_since_sweep: usize,
 }
 
 /// The counters of one key.
 #[derive(Debug, Default)]
 struct Uploads {
-    /// When the key expires (ms since the epoch).
+    /// When the counters may go: the key's `exp` plus the retention (ms since the epoch).
     expires_ms: u64,
     /// Times of the uploads accepted in the last 60 s (ms since the epoch), ascending.
     window: Vec<u64>,
@@ -56,13 +60,21 @@ impl MemoryStore {
 
     /// A store holding at most `max_entries` live entries.
     pub fn new(max_entries: usize) -> Self {
-        Self { max_entries, inner: Mutex::new(Inner::default()) }
+        Self { max_entries, retention: DEFAULT_RETENTION, inner: Mutex::new(Inner::default()) }
     }
 
-    /// Live and not yet swept entries held now.
+    /// This store keeping a key's counters until its `exp` plus `retention`. Defaults to
+    /// [`DEFAULT_RETENTION`]; a retention shorter than the verifiers' leeway after `exp` gives
+    /// a spent `per_source_ip` budget back while the key is still accepted.
+    #[must_use]
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Live and not yet swept entries held now (keys, their source entries, rate budgets).
     pub fn len(&self) -> usize {
-        let inner = self.lock();
-        inner.uploads.len() + inner.rates.len()
+        self.lock().len()
     }
 
     /// Whether the store holds no entry.
@@ -83,11 +95,23 @@ impl MemoryStore {
         let now_us = unix_us(attempt.now);
         let source = canonical(attempt.source);
         let mut inner = self.lock();
-        if !inner.uploads.contains_key(attempt.jti) {
-            self.make_room(&mut inner, now_ms, now_us)?;
+        let (key_known, source_known, sources_held) = match inner.uploads.get(attempt.jti) {
+            Some(e) => (true, e.by_source.contains_key(&source), e.by_source.len()),
+            None => (false, false, 0),
+        };
+        let new_source = attempt.limits.per_source_ip.is_some() && !source_known;
+        if new_source && sources_held >= MAX_SOURCES_PER_KEY {
+            // Fail closed: a key used from this many sources gets no budget for another one.
+            return Ok(UploadDecision::Refused { limit: Limit::PerSourceIp, retry_after: None });
         }
-        let entry = inner.uploads.entry(attempt.jti.to_owned()).or_default();
-        entry.expires_ms = entry.expires_ms.max(now_ms.saturating_add(ttl_ms(attempt.expires_at, attempt.now)));
+        let needed = usize::from(!key_known) + usize::from(new_source);
+        if needed > 0 {
+            self.make_room(&mut inner, needed, now_ms, now_us)?;
+        }
+        let Inner { uploads, sources, .. } = &mut *inner;
+        let entry = uploads.entry(attempt.jti.to_owned()).or_default();
+        let ttl = ttl_ms(attempt.expires_at, attempt.now, self.retention);
+        entry.expires_ms = entry.expires_ms.max(now_ms.saturating_add(ttl));
 
         // 1. per_source_ip: permanent for this address, so it is reported first.
         if let Some(max) = attempt.limits.per_source_ip
@@ -114,7 +138,10 @@ impl MemoryStore {
             entry.window.insert(at, now_ms);
         }
         if attempt.limits.per_source_ip.is_some() {
-            let used = entry.by_source.entry(source).or_insert(0);
+            let used = entry.by_source.entry(source).or_insert_with(|| {
+                *sources = sources.saturating_add(1);
+                0
+            });
             *used = used.saturating_add(1);
         }
         Ok(UploadDecision::Allowed)
@@ -128,17 +155,18 @@ impl MemoryStore {
     pub fn rate(&self, key: &str, rate: Rate, now: SystemTime) -> Result<RateDecision, StoreError> {
         let now_ms = unix_ms(now);
         let now_us = unix_us(now);
+        let key = rate_key(key, rate);
         let mut inner = self.lock();
-        let tat = match inner.rates.get(key) {
+        let tat = match inner.rates.get(&key) {
             Some(&tat) => tat,
             None => {
-                self.make_room(&mut inner, now_ms, now_us)?;
+                self.make_room(&mut inner, 1, now_ms, now_us)?;
                 0
             }
         };
         match gcra(tat, now_us, rate) {
             Ok(new_tat) => {
-                inner.rates.insert(key.to_owned(), new_tat);
+                inner.rates.insert(key, new_tat);
                 Ok(RateDecision::Allowed)
             }
             Err(retry_after) => Ok(RateDecision::Limited { retry_after }),
@@ -150,19 +178,33 @@ impl MemoryStore {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Makes room for one new entry: sweeps expired entries when due or when full.
-    fn make_room(&self, inner: &mut Inner, now_ms: u64, now_us: u64) -> Result<(), StoreError> {
-        let len = inner.uploads.len() + inner.rates.len();
-        if inner.inserted_since_sweep >= len.max(SWEEP_EVERY) || len >= self.max_entries {
-            inner.uploads.retain(|_, e| e.expires_ms > now_ms);
-            inner.rates.retain(|_, &mut tat| tat > now_us);
+    /// Makes room for `needed` new entries: sweeps expired entries when due or when full.
+    fn make_room(&self, inner: &mut Inner, needed: usize, now_ms: u64, now_us: u64) -> Result<(), StoreError> {
+        let len = inner.len();
+        if inner.inserted_since_sweep >= len.max(SWEEP_EVERY) || len.saturating_add(needed) > self.max_entries {
+            let Inner { uploads, rates, sources, .. } = inner;
+            uploads.retain(|_, e| {
+                let keep = e.expires_ms > now_ms;
+                if !keep {
+                    *sources = sources.saturating_sub(e.by_source.len());
+                }
+                keep
+            });
+            rates.retain(|_, &mut tat| tat > now_us);
             inner.inserted_since_sweep = 0;
         }
-        if inner.uploads.len() + inner.rates.len() >= self.max_entries {
+        if inner.len().saturating_add(needed) > self.max_entries {
             return Err(StoreError::Full { max_entries: self.max_entries });
         }
-        inner.inserted_since_sweep += 1;
+        inner.inserted_since_sweep = inner.inserted_since_sweep.saturating_add(needed);
         Ok(())
+    }
+}
+
+impl Inner {
+    /// Entries held: keys, their source entries, rate budgets.
+    fn len(&self) -> usize {
+        self.uploads.len().saturating_add(self.sources).saturating_add(self.rates.len())
     }
 }
 
@@ -306,7 +348,8 @@ mod tests {
 
     #[test]
     fn full_store_refuses_new_keys_until_entries_expire() {
-        let store = MemoryStore::new(2);
+        // No retention after `exp`, so "a" expires at its `exp` (the retention has its own test).
+        let store = MemoryStore::new(2).with_retention(Duration::ZERO);
         let limits = per_min(1);
         let mut short = attempt("a", "192.0.2.1", limits, T0);
         short.expires_at = at(T0 + 10_000);

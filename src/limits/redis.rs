@@ -1,8 +1,8 @@
 //! The Redis limit store: every replica connected to one Redis shares one budget.
 
 use super::{
-    Limit, LimitStore, Rate, RateDecision, StoreError, StoreFuture, TimedOut, UploadAttempt, UploadDecision, WINDOW_MS,
-    canonical, ttl_ms, unix_ms, unix_us, without_store,
+    DEFAULT_RETENTION, Limit, LimitStore, MAX_SOURCES_PER_KEY, Rate, RateDecision, StoreError, StoreFuture, TimedOut,
+    UploadAttempt, UploadDecision, WINDOW_MS, canonical, rate_key, ttl_ms, unix_ms, unix_us, without_store,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::{Digest, Sha256};
@@ -15,8 +15,9 @@ use std::time::{Duration, SystemTime};
 /// KEYS: 1 the window (sorted set of accepted upload times), 2 uploads per address (hash),
 /// 3 a sequence making window members unique.
 /// ARGV: 1 now (ms), 2 window (ms), 3 per_min (-1: none), 4 per_source_ip (-1: none),
-/// 5 the address, 6 the keys' TTL (ms).
-/// Returns {0, 0} allowed, {1, wait_ms} refused by per_min, {2, 0} refused by per_source_ip.
+/// 5 the address, 6 the keys' TTL (ms), 7 the most addresses one key counts.
+/// Returns {0, 0} allowed, {1, wait_ms} refused by per_min, {2, 0} refused by per_source_ip
+/// (the address's budget is spent, or the key already counts the most addresses).
 /// Both limits are checked before either is counted.
 static UPLOAD: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
@@ -26,8 +27,12 @@ local window = tonumber(ARGV[2])
 local per_min = tonumber(ARGV[3])
 local per_ip = tonumber(ARGV[4])
 if per_ip >= 0 then
-  local used = tonumber(redis.call('HGET', KEYS[2], ARGV[5]) or '0')
-  if used >= per_ip then return {2, 0} end
+  local held = redis.call('HGET', KEYS[2], ARGV[5])
+  if held then
+    if tonumber(held) >= per_ip then return {2, 0} end
+  elseif redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[7]) then
+    return {2, 0}
+  end
 end
 if per_min >= 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
@@ -80,9 +85,21 @@ pub struct RedisOptions {
     /// The longest one decision may take, connecting included, before it fails with
     /// [`StoreError::Unavailable`]. Defaults to 1 s.
     pub timeout: Duration,
+    /// How long a key's counters are kept after its `exp`. Defaults to
+    /// [`DEFAULT_RETENTION`](super::DEFAULT_RETENTION) (the verifiers' 5 s leeway plus 60 s);
+    /// shorter than the leeway gives a spent `per_source_ip` budget back while the key is
+    /// still accepted.
+    pub retention: Duration,
 }
 
 impl RedisOptions {
+    /// These options with `retention` as the time counters are kept after a key's `exp`.
+    #[must_use]
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
     /// These options with `timeout` as the bound on one decision.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
@@ -93,7 +110,7 @@ impl RedisOptions {
 
 impl Default for RedisOptions {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(1) }
+        Self { timeout: Duration::from_secs(1), retention: DEFAULT_RETENTION }
     }
 }
 
@@ -111,12 +128,16 @@ impl Default for RedisOptions {
 pub struct RedisStore {
     connection: ConnectionManager,
     timeout: Duration,
+    retention: Duration,
 }
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL may hold a password: it is not kept, and nothing of the connection is shown.
-        f.debug_struct("RedisStore").field("timeout", &self.timeout).finish_non_exhaustive()
+        f.debug_struct("RedisStore")
+            .field("timeout", &self.timeout)
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
     }
 }
 
@@ -164,7 +185,7 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(500));
         let connection = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-        Ok(Self { connection, timeout: options.timeout })
+        Ok(Self { connection, timeout: options.timeout, retention: options.retention })
     }
 
     async fn run(&self, invocation: redis::ScriptInvocation<'_>) -> Result<(i64, i64), StoreError> {
@@ -192,7 +213,8 @@ impl RedisStore {
             .arg(limit(attempt.limits.per_min))
             .arg(limit(attempt.limits.per_source_ip))
             .arg(canonical(attempt.source).to_string())
-            .arg(ttl_ms(attempt.expires_at, attempt.now));
+            .arg(ttl_ms(attempt.expires_at, attempt.now, self.retention))
+            .arg(MAX_SOURCES_PER_KEY);
         match self.run(invocation).await? {
             (0, _) => Ok(UploadDecision::Allowed),
             (1, wait_ms) => Ok(UploadDecision::Refused {
@@ -207,7 +229,7 @@ impl RedisStore {
     async fn rate(&self, key: &str, rate: Rate, now: SystemTime) -> Result<RateDecision, StoreError> {
         let mut invocation = RATE.prepare_invoke();
         invocation
-            .key(format!("keysmith:rate:{}", digest("rate", key)))
+            .key(format!("keysmith:rate:{}", digest("rate", &rate_key(key, rate))))
             .arg(unix_us(now))
             .arg(rate.interval_us())
             .arg(rate.burst.get());

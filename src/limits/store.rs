@@ -12,6 +12,17 @@ pub(crate) const WINDOW_MS: u64 = 60_000;
 /// The shortest life given to counters of a key, even one whose `exp` has passed.
 pub(crate) const MIN_TTL_MS: u64 = 1_000;
 
+/// The most source entries one key's `per_source_ip` counters hold: an attempt from a further
+/// source is refused with [`Limit::PerSourceIp`] (fail closed), so one key cannot grow without
+/// bound in memory or in Redis.
+pub const MAX_SOURCES_PER_KEY: usize = 1024;
+
+/// How long counters are kept after the key's `exp` by default: the 5 s leeway with which
+/// verifiers still accept a key after `exp`, plus a 60 s margin for clock skew between the
+/// verifier and the store. Dropping them at `exp` would hand an address that spent its
+/// `per_source_ip` budget a fresh one while the key is still accepted.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(5 + 60);
+
 /// The future a [`LimitStore`] answers with (boxed, so the trait can be used as `dyn LimitStore`).
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
@@ -44,11 +55,13 @@ pub trait LimitStore: Send + Sync {
 pub struct UploadAttempt<'a> {
     /// The key's `jti`.
     pub jti: &'a str,
-    /// The client's address (IPv4-mapped IPv6 addresses count as their IPv4 address).
+    /// The client's address (IPv4-mapped IPv6 addresses count as their IPv4 address, other
+    /// IPv6 addresses by their /64).
     pub source: IpAddr,
     /// The key's limits; `None` in a field means that limit is not enforced.
     pub limits: crate::token::claims::Limits,
-    /// The key's `exp`: the counters are kept until then.
+    /// The key's `exp`: the counters are kept until then plus the store's retention
+    /// ([`DEFAULT_RETENTION`] unless set).
     pub expires_at: SystemTime,
     /// The time of the attempt.
     pub now: SystemTime,
@@ -176,9 +189,11 @@ pub(crate) fn unix_us(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
-/// How long the counters of a key expiring at `expires_at` are kept, seen at `now`.
-pub(crate) fn ttl_ms(expires_at: SystemTime, now: SystemTime) -> u64 {
-    unix_ms(expires_at).saturating_sub(unix_ms(now)).max(MIN_TTL_MS)
+/// How long the counters of a key expiring at `expires_at` are kept, seen at `now`: until
+/// `expires_at + retention`.
+pub(crate) fn ttl_ms(expires_at: SystemTime, now: SystemTime, retention: Duration) -> u64 {
+    let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
+    unix_ms(expires_at).saturating_add(retention_ms).saturating_sub(unix_ms(now)).max(MIN_TTL_MS)
 }
 
 /// The decision for limits that need no store: a zero limit refuses, no limit allows.
@@ -195,7 +210,21 @@ pub(crate) fn without_store(limits: crate::token::claims::Limits) -> Option<Uplo
     None
 }
 
-/// The address an attempt is counted under: IPv4-mapped IPv6 addresses as IPv4.
+/// The source an attempt is counted under: IPv4 addresses as they are (IPv4-mapped IPv6
+/// addresses as their IPv4 address), IPv6 addresses by their /64, which one host or customer
+/// holds whole (as the mint limiter counts them).
 pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
-    ip.to_canonical()
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !(u128::from(u64::MAX));
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
+    }
+}
+
+/// The store key of a rate budget: the caller's key with the budget's rate and burst, so two
+/// budgets checked under one key string never share a counter.
+pub(crate) fn rate_key(key: &str, rate: Rate) -> String {
+    format!("{}/{}:{key}", rate.per_minute, rate.burst)
 }

@@ -233,6 +233,13 @@ impl KeySource for RefreshedKeys {
     fn refetch(&self, wait: Duration) -> bool {
         self.poller.get().and_then(Weak::upgrade).is_some_and(|shared| shared.nudge_and_wait(wait))
     }
+
+    fn refetch_kid(&self, kid: &str, wait: Duration) -> bool {
+        self.poller
+            .get()
+            .and_then(Weak::upgrade)
+            .is_some_and(|shared| shared.nudge_and_wait_for(kid, wait, || self.key_set().get(kid).is_some()))
+    }
 }
 
 /// What a refresher has seen.

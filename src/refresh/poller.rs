@@ -1,6 +1,7 @@
 //! One background thread polling one URL, woken early on demand, never joined on drop.
 
 use super::{Fetch, FetchError, Fetched, RefreshStatus, with_sources};
+use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -8,6 +9,11 @@ use std::time::{Duration, Instant, SystemTime};
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// Shortest interval taken from a document (`max-age=0`, a list about to expire).
 pub(super) const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// The most threads that wait at once for a fetch a token with an unknown `kid` asked for;
+/// further tokens are refused at once (forged `kid`s must not tie up a thread each).
+pub(super) const MAX_KID_WAITERS: usize = 4;
+/// The most `kid`s remembered as missing at once.
+const MAX_MISSED_KIDS: usize = 1024;
 /// Longest interval taken from a document, whatever it says.
 pub(super) const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -44,9 +50,15 @@ struct State {
     /// The number (in `started`) of the last fetch that loaded a document.
     loaded: u64,
     status: RefreshStatus,
+    /// Callers waiting in [`Shared::nudge_and_wait_for`] now.
+    kid_waiters: usize,
+    /// `kid`s a completed fetch did not bring, with when: not waited for again within `min_gap`.
+    missed: HashMap<String, Instant>,
 }
 
 pub(super) struct Shared {
+    /// The least time between two fetches.
+    min_gap: Duration,
     state: Mutex<State>,
     /// Wakes the thread (stop, early fetch).
     wake: Condvar,
@@ -63,6 +75,39 @@ impl Shared {
     pub(super) fn nudge(&self) {
         self.lock().early = true;
         self.wake.notify_all();
+    }
+
+    /// [`Shared::nudge_and_wait`] for a token naming `kid`, unless waiting cannot help: a fetch
+    /// completed less than `min_gap` ago without `kid` (the next one cannot start sooner), or
+    /// [`MAX_KID_WAITERS`] callers wait already. Then `false` at once. `has_kid` says whether
+    /// the keys now loaded hold `kid`; when a fetch loaded and they do not, `kid` is remembered.
+    pub(super) fn nudge_and_wait_for(&self, kid: &str, wait: Duration, has_kid: impl Fn() -> bool) -> bool {
+        {
+            let mut state = self.lock();
+            if state.missed.get(kid).is_some_and(|at| at.elapsed() < self.min_gap) {
+                return false;
+            }
+            if state.kid_waiters >= MAX_KID_WAITERS {
+                state.early = true;
+                self.wake.notify_all();
+                return false;
+            }
+            state.kid_waiters += 1;
+        }
+        let loaded = self.nudge_and_wait(wait);
+        let found = loaded && has_kid();
+        let mut state = self.lock();
+        state.kid_waiters = state.kid_waiters.saturating_sub(1);
+        if loaded && !found {
+            if state.missed.len() >= MAX_MISSED_KIDS {
+                let min_gap = self.min_gap;
+                state.missed.retain(|_, at| at.elapsed() < min_gap);
+            }
+            if state.missed.len() < MAX_MISSED_KIDS {
+                state.missed.insert(kid.to_owned(), Instant::now());
+            }
+        }
+        loaded
     }
 
     /// Asks for an early fetch and waits at most `wait` for a fetch that starts after this call
@@ -117,7 +162,8 @@ impl Poller {
             state.status.fetches = 1;
             state.status.interval = Some(resume.delay);
         }
-        let shared = Arc::new(Shared { state: Mutex::new(state), wake: Condvar::new(), loaded: Condvar::new() });
+        let shared =
+            Arc::new(Shared { min_gap, state: Mutex::new(state), wake: Condvar::new(), loaded: Condvar::new() });
         let thread_shared = Arc::clone(&shared);
         // Detached on purpose: the owner never joins (see `Drop`).
         let spawned = std::thread::Builder::new()

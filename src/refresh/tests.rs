@@ -72,6 +72,8 @@ struct Memory {
     gets: Mutex<HashMap<String, u64>>,
     order: Mutex<Vec<String>>,
     total: AtomicU64,
+    /// How long each fetch takes (ms).
+    delay_ms: AtomicU64,
 }
 
 impl Memory {
@@ -87,6 +89,7 @@ impl Memory {
 impl Fetch for Memory {
     fn get(&self, url: &str, _etag: Option<&str>) -> Result<Fetched, FetchError> {
         self.total.fetch_add(1, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(self.delay_ms.load(Ordering::Relaxed)));
         *self.gets.lock().unwrap().entry(url.to_owned()).or_default() += 1;
         self.order.lock().unwrap().push(url.to_owned());
         let docs = self.docs.lock().unwrap();
@@ -204,4 +207,55 @@ fn a_malformed_jwks_is_not_reported_as_an_http_failure() {
     let err = keys.load(&Fetched::new(Some("{\"keys\": 7}".into()), None, None)).unwrap_err();
     assert!(!matches!(err, FetchError::Http { .. }), "{err:?}");
     assert!(!err.to_string().starts_with("fetching"), "{err}");
+}
+
+/// Forged `kid`s are free to send: many at once must not each hold a thread until the next
+/// fetch. A few wait (the waiter cap); the others are refused at once; a `kid` a completed
+/// fetch did not bring is refused at once for a while; a real new key still waits and verifies.
+#[test]
+fn forged_kids_at_once_are_answered_promptly_and_a_new_key_still_waits() {
+    let (old, new) = (Key::new(1), Key::new(2));
+    let memory = Arc::new(Memory::default());
+    memory.put(JWKS, old.jwks(), Some("max-age=3600"));
+    let verifier = verifier().unknown_kid_wait(Duration::from_secs(3));
+    let min_gap = Duration::from_millis(300);
+    let options =
+        RefreshOptions { min_gap, ..RefreshOptions::default() }.fetcher(Arc::clone(&memory) as Arc<dyn Fetch>);
+    let _refresher = Refresher::start(&verifier, JWKS, None, options).unwrap();
+    memory.delay_ms.store(500, Ordering::Relaxed);
+
+    let started = Instant::now();
+    let threads: Vec<_> = (0..64u8)
+        .map(|i| {
+            let verifier = verifier.clone();
+            let token = access_token(&Key::new(100 + i));
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                let result = verifier.verify(&token, SystemTime::now());
+                (result.unwrap_err(), start.elapsed())
+            })
+        })
+        .collect();
+    let answers: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let total = started.elapsed();
+    assert!(answers.iter().all(|(e, _)| *e == VerifyError::UnknownKid));
+    let prompt = answers.iter().filter(|(_, took)| *took < Duration::from_millis(200)).count();
+    assert!(prompt >= 64 - poller::MAX_KID_WAITERS, "only {prompt} of 64 forged tokens were answered at once");
+    assert!(total < Duration::from_secs(3), "64 forged tokens took {total:?}");
+
+    // A kid that a completed fetch did not bring is refused at once within the gap.
+    let forged = access_token(&Key::new(200));
+    assert_eq!(verifier.verify(&forged, SystemTime::now()).unwrap_err(), VerifyError::UnknownKid);
+    let again = Instant::now();
+    assert_eq!(verifier.verify(&forged, SystemTime::now()).unwrap_err(), VerifyError::UnknownKid);
+    assert!(again.elapsed() < Duration::from_millis(100), "a known-missing kid waited {:?}", again.elapsed());
+
+    // The issuer rotates (once the early fetch the refusals asked for is over): a token from the
+    // new key waits for one fetch and verifies.
+    std::thread::sleep(min_gap + Duration::from_millis(500 + 400));
+    memory.delay_ms.store(0, Ordering::Relaxed);
+    memory.put(JWKS, new.jwks(), Some("max-age=3600"));
+    let before = memory.gets(JWKS);
+    verifier.verify(&access_token(&new), SystemTime::now()).unwrap();
+    assert_eq!(memory.gets(JWKS), before + 1);
 }

@@ -142,7 +142,7 @@ impl Metrics {
         let revocation_entries = Gauge::default();
         registry.register(
             "revocation_list_entries",
-            "Entries of the revocation list (revoked API keys and templates)",
+            "Entries of the served revocation list (API keys deactivated or expired, deactivated templates)",
             revocation_entries.clone(),
         );
         let rate_limited = Counter::default();
@@ -246,10 +246,15 @@ impl Metrics {
             let wait = (*due - now_utc).num_seconds().max(0);
             self.pending_key.get_or_create(&KidLabels { kid: kid.clone() }).set(wait);
         }
-        let entries = config.revoked_api_keys().len() + config.revoked_templates().len();
+        let secs = crate::verify::unix_seconds(now);
+        let signed_at = live.revocations_signed_at();
+        // What the served list names: it was signed from this config at `signed_at` (a reload
+        // drops it), so the same selection counts it; before the first request, the list that
+        // would be signed now.
+        let at = signed_at.unwrap_or(secs);
+        let entries = config.api_keys_refused_at(at).len() + config.revoked_templates().len();
         self.revocation_entries.set(i64::try_from(entries).unwrap_or(i64::MAX));
-        if let Some(iat) = live.revocations_signed_at() {
-            let secs = crate::verify::unix_seconds(now);
+        if let Some(iat) = signed_at {
             self.revocation_age.set(i64::try_from(secs.saturating_sub(iat)).unwrap_or(i64::MAX));
         }
     }

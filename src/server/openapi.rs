@@ -52,7 +52,12 @@ pub(crate) fn base() -> utoipa::openapi::OpenApi {
 /// When it does not serialise (then `/openapi.json` answers `500`).
 pub(crate) fn document() -> Result<&'static [u8], &'static str> {
     static DOCUMENT: LazyLock<Result<Vec<u8>, String>> = LazyLock::new(|| {
-        let (_, openapi) = crate::server::router::table().split_for_parts();
+        let (_, mut openapi) = crate::server::router::table().split_for_parts();
+        // An axum catch-all segment (`{*name}`) is the path parameter `{name}` in OpenAPI.
+        openapi.paths.paths = std::mem::take(&mut openapi.paths.paths)
+            .into_iter()
+            .map(|(path, item)| (path.replace("{*", "{"), item))
+            .collect();
         openapi.to_json().map(String::into_bytes).map_err(|e| e.to_string())
     });
     DOCUMENT.as_deref().map_err(String::as_str)

@@ -49,6 +49,7 @@ fn public_table() -> OpenApiRouter<IssuerHandle> {
         .routes(routes!(routes::revocations::revocations))
         .routes(routes!(routes::jwks::jwks))
         .routes(routes!(routes::discovery::discovery))
+        .routes(routes!(routes::discovery::discovery_for_path))
 }
 
 /// The router for `handle`: the mint and API-key endpoints with CORS for the configured
@@ -167,16 +168,16 @@ fn cors(handle: IssuerHandle) -> CorsLayer {
 
 /// Lets one event through per [`Throttle::EVERY`] and counts the ones held back since.
 #[derive(Debug, Default)]
-struct Throttle {
+pub(crate) struct Throttle {
     state: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
 }
 
 impl Throttle {
     /// At most one warning this often.
-    const EVERY: Duration = Duration::from_secs(60);
+    pub(crate) const EVERY: Duration = Duration::from_secs(60);
 
     /// `Some(held back since the last one)` when an event may be logged at `now`, else `None`.
-    fn allow(&self, now: std::time::Instant) -> Option<u64> {
+    pub(crate) fn allow(&self, now: std::time::Instant) -> Option<u64> {
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (last, held_back) = &mut *state;
         if last.is_none_or(|at| now.saturating_duration_since(at) >= Self::EVERY) {
@@ -210,7 +211,8 @@ mod tests {
 
     fn handle() -> IssuerHandle {
         let config = crate::config::Config::from_toml(
-            "version = 1\nissuer = \"https://keys.example\"\n",
+            // With a path, so the discovery route under the issuer's path answers.
+            "version = 1\nissuer = \"https://keys.example/t\"\n",
             std::path::Path::new("."),
         )
         .unwrap();
@@ -258,7 +260,7 @@ mod tests {
         assert!(paths.len() >= 8, "{paths:?}");
         let app = router(handle());
         for (path, item) in paths {
-            let uri = path.replace("{project}", "demo").replace("{template}", "widget");
+            let uri = path.replace("{project}", "demo").replace("{template}", "widget").replace("{*issuer_path}", "t");
             for method in METHODS {
                 let documented = item.get(method.to_ascii_lowercase()).is_some();
                 let request = Request::builder()

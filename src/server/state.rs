@@ -41,6 +41,8 @@ pub struct IssuerHandle {
     /// Whether the main listener answers `/metrics`: fixed at start, like the listen addresses
     /// (`server.metrics_listen` unset).
     metrics_on_main: bool,
+    /// Lets one `/readyz` failure a minute reach the log (a probe asks every few seconds).
+    not_ready_log: Arc<crate::server::router::Throttle>,
 }
 
 impl IssuerHandle {
@@ -61,6 +63,7 @@ impl IssuerHandle {
             reloading: Arc::default(),
             metrics,
             metrics_on_main,
+            not_ready_log: Arc::default(),
         })
     }
 
@@ -116,6 +119,11 @@ impl IssuerHandle {
     /// Whether `/metrics` is served on the main listener (no `server.metrics_listen` at start).
     pub(crate) fn metrics_on_main(&self) -> bool {
         self.metrics_on_main
+    }
+
+    /// The throttle of `/readyz` failure logs, shared across reloads.
+    pub(crate) fn not_ready_log(&self) -> &crate::server::router::Throttle {
+        &self.not_ready_log
     }
 
     /// The metrics exposition (Prometheus/OpenMetrics text) of this service now.
@@ -321,17 +329,31 @@ impl Readiness {
 impl Serving {
     /// Whether this process can do its work: config loaded, a signing key that is published,
     /// and a revocation list it can sign (for the issuer, a fresh list is one it can sign).
-    pub(crate) fn readiness(&self, now: std::time::SystemTime) -> Readiness {
+    ///
+    /// A failure is logged at most once per [`Throttle::EVERY`](crate::server::router::Throttle)
+    /// through `log` (with the number held back since), at debug level otherwise: an
+    /// orchestrator probes every few seconds.
+    pub(crate) fn readiness(&self, now: std::time::SystemTime, log: &crate::server::router::Throttle) -> Readiness {
         let check = |ok: bool| if ok { Check::Ok } else { Check::Failed };
         let keys = self.issuer.keyring();
-        let revocations = match self.revocations(now) {
-            Ok(_) => Check::Ok,
-            Err(e) => {
-                tracing::error!(target: "keysmith::server", error = %e, "not ready: cannot sign the revocation list");
-                Check::Failed
+        let revocation_error = self.revocations(now).err();
+        let revocations = check(revocation_error.is_none());
+        let readiness =
+            Readiness { config: Check::Ok, signing_key: check(keys.publishes(keys.signing().kid())), revocations };
+        if !readiness.ready() {
+            let error = revocation_error.map(|e| e.to_string()).unwrap_or_default();
+            match log.allow(std::time::Instant::now()) {
+                Some(held_back) => tracing::error!(target: "keysmith::server",
+                    signing_key = ?readiness.signing_key, revocations = ?readiness.revocations, %error, held_back,
+                    "not ready"
+                ),
+                None => tracing::debug!(target: "keysmith::server",
+                    signing_key = ?readiness.signing_key, revocations = ?readiness.revocations, %error,
+                    "not ready"
+                ),
             }
-        };
-        Readiness { config: Check::Ok, signing_key: check(keys.publishes(keys.signing().kid())), revocations }
+        }
+        readiness
     }
 }
 

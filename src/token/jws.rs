@@ -303,6 +303,18 @@ pub(crate) fn unverified_type(token: &str) -> Option<TokenType> {
     TokenType::from_typ(&header.typ)
 }
 
+/// The `kid` a token's header names, read **without verifying anything**: only to decide
+/// whether waiting for a key fetch is worth it, never to trust the token.
+pub(crate) fn unverified_kid(token: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct KidOnly {
+        kid: String,
+    }
+    let segment = token.split('.').next().filter(|s| s.len() <= 4096)?;
+    let header: KidOnly = serde_json::from_slice(&b64::decode(segment)?).ok()?;
+    Some(header.kid)
+}
+
 /// `typ` compares case-insensitively and may carry the `application/` prefix (RFC 7515 §4.1.9).
 fn typ_matches(got: &str, want: &str) -> bool {
     let got = match got.get(..12) {

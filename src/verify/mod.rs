@@ -128,7 +128,10 @@ impl Verifier {
     /// is accepted even when the JWKS it holds predates the key (an operator lowered
     /// `jwks_max_age`). The wait is bounded and the fetch throttled (forged `kid`s cost at most
     /// the wait, never a fetch each); verifying blocks the calling thread meanwhile, so in an
-    /// async handler run `verify` in `spawn_blocking` or keep this short.
+    /// async handler run `verify` in `spawn_blocking` or keep this short. A refresher lets only
+    /// a few tokens wait at once (the others are refused at once), and refuses at once a `kid`
+    /// that a fetch completed within its `min_gap` did not bring, so forged `kid`s cannot tie
+    /// up a thread each.
     pub fn unknown_kid_wait(mut self, wait: Duration) -> Self {
         self.unknown_kid_wait = wait;
         self
@@ -217,13 +220,16 @@ impl Verifier {
 
     /// Runs `f` on the current keys. When a token names an unknown `kid`, the source is told,
     /// or, if this verifier may wait, asked to refetch and `f` runs once more on the new keys.
-    fn with_keys<T>(&self, f: impl Fn(&KeySet) -> Result<T, VerifyError>) -> Result<T, VerifyError> {
+    fn with_keys<T>(&self, token: &str, f: impl Fn(&KeySet) -> Result<T, VerifyError>) -> Result<T, VerifyError> {
         let source = self.key_source();
         let result = f(&source.key_set());
         if !matches!(result, Err(VerifyError::UnknownKid)) {
             return result;
         }
-        if !self.unknown_kid_wait.is_zero() && source.refetch(self.unknown_kid_wait) {
+        if !self.unknown_kid_wait.is_zero()
+            && let Some(kid) = jws::unverified_kid(token)
+            && source.refetch_kid(&kid, self.unknown_kid_wait)
+        {
             return f(&source.key_set());
         }
         source.unknown_kid();
@@ -255,8 +261,9 @@ impl Verifier {
     ///
     /// As [`Verifier::with_revocations`].
     pub fn set_revocations(&self, signed: &str, now: SystemTime) -> Result<(), VerifyError> {
-        let list =
-            self.with_keys(|keys| RevocationList::verify(keys, signed, &self.issuer, unix_seconds(now), self.leeway))?;
+        let list = self.with_keys(signed, |keys| {
+            RevocationList::verify(keys, signed, &self.issuer, unix_seconds(now), self.leeway)
+        })?;
         let now = unix_seconds(now);
         let mut held = self.revocations.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(h) = held.as_ref()
@@ -305,7 +312,7 @@ impl Verifier {
     /// A [`VerifyError`] saying why the token was refused.
     pub fn verify(&self, token: &str, now: SystemTime) -> Result<Grant, VerifyError> {
         let decode = || -> Result<AccessClaims, VerifyError> {
-            self.with_keys(|keys| Ok(jws::decode(keys, token, self.max_token_len, TokenType::Access)?))
+            self.with_keys(token, |keys| Ok(jws::decode(keys, token, self.max_token_len, TokenType::Access)?))
         };
         let Some((keys, key, hit)) = self.cached(b'a', token) else {
             let claims = decode()?;
@@ -358,7 +365,7 @@ impl Verifier {
     pub fn verify_api_key(&self, key: &str, now: SystemTime) -> Result<ApiKeyGrant, VerifyError> {
         let Some((keys, cache_key, hit)) = self.cached(b'k', key) else {
             let claims: ApiKeyClaims =
-                self.with_keys(|keys| Ok(jws::decode(keys, key, self.max_token_len, TokenType::ApiKey)?))?;
+                self.with_keys(key, |keys| Ok(jws::decode(keys, key, self.max_token_len, TokenType::ApiKey)?))?;
             self.check_api_key(&claims, now)?;
             return Ok(ApiKeyGrant::from_claims(claims));
         };
@@ -372,7 +379,7 @@ impl Verifier {
             };
         }
         let claims: ApiKeyClaims =
-            self.with_keys(|keys| Ok(jws::decode(keys, key, self.max_token_len, TokenType::ApiKey)?))?;
+            self.with_keys(key, |keys| Ok(jws::decode(keys, key, self.max_token_len, TokenType::ApiKey)?))?;
         self.check_api_key(&claims, now)?;
         let grant = ApiKeyGrant::from_claims(claims);
         self.remember(&keys, cache_key, Cached::ApiKey(Box::new(grant.clone())));

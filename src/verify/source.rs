@@ -80,6 +80,14 @@ pub trait KeySource: Send + Sync {
         let _ = wait;
         false
     }
+    /// As [`KeySource::refetch`], for a token naming `kid` (read from its unverified header).
+    /// A source may answer `false` at once when waiting cannot help: a fetch that completed a
+    /// moment ago did not bring `kid`, or enough callers are waiting already. Defaults to
+    /// [`KeySource::refetch`].
+    fn refetch_kid(&self, kid: &str, wait: Duration) -> bool {
+        let _ = kid;
+        self.refetch(wait)
+    }
 }
 
 /// A fixed key set: the default source.

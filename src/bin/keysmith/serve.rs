@@ -82,15 +82,42 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if args.watch_ms > 0 {
             tokio::spawn(keysmith::server::watch(handle.clone(), Duration::from_millis(args.watch_ms)));
         }
+        let mut metrics_task = None;
         if let Some(address) = metrics_listen {
             let metrics = tokio::net::TcpListener::bind(address)
                 .await
                 .with_context(|| format!("binding server.metrics_listen {address}"))?;
             tracing::info!(%address, "metrics on http://{address}/metrics");
-            tokio::spawn(keysmith::server::serve_metrics(metrics, handle.clone(), keysmith::server::shutdown_signal()));
+            metrics_task = Some(tokio::spawn(keysmith::server::serve_metrics(
+                metrics,
+                handle.clone(),
+                keysmith::server::shutdown_signal(),
+            )));
         }
         tracing::info!(address = %local, config_version = version, "keysmith listening on http://{local}");
-        keysmith::server::serve(listener, handle, keysmith::server::shutdown_signal()).await?;
+        let main = keysmith::server::serve(listener, handle, keysmith::server::shutdown_signal());
+        match metrics_task {
+            None => main.await?,
+            Some(task) => {
+                // The metrics listener stopping on its own (an I/O error or a panic) stops the
+                // process with that error: /metrics does not vanish unnoticed.
+                tokio::pin!(main);
+                tokio::select! {
+                    served = &mut main => served?,
+                    stopped = task => match stopped {
+                        Ok(Ok(())) => main.await?,
+                        Ok(Err(e)) => {
+                            tracing::error!(error = %e, "the server.metrics_listen listener failed");
+                            return Err(anyhow::Error::new(e).context("server.metrics_listen failed"));
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "the server.metrics_listen listener stopped");
+                            return Err(anyhow::Error::new(e).context("server.metrics_listen stopped"));
+                        }
+                    },
+                }
+            }
+        }
         tracing::info!("stopped");
         anyhow::Ok(ExitCode::SUCCESS)
     })

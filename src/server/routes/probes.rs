@@ -54,7 +54,7 @@ struct Ready {
 )]
 pub(crate) async fn readyz(State(handle): State<IssuerHandle>) -> Response {
     let live = handle.serving();
-    let checks = live.readiness(SystemTime::now());
+    let checks = live.readiness(SystemTime::now(), handle.not_ready_log());
     if !checks.ready() {
         return no_store(
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "this instance cannot issue keys yet")
