@@ -124,12 +124,11 @@ impl IntoResponse for Refusal {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if status == StatusCode::UNAUTHORIZED {
-            // RFC 6750 §3.1: no error code when the request carried no credentials at all.
-            let value = if self == Self::Key(KeyError::Missing) {
-                HeaderValue::from_static("Bearer")
-            } else {
-                HeaderValue::from_static("Bearer error=\"invalid_token\"")
-            };
+            // The gate's contract: every 401 (no key, a malformed, bad or expired one) says
+            // `invalid_token`, so a proxy or client needs one rule. (RFC 6750 §3.1 would allow a
+            // bare challenge when no credentials were sent; naming the error there too is
+            // allowed and tells the caller what to fix.)
+            let value = HeaderValue::from_static("Bearer error=\"invalid_token\"");
             headers.insert(header::WWW_AUTHENTICATE, value);
         }
         response
@@ -166,7 +165,6 @@ mod tests {
             assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
             let www = response.headers().get(header::WWW_AUTHENTICATE).map(|v| v.to_str().unwrap().to_owned());
             match (status, &refusal) {
-                (401, Refusal::Key(KeyError::Missing)) => assert_eq!(www.as_deref(), Some("Bearer")),
                 (401, _) => assert_eq!(www.as_deref(), Some("Bearer error=\"invalid_token\"")),
                 _ => assert_eq!(www, None),
             }
