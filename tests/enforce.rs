@@ -29,6 +29,14 @@ permissions = ["FILE_UPLOAD"]
 [templates.upload]
 dir_scope = "/uploads/*"
 limit_per_min = 2
+[[templates]]
+id = "sized"
+project = "demo"
+permissions = ["FILE_UPLOAD"]
+[templates.upload]
+dir_scope = "/uploads/*"
+max_file_size = 4
+content_types = ["image/png"]
 "#;
 
 fn setup() -> (String, Arc<Enforcer>) {
@@ -112,4 +120,71 @@ async fn the_layer_and_the_extractor_decide_before_the_body_is_read() {
     let (status, text) = send(layered, "/files/uploads/a", &[("Authorization", &auth)], 0, b"");
     assert_eq!(status, 429, "{text}");
     assert!(text.to_ascii_lowercase().contains("retry-after:"), "{text}");
+}
+
+/// Upload routes decide with `Grant::authorize_upload`: the size and type limits of the key
+/// against the request's `Content-Length` and `Content-Type` (`X-Original-Content-Length` first
+/// when the request is a proxy's description of another). A missing, malformed or repeated
+/// length is no length: 411 where the key limits size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_routes_enforce_the_size_and_type_limits() {
+    let (_, enforcer) = setup();
+    let config = Config::from_toml(CONFIG, Path::new(".")).unwrap();
+    let key = SigningKey::new(&ed25519_dalek::SigningKey::from_bytes(&[9; 32]));
+    let issuer = Issuer::from_parts(config, Keyring::single(key), None);
+    let token =
+        issuer.mint("demo", "sized", &MintRequest::default(), Caller::default(), SystemTime::now()).unwrap().token;
+    let auth = format!("Bearer {token}");
+    let decide = |extra: &[(&str, &str)]| {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", auth.parse().unwrap());
+        for (k, v) in extra {
+            headers.append(axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        let enforcer = Arc::clone(&enforcer);
+        async move {
+            let method = axum::http::Method::PUT;
+            let client = "127.0.0.1".parse().unwrap();
+            enforcer.authorize(&method, "/files/uploads/a.png", &headers, client, SystemTime::now()).await
+        }
+    };
+    let code =
+        |r: Result<Authorized, keysmith::enforce::Refusal>| r.map(|_| 200).map_err(|e| (e.status().as_u16(), e.code()));
+    let png = ("content-type", "image/png");
+    assert_eq!(code(decide(&[("content-length", "4"), png]).await), Ok(200));
+    assert_eq!(code(decide(&[("content-length", "3"), ("content-type", "image/PNG; charset=x")]).await), Ok(200));
+    assert_eq!(code(decide(&[("content-length", "5"), png]).await), Err((413, "file_too_large")));
+    assert_eq!(
+        code(decide(&[("content-length", "4"), ("content-type", "text/plain")]).await),
+        Err((415, "content_type_not_allowed"))
+    );
+    assert_eq!(code(decide(&[("content-length", "4")]).await), Err((415, "content_type_not_allowed")));
+    assert_eq!(code(decide(&[png]).await), Err((411, "length_required")));
+    for bad in [
+        &[("content-length", "4"), ("content-length", "4")][..],
+        &[("content-length", "+4")],
+        &[("content-length", "x")],
+    ] {
+        let mut with_type = bad.to_vec();
+        with_type.push(png);
+        assert_eq!(code(decide(&with_type).await), Err((411, "length_required")), "{bad:?}");
+    }
+    // A proxy's subrequest has no body: the original length comes first.
+    let proxied = [("content-length", "0"), ("x-original-content-length", "5"), png];
+    assert_eq!(code(decide(&proxied).await), Err((413, "file_too_large")));
+    let proxied = [("x-original-content-length", "4"), png];
+    assert_eq!(code(decide(&proxied).await), Ok(200));
+    let malformed = [("content-length", "4"), ("x-original-content-length", "four"), png];
+    assert_eq!(code(decide(&malformed).await), Err((411, "length_required")));
+
+    // In process the body follows the head: only its own Content-Length counts, and a client's
+    // X-Original-Content-Length cannot shrink it.
+    let layered =
+        serve(Router::new().route("/files/{*file}", put(stored)).layer(EnforceLayer::new(Arc::clone(&enforcer)))).await;
+    let headers = [("Authorization", auth.as_str()), ("Content-Type", "image/png"), ("X-Original-Content-Length", "1")];
+    let (status, text) = send(layered, "/files/uploads/a.png", &headers, 5, b"hello");
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("file_too_large"), "{text}");
+    let (status, text) = send(layered, "/files/uploads/a.png", &headers[..2], 4, b"four");
+    assert_eq!(status, 200, "{text}");
 }

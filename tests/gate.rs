@@ -187,7 +187,7 @@ impl Drop for GateProcess {
 
 /// The nginx configuration the tests use, also shown in `docs/gate.md`: `auth_request` to the
 /// gate, the gate's `X-Keysmith-*` headers to the upstream (replacing the client's), and the
-/// statuses nginx does not pass from `auth_request` (429, 503) mapped back with `error_page`.
+/// statuses nginx does not pass from `auth_request` (411, 413, 415, 429, 503) mapped back with `error_page`.
 fn nginx_conf(dir: &Path, port: u16, gate: u16, backend: u16) -> String {
     let dir = dir.display();
     format!(
@@ -230,6 +230,7 @@ http {{
             proxy_pass http://keysmith_gate/v1/authorize;
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
+            proxy_set_header X-Original-Content-Length $content_length;
             proxy_set_header X-Original-Method $request_method;
             proxy_set_header X-Original-URI $request_uri;
             proxy_set_header X-Forwarded-For $remote_addr;
@@ -241,6 +242,9 @@ http {{
             add_header WWW-Authenticate $ks_www always;
             if ($ks_status = 401) {{ return 401 '{{"status":401,"code":"$ks_code"}}'; }}
             if ($ks_status = 403) {{ return 403 '{{"status":403,"code":"$ks_code"}}'; }}
+            if ($ks_status = 411) {{ return 411 '{{"status":411,"code":"$ks_code"}}'; }}
+            if ($ks_status = 413) {{ return 413 '{{"status":413,"code":"$ks_code"}}'; }}
+            if ($ks_status = 415) {{ return 415 '{{"status":415,"code":"$ks_code"}}'; }}
             if ($ks_status = 429) {{ return 429 '{{"status":429,"code":"$ks_code"}}'; }}
             if ($ks_status = 503) {{ return 503 '{{"status":503,"code":"$ks_code"}}'; }}
             return 500 '{{"status":500,"code":"internal_error"}}';
@@ -316,14 +320,27 @@ impl Reply {
 /// One HTTP/1.1 request over a raw socket, so the target is sent byte for byte (a URL library
 /// would resolve `..` and `%2e%2e` before sending).
 fn request(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> std::io::Result<Reply> {
+    request_with_body(port, method, target, headers, "hello")
+}
+
+/// As [`request`], with `body` (and its `Content-Length`).
+fn request_with_body(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<Reply> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let length = body.len();
     let mut text =
-        format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 5\r\n");
+        format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {length}\r\n");
     for (k, v) in headers {
         text.push_str(&format!("{k}: {v}\r\n"));
     }
-    text.push_str("\r\nhello");
+    text.push_str("\r\n");
+    text.push_str(body);
     stream.write_all(text.as_bytes())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
@@ -456,6 +473,46 @@ async fn through_nginx_each_request_gets_the_right_status_and_code() {
         let r = request(port, "PUT", "/files/uploads/c.txt", headers).unwrap();
         assert_eq!((r.status, r.code().as_str()), (403, "revoked"), "{}", r.head);
     }
+}
+
+/// `upload.max_file_size` and `upload.content_types` decided by the gate from the original
+/// request's length and type: nginx's subrequest carries no body (its `Content-Length` is
+/// cleared), so the length travels as `X-Original-Content-Length`; 413 and 415 reach the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_nginx_upload_size_and_type_limits_reach_the_client() {
+    let sized = "[[templates]]\nid = \"sized\"\nproject = \"demo\"\npermissions = [\"FILE_UPLOAD\"]\n\
+                 [templates.upload]\ndir_scope = \"/uploads/*\"\nmax_file_size = 10\ncontent_types = [\"image/png\"]\n";
+    let first = issuer(&config(1, sized));
+    let docs = Documents {
+        jwks: Arc::new(Mutex::new(serde_json::to_string(&first.keyring().jwks()).unwrap())),
+        revocations: Arc::new(Mutex::new(first.revocation_list(SystemTime::now()).unwrap().token)),
+    };
+    let backend = start_backend(docs).await;
+    let gate = GateProcess::start(backend, "memory", "deny").await;
+    let nginx = Nginx::start(gate.port, backend).await;
+    let auth = bearer(&mint(&first, "demo", "sized"));
+    let send = |content_type: &str, body: &str| {
+        let headers = [("Authorization", auth.as_str()), ("Content-Type", content_type)];
+        request_with_body(nginx.port, "PUT", "/files/uploads/a.png", &headers, body).unwrap()
+    };
+
+    let ok = send("image/png", "0123456789");
+    assert_eq!(ok.status, 201, "{}\n{}", ok.head, ok.body);
+    let ok = send("image/PNG; charset=x", "hello");
+    assert_eq!(ok.status, 201, "{}\n{}", ok.head, ok.body);
+    let large = send("image/png", "0123456789a");
+    assert_eq!((large.status, large.code().as_str()), (413, "file_too_large"), "{}", large.head);
+    assert!(large.body.contains("file_too_large"), "{}", large.body);
+    let wrong = send("text/plain", "hello");
+    assert_eq!((wrong.status, wrong.code().as_str()), (415, "content_type_not_allowed"), "{}", wrong.head);
+    assert!(wrong.body.contains("content_type_not_allowed"), "{}", wrong.body);
+    // Templates without upload limits are untouched by the length and type.
+    let up = bearer(&mint(&first, "demo", "up"));
+    let headers = [("Authorization", up.as_str()), ("Content-Type", "text/plain")];
+    assert_eq!(
+        request_with_body(nginx.port, "PUT", "/files/uploads/a.txt", &headers, "0123456789abc").unwrap().status,
+        201
+    );
 }
 
 fn tamper(token: &str) -> String {

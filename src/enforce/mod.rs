@@ -5,7 +5,8 @@
 //! with the library's own functions: the key from `Authorization: Bearer` or `X-Api-Key`
 //! ([`extract_key`]), the [`Verifier`] (with its verified-token cache), the first matching route
 //! ([`Routes`]), the path decoded once and checked by [`Grant::authorize`], and for upload
-//! routes the key's upload limits in a [`LimitStore`]. Every refusal is a [`Refusal`], mapped
+//! routes [`Grant::authorize_upload`] (the key's size and type limits against the request's
+//! length and `Content-Type`) and the key's upload counters in a [`LimitStore`]. Every refusal is a [`Refusal`], mapped
 //! in one place to a status, a problem+json body and `WWW-Authenticate`/`Retry-After`.
 //!
 //! Mount it as a tower layer ([`EnforceLayer`]) or take [`Authorized`] as an axum extractor;
@@ -157,8 +158,11 @@ impl Enforcer {
             .map_err(|_| Refusal::ClientAddress)
     }
 
-    /// Decides one request: `method` and `target` (its path and query, as sent) with the key
-    /// in `headers`, from `client`, at `now`. An allowed upload is counted.
+    /// Decides one request described by a proxy (a forward-auth subrequest): `method` and
+    /// `target` (its path and query, as sent) with the key in `headers`, from `client`, at
+    /// `now`. For an upload route the length is [`X_ORIGINAL_CONTENT_LENGTH`] when present
+    /// (the subrequest carries no body), else `Content-Length`; the type is `Content-Type`.
+    /// An allowed upload is counted.
     ///
     /// # Errors
     ///
@@ -168,6 +172,19 @@ impl Enforcer {
         method: &Method,
         target: &str,
         headers: &HeaderMap,
+        client: IpAddr,
+        now: SystemTime,
+    ) -> Result<Authorized, Refusal> {
+        let upload = UploadHead::from_headers(headers, LengthFrom::Proxied);
+        self.decide(method, target, headers, upload, client, now).await
+    }
+
+    async fn decide(
+        &self,
+        method: &Method,
+        target: &str,
+        headers: &HeaderMap,
+        upload: UploadHead<'_>,
         client: IpAddr,
         now: SystemTime,
     ) -> Result<Authorized, Refusal> {
@@ -193,6 +210,13 @@ impl Enforcer {
         let matched = self.routes.find(method, &path, query).map_err(|()| Refusal::InvalidTarget)?;
         let matched = matched.ok_or(Refusal::NoRoute)?;
         match &verified {
+            Verified::Access(grant) if matched.upload => grant.authorize_upload(
+                &matched.permission,
+                matched.dir.as_deref(),
+                Some(client),
+                upload.length,
+                upload.content_type,
+            )?,
             Verified::Access(grant) => grant.authorize(&matched.permission, matched.dir.as_deref(), Some(client))?,
             Verified::ApiKey(grant) => {
                 if !grant.has_permission(&matched.permission) {
@@ -221,7 +245,9 @@ impl Enforcer {
         Ok(verified.authorized(client))
     }
 
-    /// Decides the request whose head is `parts`, with the client from its `ConnectInfo`.
+    /// Decides the request whose head is `parts`, with the client from its `ConnectInfo`. The
+    /// body follows this head, so an upload's length is its own `Content-Length` only
+    /// ([`X_ORIGINAL_CONTENT_LENGTH`] from a client is ignored here).
     ///
     /// # Errors
     ///
@@ -231,8 +257,61 @@ impl Enforcer {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().ok_or(Refusal::ClientAddress)?.0.ip();
         let client = self.client_ip(peer, &parts.headers)?;
         let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        self.authorize(&parts.method, target, &parts.headers, client, SystemTime::now()).await
+        let upload = UploadHead::from_headers(&parts.headers, LengthFrom::Request);
+        self.decide(&parts.method, target, &parts.headers, upload, client, SystemTime::now()).await
     }
+}
+
+/// The header a proxy sets to the original request's `Content-Length` when its forward-auth
+/// subrequest carries no body (nginx: `proxy_set_header X-Original-Content-Length $content_length;`).
+pub const X_ORIGINAL_CONTENT_LENGTH: &str = "x-original-content-length";
+
+/// Where an upload's length is read from.
+#[derive(Debug, Clone, Copy)]
+enum LengthFrom {
+    /// A proxy's description: `X-Original-Content-Length` when present, else `Content-Length`.
+    Proxied,
+    /// The request itself, whose body follows: `Content-Length` only.
+    Request,
+}
+
+/// The length and type of an upload, from the request head.
+#[derive(Debug, Clone, Copy)]
+struct UploadHead<'a> {
+    length: Option<u64>,
+    content_type: Option<&'a str>,
+}
+
+impl<'a> UploadHead<'a> {
+    fn from_headers(headers: &'a HeaderMap, from: LengthFrom) -> Self {
+        let length = match from {
+            LengthFrom::Proxied if headers.contains_key(X_ORIGINAL_CONTENT_LENGTH) => {
+                single(headers, X_ORIGINAL_CONTENT_LENGTH).and_then(parse_length)
+            }
+            LengthFrom::Proxied | LengthFrom::Request => {
+                single(headers, http::header::CONTENT_LENGTH.as_str()).and_then(parse_length)
+            }
+        };
+        Self { length, content_type: single(headers, http::header::CONTENT_TYPE.as_str()) }
+    }
+}
+
+/// The one value of `name`, as text; `None` when absent, repeated or not visible ASCII.
+fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let mut all = headers.get_all(name).iter();
+    match (all.next(), all.next()) {
+        (Some(value), None) => value.to_str().ok(),
+        _ => None,
+    }
+}
+
+/// A length as RFC 9110 §8.6 writes it: one or more digits, nothing else (no sign, no spaces,
+/// no list); `None` otherwise or beyond `u64`.
+fn parse_length(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 #[allow(clippy::large_enum_variant)] // one short-lived value per request, never stored

@@ -23,7 +23,8 @@ pub enum Refusal {
     /// list for a permanent key (503: the enforcer cannot decide yet).
     #[error(transparent)]
     Invalid(#[from] VerifyError),
-    /// The key is valid and does not allow this request: 403.
+    /// The key is valid and does not allow this request: 403, except an upload too large
+    /// (413), of a type not allowed (415) or of unknown length where the key limits size (411).
     #[error(transparent)]
     Denied(#[from] Denied),
     /// No route matches the request's method and path: 403 (`no_route`).
@@ -58,6 +59,9 @@ impl Refusal {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::Invalid(_) => StatusCode::UNAUTHORIZED,
+            Self::Denied(Denied::FileTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Denied(Denied::ContentTypeNotAllowed(_)) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Denied(Denied::LengthRequired) => StatusCode::LENGTH_REQUIRED,
             Self::Denied(_) | Self::NoRoute | Self::InvalidTarget => StatusCode::FORBIDDEN,
             Self::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -150,6 +154,9 @@ mod tests {
             (VerifyError::RevocationsMissing.into(), 503, "revocations_missing"),
             (Denied::OutsideScope("upload").into(), 403, "outside_scope"),
             (Refusal::NoRoute, 403, "no_route"),
+            (Denied::FileTooLarge { size: 5, max: 4 }.into(), 413, "file_too_large"),
+            (Denied::ContentTypeNotAllowed("text/plain".into()).into(), 415, "content_type_not_allowed"),
+            (Denied::LengthRequired.into(), 411, "length_required"),
             (
                 Refusal::Limited { limit: Limit::PerMin, retry_after: Some(Duration::from_millis(1500)) },
                 429,
