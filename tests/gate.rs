@@ -633,13 +633,17 @@ async fn gate_metrics_parse_and_count_allowed_and_refused_decisions() {
         [("X-Forwarded-Method", "PUT"), ("X-Forwarded-Uri", "/files/uploads/x.bin"), ("X-Forwarded-For", "10.1.2.3")];
     let with_key = [upload[0], upload[1], upload[2], ("Authorization", auth.as_str())];
     assert_eq!(request(gate.port, "GET", "/v1/authorize", &with_key).unwrap().status, 200);
+    assert_eq!(request(gate.port, "GET", "/v1/authorize", &with_key).unwrap().status, 200);
     assert_eq!(request(gate.port, "GET", "/v1/authorize", &upload).unwrap().code(), "key_missing");
     // Hostile text in the request never becomes a label.
     let odd = [("X-Forwarded-Method", "PUT"), ("X-Forwarded-Uri", "/nope\"}evil"), ("X-Forwarded-For", "10.1.2.3")];
     assert_eq!(request(gate.port, "GET", "/v1/authorize", &odd).unwrap().status, 401);
     let (_, after) = scrape(gate.port);
     let moved = |key: &str| after.get(key).copied().unwrap_or(0.0) - before.get(key).copied().unwrap_or(0.0);
-    assert_eq!(moved(r#"keysmith_gate_decisions_total{code="allowed"}"#), 1.0, "{after:?}");
+    assert_eq!(moved(r#"keysmith_gate_decisions_total{code="allowed"}"#), 2.0, "{after:?}");
+    // The first use of the token verified its signature; the second was a cache hit.
+    assert_eq!(moved("keysmith_gate_cache_misses_total{}"), 1.0, "{after:?}");
+    assert_eq!(moved("keysmith_gate_cache_hits_total{}"), 1.0, "{after:?}");
     assert_eq!(moved(r#"keysmith_gate_decisions_total{code="key_missing"}"#), 2.0, "{after:?}");
     assert_eq!(after["keysmith_gate_cache_entries{}"], 1.0, "{after:?}");
     assert!(after.keys().all(|k| !k.contains("evil")), "{after:?}");

@@ -27,8 +27,8 @@ pub(super) struct Held {
     pub(super) jwks_loaded: Option<SystemTime>,
     /// The `iat` of the revocation list held, if any.
     pub(super) revocations_iat: Option<u64>,
-    /// Verified tokens in the cache.
-    pub(super) cache_entries: usize,
+    /// The verifier's cache: entries held, hits and misses so far.
+    pub(super) cache: crate::verify::CacheStats,
     /// Whether the gate can decide.
     pub(super) ready: bool,
 }
@@ -41,6 +41,8 @@ pub(super) struct GateMetrics {
     decisions: Family<CodeLabels, Counter>,
     store_errors: Counter,
     cache_entries: Gauge,
+    cache_hits: Counter,
+    cache_misses: Counter,
     jwks_age: Gauge,
     revocation_age: Gauge,
     ready: Gauge,
@@ -69,6 +71,14 @@ impl GateMetrics {
         );
         let cache_entries = Gauge::default();
         registry.register("cache_entries", "Verified tokens held in the verifier's cache", cache_entries.clone());
+        let cache_hits = Counter::default();
+        registry.register("cache_hits", "Tokens found already verified in the cache", cache_hits.clone());
+        let cache_misses = Counter::default();
+        registry.register(
+            "cache_misses",
+            "Tokens not in the cache, verified in full (signature included)",
+            cache_misses.clone(),
+        );
         let jwks_age = Gauge::default();
         registry.register_with_unit(
             "jwks_age",
@@ -93,6 +103,8 @@ impl GateMetrics {
             decisions,
             store_errors,
             cache_entries,
+            cache_hits,
+            cache_misses,
             jwks_age,
             revocation_age,
             ready,
@@ -112,7 +124,10 @@ impl GateMetrics {
     pub(super) fn render(&self, held: &Held, now: SystemTime) -> Result<String, std::fmt::Error> {
         let _one_at_a_time = self.scrape.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        self.cache_entries.set(clamp(held.cache_entries as u64));
+        self.cache_entries.set(i64::try_from(held.cache.entries).unwrap_or(i64::MAX));
+        // The cache counts; the counters follow them (one scrape at a time, so never twice).
+        self.cache_hits.inc_by(held.cache.hits.saturating_sub(self.cache_hits.get()));
+        self.cache_misses.inc_by(held.cache.misses.saturating_sub(self.cache_misses.get()));
         let jwks = held.jwks_loaded.map_or(-1, |at| clamp(now.duration_since(at).map_or(0, |d| d.as_secs())));
         self.jwks_age.set(jwks);
         let secs = crate::verify::unix_seconds(now);

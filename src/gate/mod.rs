@@ -161,7 +161,7 @@ impl Gate {
                 None => Some(self.jwks_read),
             },
             revocations_iat: verifier.revocations().map(|list| list.claims().iat),
-            cache_entries: verifier.cached_len(),
+            cache: verifier.cache_stats(),
             ready: self.is_ready(now),
         };
         self.metrics.render(&held, now)
