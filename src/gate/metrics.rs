@@ -171,3 +171,49 @@ impl LimitStore for CountingStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::StoreError;
+    use std::num::NonZeroU32;
+
+    /// A store that never answers.
+    struct Down;
+
+    impl LimitStore for Down {
+        fn check_upload<'a>(&'a self, _: UploadAttempt<'a>) -> StoreFuture<'a, UploadDecision> {
+            Box::pin(async { Err(StoreError::Full { max_entries: 1 }) })
+        }
+
+        fn check_rate<'a>(&'a self, _: &'a str, _: Rate, _: SystemTime) -> StoreFuture<'a, RateDecision> {
+            Box::pin(async { Err(StoreError::Full { max_entries: 1 }) })
+        }
+    }
+
+    #[test]
+    fn every_limit_store_error_is_counted_whatever_on_store_error_decides() {
+        let metrics = GateMetrics::new();
+        let store = metrics.counting(Arc::new(Down));
+        let now = SystemTime::now();
+        let attempt = UploadAttempt {
+            jti: "j",
+            source: std::net::Ipv4Addr::LOCALHOST.into(),
+            limits: crate::token::claims::Limits::default(),
+            expires_at: now,
+            now,
+        };
+        let rate = Rate { per_minute: NonZeroU32::MIN, burst: NonZeroU32::MIN };
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            assert!(store.check_upload(attempt).await.is_err());
+            assert!(store.check_rate("k", rate, now).await.is_err());
+        });
+        assert_eq!(metrics.store_errors.get(), 2);
+        let held = Held { jwks_loaded: None, revocations_iat: None, cache: Default::default(), ready: false };
+        let text = metrics.render(&held, now).unwrap();
+        assert!(text.contains("keysmith_gate_limit_store_errors_total 2"), "{text}");
+        assert!(text.contains("keysmith_gate_jwks_age_seconds -1"), "{text}");
+        assert!(text.contains("keysmith_gate_ready 0"), "{text}");
+    }
+}
