@@ -212,8 +212,8 @@ pub use token::claims::{
 pub use token::jwk::{JwkError, Jwks, KeySet, MAX_JWKS_KEYS, MAX_KID_LEN, PublicJwk};
 pub use verify::revocation::{MAX_REVOCATION_ENTRIES, MAX_REVOCATIONS_LEN, RevocationList};
 pub use verify::{
-    ApiKeyGrant, DEFAULT_CACHE_CAPACITY, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_LEN, Denied, Grant,
-    KeySource, MAX_LIST_ENTRIES, RevocationSource, Revocations, Verifier, VerifyError,
+    ApiKeyGrant, CacheStats, DEFAULT_CACHE_CAPACITY, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_LEN,
+    Denied, Grant, KeySource, MAX_LIST_ENTRIES, RevocationSource, Revocations, Verifier, VerifyError,
 };
 
 /// Compact JWS, the wire format: the typed header encoder and the checked decoder that every

@@ -128,6 +128,11 @@ struct GateProcess {
 
 impl GateProcess {
     async fn start(backend: u16, store: &str, on_store_error: &str) -> Self {
+        Self::start_with(backend, store, on_store_error, "").await
+    }
+
+    /// As [`GateProcess::start`], with `extra` top-level keys in `gate.toml`.
+    async fn start_with(backend: u16, store: &str, on_store_error: &str, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let toml = format!(
@@ -138,6 +143,7 @@ jwks = "http://127.0.0.1:{backend}/.well-known/jwks.json"
 revocations = "http://127.0.0.1:{backend}/v1/revocations"
 trusted_proxies = ["127.0.0.1/32"]
 refresh_seconds = 1
+{extra}
 
 [limits]
 store = "{store}"
@@ -614,4 +620,111 @@ async fn two_issuers_share_one_mint_budget_through_redis() {
     let r = client.get(a.url("/demo/v1/key/up")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 503);
     assert!(r.text().await.unwrap().contains("limit_store_unavailable"));
+}
+
+/// Every sample of an exposition as `name{labels}` -> value, parsed by Python
+/// `prometheus_client`'s OpenMetrics parser and its Prometheus text parser (which must agree).
+fn samples(text: &str) -> std::collections::BTreeMap<String, f64> {
+    const SCRIPT: &str = r##"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics
+text = sys.stdin.read()
+def flatten(families):
+    out = {}
+    for family in families:
+        for s in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+            out[f"{s.name}{{{labels}}}"] = s.value
+    return out
+prometheus = flatten(text_string_to_metric_families(text.replace("# EOF\n", "")))
+om = flatten(openmetrics(text))
+for key, value in om.items():
+    if not key.split("{")[0].endswith("_created"):
+        assert prometheus.get(key) == value, (key, value, prometheus.get(key))
+print(json.dumps(om))
+"##;
+    let mut child = Command::new("python3")
+        .args(["-c", SCRIPT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 (scripts/test-deps.sh installs what these tests need)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the exposition does not parse:\n{}\n{text}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn scrape(port: u16) -> (Reply, std::collections::BTreeMap<String, f64>) {
+    let reply = request(port, "GET", "/metrics", &[]).unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let parsed = samples(&reply.body);
+    (reply, parsed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gate_metrics_parse_and_count_allowed_and_refused_decisions() {
+    let first = issuer(&config(1, ""));
+    let docs = Documents {
+        jwks: Arc::new(Mutex::new(serde_json::to_string(&first.keyring().jwks()).unwrap())),
+        revocations: Arc::new(Mutex::new(first.revocation_list(SystemTime::now()).unwrap().token)),
+    };
+    let backend = start_backend(docs).await;
+    let gate = GateProcess::start(backend, "memory", "deny").await;
+    let (reply, before) = scrape(gate.port);
+    assert!(reply.header("content-type").unwrap().starts_with("application/openmetrics-text"), "{}", reply.head);
+    for family in [
+        "keysmith_gate_cache_entries{}",
+        "keysmith_gate_limit_store_errors_total{}",
+        "keysmith_gate_jwks_age_seconds{}",
+        "keysmith_gate_revocation_list_age_seconds{}",
+    ] {
+        assert!(before.contains_key(family), "{family} missing: {before:?}");
+    }
+    assert!(before["keysmith_gate_jwks_age_seconds{}"] < 60.0, "{before:?}");
+    let token = mint(&first, "demo", "up");
+    let auth = bearer(&token);
+    let upload =
+        [("X-Forwarded-Method", "PUT"), ("X-Forwarded-Uri", "/files/uploads/x.bin"), ("X-Forwarded-For", "10.1.2.3")];
+    let with_key = [upload[0], upload[1], upload[2], ("Authorization", auth.as_str())];
+    assert_eq!(request(gate.port, "GET", "/v1/authorize", &with_key).unwrap().status, 200);
+    assert_eq!(request(gate.port, "GET", "/v1/authorize", &with_key).unwrap().status, 200);
+    assert_eq!(request(gate.port, "GET", "/v1/authorize", &upload).unwrap().code(), "key_missing");
+    // Hostile text in the request never becomes a label.
+    let odd = [("X-Forwarded-Method", "PUT"), ("X-Forwarded-Uri", "/nope\"}evil"), ("X-Forwarded-For", "10.1.2.3")];
+    assert_eq!(request(gate.port, "GET", "/v1/authorize", &odd).unwrap().status, 401);
+    let (_, after) = scrape(gate.port);
+    let moved = |key: &str| after.get(key).copied().unwrap_or(0.0) - before.get(key).copied().unwrap_or(0.0);
+    assert_eq!(moved(r#"keysmith_gate_decisions_total{code="allowed"}"#), 2.0, "{after:?}");
+    // The first use of the token verified its signature; the second was a cache hit.
+    assert_eq!(moved("keysmith_gate_cache_misses_total{}"), 1.0, "{after:?}");
+    assert_eq!(moved("keysmith_gate_cache_hits_total{}"), 1.0, "{after:?}");
+    assert_eq!(moved(r#"keysmith_gate_decisions_total{code="key_missing"}"#), 2.0, "{after:?}");
+    assert_eq!(after["keysmith_gate_cache_entries{}"], 1.0, "{after:?}");
+    assert!(after.keys().all(|k| !k.contains("evil")), "{after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gate_metrics_listen_moves_metrics_off_the_main_listener() {
+    let first = issuer(&config(1, ""));
+    let docs = Documents {
+        jwks: Arc::new(Mutex::new(serde_json::to_string(&first.keyring().jwks()).unwrap())),
+        revocations: Arc::new(Mutex::new(first.revocation_list(SystemTime::now()).unwrap().token)),
+    };
+    let backend = start_backend(docs).await;
+    let metrics = free_port();
+    let gate =
+        GateProcess::start_with(backend, "memory", "deny", &format!("metrics_listen = \"127.0.0.1:{metrics}\"")).await;
+    assert_eq!(request(gate.port, "GET", "/metrics", &[]).unwrap().status, 404);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let parsed = loop {
+        match request(metrics, "GET", "/metrics", &[]) {
+            Ok(reply) if reply.status == 200 => break samples(&reply.body),
+            _ => assert!(Instant::now() < deadline, "nothing serves /metrics on {metrics}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(parsed.contains_key("keysmith_gate_cache_entries{}"), "{parsed:?}");
 }

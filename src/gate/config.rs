@@ -25,6 +25,8 @@ struct RawGate {
     #[serde(default)]
     listen: Option<String>,
     #[serde(default)]
+    metrics_listen: Option<String>,
+    #[serde(default)]
     trusted_proxies: Vec<String>,
     #[serde(default)]
     refresh_seconds: Option<u64>,
@@ -77,6 +79,9 @@ pub struct GateConfig {
     pub revocations: Option<String>,
     /// Where to listen. Defaults to [`DEFAULT_GATE_LISTEN`].
     pub listen: SocketAddr,
+    /// A separate address for `/metrics` (then the main listener answers `404` there).
+    /// Defaults to none: `/metrics` is served on the main listener.
+    pub metrics_listen: Option<SocketAddr>,
     /// Peers whose `X-Forwarded-For` is believed. Defaults to none.
     pub trusted_proxies: IpRules,
     /// How often the JWKS and revocation list are fetched. Defaults to [`DEFAULT_REFRESH_SECONDS`].
@@ -127,6 +132,17 @@ impl GateConfig {
             problem("listen", "must be an address such as 127.0.0.1:9090".into());
             SocketAddr::from(([127, 0, 0, 1], 9090))
         });
+        let metrics_listen = raw.metrics_listen.as_deref().and_then(|text| match text.parse::<SocketAddr>() {
+            Ok(addr) if addr == listen => {
+                problem("metrics_listen", "must differ from listen".into());
+                None
+            }
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                problem("metrics_listen", "must be an address such as 127.0.0.1:9091".into());
+                None
+            }
+        });
         let trusted_proxies = IpRules::parse(&raw.trusted_proxies).unwrap_or_else(|e| {
             problem(&format!("trusted_proxies[{}]", e.index), e.source.to_string());
             IpRules::new(Vec::new())
@@ -174,6 +190,7 @@ impl GateConfig {
                 jwks: raw.jwks,
                 revocations: raw.revocations,
                 listen,
+                metrics_listen,
                 trusted_proxies,
                 refresh: Duration::from_secs(refresh),
                 cache_capacity: raw.cache_capacity.unwrap_or(crate::verify::DEFAULT_CACHE_CAPACITY),
@@ -216,6 +233,20 @@ upload = true
         assert_eq!(c.store, StoreSetting::Redis("redis://127.0.0.1:6379/0".into()));
         assert_eq!(c.on_store_error, OnStoreError::Allow);
         assert_eq!(c.listen, DEFAULT_GATE_LISTEN.parse().unwrap());
+        assert_eq!(c.metrics_listen, None);
+    }
+
+    #[test]
+    fn metrics_listen_is_validated() {
+        let with =
+            |value: &str| GOOD.replace("trusted_proxies", &format!("metrics_listen = {value:?}\ntrusted_proxies"));
+        let c = GateConfig::from_toml(&with("127.0.0.1:9091")).unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9091".parse().unwrap()));
+        for bad in ["localhost", "127.0.0.1:9090"] {
+            let ConfigError::Invalid(problems) = GateConfig::from_toml(&with(bad)).unwrap_err() else { panic!() };
+            let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
+            assert_eq!(paths, ["metrics_listen"], "{bad}");
+        }
     }
 
     #[test]

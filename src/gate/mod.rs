@@ -5,9 +5,11 @@
 //! [`Enforcer`]; the JWKS and the revocation list are refreshed on background threads by
 //! [`crate::refresh`] (never a call to the issuer per request); `/v1/authorize` reads the
 //! original request from the proxy's headers and answers with the enforcer's decision;
-//! `/healthz` says whether the gate can decide. See `docs/gate.md`.
+//! `/healthz` says whether the gate can decide; `/metrics` counts decisions (on the main
+//! listener, or on `metrics_listen` when set). See `docs/gate.md`.
 
 mod config;
+mod metrics;
 
 pub use config::{DEFAULT_GATE_LISTEN, DEFAULT_REFRESH_SECONDS, GateConfig, StoreSetting};
 
@@ -52,6 +54,10 @@ pub struct Gate {
     jwks: Option<JwksRefresher>,
     revocations: Option<RevocationRefresher>,
     wants_revocations: bool,
+    metrics: metrics::GateMetrics,
+    metrics_listen: Option<SocketAddr>,
+    /// When a JWKS file was read (a remote JWKS has its refresher's status instead).
+    jwks_read: SystemTime,
 }
 
 impl std::fmt::Debug for Gate {
@@ -90,11 +96,20 @@ impl Gate {
             StoreSetting::Memory => Arc::new(MemoryStore::default()),
             StoreSetting::Redis(url) => Arc::new(RedisStore::connect(url)?),
         };
+        let metrics = metrics::GateMetrics::new();
         let enforcer = Enforcer::new(verifier, config.routes)
-            .limit_store(store)
+            .limit_store(metrics.counting(store))
             .on_store_error(config.on_store_error)
             .trusted_proxies(config.trusted_proxies);
-        Ok(Self { enforcer: Arc::new(enforcer), jwks, revocations, wants_revocations: config.revocations.is_some() })
+        Ok(Self {
+            enforcer: Arc::new(enforcer),
+            jwks,
+            revocations,
+            wants_revocations: config.revocations.is_some(),
+            metrics,
+            metrics_listen: config.metrics_listen,
+            jwks_read: SystemTime::now(),
+        })
     }
 
     /// The enforcer deciding for this gate.
@@ -114,10 +129,42 @@ impl Gate {
         keys && list
     }
 
-    /// The gate's HTTP routes: `/v1/authorize` (any method) and `/healthz`. Serve them with
+    /// The gate's HTTP routes: `/v1/authorize` (any method), `/healthz`, and `/metrics` unless
+    /// `metrics_listen` moves it to [`Gate::metrics_router`]. Serve them with
     /// `into_make_service_with_connect_info::<SocketAddr>()`.
     pub fn router(self: Arc<Self>) -> Router {
-        Router::new().route("/v1/authorize", any(authorize)).route("/healthz", get(healthz)).with_state(self)
+        let router = Router::new().route("/v1/authorize", any(authorize)).route("/healthz", get(healthz));
+        let router = if self.metrics_listen.is_none() { router.route("/metrics", get(metrics)) } else { router };
+        router.with_state(self)
+    }
+
+    /// `/metrics` alone, for the `metrics_listen` address.
+    pub fn metrics_router(self: Arc<Self>) -> Router {
+        Router::new().route("/metrics", get(metrics)).with_state(self)
+    }
+
+    /// Where `/metrics` is served apart from the main listener (`metrics_listen`), if anywhere.
+    pub fn metrics_listen(&self) -> Option<SocketAddr> {
+        self.metrics_listen
+    }
+
+    /// The OpenMetrics exposition of this gate at `now`.
+    ///
+    /// # Errors
+    ///
+    /// When the text cannot be written (not expected: the encoder writes to a `String`).
+    pub fn render_metrics(&self, now: SystemTime) -> Result<String, std::fmt::Error> {
+        let verifier = self.enforcer.verifier();
+        let held = metrics::Held {
+            jwks_loaded: match &self.jwks {
+                Some(refresher) => refresher.status().last_success,
+                None => Some(self.jwks_read),
+            },
+            revocations_iat: verifier.revocations().map(|list| list.claims().iat),
+            cache: verifier.cache_stats(),
+            ready: self.is_ready(now),
+        };
+        self.metrics.render(&held, now)
     }
 
     /// Whether a revocation refresher runs (for status output).
@@ -160,7 +207,9 @@ async fn authorize(
         authorized
     }
     .await;
-    match decided.and_then(|a| allowed(&a)) {
+    let decided = decided.and_then(|a| allowed(&a).map(|response| (a, response)));
+    gate.metrics.decided(decided.as_ref().map(|(a, _)| a));
+    match decided.map(|(_, response)| response) {
         Ok(response) => response,
         Err(refusal) => refusal.into_response(),
     }
@@ -183,5 +232,20 @@ async fn healthz(State(gate): State<Arc<Gate>>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready: no JWKS yet, or the revocation list is not fresh\n")
             .into_response()
+    }
+}
+
+async fn metrics(State(gate): State<Arc<Gate>>) -> Response {
+    match gate.render_metrics(SystemTime::now()) {
+        Ok(text) => {
+            ([(http::header::CONTENT_TYPE, metrics::CONTENT_TYPE), (http::header::CACHE_CONTROL, "no-store")], text)
+                .into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode the metrics");
+            let body = r#"{"type":"about:blank","title":"Internal error","status":500,"code":"internal_error"}"#;
+            (StatusCode::INTERNAL_SERVER_ERROR, [(http::header::CONTENT_TYPE, "application/problem+json")], body)
+                .into_response()
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! and signing revocation lists. No HTTP here; the server and the CLI call [`Issuer`].
 
 mod api_keys;
-mod discovery;
+pub(crate) mod discovery;
 mod error;
 pub(crate) mod geoip;
 
@@ -12,7 +12,6 @@ mod revocations;
 
 pub use api_keys::{ApiKeyCreation, AuditSink, CreatedApiKey, NewApiKey};
 pub use discovery::AuthorizationServerMetadata;
-pub(crate) use discovery::METADATA_PATH;
 pub use error::{LoadError, MintError};
 pub use mint::{Caller, MintRequest, Minted};
 pub use revocations::SignedRevocations;

@@ -38,12 +38,16 @@ pub(super) struct TokenCache {
     /// no longer matches the entry are stale and skipped.
     order: VecDeque<(CacheKey, u64)>,
     next: u64,
+    /// Lookups that found the token (counted under the lock `get` already holds).
+    hits: u64,
+    /// Lookups that did not.
+    misses: u64,
 }
 
 impl TokenCache {
     /// An empty cache holding at most `capacity` tokens.
     pub(super) fn new(capacity: usize) -> Self {
-        Self { capacity, keys: None, entries: HashMap::new(), order: VecDeque::new(), next: 0 }
+        Self { capacity, keys: None, entries: HashMap::new(), order: VecDeque::new(), next: 0, hits: 0, misses: 0 }
     }
 
     /// The most tokens held.
@@ -76,7 +80,18 @@ impl TokenCache {
     /// What was verified for `key` under `keys`, if held.
     pub(super) fn get(&mut self, keys: &Arc<KeySet>, key: &CacheKey) -> Option<Cached> {
         self.follow(keys);
-        self.entries.get(key).map(|(_, cached)| cached.clone())
+        let found = self.entries.get(key).map(|(_, cached)| cached.clone());
+        if found.is_some() {
+            self.hits = self.hits.saturating_add(1);
+        } else {
+            self.misses = self.misses.saturating_add(1);
+        }
+        found
+    }
+
+    /// Lookups so far that found the token, and that did not.
+    pub(super) fn lookups(&self) -> (u64, u64) {
+        (self.hits, self.misses)
     }
 
     /// Remembers what was verified for `key` under `keys`, evicting the oldest entry when full.

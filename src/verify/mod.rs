@@ -32,6 +32,18 @@ pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(5);
 /// Default longest lifetime (`exp - iat`) accepted: 7 days, the longest a template may set.
 pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The verified-token cache's counts ([`Verifier::cache_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Lookups that found the token already verified (only its time and revocation checks ran).
+    pub hits: u64,
+    /// Lookups that did not (the token was verified in full).
+    pub misses: u64,
+    /// Tokens held now.
+    pub entries: usize,
+}
+
 /// A reasonable [`Verifier::cache_verified`] capacity: ten thousand tokens, a few megabytes.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 /// Most entries accepted in each list claim (`scope`, `upload_dirs`, `list_dirs`, `ips`).
@@ -161,6 +173,15 @@ impl Verifier {
     /// The number of tokens the cache holds (0 without one).
     pub fn cached_len(&self) -> usize {
         self.cache.as_ref().map_or(0, |c| c.lock().unwrap_or_else(PoisonError::into_inner).len())
+    }
+
+    /// What the cache holds and how its lookups went (all zero without one). Clones share it.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.as_ref().map_or_else(CacheStats::default, |c| {
+            let cache = c.lock().unwrap_or_else(PoisonError::into_inner);
+            let (hits, misses) = cache.lookups();
+            CacheStats { hits, misses, entries: cache.len() }
+        })
     }
 
     /// A fresh, empty cache after a setting that changes what verifies: clones made before keep

@@ -594,3 +594,20 @@ fn cache_is_bounded_and_skips_refused_tokens() {
     assert_eq!(narrower.cached_len(), 0);
     assert_eq!(v.cached_len(), 1);
 }
+
+#[test]
+fn cache_stats_count_hits_and_misses() {
+    let v = verifier().cache_verified(16);
+    assert_eq!(v.cache_stats(), CacheStats::default());
+    let token = sign(&header(), &claims());
+    assert!(v.verify(&token, now()).is_ok());
+    assert!(v.verify(&token, now()).is_ok());
+    assert!(v.verify(&token, now()).is_ok());
+    let stats = v.cache_stats();
+    assert_eq!((stats.hits, stats.misses, stats.entries), (2, 1, 1));
+    // Clones share the cache and its counts; a verifier without a cache counts nothing.
+    assert!(v.clone().verify(&token, now()).is_ok());
+    assert_eq!(v.cache_stats().hits, 3);
+    assert!(verifier().verify(&token, now()).is_ok());
+    assert_eq!(verifier().cache_stats(), CacheStats::default());
+}

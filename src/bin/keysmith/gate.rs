@@ -33,6 +33,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
         let local = listener.local_addr()?;
         tracing::info!(address = %local, "keysmith gate listening on http://{local}");
+        if let Some(address) = gate.metrics_listen() {
+            let metrics = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("binding metrics_listen {address}"))?;
+            tracing::info!(address = %metrics.local_addr()?, "metrics on http://{address}/metrics");
+            let app = Arc::clone(&gate).metrics_router();
+            tokio::spawn(async move {
+                if let Err(e) =
+                    axum::serve(metrics, app).with_graceful_shutdown(keysmith::server::shutdown_signal()).await
+                {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            });
+        }
         let app = gate.router().into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app).with_graceful_shutdown(keysmith::server::shutdown_signal()).await?;
         tracing::info!("stopped");

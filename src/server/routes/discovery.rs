@@ -54,7 +54,7 @@ pub(crate) async fn discovery_for_path(
 ) -> Response {
     let serving = handle.serving();
     let expected = serving.issuer.metadata_path();
-    let asked = format!("{}/{issuer_path}", crate::issuer::METADATA_PATH);
+    let asked = format!("{}/{issuer_path}", crate::issuer::discovery::METADATA_PATH);
     match &serving.discovery {
         Some(document) if expected.as_deref() == Some(asked.as_str()) => document.clone().respond(&headers),
         _ => ApiError::not_found().into_response(),
