@@ -4,6 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops at the first broken expectation
 
 mod common;
+#[path = "common/metrics.rs"]
+mod metrics;
+use metrics::samples;
 
 use common::TestServer;
 use std::collections::BTreeMap;
@@ -49,31 +52,6 @@ fn python(script: &str, input: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-/// Every sample of an exposition as `name{labels}` -> value, parsed by `prometheus_client`'s
-/// Prometheus text parser and, for the same text, its OpenMetrics parser (which must agree).
-fn samples(text: &str) -> BTreeMap<String, f64> {
-    const SCRIPT: &str = r##"
-import json, sys
-from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics
-text = sys.stdin.read()
-def flatten(families):
-    out = {}
-    for family in families:
-        for s in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
-            out[f"{s.name}{{{labels}}}"] = s.value
-    return out
-prometheus = flatten(text_string_to_metric_families(text.replace("# EOF\n", "")))
-om = flatten(openmetrics(text))
-for key, value in om.items():
-    if not key.split("{")[0].endswith("_created"):
-        assert prometheus.get(key) == value, (key, value, prometheus.get(key))
-print(json.dumps(om))
-"##;
-    serde_json::from_str(&python(SCRIPT, text)).unwrap()
 }
 
 async fn scrape(url: &str) -> (String, String) {
