@@ -97,6 +97,16 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(unreachable_pub)]
 
+// The Rust snippets of the README and the guides compile (and run unless marked `no_run`) as
+// doctests of the default build, which has every feature they use. `tests/docs.rs` checks that
+// every Markdown file with a Rust snippet is listed here.
+#[cfg(all(doctest, feature = "cli"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeSnippets;
+#[cfg(all(doctest, feature = "cli"))]
+#[doc = include_str!("../docs/limits.md")]
+struct LimitsGuideSnippets;
+
 // Layers, lowest first (see DESIGN.md; `tests/layers.rs` checks that each uses only the ones
 // below it). The modules are private: the public API is what this file re-exports.
 mod policy;

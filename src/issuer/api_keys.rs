@@ -5,7 +5,7 @@ use super::*;
 use crate::token::claims::ApiKeyClaims;
 use crate::token::jws::TokenType;
 use crate::verify::{ApiKeyGrant, VerifyError, unix_seconds};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Most generations of keys creating keys over HTTP.
 const MAX_CREATION_DEPTH: usize = 8;
@@ -66,9 +66,9 @@ impl Issuer {
         // The record's expiry bounds the key and everything created beneath it; the issuer's
         // clock is the reference, so no leeway here.
         if let Some(exp) = record.expires_at_unix() {
-            grant.expire_by(exp);
+            grant.expire_by(UNIX_EPOCH + Duration::from_secs(exp));
         }
-        if grant.expires_at().is_some_and(|exp| unix_seconds(now) >= exp) {
+        if grant.expires_at().is_some_and(|exp| now >= exp) {
             return Err(MintError::ApiKeyExpired);
         }
         Ok(grant)
@@ -159,7 +159,7 @@ impl Issuer {
             return Err(MintError::CreationChainTooDeep);
         }
         // A key never outlives the key that created it, nor the record at the root of its chain.
-        let expires_at = grant.expires_at();
+        let expires_at = grant.expires_at().map(unix_seconds);
         let new = NewApiKey { projects: vec![project.to_owned()], permissions: granted, expires_at, created_by };
         let created = self.create_api_key(&new, now)?;
         audit

@@ -187,7 +187,7 @@ impl Issuer {
         let iat = unix_seconds(now);
         // A key minted through a permanent key never outlives it; `authenticate` made sure
         // that key is still valid, so `exp` stays after `iat`.
-        let exp = match key.as_ref().and_then(ApiKeyGrant::expires_at) {
+        let exp = match key.as_ref().and_then(ApiKeyGrant::expires_at).map(unix_seconds) {
             Some(key_exp) => key_exp.min(iat.saturating_add(u64::from(expires_in))),
             None => iat.saturating_add(u64::from(expires_in)),
         };

@@ -38,18 +38,19 @@ impl ApiKeyGrant {
         self.permissions.retain(|p| allowed.contains(p));
     }
 
-    /// Moves the key's end earlier to `exp` (seconds since the Unix epoch), such as the
-    /// `expires_at` of a backend's own record of the key, if that is earlier than the end it
-    /// has. Only ever narrows the grant.
-    pub fn expire_by(&mut self, exp: u64) {
+    /// Moves the key's end earlier to `at`, such as the `expires_at` of a backend's own record
+    /// of the key, if that is earlier than the end it has. Only ever narrows the grant; times
+    /// are kept to the second, rounded down (earlier).
+    pub fn expire_by(&mut self, at: SystemTime) {
+        let exp = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         self.expires_at = Some(self.expires_at.map_or(exp, |own| own.min(exp)));
     }
 
-    /// When the key stops being accepted, in seconds since the Unix epoch: its own `exp`, and
-    /// for a key checked by keysmith itself the earlier of that and its record's `expires_at`.
-    /// `None` for a key that never expires.
-    pub fn expires_at(&self) -> Option<u64> {
-        self.expires_at
+    /// When the key stops being accepted: its own `exp`, and for a key checked by keysmith
+    /// itself the earlier of that and its record's `expires_at`. `None` for a key that never
+    /// expires.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires_at.map(|exp| UNIX_EPOCH + Duration::from_secs(exp))
     }
 
     /// Whether the key carries `permission`.

@@ -611,3 +611,18 @@ fn cache_stats_count_hits_and_misses() {
     assert!(verifier().verify(&token, now()).is_ok());
     assert_eq!(verifier().cache_stats(), CacheStats::default());
 }
+
+#[test]
+fn api_key_expiry_is_a_time_and_only_narrows() {
+    let v = verifier();
+    v.set_revocations(&revocation_list(NOW - 10, &[], &[]), now()).unwrap();
+    let mut grant = v.verify_api_key(&api_key_token(), now()).unwrap();
+    assert_eq!(grant.expires_at(), Some(at(NOW + 3600)));
+    grant.expire_by(at(NOW + 100));
+    assert_eq!(grant.expires_at(), Some(at(NOW + 100)));
+    // A later end never widens it; sub-second parts round down.
+    grant.expire_by(at(NOW + 200));
+    assert_eq!(grant.expires_at(), Some(at(NOW + 100)));
+    grant.expire_by(at(NOW + 50) + Duration::from_millis(900));
+    assert_eq!(grant.expires_at(), Some(at(NOW + 50)));
+}
