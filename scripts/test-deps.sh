@@ -15,6 +15,7 @@
 #   packages pinned in tests/interop/package.json (jose, express, express-oauth2-jwt-bearer) into
 #   tests/interop/node_modules (ignored by git), and Debian's golang-go with go-jose v2, built in
 #   GOPATH mode (no Go module download).
+# - Debian's sudo, for the runbook commands of docs/operations.md (tests/runbooks.rs).
 # Idempotent: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -74,9 +75,11 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 [[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null || missing+=(nginx)
 command -v wrk >/dev/null || missing+=(wrk)
 command -v go >/dev/null || missing+=(golang-go)
+# sudo: tests/runbooks.rs runs the documented `sudo -u keysmith keysmith …` commands as written.
+command -v sudo >/dev/null || missing+=(sudo)
 [[ -d /usr/share/gocode/src/gopkg.in/square/go-jose.v2 ]] || missing+=(golang-gopkg-square-go-jose.v2-dev)
 if [[ ${#missing[@]} == 0 ]]; then
-    echo "test-deps: chromium, podman, systemd-analyze, redis-server, nginx, wrk, go and go-jose already installed"
+    echo "test-deps: chromium, podman, systemd-analyze, redis-server, nginx, wrk, go, go-jose and sudo already installed"
 else
     echo "test-deps: installing Debian's ${missing[*]}"
     sudo=()

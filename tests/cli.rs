@@ -488,6 +488,63 @@ fn key_files_are_written_only_as_the_key_directorys_owner() {
     }
 }
 
+/// Root signing with the service's keys (`apikey create`, `mint` on a host where the config is
+/// root's) checks the key directory as its owner would: the owner's files are trusted, a file
+/// planted by a third user is not, and nothing is written.
+#[cfg(unix)]
+#[test]
+fn root_signs_with_keys_trusted_as_the_directorys_owner_trusts_them() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let keys_s = keys.to_str().unwrap();
+    let out = keysmith(&["keygen", "--keys", keys_s]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let me = std::fs::metadata(dir.path()).unwrap().uid();
+    let service_user = me + 10_001;
+    let chown_all = |uid: u32| {
+        std::os::unix::fs::chown(&keys, Some(uid), None).expect("chown: the test runs as root");
+        for entry in std::fs::read_dir(&keys).unwrap() {
+            std::os::unix::fs::chown(entry.unwrap().path(), Some(uid), None).unwrap();
+        }
+    };
+    chown_all(service_user);
+    let config = shipped_config();
+    let config = config.to_str().unwrap();
+    let mint = [
+        "mint",
+        "--project",
+        "demo",
+        "--template",
+        "gallery-read",
+        "--config",
+        config,
+        "--keys",
+        keys_s,
+        "--ip",
+        "127.0.0.1",
+    ];
+    let out = keysmith(&mint);
+    assert!(out.status.success(), "root signs with the service user's keys: {}", text(&out.stderr));
+    // A key file of a third user in the service's directory: the service would refuse it.
+    let planted = keys.join("planted.pem");
+    std::fs::copy(
+        std::fs::read_dir(&keys)
+            .unwrap()
+            .find_map(|e| {
+                let path = e.unwrap().path();
+                path.extension().is_some_and(|x| x == "pem").then_some(path)
+            })
+            .unwrap(),
+        &planted,
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&planted, Some(service_user + 1), None).unwrap();
+    let out = keysmith(&mint);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains(&format!("uid {}", service_user + 1)), "{}", text(&out.stderr));
+}
+
 /// `apikey deactivate` no longer asks for a SIGHUP: the service watches the config.
 #[test]
 fn apikey_deactivate_says_the_service_picks_it_up() {

@@ -40,7 +40,7 @@ impl KeyringState {
             Err(e) => return Err(KeyError::Io { path, source: e }),
         }
         let target = resolve_entry(&dir, &path)?;
-        let text = read_trusted(&target)?;
+        let text = read_trusted(&target, acting_uid(&dir))?;
         let state: Self =
             toml::from_str(&text).map_err(|source| KeyError::RecordParse { path: path.clone(), source })?;
         if let Some(bad) = state.keys.iter().find(|k| !is_plain_file_name(&k.file)) {
@@ -140,15 +140,20 @@ pub(crate) fn key_files(dir: &Path) -> Result<Vec<(String, String)>, KeyError> {
 /// time.
 pub(super) fn load_pem_in(dir: &Path, path: &Path) -> Result<(SigningKey, Option<DateTime<Utc>>), KeyError> {
     let target = resolve_entry(dir, path)?;
-    load_pem(&target)
+    load_pem_as(&target, acting_uid(dir))
 }
 
+/// Loads a key file given on its own (`--signing-key-file`), checked for this process's user.
 pub(super) fn load_pem(path: &Path) -> Result<(SigningKey, Option<DateTime<Utc>>), KeyError> {
+    load_pem_as(path, effective_uid())
+}
+
+fn load_pem_as(path: &Path, me: u32) -> Result<(SigningKey, Option<DateTime<Utc>>), KeyError> {
     use std::io::Read as _;
     // Check and read the same open file, so it cannot be swapped in between.
     let mut file = fs::File::open(path).map_err(|e| KeyError::io(path, e))?;
     let meta = file.metadata().map_err(|e| KeyError::io(path, e))?;
-    check_permissions(path, &meta)?;
+    check_permissions(path, &meta, me)?;
     let mut pem = Zeroizing::new(String::new());
     file.read_to_string(&mut pem).map_err(|e| KeyError::io(path, e))?;
     let key = crate::keys::pem::decode(&pem, path)?;
@@ -184,8 +189,33 @@ fn changed_time(_meta: &fs::Metadata) -> Option<DateTime<Utc>> {
 /// [`KeyError::UntrustedOwner`].
 pub(crate) fn trusted_dir(dir: &Path) -> Result<PathBuf, KeyError> {
     let canonical = fs::canonicalize(dir).map_err(|e| KeyError::io(dir, e))?;
-    check_dir(&canonical)?;
+    check_dir(&canonical, acting_uid(&canonical))?;
     Ok(canonical)
+}
+
+/// The user whose view of the key store `dir` this process checks it with: its own, or when it
+/// runs as root, the directory's owner's. Root runs `keysmith apikey create` or `mint` on a host
+/// where the service's user owns the keys (it can read them anyway); checking as that owner
+/// accepts exactly what the service itself accepts and nothing more, so root never trusts a
+/// file the service would refuse. Writing stays the owner's alone ([`create_private_dir`]).
+fn acting_uid(dir: &Path) -> u32 {
+    let me = effective_uid();
+    #[cfg(unix)]
+    if me == 0 {
+        use std::os::unix::fs::MetadataExt as _;
+        return fs::metadata(dir).map_or(me, |meta| meta.uid());
+    }
+    me
+}
+
+#[cfg(unix)]
+fn effective_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+#[cfg(not(unix))]
+fn effective_uid() -> u32 {
+    0
 }
 
 /// Where the entry `path` of the trusted, canonical directory `dir` leads: itself, or for a
@@ -211,17 +241,16 @@ pub(crate) fn resolve_entry(dir: &Path, path: &Path) -> Result<PathBuf, KeyError
             break; // the target itself: the caller checks the file
         }
         through.push(component);
-        check_dir(&through)?;
+        check_dir(&through, acting_uid(dir))?;
     }
     Ok(target)
 }
 
-/// A directory of keys may be changed by its owner alone, who must be this user or root.
+/// A directory of keys may be changed by its owner alone, who must be `me` or root.
 #[cfg(unix)]
-fn check_dir(path: &Path) -> Result<(), KeyError> {
+fn check_dir(path: &Path, me: u32) -> Result<(), KeyError> {
     use std::os::unix::fs::MetadataExt as _;
     let meta = fs::metadata(path).map_err(|e| KeyError::io(path, e))?;
-    let me = rustix::process::geteuid().as_raw();
     check_not_writable_by_others(path, meta.mode(), meta.uid(), me, || Mount::of_path(path))
 }
 
@@ -273,7 +302,7 @@ impl Mount {
 }
 
 #[cfg(not(unix))]
-fn check_dir(_path: &Path) -> Result<(), KeyError> {
+fn check_dir(_path: &Path, _me: u32) -> Result<(), KeyError> {
     Ok(())
 }
 
@@ -296,11 +325,12 @@ pub(crate) fn check_not_writable_by_others(
     Ok(())
 }
 
-/// A private key file must be readable by its owner alone, and owned by this process's user.
+/// A private key file must be readable by its owner alone, and owned by `me` (this process's
+/// user, or the one root acts for: [`acting_uid`]).
 #[cfg(unix)]
-fn check_permissions(path: &Path, meta: &fs::Metadata) -> Result<(), KeyError> {
+fn check_permissions(path: &Path, meta: &fs::Metadata, me: u32) -> Result<(), KeyError> {
     use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-    let (me, my_group) = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
+    let my_group = rustix::process::getegid().as_raw();
     check_mode_and_owner(path, meta.permissions().mode(), (meta.uid(), meta.gid()), (me, my_group))?;
     // Another name for the same file, elsewhere, escapes every check made on this directory.
     if meta.nlink() > 1 {
@@ -332,7 +362,7 @@ pub(super) fn check_mode_and_owner(
 }
 
 #[cfg(not(unix))]
-fn check_permissions(_path: &Path, _meta: &fs::Metadata) -> Result<(), KeyError> {
+fn check_permissions(_path: &Path, _meta: &fs::Metadata, _me: u32) -> Result<(), KeyError> {
     Ok(())
 }
 
@@ -391,7 +421,7 @@ pub(super) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
 
 /// Reads the record, checking on the open file that only its owner (this user or root) can
 /// change it.
-fn read_trusted(path: &Path) -> Result<String, KeyError> {
+fn read_trusted(path: &Path, me: u32) -> Result<String, KeyError> {
     use std::io::Read as _;
     let io = |source| KeyError::Io { path: path.to_owned(), source };
     let mut file = std::fs::File::open(path).map_err(io)?;
@@ -399,7 +429,6 @@ fn read_trusted(path: &Path) -> Result<String, KeyError> {
     {
         use std::os::unix::fs::MetadataExt as _;
         let meta = file.metadata().map_err(io)?;
-        let me = rustix::process::geteuid().as_raw();
         check_not_writable_by_others(path, meta.mode(), meta.uid(), me, || Mount::of_file(&file))?;
     }
     let mut text = String::new();
