@@ -29,6 +29,8 @@ struct RawGate {
     #[serde(default)]
     trusted_proxies: Vec<String>,
     #[serde(default)]
+    allowed_callers: Option<Vec<String>>,
+    #[serde(default)]
     refresh_seconds: Option<u64>,
     #[serde(default)]
     cache_capacity: Option<usize>,
@@ -84,6 +86,11 @@ pub struct GateConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Peers whose `X-Forwarded-For` is believed. Defaults to none.
     pub trusted_proxies: IpRules,
+    /// Peers that may ask `/v1/authorize` (the proxies whose description of the original
+    /// request, key and length is believed); any other peer is refused with `403
+    /// caller_not_allowed`. Defaults to `trusted_proxies`; never empty (a config error), and
+    /// loopback is not added implicitly. `["0.0.0.0/0", "::/0"]` lets every peer ask.
+    pub allowed_callers: IpRules,
     /// How often the JWKS and revocation list are fetched. Defaults to [`DEFAULT_REFRESH_SECONDS`].
     pub refresh: Duration,
     /// Verified tokens cached. Defaults to [`crate::verify::DEFAULT_CACHE_CAPACITY`].
@@ -143,10 +150,11 @@ impl GateConfig {
                 None
             }
         });
-        let trusted_proxies = IpRules::parse(&raw.trusted_proxies).unwrap_or_else(|e| {
-            problem(&format!("trusted_proxies[{}]", e.index), e.source.to_string());
-            IpRules::new(Vec::new())
-        });
+        let trusted_proxies = IpRules::parse(&raw.trusted_proxies)
+            .map_err(|e| problem(&format!("trusted_proxies[{}]", e.index), e.source.to_string()))
+            .ok();
+        let allowed_callers = allowed_callers(raw.allowed_callers.as_deref(), trusted_proxies.as_ref(), &mut problem);
+        let trusted_proxies = trusted_proxies.unwrap_or_else(|| IpRules::new(Vec::new()));
         let refresh = raw.refresh_seconds.unwrap_or(DEFAULT_REFRESH_SECONDS);
         if refresh == 0 || refresh > 3600 {
             problem("refresh_seconds", "must be 1 to 3600".into());
@@ -192,6 +200,7 @@ impl GateConfig {
                 listen,
                 metrics_listen,
                 trusted_proxies,
+                allowed_callers,
                 refresh: Duration::from_secs(refresh),
                 cache_capacity: raw.cache_capacity.unwrap_or(crate::verify::DEFAULT_CACHE_CAPACITY),
                 store,
@@ -202,6 +211,40 @@ impl GateConfig {
             _ => Err(ConfigError::Invalid(problems)),
         }
     }
+}
+
+/// The peers that may ask the gate: `allowed_callers` when set, else `trusted_proxies` (the
+/// proxies that call the gate are the ones whose `X-Forwarded-For` it believes). Empty is a
+/// problem: a gate nobody may ask is a misconfiguration, and letting everyone ask must be said.
+fn allowed_callers(
+    listed: Option<&[String]>,
+    trusted_proxies: Option<&IpRules>,
+    problem: &mut impl FnMut(&str, String),
+) -> IpRules {
+    let callers = match (listed, trusted_proxies) {
+        (None, Some(trusted)) => trusted.clone(),
+        // trusted_proxies is invalid, and reported already: no second problem for it.
+        (None, None) => return IpRules::new(Vec::new()),
+        (Some(list), _) => match IpRules::parse(list) {
+            Ok(rules) => rules,
+            Err(e) => {
+                problem(&format!("allowed_callers[{}]", e.index), e.source.to_string());
+                return IpRules::new(Vec::new());
+            }
+        },
+    };
+    if callers.ranges().is_empty() {
+        let why = if listed.is_some() { "is empty" } else { "is not set and trusted_proxies, its default, is empty" };
+        problem(
+            "allowed_callers",
+            format!(
+                "{why}: no peer may ask /v1/authorize. List the proxies that call the gate (in allowed_callers, \
+                 or in trusted_proxies when they are the same), or allowed_callers = [\"0.0.0.0/0\", \"::/0\"] \
+                 to let every peer ask"
+            ),
+        );
+    }
+    callers
 }
 
 #[cfg(test)]
@@ -246,6 +289,35 @@ upload = true
             let ConfigError::Invalid(problems) = GateConfig::from_toml(&with(bad)).unwrap_err() else { panic!() };
             let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
             assert_eq!(paths, ["metrics_listen"], "{bad}");
+        }
+    }
+
+    #[test]
+    fn allowed_callers_default_to_trusted_proxies_and_are_never_empty() {
+        let c = GateConfig::from_toml(GOOD).unwrap();
+        assert_eq!(c.allowed_callers, c.trusted_proxies);
+        assert!(!c.allowed_callers.contains("127.0.0.2".parse().unwrap()), "loopback is not added implicitly");
+        let with = |line: &str| GOOD.replace("trusted_proxies = [\"127.0.0.1/32\"]", line);
+        let c = GateConfig::from_toml(&with("trusted_proxies = []\nallowed_callers = [\"10.0.0.0/8\"]")).unwrap();
+        assert!(c.allowed_callers.contains("10.1.2.3".parse().unwrap()));
+        assert!(!c.allowed_callers.contains("127.0.0.1".parse().unwrap()));
+        let open = GateConfig::from_toml(&with("allowed_callers = [\"0.0.0.0/0\", \"::/0\"]")).unwrap();
+        assert!(open.allowed_callers.is_anywhere());
+        for (text, path) in [
+            ("trusted_proxies = []", "allowed_callers"),
+            ("", "allowed_callers"),
+            ("trusted_proxies = [\"127.0.0.1/32\"]\nallowed_callers = []", "allowed_callers"),
+            ("allowed_callers = [\"10.0.0.1/8\"]", "allowed_callers[0]"),
+            // An invalid trusted_proxies is one problem, not a second one for its default.
+            ("trusted_proxies = [\"nope\"]", "trusted_proxies[0]"),
+        ] {
+            let ConfigError::Invalid(problems) = GateConfig::from_toml(&with(text)).unwrap_err() else { panic!() };
+            let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
+            assert_eq!(paths, [path], "{text}");
+            if path == "allowed_callers" {
+                let message = &problems[0].message;
+                assert!(message.contains("trusted_proxies") && message.contains("allowed_callers"), "{message}");
+            }
         }
     }
 

@@ -15,6 +15,7 @@ pub use config::{DEFAULT_GATE_LISTEN, DEFAULT_REFRESH_SECONDS, GateConfig, Store
 
 use crate::enforce::{Authorized, Enforcer, Refusal};
 use crate::limits::{LimitStore, MemoryStore, RedisStore, StoreError};
+use crate::policy::ip::IpRules;
 use crate::refresh::{JwksRefresher, RevocationRefresher};
 use crate::token::jwk::{JwkError, KeySet};
 use crate::verify::Verifier;
@@ -56,6 +57,8 @@ pub struct Gate {
     wants_revocations: bool,
     metrics: metrics::GateMetrics,
     metrics_listen: Option<SocketAddr>,
+    /// Peers that may ask `/v1/authorize`.
+    allowed_callers: IpRules,
     /// When a JWKS file was read (a remote JWKS has its refresher's status instead).
     jwks_read: SystemTime,
 }
@@ -96,6 +99,13 @@ impl Gate {
             StoreSetting::Memory => Arc::new(MemoryStore::default()),
             StoreSetting::Redis(url) => Arc::new(RedisStore::connect(url)?),
         };
+        if config.allowed_callers.ranges().iter().any(|range| range.net().prefix_len() == 0) {
+            tracing::warn!(
+                allowed_callers = ?config.allowed_callers.to_strings(),
+                "allowed_callers covers every address of a family: any peer that reaches the gate may describe \
+                 requests to it; list the proxies that call it instead"
+            );
+        }
         let metrics = metrics::GateMetrics::new();
         let enforcer = Enforcer::new(verifier, config.routes)
             .limit_store(metrics.counting(store))
@@ -108,6 +118,7 @@ impl Gate {
             wants_revocations: config.revocations.is_some(),
             metrics,
             metrics_listen: config.metrics_listen,
+            allowed_callers: config.allowed_callers,
             jwks_read: SystemTime::now(),
         })
     }
@@ -197,6 +208,11 @@ async fn authorize(
     headers: HeaderMap,
 ) -> Response {
     let decided = async {
+        // Before any header is read: only an allowed caller's description of a request counts.
+        if !gate.allowed_callers.contains(peer.ip()) {
+            tracing::warn!(code = Refusal::CallerNotAllowed.code(), peer = %peer.ip(), "refused");
+            return Err(Refusal::CallerNotAllowed);
+        }
         let (method, uri) = original_request(&headers).ok_or(Refusal::InvalidTarget)?;
         let client = gate.enforcer.client_ip(peer.ip(), &headers)?;
         let authorized = gate.enforcer.authorize(&method, &uri, &headers, client, SystemTime::now()).await;
