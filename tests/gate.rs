@@ -855,3 +855,151 @@ fn the_gate_refuses_to_start_when_no_peer_may_ask() {
         assert!(stderr.contains("allowed_callers") && stderr.contains("trusted_proxies"), "{stderr}");
     }
 }
+
+/// An issuer signing with the key of `seed` (the tests' usual one is 7).
+fn issuer_with_key(text: &str, seed: u8) -> Issuer {
+    let config = Config::from_toml(text, Path::new(".")).unwrap();
+    let key = SigningKey::new(&ed25519_dalek::SigningKey::from_bytes(&[seed; 32]));
+    Issuer::from_parts(config, Keyring::single(key), None)
+}
+
+fn jwks_of(issuer: &Issuer) -> String {
+    serde_json::to_string(&issuer.keyring().jwks()).unwrap()
+}
+
+/// A gate whose `jwks` is the file `jwks` (no revocation list), its log captured.
+async fn gate_with_jwks_file(jwks: &Path) -> GateProcess {
+    let toml = gate_toml(9, "memory", "deny", "")
+        .replace(
+            "jwks = \"http://127.0.0.1:9/.well-known/jwks.json\"",
+            &format!("jwks = {:?}", jwks.display().to_string()),
+        )
+        .replace("revocations = \"http://127.0.0.1:9/v1/revocations\"\n", "");
+    assert!(toml.contains(&jwks.display().to_string()) && !toml.contains("revocations"), "{toml}");
+    GateProcess::spawn(&toml, Stdio::piped()).await
+}
+
+/// `/v1/authorize` for an upload with `token`, as nginx asks it.
+fn ask_upload(port: u16, token: &str) -> Reply {
+    let auth = bearer(token);
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("X-Forwarded-Method", "PUT"),
+        ("X-Forwarded-Uri", "/files/uploads/x.bin"),
+        ("X-Forwarded-For", "10.1.2.3"),
+    ];
+    request(port, "GET", "/v1/authorize", &headers).unwrap()
+}
+
+/// Waits up to `seconds` for `ok`.
+async fn eventually(what: &str, seconds: u64, ok: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what}: not within {seconds} s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A directory laid out as Kubernetes mounts a ConfigMap: `jwks.json -> ..data/jwks.json`,
+/// `..data -> ..<version>`; a new version is a new directory and an atomic swap of `..data`.
+#[cfg(unix)]
+struct ConfigMapVolume {
+    dir: tempfile::TempDir,
+    version: u32,
+}
+
+#[cfg(unix)]
+impl ConfigMapVolume {
+    fn new(jwks: &str) -> Self {
+        let mut volume = Self { dir: tempfile::tempdir().unwrap(), version: 0 };
+        volume.publish(jwks);
+        std::os::unix::fs::symlink("..data/jwks.json", volume.dir.path().join("jwks.json")).unwrap();
+        volume
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("jwks.json")
+    }
+
+    /// Writes `jwks` as a new version, swaps `..data` to it, and removes the old version.
+    fn publish(&mut self, jwks: &str) {
+        let dir = self.dir.path();
+        self.version += 1;
+        let version = format!("..v{}", self.version);
+        std::fs::create_dir(dir.join(&version)).unwrap();
+        std::fs::write(dir.join(&version).join("jwks.json"), jwks).unwrap();
+        std::os::unix::fs::symlink(&version, dir.join("..data_tmp")).unwrap();
+        std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+        if self.version > 1 {
+            std::fs::remove_dir_all(dir.join(format!("..v{}", self.version - 1))).unwrap();
+        }
+    }
+}
+
+/// A JWKS file is re-read when it changes, here as a ConfigMap changes (its `..data` symlink
+/// swapped): a token of the new key is allowed within a few seconds, and the old key, no
+/// longer in the file, is refused.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_jwks_file_is_reloaded_through_the_configmap_symlink() {
+    let (old, new) = (issuer(&config(1, "")), issuer_with_key(&config(1, ""), 8));
+    let mut volume = ConfigMapVolume::new(&jwks_of(&old));
+    let gate = gate_with_jwks_file(&volume.path()).await;
+    let (old_token, new_token) = (mint(&old, "demo", "up"), mint(&new, "demo", "up"));
+    assert_eq!(ask_upload(gate.port, &old_token).status, 200);
+    assert_eq!(ask_upload(gate.port, &new_token).status, 401);
+
+    volume.publish(&jwks_of(&new));
+    let port = gate.port;
+    eventually("the new key allowed", 5, || ask_upload(port, &new_token).status == 200).await;
+    let refused = ask_upload(gate.port, &old_token);
+    assert_eq!(refused.status, 401, "{}", refused.head);
+    let (_, metrics) = scrape(gate.port);
+    assert_eq!(metrics["keysmith_gate_jwks_load_failures_total{}"], 0.0, "{metrics:?}");
+    assert!(metrics["keysmith_gate_jwks_age_seconds{}"] <= 2.0, "{metrics:?}");
+}
+
+/// A JWKS file that does not parse keeps the last good keys; the failure is logged and counted
+/// once for that version of the file, and the JWKS age keeps growing from the last good load.
+/// A valid file again is loaded again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbage_jwks_file_keeps_the_last_good_keys_and_shows_in_metrics() {
+    let (old, new) = (issuer(&config(1, "")), issuer_with_key(&config(1, ""), 8));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jwks.json");
+    std::fs::write(&path, jwks_of(&old)).unwrap();
+    let gate = gate_with_jwks_file(&path).await;
+    let old_token = mint(&old, "demo", "up");
+    assert_eq!(ask_upload(gate.port, &old_token).status, 200);
+    let (_, before) = scrape(gate.port);
+    assert_eq!(before["keysmith_gate_jwks_load_failures_total{}"], 0.0, "{before:?}");
+
+    // Rewritten in place (same inode), as an editor or `cp` would.
+    std::fs::write(&path, "{\"keys\": [{\"kty\": \"garbage\"").unwrap();
+    let port = gate.port;
+    let failures = move || scrape(port).1["keysmith_gate_jwks_load_failures_total{}"];
+    eventually("the failed load counted", 5, || failures() >= 1.0).await;
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let (_, after) = scrape(gate.port);
+    assert_eq!(after["keysmith_gate_jwks_load_failures_total{}"], 1.0, "one version, one failure: {after:?}");
+    assert!(after["keysmith_gate_jwks_age_seconds{}"] >= 3.0, "{after:?}");
+    assert_eq!(after["keysmith_gate_ready{}"], 1.0, "{after:?}");
+    assert_eq!(ask_upload(gate.port, &old_token).status, 200);
+
+    // A valid file again: loaded, the age back near zero, no further failure.
+    let both = format!(
+        "{{\"keys\": [{}, {}]}}",
+        serde_json::to_value(old.keyring().jwks()).unwrap()["keys"][0],
+        serde_json::to_value(new.keyring().jwks()).unwrap()["keys"][0]
+    );
+    std::fs::write(&path, both).unwrap();
+    let new_token = mint(&new, "demo", "up");
+    eventually("the repaired file loaded", 5, || ask_upload(port, &new_token).status == 200).await;
+    assert_eq!(ask_upload(gate.port, &old_token).status, 200);
+    let (_, repaired) = scrape(gate.port);
+    assert_eq!(repaired["keysmith_gate_jwks_load_failures_total{}"], 1.0, "{repaired:?}");
+    assert!(repaired["keysmith_gate_jwks_age_seconds{}"] <= 2.0, "{repaired:?}");
+    let log = gate.stop();
+    assert_eq!(log.matches("JWKS file not loaded").count(), 1, "{log}");
+    assert!(log.contains(&path.display().to_string()), "{log}");
+}

@@ -75,7 +75,8 @@ pub struct GateConfig {
     pub issuer: String,
     /// The expected `aud` (project).
     pub audience: String,
-    /// The JWKS: an `http(s)://` URL refreshed in the background, or a file read at start.
+    /// The JWKS: an `http(s)://` URL refreshed in the background, or a file read at start and
+    /// re-read whenever it changes (looked at every [`super::JWKS_FILE_POLL`]).
     pub jwks: String,
     /// The revocation list URL, if permanent keys and early template revocation are wanted.
     pub revocations: Option<String>,
