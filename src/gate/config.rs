@@ -1,7 +1,7 @@
 //! `gate.toml`: parsed as strictly as `config.toml` (unknown keys are refused with their paths),
 //! then validated with every problem reported at once.
 
-use crate::config::{ConfigError, Problem, from_toml_strict};
+use crate::config::{ConfigError, Problem, from_toml_strict_with};
 use crate::enforce::{OnStoreError, RouteSpec, Routes};
 use crate::policy::ip::IpRules;
 use crate::policy::scope_rules::ScopeRules;
@@ -14,6 +14,31 @@ use std::time::Duration;
 pub const DEFAULT_GATE_LISTEN: &str = "127.0.0.1:9090";
 /// How often the JWKS and revocation list are fetched by default, in seconds.
 pub const DEFAULT_REFRESH_SECONDS: u64 = 30;
+
+/// Every setting of `gate.toml`, for the "did you mean" of an unknown key (a unit test keeps
+/// it equal to the fields of the structs below).
+const SETTINGS: &[&str] = &[
+    "issuer",
+    "audience",
+    "jwks",
+    "revocations",
+    "listen",
+    "metrics_listen",
+    "trusted_proxies",
+    "allowed_callers",
+    "refresh_seconds",
+    "cache_capacity",
+    "limits.store",
+    "limits.on_store_error",
+    "routes[].methods",
+    "routes[].path",
+    "routes[].permission",
+    "routes[].dir",
+    "routes[].upload",
+    "catalog.permissions",
+    "catalog.upload_scoped",
+    "catalog.list_scoped",
+];
 
 #[derive(Debug, Deserialize)]
 struct RawGate {
@@ -123,7 +148,8 @@ impl GateConfig {
     ///
     /// As [`GateConfig::load`].
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let raw: RawGate = from_toml_strict(text)?;
+        let settings: Vec<String> = SETTINGS.iter().map(|s| (*s).to_owned()).collect();
+        let raw: RawGate = from_toml_strict_with(text, &settings)?;
         let mut problems = Vec::new();
         let mut problem = |path: &str, message: String| problems.push(Problem { path: path.to_owned(), message });
         for (key, value) in [("issuer", &raw.issuer), ("audience", &raw.audience), ("jwks", &raw.jwks)] {
@@ -330,6 +356,72 @@ upload = true
         let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
         assert!(paths.contains(&"limits.stor"), "{paths:?}");
         assert!(paths.contains(&"routes[0].uplod_dir"), "{paths:?}");
+    }
+
+    #[test]
+    fn a_misspelt_key_is_refused_with_the_setting_meant() {
+        let text = GOOD
+            .replace("trusted_proxies", "allowed_caller = [\"127.0.0.1/32\"]\ntrusted_proxies")
+            .replace("on_store_error", "on_store_eror")
+            .replace("upload = true", "uplaod = true");
+        let ConfigError::Invalid(problems) = GateConfig::from_toml(&text).unwrap_err() else { panic!() };
+        let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "allowed_caller: unknown setting (did you mean allowed_callers?)",
+                "limits.on_store_eror: unknown setting (did you mean on_store_error?)",
+                "routes[0].uplaod: unknown setting (did you mean upload?)",
+            ]
+        );
+    }
+
+    /// The field names serde asks for when it deserializes the struct `T`.
+    fn fields_of<T: serde::de::DeserializeOwned>() -> Vec<String> {
+        struct Probe<'a>(&'a mut Vec<String>);
+        impl<'de> serde::Deserializer<'de> for Probe<'_> {
+            type Error = serde::de::value::Error;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+                Err(serde::de::Error::custom("not a struct"))
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                self.0.extend(fields.iter().map(|f| (*f).to_owned()));
+                Err(serde::de::Error::custom("probed"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+                unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+            }
+        }
+        let mut fields = Vec::new();
+        assert!(T::deserialize(Probe(&mut fields)).is_err());
+        fields
+    }
+
+    #[test]
+    fn the_settings_for_suggestions_are_every_field() {
+        let tables = [
+            ("limits", fields_of::<RawLimits>()),
+            ("routes[]", fields_of::<RouteSpec>()),
+            ("catalog", fields_of::<RawCatalog>()),
+        ];
+        let mut expected: Vec<String> = fields_of::<RawGate>()
+            .into_iter()
+            .filter(|f| !tables.iter().any(|(table, _)| table.trim_end_matches("[]") == f))
+            .collect();
+        for (table, fields) in &tables {
+            expected.extend(fields.iter().map(|f| format!("{table}.{f}")));
+        }
+        assert!(expected.len() > 10, "{expected:?}");
+        expected.sort();
+        let mut listed: Vec<String> = SETTINGS.iter().map(|s| (*s).to_owned()).collect();
+        listed.sort();
+        assert_eq!(listed, expected);
     }
 
     #[test]
