@@ -136,10 +136,53 @@ impl GateProcess {
 
     /// As [`GateProcess::start`], with `extra` top-level keys in `gate.toml`.
     async fn start_with(backend: u16, store: &str, on_store_error: &str, extra: &str) -> Self {
+        Self::spawn(&gate_toml(backend, store, on_store_error, extra), Stdio::inherit()).await
+    }
+
+    /// A gate with this `gate.toml`, its log to `stderr`, once `/healthz` answers `200`.
+    async fn spawn(toml: &str, stderr: Stdio) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let toml = format!(
-            r#"
+        let path = dir.path().join("gate.toml");
+        std::fs::write(&path, toml).unwrap();
+        let child = common::keysmith()
+            .args(["gate", "--listen", &format!("127.0.0.1:{port}"), "--config"])
+            .arg(&path)
+            .env("KEYSMITH_LOG", "warn")
+            .stdin(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut gate = Self { port, child, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if request(port, "GET", "/healthz", &[]).is_ok_and(|r| r.status == 200) {
+                return gate;
+            }
+            if let Some(status) = gate.child.try_wait().unwrap() {
+                panic!("the gate on port {port} exited: {status}");
+            }
+            assert!(Instant::now() < deadline, "the gate on port {port} did not become ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops the gate and returns what it logged (when started with `Stdio::piped()`).
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let mut log = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            stderr.read_to_string(&mut log).unwrap();
+        }
+        log
+    }
+}
+
+/// The `gate.toml` of the tests: the backend's JWKS and revocation list, nginx's address
+/// (`127.0.0.1`) as the trusted proxy, and `extra` top-level keys.
+fn gate_toml(backend: u16, store: &str, on_store_error: &str, extra: &str) -> String {
+    format!(
+        r#"
 issuer = "{ISSUER}"
 audience = "demo"
 jwks = "http://127.0.0.1:{backend}/.well-known/jwks.json"
@@ -165,26 +208,7 @@ path = "/list/{{*dir}}"
 permission = "OBJECTS_LIST"
 dir = "capture:dir"
 "#
-        );
-        let path = dir.path().join("gate.toml");
-        std::fs::write(&path, toml).unwrap();
-        let child = common::keysmith()
-            .args(["gate", "--listen", &format!("127.0.0.1:{port}"), "--config"])
-            .arg(&path)
-            .env("KEYSMITH_LOG", "warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let gate = Self { port, child, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if request(port, "GET", "/healthz", &[]).is_ok_and(|r| r.status == 200) {
-                return gate;
-            }
-            assert!(Instant::now() < deadline, "the gate on port {port} did not become ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    )
 }
 
 impl Drop for GateProcess {
@@ -340,7 +364,28 @@ fn request_with_body(
     headers: &[(&str, &str)],
     body: &str,
 ) -> std::io::Result<Reply> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    exchange(TcpStream::connect(("127.0.0.1", port))?, method, target, headers, body)
+}
+
+/// As [`request`], from the loopback address `source` (`127.0.0.2` is "another host" to a
+/// gate on `127.0.0.1`).
+async fn request_from(source: Ipv4Addr, port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> Reply {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((source, 0).into()).unwrap();
+    let stream = socket.connect((Ipv4Addr::LOCALHOST, port).into()).await.unwrap();
+    let stream = stream.into_std().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    tokio::task::block_in_place(|| exchange(stream, method, target, headers, "hello")).unwrap()
+}
+
+/// One request on `stream`, and its reply.
+fn exchange(
+    mut stream: TcpStream,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<Reply> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let length = body.len();
     let mut text =
@@ -695,4 +740,266 @@ async fn gate_metrics_listen_moves_metrics_off_the_main_listener() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(parsed.contains_key("keysmith_gate_cache_entries{}"), "{parsed:?}");
+}
+
+/// The documents of [`config`]`(1, "")`'s issuer, served by a backend.
+async fn backend_for(issuer: &Issuer) -> u16 {
+    let docs = Documents {
+        jwks: Arc::new(Mutex::new(serde_json::to_string(&issuer.keyring().jwks()).unwrap())),
+        revocations: Arc::new(Mutex::new(issuer.revocation_list(SystemTime::now()).unwrap().token)),
+    };
+    start_backend(docs).await
+}
+
+const OTHER_HOST: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+/// Only `allowed_callers` (by default `trusted_proxies`) may ask `/v1/authorize`: another host
+/// is refused with `caller_not_allowed` however valid its key and its description of the
+/// request, and counted; `/healthz` and `/metrics` stay open to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_outside_allowed_callers_is_refused_whatever_it_sends() {
+    let first = issuer(&config(1, ""));
+    let backend = backend_for(&first).await;
+    let gate = GateProcess::start(backend, "memory", "deny").await;
+    let auth = bearer(&mint(&first, "demo", "up"));
+    let forwarded = [
+        ("Authorization", auth.as_str()),
+        ("X-Forwarded-Method", "PUT"),
+        ("X-Forwarded-Uri", "/files/uploads/x.bin"),
+        ("X-Forwarded-For", "10.1.2.3"),
+    ];
+    let original = [
+        ("Authorization", auth.as_str()),
+        ("X-Original-Method", "PUT"),
+        ("X-Original-URI", "/files/uploads/x.bin"),
+        ("X-Original-Content-Length", "5"),
+        ("X-Forwarded-For", "10.1.2.3"),
+    ];
+    let (_, before) = scrape(gate.port);
+
+    for headers in [&forwarded[..], &original[..]] {
+        let inside = request_from(Ipv4Addr::LOCALHOST, gate.port, "GET", "/v1/authorize", headers).await;
+        assert_eq!(inside.status, 200, "{}\n{}", inside.head, inside.body);
+        let outside = request_from(OTHER_HOST, gate.port, "GET", "/v1/authorize", headers).await;
+        assert_eq!((outside.status, outside.code().as_str()), (403, "caller_not_allowed"), "{}", outside.head);
+        assert_eq!(outside.header("content-type").as_deref(), Some("application/problem+json"));
+        assert!(outside.body.contains(r#""code":"caller_not_allowed""#), "{}", outside.body);
+        assert!(outside.header("x-keysmith-subject").is_none(), "{}", outside.head);
+    }
+    assert_eq!(request_from(OTHER_HOST, gate.port, "GET", "/healthz", &[]).await.status, 200);
+    let metrics = request_from(OTHER_HOST, gate.port, "GET", "/metrics", &[]).await;
+    assert_eq!(metrics.status, 200);
+    let after = samples(&metrics.body);
+    let moved = |key: &str| after.get(key).copied().unwrap_or(0.0) - before.get(key).copied().unwrap_or(0.0);
+    assert_eq!(moved(r#"keysmith_gate_decisions_total{code="caller_not_allowed"}"#), 2.0, "{after:?}");
+    assert_eq!(moved(r#"keysmith_gate_decisions_total{code="allowed"}"#), 2.0, "{after:?}");
+    drop(gate);
+
+    // Set, allowed_callers replaces the default; loopback is not added to it.
+    let gate = GateProcess::start_with(backend, "memory", "deny", r#"allowed_callers = ["127.0.0.2/32"]"#).await;
+    let inside = request_from(OTHER_HOST, gate.port, "GET", "/v1/authorize", &forwarded).await;
+    assert_eq!(inside.status, 200, "{}\n{}", inside.head, inside.body);
+    let outside = request_from(Ipv4Addr::LOCALHOST, gate.port, "GET", "/v1/authorize", &forwarded).await;
+    assert_eq!((outside.status, outside.code().as_str()), (403, "caller_not_allowed"), "{}", outside.head);
+}
+
+/// `allowed_callers = ["0.0.0.0/0", "::/0"]` is the explicit opt-out: every peer may ask, and
+/// the gate says so in its log at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_callers_everywhere_lets_any_peer_ask_and_warns_at_start() {
+    let first = issuer(&config(1, ""));
+    let backend = backend_for(&first).await;
+    let toml = gate_toml(backend, "memory", "deny", r#"allowed_callers = ["0.0.0.0/0", "::/0"]"#);
+    let gate = GateProcess::spawn(&toml, Stdio::piped()).await;
+    let auth = bearer(&mint(&first, "demo", "up"));
+    let headers =
+        [("Authorization", auth.as_str()), ("X-Forwarded-Method", "PUT"), ("X-Forwarded-Uri", "/files/uploads/x")];
+    assert_eq!(request_from(OTHER_HOST, gate.port, "GET", "/v1/authorize", &headers).await.status, 200);
+    let log = gate.stop();
+    assert!(log.contains("WARN") && log.contains("allowed_callers covers every address"), "{log}");
+}
+
+/// A gate nobody may ask does not start: `trusted_proxies = []` without `allowed_callers`
+/// (the default), or an empty `allowed_callers`, is a config error naming both keys.
+#[test]
+fn the_gate_refuses_to_start_when_no_peer_may_ask() {
+    for (trusted, callers) in [("[]", ""), ("[\"127.0.0.1/32\"]", "allowed_callers = []")] {
+        let toml = gate_toml(9, "memory", "deny", callers)
+            .replace(r#"trusted_proxies = ["127.0.0.1/32"]"#, &format!("trusted_proxies = {trusted}"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gate.toml");
+        std::fs::write(&path, toml).unwrap();
+        let mut child = common::keysmith()
+            .args(["gate", "--listen", &format!("127.0.0.1:{}", free_port()), "--config"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the gate started with trusted_proxies = {trusted} and {callers:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        assert!(!status.success(), "{stderr}");
+        assert!(stderr.contains("allowed_callers") && stderr.contains("trusted_proxies"), "{stderr}");
+    }
+}
+
+/// An issuer signing with the key of `seed` (the tests' usual one is 7).
+fn issuer_with_key(text: &str, seed: u8) -> Issuer {
+    let config = Config::from_toml(text, Path::new(".")).unwrap();
+    let key = SigningKey::new(&ed25519_dalek::SigningKey::from_bytes(&[seed; 32]));
+    Issuer::from_parts(config, Keyring::single(key), None)
+}
+
+fn jwks_of(issuer: &Issuer) -> String {
+    serde_json::to_string(&issuer.keyring().jwks()).unwrap()
+}
+
+/// A gate whose `jwks` is the file `jwks` (no revocation list), its log captured.
+async fn gate_with_jwks_file(jwks: &Path) -> GateProcess {
+    let toml = gate_toml(9, "memory", "deny", "")
+        .replace(
+            "jwks = \"http://127.0.0.1:9/.well-known/jwks.json\"",
+            &format!("jwks = {:?}", jwks.display().to_string()),
+        )
+        .replace("revocations = \"http://127.0.0.1:9/v1/revocations\"\n", "");
+    assert!(toml.contains(&jwks.display().to_string()) && !toml.contains("revocations"), "{toml}");
+    GateProcess::spawn(&toml, Stdio::piped()).await
+}
+
+/// `/v1/authorize` for an upload with `token`, as nginx asks it.
+fn ask_upload(port: u16, token: &str) -> Reply {
+    let auth = bearer(token);
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("X-Forwarded-Method", "PUT"),
+        ("X-Forwarded-Uri", "/files/uploads/x.bin"),
+        ("X-Forwarded-For", "10.1.2.3"),
+    ];
+    request(port, "GET", "/v1/authorize", &headers).unwrap()
+}
+
+/// Waits up to `seconds` for `ok`.
+async fn eventually(what: &str, seconds: u64, ok: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what}: not within {seconds} s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A directory laid out as Kubernetes mounts a ConfigMap: `jwks.json -> ..data/jwks.json`,
+/// `..data -> ..<version>`; a new version is a new directory and an atomic swap of `..data`.
+#[cfg(unix)]
+struct ConfigMapVolume {
+    dir: tempfile::TempDir,
+    version: u32,
+}
+
+#[cfg(unix)]
+impl ConfigMapVolume {
+    fn new(jwks: &str) -> Self {
+        let mut volume = Self { dir: tempfile::tempdir().unwrap(), version: 0 };
+        volume.publish(jwks);
+        std::os::unix::fs::symlink("..data/jwks.json", volume.dir.path().join("jwks.json")).unwrap();
+        volume
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("jwks.json")
+    }
+
+    /// Writes `jwks` as a new version, swaps `..data` to it, and removes the old version.
+    fn publish(&mut self, jwks: &str) {
+        let dir = self.dir.path();
+        self.version += 1;
+        let version = format!("..v{}", self.version);
+        std::fs::create_dir(dir.join(&version)).unwrap();
+        std::fs::write(dir.join(&version).join("jwks.json"), jwks).unwrap();
+        std::os::unix::fs::symlink(&version, dir.join("..data_tmp")).unwrap();
+        std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+        if self.version > 1 {
+            std::fs::remove_dir_all(dir.join(format!("..v{}", self.version - 1))).unwrap();
+        }
+    }
+}
+
+/// A JWKS file is re-read when it changes, here as a ConfigMap changes (its `..data` symlink
+/// swapped): a token of the new key is allowed within a few seconds, and the old key, no
+/// longer in the file, is refused.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_jwks_file_is_reloaded_through_the_configmap_symlink() {
+    let (old, new) = (issuer(&config(1, "")), issuer_with_key(&config(1, ""), 8));
+    let mut volume = ConfigMapVolume::new(&jwks_of(&old));
+    let gate = gate_with_jwks_file(&volume.path()).await;
+    let (old_token, new_token) = (mint(&old, "demo", "up"), mint(&new, "demo", "up"));
+    assert_eq!(ask_upload(gate.port, &old_token).status, 200);
+    assert_eq!(ask_upload(gate.port, &new_token).status, 401);
+
+    volume.publish(&jwks_of(&new));
+    let port = gate.port;
+    eventually("the new key allowed", 5, || ask_upload(port, &new_token).status == 200).await;
+    let refused = ask_upload(gate.port, &old_token);
+    assert_eq!(refused.status, 401, "{}", refused.head);
+    let (_, metrics) = scrape(gate.port);
+    assert_eq!(metrics["keysmith_gate_jwks_load_failures_total{}"], 0.0, "{metrics:?}");
+    assert!(metrics["keysmith_gate_jwks_age_seconds{}"] <= 2.0, "{metrics:?}");
+}
+
+/// A JWKS file that does not parse keeps the last good keys; the failure is logged and counted
+/// once for that version of the file, and the JWKS age keeps growing from the last good load.
+/// A valid file again is loaded again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbage_jwks_file_keeps_the_last_good_keys_and_shows_in_metrics() {
+    let (old, new) = (issuer(&config(1, "")), issuer_with_key(&config(1, ""), 8));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jwks.json");
+    std::fs::write(&path, jwks_of(&old)).unwrap();
+    let gate = gate_with_jwks_file(&path).await;
+    let old_token = mint(&old, "demo", "up");
+    assert_eq!(ask_upload(gate.port, &old_token).status, 200);
+    let (_, before) = scrape(gate.port);
+    assert_eq!(before["keysmith_gate_jwks_load_failures_total{}"], 0.0, "{before:?}");
+
+    // Rewritten in place (same inode), as an editor or `cp` would.
+    std::fs::write(&path, "{\"keys\": [{\"kty\": \"garbage\"").unwrap();
+    let port = gate.port;
+    let failures = move || scrape(port).1["keysmith_gate_jwks_load_failures_total{}"];
+    eventually("the failed load counted", 5, || failures() >= 1.0).await;
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let (_, after) = scrape(gate.port);
+    assert_eq!(after["keysmith_gate_jwks_load_failures_total{}"], 1.0, "one version, one failure: {after:?}");
+    assert!(after["keysmith_gate_jwks_age_seconds{}"] >= 3.0, "{after:?}");
+    assert_eq!(after["keysmith_gate_ready{}"], 1.0, "{after:?}");
+    assert_eq!(ask_upload(gate.port, &old_token).status, 200);
+
+    // A valid file again: loaded, the age back near zero, no further failure.
+    let both = format!(
+        "{{\"keys\": [{}, {}]}}",
+        serde_json::to_value(old.keyring().jwks()).unwrap()["keys"][0],
+        serde_json::to_value(new.keyring().jwks()).unwrap()["keys"][0]
+    );
+    std::fs::write(&path, both).unwrap();
+    let new_token = mint(&new, "demo", "up");
+    eventually("the repaired file loaded", 5, || ask_upload(port, &new_token).status == 200).await;
+    assert_eq!(ask_upload(gate.port, &old_token).status, 200);
+    let (_, repaired) = scrape(gate.port);
+    assert_eq!(repaired["keysmith_gate_jwks_load_failures_total{}"], 1.0, "{repaired:?}");
+    assert!(repaired["keysmith_gate_jwks_age_seconds{}"] <= 2.0, "{repaired:?}");
+    let log = gate.stop();
+    assert_eq!(log.matches("JWKS file not loaded").count(), 1, "{log}");
+    assert!(log.contains(&path.display().to_string()), "{log}");
 }

@@ -275,6 +275,16 @@ pub(crate) fn unix_of(text: &str) -> Option<u64> {
 ///
 /// A [`ConfigError`].
 pub fn from_toml_strict<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+    from_toml_strict_with(text, &[])
+}
+
+/// [`from_toml_strict`], with the document's setting paths (as [`raw::setting_paths`] gives
+/// them for `config.toml`: `limits.store`, `routes[].path`) so an unknown key close to one of
+/// them is reported with a "did you mean".
+pub(crate) fn from_toml_strict_with<T: serde::de::DeserializeOwned>(
+    text: &str,
+    settings: &[String],
+) -> Result<T, ConfigError> {
     if text.len() as u64 > MAX_CONFIG_LEN {
         return Err(ConfigError::TooLarge);
     }
@@ -286,7 +296,7 @@ pub fn from_toml_strict<T: serde::de::DeserializeOwned>(text: &str) -> Result<T,
         steps(&path, &mut list);
         ignored.push(list);
     });
-    let unknown: Vec<Problem> = ignored.iter().map(|steps| unknown_setting(steps, &[])).collect();
+    let unknown: Vec<Problem> = ignored.iter().map(|steps| unknown_setting(steps, settings)).collect();
     let value = value.map_err(|source| {
         let mut message = parse_error(text, &source);
         for p in &unknown {

@@ -47,6 +47,11 @@ pub enum Refusal {
     /// A trusted proxy sent a malformed forwarding header, or no peer address is known: 400.
     #[error("the client address cannot be determined")]
     ClientAddress,
+    /// The peer asking a forward-auth service (`keysmith gate`) is not one of its
+    /// `allowed_callers`, so its description of a request is not believed: 403
+    /// (`caller_not_allowed`).
+    #[error("this peer may not ask for decisions")]
+    CallerNotAllowed,
 }
 
 impl Refusal {
@@ -62,7 +67,7 @@ impl Refusal {
             Self::Denied(Denied::FileTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Denied(Denied::ContentTypeNotAllowed(_)) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Denied(Denied::LengthRequired) => StatusCode::LENGTH_REQUIRED,
-            Self::Denied(_) | Self::NoRoute | Self::InvalidTarget => StatusCode::FORBIDDEN,
+            Self::Denied(_) | Self::NoRoute | Self::InvalidTarget | Self::CallerNotAllowed => StatusCode::FORBIDDEN,
             Self::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::ClientAddress => StatusCode::BAD_REQUEST,
@@ -71,7 +76,7 @@ impl Refusal {
 
     /// The stable problem code: [`VerifyError::code`], [`Denied::code`], `key_missing`,
     /// `key_malformed`, `no_route`, `invalid_path`, `limit_per_min`, `limit_per_source_ip`,
-    /// `limit_store_unavailable` or `client_address`.
+    /// `limit_store_unavailable`, `client_address` or `caller_not_allowed`.
     pub fn code(&self) -> &'static str {
         match self {
             Self::Key(e) => e.code(),
@@ -82,6 +87,7 @@ impl Refusal {
             Self::Limited { limit, .. } => limit.code(),
             Self::StoreUnavailable => "limit_store_unavailable",
             Self::ClientAddress => "client_address",
+            Self::CallerNotAllowed => "caller_not_allowed",
         }
     }
 
@@ -164,6 +170,7 @@ mod tests {
             ),
             (Refusal::Limited { limit: Limit::PerSourceIp, retry_after: None }, 429, "limit_per_source_ip"),
             (Refusal::StoreUnavailable, 503, "limit_store_unavailable"),
+            (Refusal::CallerNotAllowed, 403, "caller_not_allowed"),
         ];
         for (refusal, status, code) in cases {
             assert_eq!((refusal.status().as_u16(), refusal.code()), (status, code), "{refusal:?}");

@@ -1,7 +1,7 @@
 //! `gate.toml`: parsed as strictly as `config.toml` (unknown keys are refused with their paths),
 //! then validated with every problem reported at once.
 
-use crate::config::{ConfigError, Problem, from_toml_strict};
+use crate::config::{ConfigError, Problem, from_toml_strict_with};
 use crate::enforce::{OnStoreError, RouteSpec, Routes};
 use crate::policy::ip::IpRules;
 use crate::policy::scope_rules::ScopeRules;
@@ -14,6 +14,31 @@ use std::time::Duration;
 pub const DEFAULT_GATE_LISTEN: &str = "127.0.0.1:9090";
 /// How often the JWKS and revocation list are fetched by default, in seconds.
 pub const DEFAULT_REFRESH_SECONDS: u64 = 30;
+
+/// Every setting of `gate.toml`, for the "did you mean" of an unknown key (a unit test keeps
+/// it equal to the fields of the structs below).
+const SETTINGS: &[&str] = &[
+    "issuer",
+    "audience",
+    "jwks",
+    "revocations",
+    "listen",
+    "metrics_listen",
+    "trusted_proxies",
+    "allowed_callers",
+    "refresh_seconds",
+    "cache_capacity",
+    "limits.store",
+    "limits.on_store_error",
+    "routes[].methods",
+    "routes[].path",
+    "routes[].permission",
+    "routes[].dir",
+    "routes[].upload",
+    "catalog.permissions",
+    "catalog.upload_scoped",
+    "catalog.list_scoped",
+];
 
 #[derive(Debug, Deserialize)]
 struct RawGate {
@@ -28,6 +53,8 @@ struct RawGate {
     metrics_listen: Option<String>,
     #[serde(default)]
     trusted_proxies: Vec<String>,
+    #[serde(default)]
+    allowed_callers: Option<Vec<String>>,
     #[serde(default)]
     refresh_seconds: Option<u64>,
     #[serde(default)]
@@ -73,7 +100,8 @@ pub struct GateConfig {
     pub issuer: String,
     /// The expected `aud` (project).
     pub audience: String,
-    /// The JWKS: an `http(s)://` URL refreshed in the background, or a file read at start.
+    /// The JWKS: an `http(s)://` URL refreshed in the background, or a file read at start and
+    /// re-read whenever it changes (looked at every [`super::JWKS_FILE_POLL`]).
     pub jwks: String,
     /// The revocation list URL, if permanent keys and early template revocation are wanted.
     pub revocations: Option<String>,
@@ -84,6 +112,11 @@ pub struct GateConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Peers whose `X-Forwarded-For` is believed. Defaults to none.
     pub trusted_proxies: IpRules,
+    /// Peers that may ask `/v1/authorize` (the proxies whose description of the original
+    /// request, key and length is believed); any other peer is refused with `403
+    /// caller_not_allowed`. Defaults to `trusted_proxies`; never empty (a config error), and
+    /// loopback is not added implicitly. `["0.0.0.0/0", "::/0"]` lets every peer ask.
+    pub allowed_callers: IpRules,
     /// How often the JWKS and revocation list are fetched. Defaults to [`DEFAULT_REFRESH_SECONDS`].
     pub refresh: Duration,
     /// Verified tokens cached. Defaults to [`crate::verify::DEFAULT_CACHE_CAPACITY`].
@@ -115,7 +148,8 @@ impl GateConfig {
     ///
     /// As [`GateConfig::load`].
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let raw: RawGate = from_toml_strict(text)?;
+        let settings: Vec<String> = SETTINGS.iter().map(|s| (*s).to_owned()).collect();
+        let raw: RawGate = from_toml_strict_with(text, &settings)?;
         let mut problems = Vec::new();
         let mut problem = |path: &str, message: String| problems.push(Problem { path: path.to_owned(), message });
         for (key, value) in [("issuer", &raw.issuer), ("audience", &raw.audience), ("jwks", &raw.jwks)] {
@@ -143,10 +177,11 @@ impl GateConfig {
                 None
             }
         });
-        let trusted_proxies = IpRules::parse(&raw.trusted_proxies).unwrap_or_else(|e| {
-            problem(&format!("trusted_proxies[{}]", e.index), e.source.to_string());
-            IpRules::new(Vec::new())
-        });
+        let trusted_proxies = IpRules::parse(&raw.trusted_proxies)
+            .map_err(|e| problem(&format!("trusted_proxies[{}]", e.index), e.source.to_string()))
+            .ok();
+        let allowed_callers = allowed_callers(raw.allowed_callers.as_deref(), trusted_proxies.as_ref(), &mut problem);
+        let trusted_proxies = trusted_proxies.unwrap_or_else(|| IpRules::new(Vec::new()));
         let refresh = raw.refresh_seconds.unwrap_or(DEFAULT_REFRESH_SECONDS);
         if refresh == 0 || refresh > 3600 {
             problem("refresh_seconds", "must be 1 to 3600".into());
@@ -192,6 +227,7 @@ impl GateConfig {
                 listen,
                 metrics_listen,
                 trusted_proxies,
+                allowed_callers,
                 refresh: Duration::from_secs(refresh),
                 cache_capacity: raw.cache_capacity.unwrap_or(crate::verify::DEFAULT_CACHE_CAPACITY),
                 store,
@@ -202,6 +238,40 @@ impl GateConfig {
             _ => Err(ConfigError::Invalid(problems)),
         }
     }
+}
+
+/// The peers that may ask the gate: `allowed_callers` when set, else `trusted_proxies` (the
+/// proxies that call the gate are the ones whose `X-Forwarded-For` it believes). Empty is a
+/// problem: a gate nobody may ask is a misconfiguration, and letting everyone ask must be said.
+fn allowed_callers(
+    listed: Option<&[String]>,
+    trusted_proxies: Option<&IpRules>,
+    problem: &mut impl FnMut(&str, String),
+) -> IpRules {
+    let callers = match (listed, trusted_proxies) {
+        (None, Some(trusted)) => trusted.clone(),
+        // trusted_proxies is invalid, and reported already: no second problem for it.
+        (None, None) => return IpRules::new(Vec::new()),
+        (Some(list), _) => match IpRules::parse(list) {
+            Ok(rules) => rules,
+            Err(e) => {
+                problem(&format!("allowed_callers[{}]", e.index), e.source.to_string());
+                return IpRules::new(Vec::new());
+            }
+        },
+    };
+    if callers.ranges().is_empty() {
+        let why = if listed.is_some() { "is empty" } else { "is not set and trusted_proxies, its default, is empty" };
+        problem(
+            "allowed_callers",
+            format!(
+                "{why}: no peer may ask /v1/authorize. List the proxies that call the gate (in allowed_callers, \
+                 or in trusted_proxies when they are the same), or allowed_callers = [\"0.0.0.0/0\", \"::/0\"] \
+                 to let every peer ask"
+            ),
+        );
+    }
+    callers
 }
 
 #[cfg(test)]
@@ -250,6 +320,35 @@ upload = true
     }
 
     #[test]
+    fn allowed_callers_default_to_trusted_proxies_and_are_never_empty() {
+        let c = GateConfig::from_toml(GOOD).unwrap();
+        assert_eq!(c.allowed_callers, c.trusted_proxies);
+        assert!(!c.allowed_callers.contains("127.0.0.2".parse().unwrap()), "loopback is not added implicitly");
+        let with = |line: &str| GOOD.replace("trusted_proxies = [\"127.0.0.1/32\"]", line);
+        let c = GateConfig::from_toml(&with("trusted_proxies = []\nallowed_callers = [\"10.0.0.0/8\"]")).unwrap();
+        assert!(c.allowed_callers.contains("10.1.2.3".parse().unwrap()));
+        assert!(!c.allowed_callers.contains("127.0.0.1".parse().unwrap()));
+        let open = GateConfig::from_toml(&with("allowed_callers = [\"0.0.0.0/0\", \"::/0\"]")).unwrap();
+        assert!(open.allowed_callers.is_anywhere());
+        for (text, path) in [
+            ("trusted_proxies = []", "allowed_callers"),
+            ("", "allowed_callers"),
+            ("trusted_proxies = [\"127.0.0.1/32\"]\nallowed_callers = []", "allowed_callers"),
+            ("allowed_callers = [\"10.0.0.1/8\"]", "allowed_callers[0]"),
+            // An invalid trusted_proxies is one problem, not a second one for its default.
+            ("trusted_proxies = [\"nope\"]", "trusted_proxies[0]"),
+        ] {
+            let ConfigError::Invalid(problems) = GateConfig::from_toml(&with(text)).unwrap_err() else { panic!() };
+            let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
+            assert_eq!(paths, [path], "{text}");
+            if path == "allowed_callers" {
+                let message = &problems[0].message;
+                assert!(message.contains("trusted_proxies") && message.contains("allowed_callers"), "{message}");
+            }
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_refused_with_their_paths() {
         let text =
             GOOD.replace("upload = true", "upload = true\nuplod_dir = 1").replace("[limits]", "[limits]\nstor = 1");
@@ -257,6 +356,72 @@ upload = true
         let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
         assert!(paths.contains(&"limits.stor"), "{paths:?}");
         assert!(paths.contains(&"routes[0].uplod_dir"), "{paths:?}");
+    }
+
+    #[test]
+    fn a_misspelt_key_is_refused_with_the_setting_meant() {
+        let text = GOOD
+            .replace("trusted_proxies", "allowed_caller = [\"127.0.0.1/32\"]\ntrusted_proxies")
+            .replace("on_store_error", "on_store_eror")
+            .replace("upload = true", "uplaod = true");
+        let ConfigError::Invalid(problems) = GateConfig::from_toml(&text).unwrap_err() else { panic!() };
+        let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "allowed_caller: unknown setting (did you mean allowed_callers?)",
+                "limits.on_store_eror: unknown setting (did you mean on_store_error?)",
+                "routes[0].uplaod: unknown setting (did you mean upload?)",
+            ]
+        );
+    }
+
+    /// The field names serde asks for when it deserializes the struct `T`.
+    fn fields_of<T: serde::de::DeserializeOwned>() -> Vec<String> {
+        struct Probe<'a>(&'a mut Vec<String>);
+        impl<'de> serde::Deserializer<'de> for Probe<'_> {
+            type Error = serde::de::value::Error;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+                Err(serde::de::Error::custom("not a struct"))
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                self.0.extend(fields.iter().map(|f| (*f).to_owned()));
+                Err(serde::de::Error::custom("probed"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+                unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+            }
+        }
+        let mut fields = Vec::new();
+        assert!(T::deserialize(Probe(&mut fields)).is_err());
+        fields
+    }
+
+    #[test]
+    fn the_settings_for_suggestions_are_every_field() {
+        let tables = [
+            ("limits", fields_of::<RawLimits>()),
+            ("routes[]", fields_of::<RouteSpec>()),
+            ("catalog", fields_of::<RawCatalog>()),
+        ];
+        let mut expected: Vec<String> = fields_of::<RawGate>()
+            .into_iter()
+            .filter(|f| !tables.iter().any(|(table, _)| table.trim_end_matches("[]") == f))
+            .collect();
+        for (table, fields) in &tables {
+            expected.extend(fields.iter().map(|f| format!("{table}.{f}")));
+        }
+        assert!(expected.len() > 10, "{expected:?}");
+        expected.sort();
+        let mut listed: Vec<String> = SETTINGS.iter().map(|s| (*s).to_owned()).collect();
+        listed.sort();
+        assert_eq!(listed, expected);
     }
 
     #[test]

@@ -25,6 +25,8 @@ struct CodeLabels {
 pub(super) struct Held {
     /// When the JWKS was last loaded or confirmed unchanged.
     pub(super) jwks_loaded: Option<SystemTime>,
+    /// JWKS loads that failed so far (the last good keys were kept).
+    pub(super) jwks_failures: u64,
     /// The `iat` of the revocation list held, if any.
     pub(super) revocations_iat: Option<u64>,
     /// The verifier's cache: entries held, hits and misses so far.
@@ -44,6 +46,7 @@ pub(super) struct GateMetrics {
     cache_hits: Counter,
     cache_misses: Counter,
     jwks_age: Gauge,
+    jwks_failures: Counter,
     revocation_age: Gauge,
     ready: Gauge,
 }
@@ -86,6 +89,13 @@ impl GateMetrics {
             Unit::Seconds,
             jwks_age.clone(),
         );
+        let jwks_failures = Counter::default();
+        registry.register(
+            "jwks_load_failures",
+            "JWKS loads that failed (a fetch or a file that could not be read, or not a valid key set); \
+             the last good keys were kept",
+            jwks_failures.clone(),
+        );
         let revocation_age = Gauge::default();
         registry.register_with_unit(
             "revocation_list_age",
@@ -106,6 +116,7 @@ impl GateMetrics {
             cache_hits,
             cache_misses,
             jwks_age,
+            jwks_failures,
             revocation_age,
             ready,
         }
@@ -130,6 +141,7 @@ impl GateMetrics {
         self.cache_misses.inc_by(held.cache.misses.saturating_sub(self.cache_misses.get()));
         let jwks = held.jwks_loaded.map_or(-1, |at| clamp(now.duration_since(at).map_or(0, |d| d.as_secs())));
         self.jwks_age.set(jwks);
+        self.jwks_failures.inc_by(held.jwks_failures.saturating_sub(self.jwks_failures.get()));
         let secs = crate::verify::unix_seconds(now);
         self.revocation_age.set(held.revocations_iat.map_or(-1, |iat| clamp(secs.saturating_sub(iat))));
         self.ready.set(i64::from(held.ready));
@@ -210,7 +222,13 @@ mod tests {
             assert!(store.check_rate("k", rate, now).await.is_err());
         });
         assert_eq!(metrics.store_errors.get(), 2);
-        let held = Held { jwks_loaded: None, revocations_iat: None, cache: Default::default(), ready: false };
+        let held = Held {
+            jwks_loaded: None,
+            jwks_failures: 0,
+            revocations_iat: None,
+            cache: Default::default(),
+            ready: false,
+        };
         let text = metrics.render(&held, now).unwrap();
         assert!(text.contains("keysmith_gate_limit_store_errors_total 2"), "{text}");
         assert!(text.contains("keysmith_gate_jwks_age_seconds -1"), "{text}");

@@ -3,20 +3,24 @@
 //!
 //! A thin service around [`crate::enforce`]: `gate.toml` ([`GateConfig`]) builds one
 //! [`Enforcer`]; the JWKS and the revocation list are refreshed on background threads by
-//! [`crate::refresh`] (never a call to the issuer per request); `/v1/authorize` reads the
+//! [`crate::refresh`] (never a call to the issuer per request), or a JWKS file is re-read when
+//! it changes; `/v1/authorize` reads the
 //! original request from the proxy's headers and answers with the enforcer's decision;
 //! `/healthz` says whether the gate can decide; `/metrics` counts decisions (on the main
 //! listener, or on `metrics_listen` when set). See `docs/gate.md`.
 
 mod config;
+mod jwks_file;
 mod metrics;
 
 pub use config::{DEFAULT_GATE_LISTEN, DEFAULT_REFRESH_SECONDS, GateConfig, StoreSetting};
+pub use jwks_file::{JwksFileError, MAX_JWKS_FILE_BYTES};
 
 use crate::enforce::{Authorized, Enforcer, Refusal};
 use crate::limits::{LimitStore, MemoryStore, RedisStore, StoreError};
-use crate::refresh::{JwksRefresher, RevocationRefresher};
-use crate::token::jwk::{JwkError, KeySet};
+use crate::policy::ip::IpRules;
+use crate::refresh::{JwksRefresher, RefreshStatus, RevocationRefresher};
+use crate::token::jwk::KeySet;
 use crate::verify::Verifier;
 use axum::Router;
 use axum::extract::{ConnectInfo, State};
@@ -24,6 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -31,33 +36,44 @@ use std::time::{Duration, SystemTime};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GateError {
-    /// The JWKS file could not be read.
-    #[error("reading the JWKS file {path}")]
-    JwksFile {
-        /// The file.
-        path: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The JWKS file is not a valid key set.
-    #[error("the JWKS file is not a valid key set")]
-    Jwks(#[from] JwkError),
+    /// The JWKS file could not be read, or is not a valid key set.
+    #[error(transparent)]
+    JwksFile(#[from] JwksFileError),
     /// The limit store address is invalid.
     #[error("limits.store")]
     Store(#[from] StoreError),
 }
 
+/// How often a JWKS file is looked at for a new version.
+pub const JWKS_FILE_POLL: Duration = Duration::from_secs(1);
+
+/// Where the gate's keys come from.
+enum Jwks {
+    /// An `http(s)://` JWKS, fetched in the background.
+    Remote(JwksRefresher),
+    /// A file, looked at every [`JWKS_FILE_POLL`] and re-read when it changes.
+    File(jwks_file::JwksFile),
+}
+
+impl Jwks {
+    fn status(&self) -> RefreshStatus {
+        match self {
+            Self::Remote(refresher) => refresher.status(),
+            Self::File(file) => file.status(),
+        }
+    }
+}
+
 /// A running gate: the enforcer and the refreshers that keep its keys and list fresh.
 pub struct Gate {
     enforcer: Arc<Enforcer>,
-    jwks: Option<JwksRefresher>,
+    jwks: Jwks,
     revocations: Option<RevocationRefresher>,
     wants_revocations: bool,
     metrics: metrics::GateMetrics,
     metrics_listen: Option<SocketAddr>,
-    /// When a JWKS file was read (a remote JWKS has its refresher's status instead).
-    jwks_read: SystemTime,
+    /// Peers that may ask `/v1/authorize`.
+    allowed_callers: IpRules,
 }
 
 impl std::fmt::Debug for Gate {
@@ -75,19 +91,19 @@ impl Gate {
     /// A [`GateError`].
     pub fn start(config: GateConfig) -> Result<Self, GateError> {
         let remote = config.jwks.starts_with("http://") || config.jwks.starts_with("https://");
-        let keys = if remote {
-            KeySet::default()
-        } else {
-            let bytes = std::fs::read(&config.jwks)
-                .map_err(|source| GateError::JwksFile { path: config.jwks.clone(), source })?;
-            KeySet::from_jwks_json(&bytes)?
-        };
-        let verifier = Verifier::new(keys, config.issuer, config.audience)
+        let verifier = Verifier::new(KeySet::default(), config.issuer, config.audience)
             .scope_rules(config.rules)
             .cache_verified(config.cache_capacity);
-        let jwks = remote.then(|| {
-            JwksRefresher::spawn(verifier.clone(), config.jwks.clone(), config.refresh, Duration::from_secs(1))
-        });
+        let jwks = if remote {
+            Jwks::Remote(JwksRefresher::spawn(
+                verifier.clone(),
+                config.jwks.clone(),
+                config.refresh,
+                Duration::from_secs(1),
+            ))
+        } else {
+            Jwks::File(jwks_file::JwksFile::start(&verifier, Path::new(&config.jwks), JWKS_FILE_POLL)?)
+        };
         let revocations = config
             .revocations
             .as_ref()
@@ -96,6 +112,13 @@ impl Gate {
             StoreSetting::Memory => Arc::new(MemoryStore::default()),
             StoreSetting::Redis(url) => Arc::new(RedisStore::connect(url)?),
         };
+        if config.allowed_callers.ranges().iter().any(|range| range.net().prefix_len() == 0) {
+            tracing::warn!(
+                allowed_callers = ?config.allowed_callers.to_strings(),
+                "allowed_callers covers every address of a family: any peer that reaches the gate may describe \
+                 requests to it; list the proxies that call it instead"
+            );
+        }
         let metrics = metrics::GateMetrics::new();
         let enforcer = Enforcer::new(verifier, config.routes)
             .limit_store(metrics.counting(store))
@@ -108,7 +131,7 @@ impl Gate {
             wants_revocations: config.revocations.is_some(),
             metrics,
             metrics_listen: config.metrics_listen,
-            jwks_read: SystemTime::now(),
+            allowed_callers: config.allowed_callers,
         })
     }
 
@@ -120,10 +143,7 @@ impl Gate {
     /// Whether the gate can decide: it holds a JWKS and, when `revocations` is set, a list that
     /// is still fresh.
     pub fn is_ready(&self, now: SystemTime) -> bool {
-        let keys = match &self.jwks {
-            Some(refresher) => refresher.status().last_success.is_some(),
-            None => true,
-        };
+        let keys = self.jwks.status().last_success.is_some();
         let list = !self.wants_revocations
             || self.enforcer.verifier().revocations().is_some_and(|l| l.is_fresh(crate::verify::unix_seconds(now)));
         keys && list
@@ -155,11 +175,10 @@ impl Gate {
     /// When the text cannot be written (not expected: the encoder writes to a `String`).
     pub fn render_metrics(&self, now: SystemTime) -> Result<String, std::fmt::Error> {
         let verifier = self.enforcer.verifier();
+        let jwks = self.jwks.status();
         let held = metrics::Held {
-            jwks_loaded: match &self.jwks {
-                Some(refresher) => refresher.status().last_success,
-                None => Some(self.jwks_read),
-            },
+            jwks_loaded: jwks.last_success,
+            jwks_failures: jwks.failures_total,
             revocations_iat: verifier.revocations().map(|list| list.claims().iat),
             cache: verifier.cache_stats(),
             ready: self.is_ready(now),
@@ -197,6 +216,11 @@ async fn authorize(
     headers: HeaderMap,
 ) -> Response {
     let decided = async {
+        // Before any header is read: only an allowed caller's description of a request counts.
+        if !gate.allowed_callers.contains(peer.ip()) {
+            tracing::warn!(code = Refusal::CallerNotAllowed.code(), peer = %peer.ip(), "refused");
+            return Err(Refusal::CallerNotAllowed);
+        }
         let (method, uri) = original_request(&headers).ok_or(Refusal::InvalidTarget)?;
         let client = gate.enforcer.client_ip(peer.ip(), &headers)?;
         let authorized = gate.enforcer.authorize(&method, &uri, &headers, client, SystemTime::now()).await;

@@ -186,7 +186,7 @@ pub fn fetch(url: &str, etag: Option<&str>) -> Result<Option<(String, Option<Str
 }
 
 /// An error and its sources, one after the other: what the status shows an operator.
-fn with_sources(error: &dyn std::error::Error) -> String {
+pub(crate) fn with_sources(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -252,6 +252,9 @@ pub struct RefreshStatus {
     pub last_error: Option<String>,
     /// Failures in a row.
     pub failures: u32,
+    /// Failures since the refresher started, never reset: each left the last good document
+    /// in place.
+    pub failures_total: u64,
     /// Requests made so far.
     pub fetches: u64,
     /// The interval chosen after the last success (from the document, or the one given).

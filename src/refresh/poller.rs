@@ -247,6 +247,7 @@ fn run(
             }
             Err(e) => {
                 state.status.failures = state.status.failures.saturating_add(1);
+                state.status.failures_total = state.status.failures_total.saturating_add(1);
                 state.status.last_error = Some(with_sources(&e));
                 // A refused document may come from a cache: fetch it whole next time.
                 etag = None;

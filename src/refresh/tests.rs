@@ -259,3 +259,25 @@ fn forged_kids_at_once_are_answered_promptly_and_a_new_key_still_waits() {
     verifier.verify(&access_token(&new), SystemTime::now()).unwrap();
     assert_eq!(memory.gets(JWKS), before + 1);
 }
+
+#[test]
+fn every_failure_is_counted_in_failures_total_and_a_success_does_not_reset_it() {
+    let memory = Arc::new(Memory::default());
+    let verifier = verifier();
+    let interval = Duration::from_millis(100);
+    let refresher = JwksRefresher::plug(
+        Arc::clone(&memory) as Arc<dyn Fetch>,
+        &verifier,
+        JWKS.into(),
+        Interval::Fixed(interval),
+        interval,
+        Arc::new(RefreshedKeys::new(Arc::new(KeySet::default()))),
+        None,
+    );
+    wait_for("two failures", || refresher.status().failures_total >= 2);
+    memory.put(JWKS, Key::new(1).jwks(), None);
+    wait_for("a load", || refresher.status().last_success.is_some());
+    let status = refresher.status();
+    assert_eq!((status.failures, status.last_error.as_deref()), (0, None));
+    assert!(status.failures_total >= 2, "{status:?}");
+}
