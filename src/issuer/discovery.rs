@@ -69,7 +69,7 @@ impl Issuer {
         })
     }
 
-    /// Where RFC 8414 §3.1 clients fetch the metadata on the issuer's host: [`METADATA_PATH`]
+    /// Where RFC 8414 §3.1 clients fetch the metadata on the issuer's host: `/.well-known/oauth-authorization-server`
     /// followed by the issuer's path without its terminating `/` (`https://h/t` →
     /// `/.well-known/oauth-authorization-server/t`); `None` when there is no metadata.
     pub fn metadata_path(&self) -> Option<String> {
