@@ -8,6 +8,7 @@
 # - prometheus_client and openapi-spec-validator (PyPI), to parse `/metrics` with a real
 #   Prometheus text parser and to validate `/openapi.json` (tests/observability.rs);
 # - Debian's nginx, in front of `keysmith gate` in `tests/gate.rs`, and wrk for its benchmark;
+# - Debian's caddy, in front of `keysmith gate` in `tests/gate_caddy.rs` (forward_auth);
 # - kubernetes-validate (pip), to check deploy/kubernetes against the Kubernetes schemas;
 # - Debian's podman, to build the Containerfile's image (tests/deploy.rs), and systemd's
 #   systemd-analyze, to check deploy/systemd (small: most Debian systems have it already);
@@ -73,10 +74,12 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 # scripts/bench-gate.sh, not for the tests.
 [[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null || missing+=(nginx)
 command -v wrk >/dev/null || missing+=(wrk)
+# caddy (forward_auth) in front of `keysmith gate` in tests/gate_caddy.rs.
+[[ -x /usr/bin/caddy ]] || command -v caddy >/dev/null || missing+=(caddy)
 command -v go >/dev/null || missing+=(golang-go)
 [[ -d /usr/share/gocode/src/gopkg.in/square/go-jose.v2 ]] || missing+=(golang-gopkg-square-go-jose.v2-dev)
 if [[ ${#missing[@]} == 0 ]]; then
-    echo "test-deps: chromium, podman, systemd-analyze, redis-server, nginx, wrk, go and go-jose already installed"
+    echo "test-deps: chromium, podman, systemd-analyze, redis-server, nginx, caddy, wrk, go and go-jose already installed"
 else
     echo "test-deps: installing Debian's ${missing[*]}"
     sudo=()
