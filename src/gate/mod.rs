@@ -129,11 +129,16 @@ impl Gate {
         keys && list
     }
 
-    /// The gate's HTTP routes: `/v1/authorize` (any method), `/healthz`, and `/metrics` unless
+    /// The gate's HTTP routes: `/v1/authorize` (any method), also under `/v1/authorize/…`
+    /// (Envoy's `ext_authz` puts its `path_prefix` before the original path; the decision still
+    /// reads only the forwarded method and URI headers), `/healthz`, and `/metrics` unless
     /// `metrics_listen` moves it to [`Gate::metrics_router`]. Serve them with
     /// `into_make_service_with_connect_info::<SocketAddr>()`.
     pub fn router(self: Arc<Self>) -> Router {
-        let router = Router::new().route("/v1/authorize", any(authorize)).route("/healthz", get(healthz));
+        let router = Router::new()
+            .route("/v1/authorize", any(authorize))
+            .route("/v1/authorize/{*original}", any(authorize))
+            .route("/healthz", get(healthz));
         let router = if self.metrics_listen.is_none() { router.route("/metrics", get(metrics)) } else { router };
         router.with_state(self)
     }
