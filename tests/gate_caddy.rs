@@ -80,10 +80,13 @@ impl Caddy {
 
     /// The backend and the gate, with Caddy in front; Caddy passes dot segments as sent.
     async fn stack() -> Stack {
-        Stack::start(ProxyTraits { traversal_code: "invalid_path", passes_length: true }, |gate, backend| async move {
-            let caddy = Self::start(gate, backend).await;
-            (caddy.port, caddy)
-        })
+        Stack::start(
+            ProxyTraits { traversal_code: "invalid_path", passes_length: true, strips_every_keysmith_name: true },
+            |gate, backend| async move {
+                let caddy = Self::start(gate, backend).await;
+                (caddy.port, caddy)
+            },
+        )
         .await
     }
 

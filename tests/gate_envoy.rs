@@ -80,10 +80,13 @@ impl Envoy {
     /// The backend and the gate, with Envoy in front. Envoy passes dot segments as sent
     /// (`normalize_path` off), and the upload's length through the documented mutation.
     async fn stack() -> Stack {
-        Stack::start(ProxyTraits { traversal_code: "invalid_path", passes_length: true }, |gate, backend| async move {
-            let envoy = Self::start(gate, backend).await;
-            (envoy.port, envoy)
-        })
+        Stack::start(
+            ProxyTraits { traversal_code: "invalid_path", passes_length: true, strips_every_keysmith_name: true },
+            |gate, backend| async move {
+                let envoy = Self::start(gate, backend).await;
+                (envoy.port, envoy)
+            },
+        )
         .await
     }
 

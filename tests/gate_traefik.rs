@@ -80,7 +80,7 @@ impl Traefik {
     /// and the gate gets no upload length through it (no body, no `Content-Length`).
     async fn stack() -> Stack {
         Stack::start(
-            ProxyTraits { traversal_code: "outside_scope", passes_length: false },
+            ProxyTraits { traversal_code: "outside_scope", passes_length: false, strips_every_keysmith_name: true },
             |gate, backend| async move {
                 let traefik = Self::start(gate, backend).await;
                 (traefik.port, traefik)
