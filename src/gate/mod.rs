@@ -149,11 +149,16 @@ impl Gate {
         keys && list
     }
 
-    /// The gate's HTTP routes: `/v1/authorize` (any method), `/healthz`, and `/metrics` unless
+    /// The gate's HTTP routes: `/v1/authorize` (any method), also under `/v1/authorize/…`
+    /// (Envoy's `ext_authz` puts its `path_prefix` before the original path; the decision still
+    /// reads only the forwarded method and URI headers), `/healthz`, and `/metrics` unless
     /// `metrics_listen` moves it to [`Gate::metrics_router`]. Serve them with
     /// `into_make_service_with_connect_info::<SocketAddr>()`.
     pub fn router(self: Arc<Self>) -> Router {
-        let router = Router::new().route("/v1/authorize", any(authorize)).route("/healthz", get(healthz));
+        let router = Router::new()
+            .route("/v1/authorize", any(authorize))
+            .route("/v1/authorize/{*original}", any(authorize))
+            .route("/healthz", get(healthz));
         let router = if self.metrics_listen.is_none() { router.route("/metrics", get(metrics)) } else { router };
         router.with_state(self)
     }
@@ -193,21 +198,35 @@ impl Gate {
 }
 
 /// The original request as the proxy describes it: `X-Forwarded-Method` + `X-Forwarded-Uri`
-/// (Caddy, Traefik) or `X-Original-Method` + `X-Original-URI` (nginx). Without them the
+/// (Caddy, Traefik, Envoy) or `X-Original-Method` + `X-Original-URI` (nginx). Without them the
 /// request to `/v1/authorize` itself is not a description of anything: refused.
+///
+/// A proxy sets one kind and passes the client's other headers along (nginx's subrequest
+/// does), so a client can add the other kind: every description header present must appear
+/// once, and where both kinds name the method (or the target) they must agree. Otherwise the
+/// description is refused rather than one kind believed.
 fn original_request(headers: &HeaderMap) -> Option<(Method, String)> {
-    let one = |name: &str| {
+    let method = agreed(headers, "x-forwarded-method", "x-original-method")?;
+    let uri = agreed(headers, "x-forwarded-uri", "x-original-uri")?;
+    Some((Method::from_bytes(method.as_bytes()).ok()?, uri))
+}
+
+/// The value that headers `a` and `b` give together: the one present, or both when they are
+/// equal; `None` when neither is present, one is repeated or not text, or they differ.
+fn agreed(headers: &HeaderMap, a: &str, b: &str) -> Option<String> {
+    let one = |name: &str| -> Option<Option<&str>> {
         let mut all = headers.get_all(name).iter();
         match (all.next(), all.next()) {
-            (Some(v), None) => v.to_str().ok().map(str::to_owned),
-            _ => None,
+            (None, _) => Some(None),
+            (Some(v), None) => v.to_str().ok().map(Some),
+            (Some(_), Some(_)) => None,
         }
     };
-    let (method, uri) = match (one("x-forwarded-method"), one("x-forwarded-uri")) {
-        (Some(m), Some(u)) => (m, u),
-        _ => (one("x-original-method")?, one("x-original-uri")?),
-    };
-    Some((Method::from_bytes(method.as_bytes()).ok()?, uri))
+    match (one(a)?, one(b)?) {
+        (Some(x), Some(y)) => (x == y).then(|| x.to_owned()),
+        (Some(x), None) | (None, Some(x)) => Some(x.to_owned()),
+        (None, None) => None,
+    }
 }
 
 async fn authorize(
@@ -271,5 +290,54 @@ async fn metrics(State(gate): State<Arc<Gate>>) -> Response {
             (StatusCode::INTERNAL_SERVER_ERROR, [(http::header::CONTENT_TYPE, "application/problem+json")], body)
                 .into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn either_kind_of_description_alone_is_read() {
+        for pairs in [
+            [("x-forwarded-method", "PUT"), ("x-forwarded-uri", "/files/a")],
+            [("x-original-method", "PUT"), ("x-original-uri", "/files/a")],
+        ] {
+            assert_eq!(original_request(&headers(&pairs)), Some((Method::PUT, "/files/a".into())));
+        }
+    }
+
+    /// nginx sets `X-Original-*` and passes a client's `X-Forwarded-*` (Caddy the reverse):
+    /// a client's pair of the other kind must not replace the proxy's.
+    #[test]
+    fn descriptions_of_both_kinds_must_agree() {
+        let proxy = [("x-original-method", "PUT"), ("x-original-uri", "/files/secret/a")];
+        for client in [
+            &[("x-forwarded-method", "PUT"), ("x-forwarded-uri", "/files/uploads/a")][..],
+            &[("x-forwarded-uri", "/files/uploads/a")][..],
+            &[("x-forwarded-method", "POST")][..],
+            &[("x-forwarded-method", "put")][..],
+        ] {
+            let both: Vec<_> = proxy.iter().chain(client).copied().collect();
+            assert_eq!(original_request(&headers(&both)), None, "{client:?}");
+        }
+        let same = [proxy[0], proxy[1], ("x-forwarded-method", "PUT"), ("x-forwarded-uri", "/files/secret/a")];
+        assert_eq!(original_request(&headers(&same)), Some((Method::PUT, "/files/secret/a".into())));
+    }
+
+    #[test]
+    fn a_repeated_or_missing_description_is_refused() {
+        let repeated = [("x-forwarded-method", "PUT"), ("x-forwarded-uri", "/a"), ("x-forwarded-uri", "/b")];
+        assert_eq!(original_request(&headers(&repeated)), None);
+        assert_eq!(original_request(&headers(&[("x-forwarded-method", "PUT")])), None);
+        assert_eq!(original_request(&HeaderMap::new()), None);
     }
 }
