@@ -332,3 +332,81 @@ pub fn substitute(text: &str, from: &str, to: &str) -> String {
     assert_eq!(text.matches(from).count(), 1, "{from:?} must occur exactly once in:\n{text}");
     text.replacen(from, to, 1)
 }
+
+/// A reverse proxy in front of the gate on a free loopback port, killed on drop. Its
+/// configuration and its log (`*.log`) live in its own temporary directory.
+pub struct Proxy {
+    /// Where clients reach it.
+    pub port: u16,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Proxy {
+    /// A directory and a free port for a proxy about to be configured.
+    pub fn prepare() -> (tempfile::TempDir, u16) {
+        (tempfile::tempdir().unwrap(), free_port())
+    }
+
+    /// Starts `command` (its output goes to `<dir>/<name>.log`) and waits until a request
+    /// through it reaches the gate (the gate's own `key_missing` refusal): listening comes
+    /// before the routes are loaded in some proxies. A missing program fails with `install`
+    /// as the hint; a proxy that exits or takes longer than 30 s fails with its log and
+    /// `config`.
+    pub async fn start(
+        name: &str,
+        mut command: std::process::Command,
+        (dir, port): (tempfile::TempDir, u16),
+        config: &str,
+        install: &str,
+    ) -> Self {
+        let log = std::fs::File::create(dir.path().join(format!("{name}.log"))).unwrap();
+        let spawned = command.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                panic!("{name} is not installed: run scripts/test-deps.sh ({install})")
+            }
+            Err(e) => panic!("cannot start {name}: {e}"),
+        };
+        let mut proxy = Self { port, child, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let reply = Request::get("/list/uploads").send(port).await;
+            if reply.as_ref().is_ok_and(|r| r.code() == "key_missing") {
+                return proxy;
+            }
+            let exited = proxy.child.try_wait().unwrap();
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "{name} did not route to the gate on {port} ({exited:?}, last {reply:?}):\n{}\n--- config:\n{config}",
+                proxy.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Everything the proxy logged.
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        for entry in std::fs::read_dir(self.dir.path()).into_iter().flatten().flatten() {
+            if entry.path().extension().is_some_and(|x| x == "log") {
+                text += &std::fs::read_to_string(entry.path()).unwrap_or_default();
+            }
+        }
+        text
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        // SIGTERM first: an nginx master killed outright orphans its workers.
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -354,3 +354,30 @@ pub async fn the_gate_sees_the_real_client_address(stack: &Stack) {
     assert_refused(&again, 429, "limit_per_source_ip");
     assert_eq!(stack.send(upload().from("127.0.0.3")).await.status, 201);
 }
+
+/// The cases above as the tests of the crate that invokes it, each on a fresh stack from
+/// `$stack` (an async expression building a [`Stack`] with the proxy under test).
+macro_rules! proxy_cases {
+    ($stack:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn an_allowed_upload_reaches_the_backend_with_only_the_gates_headers() {
+            gate_cases::allowed_requests_reach_the_backend_with_only_the_gates_headers(&$stack.await).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn every_refusal_reaches_the_client_with_the_gates_status_and_problem() {
+            gate_cases::every_refusal_reaches_the_client_with_the_gates_status_and_problem(&$stack.await).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn client_sent_forwarding_headers_cannot_change_the_decision() {
+            gate_cases::client_sent_forwarding_headers_cannot_change_the_decision(&$stack.await).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn the_gate_sees_the_real_client_address() {
+            gate_cases::the_gate_sees_the_real_client_address(&$stack.await).await;
+        }
+    };
+}
+pub(crate) use proxy_cases;
