@@ -249,7 +249,8 @@ fn host_install_and_runbooks_work_as_written() {
     // `setpriv` execs the service (no parent left behind to outlive the test).
     let mut service =
         host.command(&format!("exec setpriv --reuid keysmith --regid keysmith --init-groups -- {exec}"), None);
-    let _service = KillOnDrop(service.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().unwrap());
+    let log = std::fs::File::create(c.join("service.log")).unwrap();
+    let _service = KillOnDrop(service.stdout(Stdio::null()).stderr(log).spawn().unwrap());
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || http(port, "GET", "/readyz", &[]).0 != 200 {
         assert!(Instant::now() < deadline, "the service did not become ready");

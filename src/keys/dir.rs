@@ -28,19 +28,23 @@ impl KeyringState {
     /// directory, it links out of the directory, or a record names something other than a
     /// plain file name.
     pub fn load(dir: &Path) -> Result<Option<Self>, KeyError> {
-        let dir = match trusted_dir(dir) {
-            Ok(dir) => dir,
-            Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let path = dir.join(STATE_FILE);
+        match trusted_dir(dir, Reader::Process) {
+            Ok(dir) => Self::load_in(&dir),
+            Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// As [`KeyringState::load`], in a directory [`trusted_dir`] has checked.
+    pub(crate) fn load_in(dir: &TrustedDir) -> Result<Option<Self>, KeyError> {
+        let path = dir.path.join(STATE_FILE);
         match std::fs::symlink_metadata(&path) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(KeyError::Io { path, source: e }),
         }
-        let target = resolve_entry(&dir, &path)?;
-        let text = read_trusted(&target, acting_uid(&dir))?;
+        let target = resolve_entry(dir, &path)?;
+        let text = read_trusted(&target, dir.uid)?;
         let state: Self =
             toml::from_str(&text).map_err(|source| KeyError::RecordParse { path: path.clone(), source })?;
         if let Some(bad) = state.keys.iter().find(|k| !is_plain_file_name(&k.file)) {
@@ -126,8 +130,8 @@ pub(super) fn pem_paths(dir: &Path) -> Result<Vec<PathBuf>, KeyError> {
 ///
 /// As [`Keyring::load_dir`].
 pub(crate) fn key_files(dir: &Path) -> Result<Vec<(String, String)>, KeyError> {
-    let dir = trusted_dir(dir)?;
-    pem_paths(&dir)?
+    let dir = trusted_dir(dir, Reader::Process)?;
+    pem_paths(&dir.path)?
         .iter()
         .map(|p| {
             let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -138,9 +142,9 @@ pub(crate) fn key_files(dir: &Path) -> Result<Vec<(String, String)>, KeyError> {
 
 /// Loads the key file `path`, an entry of the trusted directory `dir`, with its modification
 /// time.
-pub(super) fn load_pem_in(dir: &Path, path: &Path) -> Result<(SigningKey, Option<DateTime<Utc>>), KeyError> {
+pub(super) fn load_pem_in(dir: &TrustedDir, path: &Path) -> Result<(SigningKey, Option<DateTime<Utc>>), KeyError> {
     let target = resolve_entry(dir, path)?;
-    load_pem_as(&target, acting_uid(dir))
+    load_pem_as(&target, dir.uid)
 }
 
 /// Loads a key file given on its own (`--signing-key-file`), checked for this process's user.
@@ -187,25 +191,52 @@ fn changed_time(_meta: &fs::Metadata) -> Option<DateTime<Utc>> {
 ///
 /// [`KeyError::Io`] (`NotFound` when it does not exist), [`KeyError::WritableByOthers`] or
 /// [`KeyError::UntrustedOwner`].
-pub(crate) fn trusted_dir(dir: &Path) -> Result<PathBuf, KeyError> {
-    let canonical = fs::canonicalize(dir).map_err(|e| KeyError::io(dir, e))?;
-    check_dir(&canonical, acting_uid(&canonical))?;
-    Ok(canonical)
-}
-
-/// The user whose view of the key store `dir` this process checks it with: its own, or when it
-/// runs as root, the directory's owner's. Root runs `keysmith apikey create` or `mint` on a host
-/// where the service's user owns the keys (it can read them anyway); checking as that owner
-/// accepts exactly what the service itself accepts and nothing more, so root never trusts a
-/// file the service would refuse. Writing stays the owner's alone ([`create_private_dir`]).
-fn acting_uid(dir: &Path) -> u32 {
+pub(crate) fn trusted_dir(dir: &Path, reader: Reader) -> Result<TrustedDir, KeyError> {
+    let path = fs::canonicalize(dir).map_err(|e| KeyError::io(dir, e))?;
     let me = effective_uid();
     #[cfg(unix)]
-    if me == 0 {
+    let uid = {
         use std::os::unix::fs::MetadataExt as _;
-        return fs::metadata(dir).map_or(me, |meta| meta.uid());
-    }
-    me
+        // One look at the directory decides whose view the whole load takes.
+        let meta = fs::metadata(&path).map_err(|e| KeyError::io(&path, e))?;
+        let uid = match reader {
+            Reader::OwnerIfRoot if me == 0 => meta.uid(),
+            _ => me,
+        };
+        check_not_writable_by_others(&path, meta.mode(), meta.uid(), uid, || Mount::of_path(&path))?;
+        uid
+    };
+    #[cfg(not(unix))]
+    let uid = {
+        let _ = reader;
+        me
+    };
+    Ok(TrustedDir { path, uid })
+}
+
+/// Whose view a key store is checked with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reader {
+    /// This process's user: the service, and every command that writes keys.
+    Process,
+    /// When this process runs as root, the key directory's owner; otherwise this process's
+    /// user. Only for commands that sign outside the service (`keysmith mint`, `apikey
+    /// create`): root runs them on a host where the service's user owns the keys and root the
+    /// config. Checking as that owner accepts what the service itself accepts, so root never
+    /// trusts a file the service would refuse (a group-readable key is refused outright, since
+    /// the owner's groups are not known here). Writing stays the owner's alone
+    /// ([`create_private_dir`]).
+    OwnerIfRoot,
+}
+
+/// A canonical key directory that passed [`trusted_dir`], with the user whose view the rest of
+/// the load takes.
+#[derive(Debug, Clone)]
+pub(crate) struct TrustedDir {
+    /// The canonical path.
+    pub(crate) path: PathBuf,
+    /// The user the entries must belong to (or to root).
+    pub(crate) uid: u32,
 }
 
 #[cfg(unix)]
@@ -226,7 +257,8 @@ fn effective_uid() -> u32 {
 /// # Errors
 ///
 /// [`KeyError::OutsideDirectory`], or as [`trusted_dir`] for a directory on the way.
-pub(crate) fn resolve_entry(dir: &Path, path: &Path) -> Result<PathBuf, KeyError> {
+pub(crate) fn resolve_entry(dir: &TrustedDir, path: &Path) -> Result<PathBuf, KeyError> {
+    let (uid, dir) = (dir.uid, dir.path.as_path());
     let meta = fs::symlink_metadata(path).map_err(|e| KeyError::io(path, e))?;
     if !meta.file_type().is_symlink() {
         return Ok(path.to_owned());
@@ -241,7 +273,7 @@ pub(crate) fn resolve_entry(dir: &Path, path: &Path) -> Result<PathBuf, KeyError
             break; // the target itself: the caller checks the file
         }
         through.push(component);
-        check_dir(&through, acting_uid(dir))?;
+        check_dir(&through, uid)?;
     }
     Ok(target)
 }
@@ -330,7 +362,9 @@ pub(crate) fn check_not_writable_by_others(
 #[cfg(unix)]
 fn check_permissions(path: &Path, meta: &fs::Metadata, me: u32) -> Result<(), KeyError> {
     use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-    let my_group = rustix::process::getegid().as_raw();
+    // Acting for another user (root for the directory's owner), whose groups are unknown here:
+    // no group may read (`gid_t` -1 is no group).
+    let my_group = if me == effective_uid() { rustix::process::getegid().as_raw() } else { u32::MAX };
     check_mode_and_owner(path, meta.permissions().mode(), (meta.uid(), meta.gid()), (me, my_group))?;
     // Another name for the same file, elsewhere, escapes every check made on this directory.
     if meta.nlink() > 1 {

@@ -7,7 +7,7 @@ pub(crate) use crate::keys::dir::{generate_key_file, key_files, trusted_dir};
 pub(crate) use crate::keys::error::KeyError;
 pub(crate) use crate::keys::signing::SigningKey;
 
-use crate::keys::dir::{load_pem, load_pem_in, pem_paths};
+use crate::keys::dir::{Reader, TrustedDir, load_pem, load_pem_in, pem_paths};
 use crate::keys::lifecycle::{KeyRecord, KeyState, KeyringState};
 use crate::token::jwk::PublicJwk;
 use chrono::{DateTime, Duration, Utc};
@@ -87,16 +87,21 @@ impl Keyring {
     /// others, owned by another user or hard-linked elsewhere, a record that names a missing
     /// file, or a directory without keys.
     pub fn load_dir(dir: &Path) -> Result<Self, KeyError> {
-        let dir = trusted_dir(dir)?;
-        let paths = pem_paths(&dir)?;
-        let state = crate::keys::lifecycle::KeyringState::load(&dir)?;
+        Self::load_as(dir, Reader::Process)
+    }
+
+    fn load_as(dir: &Path, reader: Reader) -> Result<Self, KeyError> {
+        let trusted = trusted_dir(dir, reader)?;
+        let dir = &trusted.path;
+        let paths = pem_paths(dir)?;
+        let state = crate::keys::lifecycle::KeyringState::load_in(&trusted)?;
         if let Some(state) = state {
-            return Self::from_state(&dir, &paths, &state);
+            return Self::from_state(&trusted, &paths, &state);
         }
         let mut keys = Vec::with_capacity(paths.len());
         let mut times = Vec::with_capacity(paths.len());
         for path in &paths {
-            let (key, modified) = load_pem_in(&dir, path)?;
+            let (key, modified) = load_pem_in(&trusted, path)?;
             keys.push(key);
             times.push(KeyTimes { published: modified, signed: modified });
         }
@@ -118,7 +123,7 @@ impl Keyring {
         jwks_max_age: Duration,
         now: DateTime<Utc>,
     ) -> Result<(Self, Option<Deferred>), KeyError> {
-        let mut keys = Self::load_dir(dir)?;
+        let mut keys = Self::load_as(dir, Reader::OwnerIfRoot)?;
         let deferred = keys.defer_unpublished(jwks_max_age, now);
         Ok((keys, deferred))
     }
@@ -126,11 +131,12 @@ impl Keyring {
     /// The keys as the lifecycle record says. Files the record does not list (a key being
     /// written, a crash between writing a key and recording it) are left out and reported.
     fn from_state(
-        dir: &Path,
+        trusted: &TrustedDir,
         paths: &[PathBuf],
         state: &crate::keys::lifecycle::KeyringState,
     ) -> Result<Self, KeyError> {
         use crate::keys::lifecycle::KeyState;
+        let dir = trusted.path.as_path();
         let unlisted: Vec<String> = paths
             .iter()
             .filter_map(|p| p.file_name())
@@ -150,7 +156,7 @@ impl Keyring {
         let mut active_index = None;
         for record in &state.keys {
             // `KeyringState::load` has checked that `file` is a plain file name.
-            let (key, _) = load_pem_in(dir, &dir.join(&record.file))?;
+            let (key, _) = load_pem_in(trusted, &dir.join(&record.file))?;
             if key.kid() != record.kid {
                 return Err(KeyError::RecordMismatch(format!(
                     "{}: {} holds key {}, not {}",
@@ -437,6 +443,34 @@ mod tests {
             std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
             assert!(matches!(Keyring::load_dir(dir.path()), Err(KeyError::ForeignOwner { owner: 65534, .. })));
         }
+    }
+
+    /// Root signing outside the service (`load_to_sign`: `keysmith mint`, `apikey create`)
+    /// checks another user's key directory as that owner would; the service's own load
+    /// (`load_dir`) does not, so a service run as root never trusts another user's directory.
+    #[cfg(unix)]
+    #[test]
+    fn root_reads_another_users_key_store_only_to_sign_and_only_as_its_owner() {
+        use std::os::unix::fs::chown;
+        assert!(rustix::process::geteuid().is_root(), "hands files to another user: run as root (CI does)");
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let now = Utc::now();
+        let (first, _) = generate_key_file(&keys, now).unwrap();
+        let (second, _) = generate_key_file(&keys, now + Duration::seconds(1)).unwrap();
+        for path in [&keys, &first, &second] {
+            chown(path, Some(65534), None).unwrap();
+        }
+        let to_sign = || Keyring::load_to_sign(&keys, Duration::seconds(300), now + Duration::seconds(2));
+        assert!(matches!(Keyring::load_dir(&keys), Err(KeyError::UntrustedOwner { owner: 65534, me: 0, .. })));
+        assert!(to_sign().is_ok());
+        // The owner's groups are unknown to root: a group-readable key is refused.
+        chmod(&second, 0o640);
+        assert!(matches!(to_sign(), Err(KeyError::InsecurePermissions { .. })));
+        chmod(&second, 0o600);
+        // A key of a third user in the owner's directory: the service would refuse it.
+        chown(&second, Some(65533), None).unwrap();
+        assert!(matches!(to_sign(), Err(KeyError::ForeignOwner { owner: 65533, me: 65534, .. })));
     }
 
     #[cfg(unix)]

@@ -13,6 +13,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The last second of year 9999, beyond which no expiry is told apart.
+const MAX_TIME_SECS: u64 = 253_402_300_799;
+
 /// What a verified permanent API key allows. Only [`Verifier::verify_api_key`](crate::Verifier::verify_api_key) makes one.
 #[derive(Debug, Clone)]
 pub struct ApiKeyGrant {
@@ -50,7 +53,8 @@ impl ApiKeyGrant {
     /// itself the earlier of that and its record's `expires_at`. `None` for a key that never
     /// expires.
     pub fn expires_at(&self) -> Option<SystemTime> {
-        self.expires_at.map(|exp| UNIX_EPOCH + Duration::from_secs(exp))
+        // A permanent key's `exp` has no upper bound: clamp rather than overflow `SystemTime`.
+        self.expires_at.map(|exp| UNIX_EPOCH + Duration::from_secs(exp.min(MAX_TIME_SECS)))
     }
 
     /// Whether the key carries `permission`.
@@ -191,7 +195,7 @@ impl Grant {
 
     /// When the token expires (its `exp`). The verifier accepts it until then plus its leeway.
     pub fn expires_at(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(self.claims.exp)
+        UNIX_EPOCH + Duration::from_secs(self.claims.exp.min(MAX_TIME_SECS))
     }
 
     /// Decides an upload: [`Grant::authorize`] for `permission` (the upload permission of the

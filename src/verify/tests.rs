@@ -625,4 +625,12 @@ fn api_key_expiry_is_a_time_and_only_narrows() {
     assert_eq!(grant.expires_at(), Some(at(NOW + 100)));
     grant.expire_by(at(NOW + 50) + Duration::from_millis(900));
     assert_eq!(grant.expires_at(), Some(at(NOW + 50)));
+    // An `exp` beyond what `SystemTime` holds is clamped, never a panic.
+    let header = json!({"alg": "EdDSA", "typ": "apikey+jwt", "kid": kid()});
+    let far = json!({
+        "iss": "https://iss", "aud": ["demo"], "sub": "k1", "jti": "k1", "iat": NOW - 10,
+        "scope": "FILE_UPLOAD", "ver": 3, "exp": u64::MAX,
+    });
+    let grant = v.verify_api_key(&sign(&header, &far), now()).unwrap();
+    assert_eq!(grant.expires_at(), Some(at(253_402_300_799)));
 }
