@@ -15,7 +15,7 @@ use keysmith::issuer::{Caller, Minted};
 use keysmith::{Config, Issuer, Keyring, MintRequest, SigningKey};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -25,9 +25,100 @@ pub const ISSUER: &str = "https://keys.test";
 
 /// An issuer for `config` (TOML), signing with a fixed test key.
 pub fn issuer(config: &str) -> Issuer {
+    issuer_with_key(config, 7)
+}
+
+/// As [`issuer`], signing with the key of `seed` (the fixed test key is 7).
+pub fn issuer_with_key(config: &str, seed: u8) -> Issuer {
     let config = Config::from_toml(config, Path::new(".")).unwrap();
-    let key = SigningKey::new(&ed25519_dalek::SigningKey::from_bytes(&[7; 32]));
+    let key = SigningKey::new(&ed25519_dalek::SigningKey::from_bytes(&[seed; 32]));
     Issuer::from_parts(config, Keyring::single(key), None)
+}
+
+/// `issuer`'s JWKS, as JSON.
+pub fn jwks_of(issuer: &Issuer) -> String {
+    serde_json::to_string(&issuer.keyring().jwks()).unwrap()
+}
+
+/// `token` with one bit of its signature flipped.
+pub fn tampered(token: &str) -> String {
+    let (rest, sig) = token.rsplit_once('.').unwrap();
+    let mut sig = crate::common::unb64(sig);
+    sig[0] ^= 1;
+    format!("{rest}.{}", crate::common::b64(sig))
+}
+
+/// The issuer's `config.toml` of the gate tests, `version`: projects `demo` and `other`, and
+/// the templates `up` (upload and list under `/uploads/`), `burst` (`per_min` uploads a
+/// minute), `per_ip` (`per_source_ip` uploads per client address), `office` (minting and
+/// use from 10.0.0.0/8), `near` (from 127.0.0.2), `sized` (at most 10 bytes of `image/png`),
+/// `typed` (`image/png`) and `elsewhere` (project `other`); `extra` TOML after them.
+pub fn issuer_config(version: u32, per_min: u32, per_source_ip: u32, extra: &str) -> String {
+    format!(
+        r#"
+version = {version}
+issuer = "{ISSUER}"
+revocations_max_age = 300
+[projects.demo]
+[projects.other]
+[[templates]]
+id = "up"
+project = "demo"
+permissions = ["FILE_UPLOAD", "OBJECTS_LIST"]
+[templates.upload]
+dir_scope = "/uploads/*"
+[[templates]]
+id = "burst"
+project = "demo"
+permissions = ["FILE_UPLOAD"]
+[templates.upload]
+dir_scope = "/uploads/*"
+limit_per_min = {per_min}
+[[templates]]
+id = "per_ip"
+project = "demo"
+permissions = ["FILE_UPLOAD"]
+[templates.upload]
+dir_scope = "/uploads/*"
+limit_per_min = 100
+limit_per_source_ip = {per_source_ip}
+[[templates]]
+id = "office"
+project = "demo"
+permissions = ["FILE_UPLOAD"]
+[templates.upload]
+dir_scope = "/uploads/*"
+[templates.restrict]
+whitelist_ip_ranges = ["10.0.0.0/8"]
+[[templates]]
+id = "near"
+project = "demo"
+permissions = ["FILE_UPLOAD"]
+[templates.upload]
+dir_scope = "/uploads/*"
+[templates.restrict]
+whitelist_ip_ranges = ["127.0.0.2/32"]
+[[templates]]
+id = "sized"
+project = "demo"
+permissions = ["FILE_UPLOAD"]
+[templates.upload]
+dir_scope = "/uploads/*"
+max_file_size = 10
+content_types = ["image/png"]
+[[templates]]
+id = "typed"
+project = "demo"
+permissions = ["FILE_UPLOAD"]
+[templates.upload]
+dir_scope = "/uploads/*"
+content_types = ["image/png"]
+[[templates]]
+id = "elsewhere"
+project = "other"
+permissions = ["FILE_UPLOAD"]
+{extra}"#
+    )
 }
 
 /// A fresh access key from `template` of `project`.
@@ -64,11 +155,17 @@ pub struct Documents {
 impl Documents {
     /// `issuer`'s JWKS and a revocation list signed now.
     pub fn of(issuer: &Issuer) -> Self {
-        Self {
-            jwks: Arc::new(Mutex::new(serde_json::to_string(&issuer.keyring().jwks()).unwrap())),
-            revocations: Arc::new(Mutex::new(issuer.revocation_list(SystemTime::now()).unwrap().token)),
-        }
+        Self { jwks: Arc::new(Mutex::new(jwks_of(issuer))), revocations: Arc::new(Mutex::new(revocation_list(issuer))) }
     }
+
+    /// Serves `issuer`'s revocation list, signed now, from here on.
+    pub fn publish_revocations(&self, issuer: &Issuer) {
+        *self.revocations.lock().unwrap() = revocation_list(issuer);
+    }
+}
+
+fn revocation_list(issuer: &Issuer) -> String {
+    issuer.revocation_list(SystemTime::now()).unwrap().token
 }
 
 /// The upload backend and the issuer's documents, on one in-process server. Any other request
@@ -102,33 +199,75 @@ pub async fn start_backend(docs: Documents) -> u16 {
     port
 }
 
-/// A `keysmith gate` process on a free loopback port, killed on drop.
-pub struct Gate {
-    /// Its `/v1/authorize` port.
-    pub port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
+/// The `gate.toml` of a test gate, by default: the routes of `docs/gate.md` (uploads under
+/// `/files/`, listings under `/list/`), the JWKS and revocation list from the backend,
+/// `trusted_proxies = ["127.0.0.1/32"]` (the proxy's address), `refresh_seconds = 1`, and
+/// in-memory limits that deny when the store fails.
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    jwks: String,
+    revocations: Option<String>,
+    trusted_proxies: String,
+    store: String,
+    on_store_error: String,
+    extra: String,
 }
 
-impl Gate {
-    /// Starts the gate binary with the routes of `docs/gate.md` (uploads under `/files/`,
-    /// listings under `/list/`), the JWKS and revocation list from `backend`, in-memory
-    /// limits, `trusted_proxies = ["127.0.0.1/32"]`, and waits until `/healthz` answers `200`.
-    pub async fn start(backend: u16) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let toml = format!(
+impl GateConfig {
+    /// The defaults, with the documents from the backend on `backend`.
+    pub fn new(backend: u16) -> Self {
+        Self {
+            jwks: format!("http://127.0.0.1:{backend}/.well-known/jwks.json"),
+            revocations: Some(format!("http://127.0.0.1:{backend}/v1/revocations")),
+            trusted_proxies: r#"["127.0.0.1/32"]"#.to_owned(),
+            store: "memory".to_owned(),
+            on_store_error: "deny".to_owned(),
+            extra: String::new(),
+        }
+    }
+
+    /// The JWKS from `source` (a URL or a file) and no revocation list.
+    pub fn jwks_only(mut self, source: &str) -> Self {
+        self.jwks = source.to_owned();
+        self.revocations = None;
+        self
+    }
+
+    /// `trusted_proxies` as this TOML array.
+    pub fn trusted_proxies(mut self, array: &str) -> Self {
+        self.trusted_proxies = array.to_owned();
+        self
+    }
+
+    /// Counters in `store` (`memory` or a `redis://` URL), and `on_store_error`.
+    pub fn limits(mut self, store: &str, on_store_error: &str) -> Self {
+        self.store = store.to_owned();
+        self.on_store_error = on_store_error.to_owned();
+        self
+    }
+
+    /// Adds top-level settings (TOML lines).
+    pub fn with(mut self, settings: &str) -> Self {
+        self.extra.push_str(settings);
+        self.extra.push('\n');
+        self
+    }
+
+    /// The text of `gate.toml`.
+    pub fn toml(&self) -> String {
+        let Self { jwks, revocations, trusted_proxies, store, on_store_error, extra } = self;
+        let revocations = revocations.as_ref().map(|r| format!("revocations = {r:?}\n")).unwrap_or_default();
+        format!(
             r#"
 issuer = "{ISSUER}"
 audience = "demo"
-jwks = "http://127.0.0.1:{backend}/.well-known/jwks.json"
-revocations = "http://127.0.0.1:{backend}/v1/revocations"
-trusted_proxies = ["127.0.0.1/32"]
+jwks = {jwks:?}
+{revocations}trusted_proxies = {trusted_proxies}
 refresh_seconds = 1
-
+{extra}
 [limits]
-store = "memory"
-on_store_error = "deny"
+store = {store:?}
+on_store_error = {on_store_error:?}
 
 [[routes]]
 methods = ["PUT", "POST"]
@@ -143,25 +282,82 @@ path = "/list/{{*dir}}"
 permission = "OBJECTS_LIST"
 dir = "capture:dir"
 "#
-        );
+        )
+    }
+
+    /// Starts a gate with this configuration, once `/healthz` answers `200`.
+    pub async fn start(&self) -> Gate {
+        Gate::launch(&self.toml()).ready().await
+    }
+}
+
+/// A `keysmith gate` process on a free loopback port, killed on drop. What it logs goes to
+/// `gate.log` in its temporary directory, and to the test's output when the test fails.
+pub struct Gate {
+    /// Its `/v1/authorize` port.
+    pub port: u16,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Gate {
+    /// A gate with the default [`GateConfig`] for `backend`, once `/healthz` answers `200`.
+    pub async fn start(backend: u16) -> Self {
+        GateConfig::new(backend).start().await
+    }
+
+    /// Starts the gate binary with `toml` as its `gate.toml`, without waiting for it.
+    pub fn launch(toml: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
         let path = dir.path().join("gate.toml");
         std::fs::write(&path, toml).unwrap();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_keysmith"))
+        let log = std::fs::File::create(dir.path().join("gate.log")).unwrap();
+        let child = crate::common::keysmith()
             .args(["gate", "--listen", &format!("127.0.0.1:{port}"), "--config"])
             .arg(&path)
             .env("KEYSMITH_LOG", "warn")
             .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .spawn()
             .unwrap();
-        let gate = Self { port, child, _dir: dir };
+        Self { port, child, dir }
+    }
+
+    /// Waits until `/healthz` answers `200`; fails with the gate's log when it exits or takes
+    /// longer than 20 s.
+    pub async fn ready(mut self) -> Self {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if Request::get("/healthz").send(port).await.is_ok_and(|r| r.status == 200) {
-                return gate;
+            if Request::get("/healthz").send(self.port).await.is_ok_and(|r| r.status == 200) {
+                return self;
             }
-            assert!(Instant::now() < deadline, "the gate on port {port} did not become ready");
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("the gate on port {} exited: {status}\n{}", self.port, self.log());
+            }
+            assert!(Instant::now() < deadline, "the gate on port {} did not become ready:\n{}", self.port, self.log());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// How the gate ended when it exits by itself within `within`; `None` while it runs.
+    pub fn exited(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything the gate logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gate.log")).unwrap_or_default()
     }
 }
 
@@ -169,6 +365,12 @@ impl Drop for Gate {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = self.log();
+            if !log.is_empty() {
+                eprintln!("--- the gate on port {} logged:\n{log}", self.port);
+            }
+        }
     }
 }
 
@@ -355,7 +557,7 @@ impl Proxy {
     /// `config`.
     pub async fn start(
         name: &str,
-        mut command: std::process::Command,
+        mut command: Command,
         (dir, port): (tempfile::TempDir, u16),
         config: &str,
         install: &str,
@@ -401,7 +603,7 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         // SIGTERM first: an nginx master killed outright orphans its workers.
-        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
@@ -409,4 +611,31 @@ impl Drop for Proxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Debian's nginx with the server block of `docs/gate.md` (its addresses replaced) inside an
+/// `http` block that keeps its files in the proxy's temporary directory. nginx sets
+/// `X-Original-Method` and `X-Original-URI`, passes the target as sent (`$request_uri`) and the
+/// length as `X-Original-Content-Length`, and passes the client's other headers to the gate, so
+/// a client's `X-Forwarded-Method`/`X-Forwarded-Uri` must not describe the request. It can only
+/// replace the `X-Keysmith-*` names it sets.
+pub async fn nginx(gate: u16, backend: u16) -> Proxy {
+    let (dir, port) = Proxy::prepare();
+    let site = doc_block(&gate_doc(), "## nginx", "nginx");
+    let site = substitute(&site, "127.0.0.1:9090", &format!("127.0.0.1:{gate}"));
+    let site = substitute(&site, "127.0.0.1:3000", &format!("127.0.0.1:{backend}"));
+    let site = substitute(&site, "listen 80;", &format!("listen 127.0.0.1:{port};"));
+    let d = dir.path().display();
+    let conf = format!(
+        "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+         events {{ worker_connections 64; }}\nhttp {{\n    access_log off;\n    client_body_temp_path {d}/body;\n\
+         proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    uwsgi_temp_path {d}/uwsgi;\n\
+         scgi_temp_path {d}/scgi;\n{site}}}\n"
+    );
+    let path = dir.path().join("nginx.conf");
+    std::fs::write(&path, &conf).unwrap();
+    let binary = ["/usr/sbin/nginx", "nginx"].into_iter().find(|b| Path::new(b).exists()).unwrap_or("nginx");
+    let mut command = Command::new(binary);
+    command.arg("-p").arg(dir.path()).arg("-c").arg(&path);
+    Proxy::start("nginx", command, (dir, port), &conf, "installs Debian's nginx").await
 }

@@ -7,78 +7,14 @@
 #![allow(dead_code)] // each test crate uses a different subset.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops at the first broken expectation
 
-use crate::common::{b64, unb64};
-use crate::gate_parts::{self, Documents, Gate, ISSUER, Reply, Request, issuer, mint};
+use crate::gate_parts::{self, Documents, Gate, Reply, Request, issuer, mint, tampered};
 use keysmith::Issuer;
 use std::future::Future;
 
-/// The templates the cases use.
+/// The templates the cases use: `burst` allows 2 uploads a minute, `per_ip` 1 per client
+/// address.
 pub fn config() -> String {
-    format!(
-        r#"
-version = 1
-issuer = "{ISSUER}"
-revocations_max_age = 300
-[projects.demo]
-[projects.other]
-[[templates]]
-id = "up"
-project = "demo"
-permissions = ["FILE_UPLOAD", "OBJECTS_LIST"]
-[templates.upload]
-dir_scope = "/uploads/*"
-[[templates]]
-id = "burst"
-project = "demo"
-permissions = ["FILE_UPLOAD"]
-[templates.upload]
-dir_scope = "/uploads/*"
-limit_per_min = 2
-[[templates]]
-id = "per_ip"
-project = "demo"
-permissions = ["FILE_UPLOAD"]
-[templates.upload]
-dir_scope = "/uploads/*"
-limit_per_min = 100
-limit_per_source_ip = 1
-[[templates]]
-id = "office"
-project = "demo"
-permissions = ["FILE_UPLOAD"]
-[templates.upload]
-dir_scope = "/uploads/*"
-[templates.restrict]
-whitelist_ip_ranges = ["10.0.0.0/8"]
-[[templates]]
-id = "near"
-project = "demo"
-permissions = ["FILE_UPLOAD"]
-[templates.upload]
-dir_scope = "/uploads/*"
-[templates.restrict]
-whitelist_ip_ranges = ["127.0.0.2/32"]
-[[templates]]
-id = "sized"
-project = "demo"
-permissions = ["FILE_UPLOAD"]
-[templates.upload]
-dir_scope = "/uploads/*"
-max_file_size = 10
-content_types = ["image/png"]
-[[templates]]
-id = "typed"
-project = "demo"
-permissions = ["FILE_UPLOAD"]
-[templates.upload]
-dir_scope = "/uploads/*"
-content_types = ["image/png"]
-[[templates]]
-id = "elsewhere"
-project = "other"
-permissions = ["FILE_UPLOAD"]
-"#
-    )
+    gate_parts::issuer_config(1, 2, 1, "")
 }
 
 /// What a proxy does that the cases must know, because proxies legitimately differ.
@@ -220,12 +156,7 @@ pub async fn allowed_requests_reach_the_backend_with_only_the_gates_headers(stac
 /// 401, 403, 411, 413, 415 and 429 reach the client with the gate's status, problem and headers.
 pub async fn every_refusal_reaches_the_client_with_the_gates_status_and_problem(stack: &Stack) {
     let up = stack.key("up");
-    let tampered = {
-        let (rest, sig) = up.rsplit_once('.').unwrap();
-        let mut sig = unb64(sig);
-        sig[0] ^= 1;
-        format!("{rest}.{}", b64(sig))
-    };
+    let tampered = tampered(&up);
     let sized = stack.key("sized");
     let put = |target: &str| Request::new("PUT", target);
     let cases = [
