@@ -169,13 +169,14 @@ fn revocation_list(issuer: &Issuer) -> String {
 }
 
 /// The upload backend and the issuer's documents, on one in-process server. Any other request
-/// is an upload: `201` with one line per `X-Keysmith-*` header received (`name: value`, in
-/// order, repeated names repeated) and `body-bytes: N`, the length of the body that arrived.
+/// is an upload: `201` with one line per `X-Keysmith-*` (or `X_Keysmith_*`) header received
+/// (`name: value`, in order, repeated names repeated) and `body-bytes: N`, the length of the body that arrived.
 pub async fn start_backend(docs: Documents) -> u16 {
     async fn upload(headers: HeaderMap, body: Bytes) -> (StatusCode, String) {
         let mut seen = String::new();
         for (name, value) in &headers {
-            if name.as_str().starts_with("x-keysmith-") {
+            // As a CGI-style backend (PHP-FPM, WSGI, Rack) sees names: `_` and `-` alike.
+            if name.as_str().replace('_', "-").starts_with("x-keysmith-") {
                 seen.push_str(&format!("{name}: {}\n", value.to_str().unwrap_or("?")));
             }
         }

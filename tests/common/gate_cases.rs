@@ -124,6 +124,9 @@ pub async fn allowed_requests_reach_the_backend_with_only_the_gates_headers(stac
         .header("X-Keysmith-Project", "other")
         .header("X-Keysmith-Project", "other")
         .header("X-Keysmith-Admin", "true")
+        // The same names with `_`, which a CGI-style backend reads as the gate's.
+        .header("X_Keysmith_Subject", "admin")
+        .header("x_keysmith_scope", "FILE_UPLOAD OBJECTS_LIST ADMIN")
         .body(body.clone());
     let ok = stack.send(forged).await;
     assert_eq!(ok.status, 201, "{}\n{}", ok.head, ok.body);
