@@ -188,3 +188,20 @@ async fn upload_routes_enforce_the_size_and_type_limits() {
     let (status, text) = send(layered, "/files/uploads/a.png", &headers[..2], 4, b"four");
     assert_eq!(status, 200, "{text}");
 }
+
+/// Behind a trusted proxy, an `X-Forwarded-For` value that is not text is refused, not skipped:
+/// skipping it would let a client's own value stand in for the address the proxy appended.
+#[test]
+fn a_forwarded_for_value_that_is_not_text_is_refused_not_skipped() {
+    use axum::http::HeaderValue;
+    use keysmith::enforce::Refusal;
+    let (_, enforcer) = setup();
+    let proxy: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+    let enforcer =
+        Arc::try_unwrap(enforcer).unwrap().trusted_proxies(keysmith::IpRules::parse(&["10.0.0.1/32"]).unwrap());
+    let mut headers = HeaderMap::new();
+    headers.append("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+    assert_eq!(enforcer.client_ip(proxy, &headers).unwrap(), "203.0.113.9".parse::<std::net::IpAddr>().unwrap());
+    headers.append("x-forwarded-for", HeaderValue::from_bytes(b"198.51.100.7\xff").unwrap());
+    assert!(matches!(enforcer.client_ip(proxy, &headers), Err(Refusal::ClientAddress)));
+}

@@ -153,7 +153,9 @@ impl Enforcer {
     ///
     /// [`Refusal::ClientAddress`] when a trusted proxy sent a malformed header.
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> Result<IpAddr, Refusal> {
-        let values = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+        // Every value, as bytes: one that is not text is refused, never skipped (skipping
+        // would let a client's own value stand in for the one the proxy appended).
+        let values = headers.get_all("x-forwarded-for").iter().map(HeaderValue::as_bytes);
         client_ip(peer, ForwardedHeader::XForwardedFor, values, &self.trusted_proxies)
             .map_err(|_| Refusal::ClientAddress)
     }
