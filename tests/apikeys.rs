@@ -166,12 +166,24 @@ async fn create_use_deactivate_reactivate() {
         code(mint(&server, "backend-upload", Some(&secret), None).await, StatusCode::UNAUTHORIZED).await,
         "api_key_revoked"
     );
+    // A public template needs no key, but a key presented to it must be valid: the holder of a
+    // revoked (or forged) key is told so, not served as if it had sent none.
+    assert_eq!(
+        code(mint(&server, "public-list", Some(&secret), None).await, StatusCode::UNAUTHORIZED).await,
+        "api_key_revoked"
+    );
+    assert_eq!(
+        code(mint(&server, "public-list", Some("garbage"), None).await, StatusCode::UNAUTHORIZED).await,
+        "api_key_invalid"
+    );
+    assert_eq!(mint(&server, "public-list", None, None).await.status(), StatusCode::OK);
 
     // Reactivate: it passes again.
     assert!(keysmith(&dir, &["apikey", "activate", &id]).status.success());
     server.reload();
     assert!(downstream(&server).await.verify_api_key(&secret, SystemTime::now()).is_ok());
     assert_eq!(mint(&server, "backend-upload", Some(&secret), None).await.status(), StatusCode::OK);
+    assert_eq!(mint(&server, "public-list", Some(&secret), None).await.status(), StatusCode::OK);
 }
 
 #[test]

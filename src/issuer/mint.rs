@@ -164,7 +164,14 @@ impl Issuer {
                 let key = caller.api_key.ok_or(MintError::ApiKeyRequired)?;
                 Some(self.authenticate(key, project, now)?)
             }
-            Access::Public => None,
+            // A key presented to a public template must still be valid: a caller holding a
+            // revoked or forged key is told so rather than served as if it had sent none.
+            Access::Public => {
+                if let Some(key) = caller.api_key {
+                    self.authenticate(key, project, now)?;
+                }
+                None
+            }
         };
         let caller = self.check_caller(t, caller.ip, request.bind_ip)?;
         let permissions = self.permissions(t, key.as_ref(), request.permissions.as_deref())?;
