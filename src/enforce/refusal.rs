@@ -169,6 +169,11 @@ mod tests {
                 "limit_per_min",
             ),
             (Refusal::Limited { limit: Limit::PerSourceIp, retry_after: None }, 429, "limit_per_source_ip"),
+            (
+                Refusal::Limited { limit: Limit::KeysPerSource, retry_after: Some(Duration::from_secs(60)) },
+                429,
+                "limit_keys_per_source",
+            ),
             (Refusal::StoreUnavailable, 503, "limit_store_unavailable"),
             (Refusal::CallerNotAllowed, 403, "caller_not_allowed"),
         ];

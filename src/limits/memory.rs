@@ -20,10 +20,15 @@ const SWEEP_EVERY: usize = 1024;
 /// `exp` and the retention after it, rate budgets back to full) are swept in bulk once
 /// enough new entries were inserted, so each insertion costs O(1) amortised; when the store is
 /// full of live entries a new key is refused with [`StoreError::Full`] rather than evicting a
-/// live budget (which would hand its holder a fresh one).
+/// live budget (which would hand its holder a fresh one). One address (IPv6: its /64) may
+/// start counters for at most `max_keys_per_source` live keys; a further key first used from
+/// it is refused with [`Limit::KeysPerSource`], so one client minting keys from a public
+/// template cannot fill the store for everyone (many addresses still can: size the store, or
+/// use Redis, for the clients expected).
 #[derive(Debug)]
 pub struct MemoryStore {
     max_entries: usize,
+    max_keys_per_source: usize,
     retention: Duration,
     inner: Mutex<Inner>,
 }
@@ -34,6 +39,9 @@ struct Inner {
     rates: HashMap<String, u64>,
     /// The source entries of every key in `uploads`, together.
     sources: usize,
+    /// For each address (IPv6: /64) that first used a key held in `uploads`, when each such
+    /// key's counters go (ms since the epoch).
+    keys_by_source: HashMap<IpAddr, Vec<u64>>,
     inserted_since_sweep: usize,
 }
 
@@ -58,9 +66,19 @@ impl MemoryStore {
     /// The default bound on live entries.
     pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
 
-    /// A store holding at most `max_entries` live entries.
+    /// A store holding at most `max_entries` live entries, and counters for at most 1 % of
+    /// them (at least 16 keys) first used from one address.
     pub fn new(max_entries: usize) -> Self {
-        Self { max_entries, retention: DEFAULT_RETENTION, inner: Mutex::new(Inner::default()) }
+        let max_keys_per_source = (max_entries / 100).max(16);
+        Self { max_entries, max_keys_per_source, retention: DEFAULT_RETENTION, inner: Mutex::new(Inner::default()) }
+    }
+
+    /// This store allowing counters for at most `max` live keys first used from one address
+    /// (IPv6: its /64). Behind a NAT many clients share an address: raise it for them.
+    #[must_use]
+    pub fn with_max_keys_per_source(mut self, max: usize) -> Self {
+        self.max_keys_per_source = max;
+        self
     }
 
     /// This store keeping a key's counters until its `exp` plus `retention`. Defaults to
@@ -104,13 +122,27 @@ impl MemoryStore {
             // Fail closed: a key used from this many sources gets no budget for another one.
             return Ok(UploadDecision::Refused { limit: Limit::PerSourceIp, retry_after: None });
         }
+        let ttl = ttl_ms(attempt.expires_at, attempt.now, self.retention);
+        if !key_known {
+            // At most `max_keys_per_source` live keys started from one address; the wait is
+            // until the first of them goes. Bounded work: at most that many times per address.
+            let held = inner.keys_by_source.entry(source).or_default();
+            held.retain(|&until| until > now_ms);
+            if held.len() >= self.max_keys_per_source {
+                let first = held.iter().min().copied().unwrap_or(now_ms);
+                let wait = Duration::from_millis(first.saturating_sub(now_ms).max(1));
+                return Ok(UploadDecision::Refused { limit: Limit::KeysPerSource, retry_after: Some(wait) });
+            }
+        }
         let needed = usize::from(!key_known) + usize::from(new_source);
         if needed > 0 {
             self.make_room(&mut inner, needed, now_ms, now_us)?;
         }
-        let Inner { uploads, sources, .. } = &mut *inner;
+        let Inner { uploads, sources, keys_by_source, .. } = &mut *inner;
+        if !key_known {
+            keys_by_source.entry(source).or_default().push(now_ms.saturating_add(ttl));
+        }
         let entry = uploads.entry(attempt.jti.to_owned()).or_default();
-        let ttl = ttl_ms(attempt.expires_at, attempt.now, self.retention);
         entry.expires_ms = entry.expires_ms.max(now_ms.saturating_add(ttl));
 
         // 1. per_source_ip: permanent for this address, so it is reported first.
@@ -182,13 +214,17 @@ impl MemoryStore {
     fn make_room(&self, inner: &mut Inner, needed: usize, now_ms: u64, now_us: u64) -> Result<(), StoreError> {
         let len = inner.len();
         if inner.inserted_since_sweep >= len.max(SWEEP_EVERY) || len.saturating_add(needed) > self.max_entries {
-            let Inner { uploads, rates, sources, .. } = inner;
+            let Inner { uploads, rates, sources, keys_by_source, .. } = inner;
             uploads.retain(|_, e| {
                 let keep = e.expires_ms > now_ms;
                 if !keep {
                     *sources = sources.saturating_sub(e.by_source.len());
                 }
                 keep
+            });
+            keys_by_source.retain(|_, held| {
+                held.retain(|&until| until > now_ms);
+                !held.is_empty()
             });
             rates.retain(|_, &mut tat| tat > now_us);
             inner.inserted_since_sweep = 0;
@@ -255,6 +291,34 @@ mod tests {
 
     fn per_min(n: u32) -> Limits {
         Limits { per_min: Some(n), per_source_ip: None }
+    }
+
+    /// One address starts counters for at most `max_keys_per_source` live keys: the next new
+    /// key from it (or its /64) waits until the first of them goes; keys it already holds,
+    /// and other addresses, are decided as before.
+    #[test]
+    fn one_address_cannot_fill_the_store_with_new_keys() {
+        let store = MemoryStore::new(1000).with_max_keys_per_source(3);
+        let exp = T0 + 600_000;
+        let key = |jti: &str, source: &str, now| UploadAttempt {
+            expires_at: at(exp),
+            ..attempt(jti, source, per_min(5), now)
+        };
+        for jti in ["a", "b", "c"] {
+            assert_eq!(store.upload(key(jti, "2001:db8::1", T0)).unwrap(), UploadDecision::Allowed);
+        }
+        // Another address in the same /64: the same budget of keys.
+        let wait = exp + DEFAULT_RETENTION.as_millis() as u64 - (T0 + 1000);
+        assert_eq!(
+            store.upload(key("d", "2001:db8::2", T0 + 1000)).unwrap(),
+            UploadDecision::Refused { limit: Limit::KeysPerSource, retry_after: Some(Duration::from_millis(wait)) }
+        );
+        assert_eq!(store.upload(key("a", "2001:db8::1", T0 + 1000)).unwrap(), UploadDecision::Allowed);
+        assert_eq!(store.upload(key("d", "192.0.2.7", T0 + 1000)).unwrap(), UploadDecision::Allowed);
+        // Once the first keys' counters are gone, new keys from that address are counted again.
+        let later = exp + DEFAULT_RETENTION.as_millis() as u64 + 1;
+        assert_eq!(store.upload(key("e", "2001:db8::3", later)).unwrap(), UploadDecision::Allowed);
+        assert_eq!(Limit::KeysPerSource.code(), "limit_keys_per_source");
     }
 
     proptest! {

@@ -91,14 +91,20 @@ pub enum Limit {
     PerMin,
     /// `limit_per_source_ip`: this address used the key's whole budget.
     PerSourceIp,
+    /// `limit_keys_per_source`: a [`MemoryStore`](super::MemoryStore) already holds counters
+    /// for as many live keys first used from this address (IPv6: its /64) as it allows one
+    /// address, so a single client minting keys cannot fill the store for everyone.
+    KeysPerSource,
 }
 
 impl Limit {
-    /// The stable problem code: `limit_per_min` or `limit_per_source_ip`.
+    /// The stable problem code: `limit_per_min`, `limit_per_source_ip` or
+    /// `limit_keys_per_source`.
     pub fn code(self) -> &'static str {
         match self {
             Self::PerMin => "limit_per_min",
             Self::PerSourceIp => "limit_per_source_ip",
+            Self::KeysPerSource => "limit_keys_per_source",
         }
     }
 }
