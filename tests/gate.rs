@@ -533,3 +533,38 @@ async fn a_garbage_jwks_file_keeps_the_last_good_keys_and_shows_in_metrics() {
     assert_eq!(log.matches("JWKS file not loaded").count(), 1, "{log}");
     assert!(log.contains(&path.display().to_string()), "{log}");
 }
+
+/// The gate's listener caps connections per address, as the issuer's does: a host holding
+/// many idle connections (here 127.0.0.2, not an allowed caller) gets no more than 64, while
+/// the proxy that may ask (127.0.0.1) is exempt and keeps being served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gate_caps_connections_per_address_but_not_for_its_callers() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let first = issuer(&config(1, ""));
+    let backend = start_backend(Documents::of(&first)).await;
+    let gate = Gate::start(backend).await;
+    let connect_from = |source: &'static str| async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        socket.connect(format!("127.0.0.1:{}", gate.port).parse().unwrap()).await.unwrap()
+    };
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        held.push(connect_from(OTHER_HOST).await);
+    }
+    // The 65th from that address is closed at once: a read sees the end without a response.
+    let mut extra = connect_from(OTHER_HOST).await;
+    let _ = extra.write_all(b"GET /healthz HTTP/1.1\r\nHost: gate\r\n\r\n").await;
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), extra.read_to_end(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the 65th connection from one address was served: {buf:?}");
+    // The allowed caller, holding as many connections, is still served.
+    let mut callers = Vec::new();
+    for _ in 0..70 {
+        callers.push(connect_from("127.0.0.1").await);
+    }
+    let token = mint(&first, "demo", "up");
+    let asked = asking_about_upload("10.1.2.3").bearer(&token).from("127.0.0.1").send(gate.port).await.unwrap();
+    assert_eq!(asked.status, 200, "{}\n{}", asked.head, asked.body);
+    drop((held, callers));
+}

@@ -86,11 +86,54 @@ pub async fn serve_with(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let trusted = handle.clone();
+    let metrics = handle.clone();
+    let peers = Peers {
+        // A trusted proxy carries every client behind it: it is held to the global cap only,
+        // and the rate limit applies to the client address it names.
+        exempt: Box::new(move |ip| trusted.serving().issuer.config().server.trusted_proxies.contains(ip)),
+        opened: Box::new(move || Box::new(metrics.metrics().connection_opened())),
+    };
+    accept(listener, router(handle), limits, peers, shutdown).await
+}
+
+/// Serves `app` (which may extract `ConnectInfo<SocketAddr>`) on `listener` with `limits`
+/// until `shutdown` resolves, then drains: the accept loop of [`serve_with`] for another
+/// service, such as `keysmith gate`. Peers for which `exempt` holds (the proxies that carry
+/// every client behind them) are held to the global connection cap only.
+///
+/// # Errors
+///
+/// The I/O error that stopped the server.
+pub async fn serve_router(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: ConnectionLimits,
+    exempt: impl Fn(std::net::IpAddr) -> bool + Send + Sync + 'static,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let peers = Peers { exempt: Box::new(exempt), opened: Box::new(|| Box::new(())) };
+    accept(listener, app, limits, peers, shutdown).await
+}
+
+/// What the accept loop asks about a peer: whether it is exempt from the per-address cap, and
+/// what to hold while its connection is open (a gauge's guard).
+struct Peers {
+    exempt: Box<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>,
+    opened: Box<dyn Fn() -> Box<dyn Send> + Send + Sync>,
+}
+
+async fn accept(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: ConnectionLimits,
+    peers: Peers,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt as _;
 
-    let trusted = handle.clone();
-    let app = router(handle)
+    let app = app
         .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
             check_request_size(req, next, limits)
         }))
@@ -128,13 +171,7 @@ pub async fn serve_with(
             tracing::warn!(target: "keysmith::server", %peer, max = limits.max_connections, "connection limit reached; closing");
             continue;
         };
-        // A trusted proxy carries every client behind it: it is held to the global cap only, and
-        // the rate limit applies to the client address it names.
-        let source = if trusted.serving().issuer.config().server.trusted_proxies.contains(peer.ip()) {
-            None
-        } else {
-            Some(source_key(peer.ip()))
-        };
+        let source = if (peers.exempt)(peer.ip()) { None } else { Some(source_key(peer.ip())) };
         if let Some(source) = source {
             let mut open = per_address.lock().unwrap_or_else(PoisonError::into_inner);
             let count = open.entry(source).or_insert(0);
@@ -145,7 +182,7 @@ pub async fn serve_with(
             *count += 1;
         }
         let per_address = Arc::clone(&per_address);
-        let open = trusted.metrics().connection_opened();
+        let open = (peers.opened)();
         let service = app.clone().map_request(move |mut request: axum::extract::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             request

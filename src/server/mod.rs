@@ -21,7 +21,7 @@ mod state;
 
 pub use escape::OneLineWriter;
 pub use extract::MAX_BODY_BYTES;
-pub use listener::{ConnectionLimits, serve, serve_metrics, serve_with, shutdown_signal};
+pub use listener::{ConnectionLimits, serve, serve_metrics, serve_router, serve_with, shutdown_signal};
 pub use problem::ApiError;
 #[cfg(unix)]
 pub use reload::reload_on_sighup;

@@ -27,6 +27,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let listen = args.listen.unwrap_or(config.listen);
+    let allowed_callers = config.allowed_callers.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let gate = Arc::new(Gate::start(config).context("starting the gate")?);
@@ -47,8 +48,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             });
         }
-        let app = gate.router().into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app).with_graceful_shutdown(keysmith::server::shutdown_signal()).await?;
+        // The issuer's accept loop: connection caps (global, and per address but for the
+        // proxies that may ask, which carry every client), header and request timeouts, size
+        // checks and a graceful drain.
+        let callers = allowed_callers;
+        keysmith::server::serve_router(
+            listener,
+            gate.router(),
+            keysmith::server::ConnectionLimits::default(),
+            move |ip| callers.contains(ip),
+            keysmith::server::shutdown_signal(),
+        )
+        .await?;
         tracing::info!("stopped");
         anyhow::Ok(ExitCode::SUCCESS)
     })
