@@ -36,7 +36,8 @@ use std::time::{Duration, SystemTime};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GateError {
-    /// The JWKS file could not be read, or is not a valid key set.
+    /// The JWKS file could not be read, is not trusted (others can change it), or is not a
+    /// valid key set.
     #[error(transparent)]
     JwksFile(#[from] JwksFileError),
     /// The limit store address is invalid.
