@@ -150,14 +150,16 @@ impl Gate {
         keys && list
     }
 
-    /// The gate's HTTP routes: `/v1/authorize` (any method), also under `/v1/authorize/…`
-    /// (Envoy's `ext_authz` puts its `path_prefix` before the original path; the decision still
-    /// reads only the forwarded method and URI headers), `/healthz`, and `/metrics` unless
+    /// The gate's HTTP routes: `/v1/authorize` (any method), also `/v1/authorize/` and under
+    /// `/v1/authorize/…` (Envoy's `ext_authz` puts its `path_prefix` before the original path,
+    /// `/` included; the decision still reads only the forwarded method and URI headers), `/healthz`, and `/metrics` unless
     /// `metrics_listen` moves it to [`Gate::metrics_router`]. Serve them with
     /// `into_make_service_with_connect_info::<SocketAddr>()`.
     pub fn router(self: Arc<Self>) -> Router {
         let router = Router::new()
             .route("/v1/authorize", any(authorize))
+            // `{*original}` needs at least one character: Envoy asks `/v1/authorize/` for `/`.
+            .route("/v1/authorize/", any(authorize))
             .route("/v1/authorize/{*original}", any(authorize))
             .route("/healthz", get(healthz));
         let router = if self.metrics_listen.is_none() { router.route("/metrics", get(metrics)) } else { router };
@@ -340,5 +342,57 @@ mod tests {
         assert_eq!(original_request(&headers(&repeated)), None);
         assert_eq!(original_request(&headers(&[("x-forwarded-method", "PUT")])), None);
         assert_eq!(original_request(&HeaderMap::new()), None);
+    }
+
+    /// A gate reading its JWKS from a file in `dir`, asked by `127.0.0.1` only.
+    fn gate(dir: &Path) -> Arc<Gate> {
+        let jwks = dir.join("jwks.json");
+        let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key();
+        let set = crate::token::jwk::Jwks { keys: vec![crate::token::jwk::PublicJwk::from_key(&key)] };
+        std::fs::write(&jwks, serde_json::to_string(&set).unwrap()).unwrap();
+        let toml = format!(
+            "issuer = \"https://iss\"\naudience = \"demo\"\njwks = {:?}\nallowed_callers = [\"127.0.0.1/32\"]\n\
+             [[routes]]\nmethods = [\"PUT\"]\npath = \"/files/{{*file}}\"\npermission = \"FILE_UPLOAD\"\n",
+            jwks.display().to_string()
+        );
+        Arc::new(Gate::start(GateConfig::from_toml(&toml).unwrap()).unwrap())
+    }
+
+    /// Asks `path` of the gate's router from `peer` for an upload to `/files/a`, without a key:
+    /// the status, the content type and the problem's `code`.
+    async fn ask(gate: &Arc<Gate>, path: &str, peer: [u8; 4]) -> (StatusCode, String, serde_json::Value) {
+        use tower::ServiceExt as _;
+        let mut request = http::Request::get(path)
+            .header("x-forwarded-method", "PUT")
+            .header("x-forwarded-uri", "/files/a")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        request.extensions_mut().insert(ConnectInfo(SocketAddr::from((peer, 40000))));
+        let response = Arc::clone(gate).router().oneshot(request).await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap();
+        let problem = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+        (status, content_type, problem["code"].clone())
+    }
+
+    /// Envoy's `ext_authz` asks `path_prefix` + the original path: `/v1/authorize/` for a
+    /// request to `/`. Every form gets the same decision, never a bare `404`.
+    #[tokio::test]
+    async fn authorize_answers_under_every_path_envoy_asks() {
+        let dir = tempfile::tempdir().unwrap();
+        let gate = gate(dir.path());
+        let plain = ask(&gate, "/v1/authorize", [127, 0, 0, 1]).await;
+        assert_eq!(plain.1, "application/problem+json", "{plain:?}");
+        assert_eq!(plain.0, StatusCode::UNAUTHORIZED, "{plain:?}");
+        for path in ["/v1/authorize/", "/v1/authorize/files/a", "/v1/authorize//"] {
+            assert_eq!(ask(&gate, path, [127, 0, 0, 1]).await, plain, "{path}");
+        }
+        let refused = ask(&gate, "/v1/authorize/", [10, 0, 0, 1]).await;
+        assert_eq!((refused.0, refused.2), (StatusCode::FORBIDDEN, "caller_not_allowed".into()));
     }
 }
