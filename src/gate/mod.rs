@@ -17,6 +17,7 @@ pub use config::{DEFAULT_GATE_LISTEN, DEFAULT_REFRESH_SECONDS, GateConfig, Store
 pub use jwks_file::{JwksFileError, MAX_JWKS_FILE_BYTES};
 
 use crate::enforce::{Authorized, Enforcer, Refusal};
+use crate::limits::throttle::Throttle;
 use crate::limits::{LimitStore, MemoryStore, RedisStore, StoreError};
 use crate::policy::ip::IpRules;
 use crate::refresh::{JwksRefresher, RefreshStatus, RevocationRefresher};
@@ -30,7 +31,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Why the gate could not start.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +76,9 @@ pub struct Gate {
     metrics_listen: Option<SocketAddr>,
     /// Peers that may ask `/v1/authorize`.
     allowed_callers: IpRules,
+    /// The warning for a peer not in `allowed_callers`, which any host that reaches the gate
+    /// can cause at will: one a minute (the metric counts every refusal).
+    refused_callers: Throttle,
 }
 
 impl std::fmt::Debug for Gate {
@@ -133,6 +137,7 @@ impl Gate {
             metrics,
             metrics_listen: config.metrics_listen,
             allowed_callers: config.allowed_callers,
+            refused_callers: Throttle::default(),
         })
     }
 
@@ -240,7 +245,11 @@ async fn authorize(
     let decided = async {
         // Before any header is read: only an allowed caller's description of a request counts.
         if !gate.allowed_callers.contains(peer.ip()) {
-            tracing::warn!(code = Refusal::CallerNotAllowed.code(), peer = %peer.ip(), "refused");
+            let code = Refusal::CallerNotAllowed.code();
+            match gate.refused_callers.allow(Instant::now()) {
+                Some(held_back) => tracing::warn!(code, peer = %peer.ip(), held_back, "refused"),
+                None => tracing::debug!(code, peer = %peer.ip(), "refused"),
+            }
             return Err(Refusal::CallerNotAllowed);
         }
         let (method, uri) = original_request(&headers).ok_or(Refusal::InvalidTarget)?;
@@ -394,5 +403,44 @@ mod tests {
         }
         let refused = ask(&gate, "/v1/authorize/", [10, 0, 0, 1]).await;
         assert_eq!((refused.0, refused.2), (StatusCode::FORBIDDEN, "caller_not_allowed".into()));
+    }
+
+    /// Counts the warnings logged under `keysmith::gate`.
+    struct CountWarnings(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl tracing::Subscriber for CountWarnings {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            let meta = event.metadata();
+            if *meta.level() == tracing::Level::WARN && meta.target().starts_with("keysmith::gate") {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    /// A host on the network cannot flood the log: many refused peers are one warning (the
+    /// metric counts each of them).
+    #[tokio::test(flavor = "current_thread")]
+    async fn refused_callers_are_one_warning_and_every_one_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let gate = gate(dir.path());
+        let warnings = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let _log = tracing::subscriber::set_default(CountWarnings(Arc::clone(&warnings)));
+        for i in 0..50u8 {
+            let refused = ask(&gate, "/v1/authorize", [10, 0, 0, i]).await;
+            assert_eq!(refused.2, "caller_not_allowed", "{refused:?}");
+        }
+        assert_eq!(warnings.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let metrics = gate.render_metrics(SystemTime::now()).unwrap();
+        assert!(metrics.contains("keysmith_gate_decisions_total{code=\"caller_not_allowed\"} 50"), "{metrics}");
     }
 }
