@@ -187,6 +187,9 @@ pub mod limits {
     #[cfg(feature = "redis")]
     mod redis;
     mod store;
+    // Throttles the log lines a client can cause, for the server and the gate.
+    #[cfg(any(feature = "server", feature = "gate"))]
+    pub(crate) mod throttle;
 
     pub use memory::MemoryStore;
     #[cfg(feature = "redis")]

@@ -7,7 +7,15 @@
 //! change times) differs from the one it last read. A file that cannot be read or is not a
 //! valid key set keeps the last good keys; the failure is logged and counted once per version
 //! of the file (or per kind of error while it cannot be looked at), not once per poll.
+//!
+//! The file is a trust anchor: whoever can change it adds their own key. It is therefore read
+//! only when the key store would trust it (`keys::dir::open_trusted_file`): the file
+//! (checked on the handle read), its directory and the directories a symlink to it leads
+//! through may be changed by their owner alone, this process's user or root; write bits are
+//! excused on a read-only tmpfs only (a Kubernetes Secret or projected volume). A version that
+//! fails this check is refused like an invalid one.
 
+use crate::keys::KeyError;
 use crate::refresh::RefreshStatus;
 use crate::token::jwk::{JwkError, KeySet};
 use crate::verify::Verifier;
@@ -32,6 +40,20 @@ pub enum JwksFileError {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// The file, its directory or a directory a symlink to it leads through can be changed by
+    /// another user than this process's or root (who could add their own key): the key store's
+    /// own rules.
+    #[error(
+        "the JWKS file {} is not trusted: only this process's user or root may be able to change it",
+        .path.display()
+    )]
+    Untrusted {
+        /// The file as configured.
+        path: PathBuf,
+        /// What is wrong, and the fix (`chmod go-w`, `chown`).
+        #[source]
+        source: Box<KeyError>,
     },
     /// The file is larger than [`MAX_JWKS_FILE_BYTES`].
     #[error("the JWKS file {} is larger than {MAX_JWKS_FILE_BYTES} bytes", .path.display())]
@@ -84,14 +106,15 @@ struct Seen {
     loaded: bool,
 }
 
-/// Reads `path` (at most [`MAX_JWKS_FILE_BYTES`]) and parses it, with the fingerprint of the
-/// file actually opened. The fingerprint is `None` when the file could not be opened.
+/// Reads `path` (at most [`MAX_JWKS_FILE_BYTES`]) when it is trusted, and parses it, with the
+/// fingerprint of the file actually opened. The fingerprint is `None` when the file could not
+/// be opened or is not trusted.
 fn read(path: &Path) -> (Option<Fingerprint>, Result<KeySet, JwksFileError>) {
     let failed = |source| JwksFileError::Read { path: path.to_owned(), source };
-    let opened = std::fs::File::open(path).and_then(|file| Ok((file.metadata()?, file)));
-    let (meta, file) = match opened {
+    let (file, meta) = match crate::keys::dir::open_trusted_file(path) {
         Ok(opened) => opened,
-        Err(e) => return (None, Err(failed(e))),
+        Err(KeyError::Io { source, .. }) => return (None, Err(failed(source))),
+        Err(e) => return (None, Err(JwksFileError::Untrusted { path: path.to_owned(), source: Box::new(e) })),
     };
     let fingerprint = Some(Fingerprint::of(&meta));
     let mut bytes = Vec::new();
@@ -181,7 +204,8 @@ impl JwksFile {
     ///
     /// # Errors
     ///
-    /// A [`JwksFileError`] when the file cannot be read now or is not a valid key set.
+    /// A [`JwksFileError`] when the file cannot be read now, is not trusted or is not a valid
+    /// key set.
     pub(super) fn start(verifier: &Verifier, path: &Path, poll: Duration) -> Result<Self, JwksFileError> {
         let (opened, loaded) = read(path);
         verifier.set_keys(loaded?);
@@ -299,5 +323,99 @@ mod tests {
         let status = file.status();
         assert_eq!((status.failures, status.failures_total, status.last_error.as_deref()), (0, 1, None));
         assert!(status.last_success > failed_at, "{status:?}");
+    }
+
+    #[cfg(unix)]
+    fn untrusted(error: &JwksFileError) -> String {
+        assert!(matches!(error, JwksFileError::Untrusted { .. }), "{error:?}");
+        crate::refresh::with_sources(error)
+    }
+
+    #[cfg(unix)]
+    fn chmod(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// A JWKS file others can write, or in a directory others can write, is refused at start,
+    /// naming the path and the fix.
+    #[cfg(unix)]
+    #[test]
+    fn start_refuses_a_file_or_a_directory_others_can_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, jwks(1)).unwrap();
+        let start = || JwksFile::start(&verifier(), &path, Duration::from_secs(1)).err().unwrap();
+        chmod(&path, 0o664);
+        let error = untrusted(&start());
+        assert!(error.contains(&format!("chmod go-w {}", path.display())), "{error}");
+        chmod(&path, 0o644);
+        chmod(dir.path(), 0o777);
+        let error = untrusted(&start());
+        assert!(error.contains(&format!("chmod go-w {}", dir.path().display())), "{error}");
+        chmod(dir.path(), 0o755);
+        assert!(JwksFile::start(&verifier(), &path, Duration::from_secs(1)).is_ok());
+    }
+
+    /// The directories a symlink to the file leads through (a ConfigMap's `..data -> ..v1`) are
+    /// checked too.
+    #[cfg(unix)]
+    #[test]
+    fn start_refuses_a_writable_directory_on_the_symlink_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("..v1")).unwrap();
+        std::fs::write(dir.path().join("..v1/jwks.json"), jwks(1)).unwrap();
+        std::os::unix::fs::symlink("..v1", dir.path().join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/jwks.json", dir.path().join("jwks.json")).unwrap();
+        let path = dir.path().join("jwks.json");
+        assert!(JwksFile::start(&verifier(), &path, Duration::from_secs(1)).is_ok());
+        chmod(&dir.path().join("..v1"), 0o775);
+        let error = untrusted(&JwksFile::start(&verifier(), &path, Duration::from_secs(1)).err().unwrap());
+        assert!(error.contains("..v1: writable by group or others"), "{error}");
+    }
+
+    /// A file (or its directory) owned by another user than this process's or root is refused.
+    /// The tests run as root, who can give a file away.
+    #[cfg(unix)]
+    #[test]
+    fn start_refuses_a_file_owned_by_another_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, jwks(1)).unwrap();
+        let me = rustix::process::geteuid().as_raw();
+        assert_eq!(me, 0, "run the tests as root (CI does), to give a file to another user");
+        std::os::unix::fs::chown(&path, Some(4242), Some(4242)).unwrap();
+        let start = || JwksFile::start(&verifier(), &path, Duration::from_secs(1)).err().unwrap();
+        let error = untrusted(&start());
+        assert!(error.contains("owned by uid 4242") && error.contains("chown 0"), "{error}");
+        std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
+        std::os::unix::fs::chown(dir.path(), Some(4242), None).unwrap();
+        let error = untrusted(&start());
+        assert!(error.contains(&format!("{}: owned by uid 4242", dir.path().display())), "{error}");
+    }
+
+    /// A running gate's file replaced by one others can write (mode 0666) is refused on re-read:
+    /// the old keys stay, and the failure is counted once for that version.
+    #[cfg(unix)]
+    #[test]
+    fn a_file_replaced_by_a_world_writable_one_is_refused_and_the_keys_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, jwks(1)).unwrap();
+        let verifier = verifier();
+        let poll = Duration::from_millis(20);
+        let file = JwksFile::start(&verifier, &path, poll).unwrap();
+        let kids = verifier.keys().kids().iter().map(|k| (*k).to_owned()).collect::<Vec<_>>();
+        let planted = dir.path().join("planted.json");
+        std::fs::write(&planted, jwks(2)).unwrap();
+        chmod(&planted, 0o666);
+        std::fs::rename(&planted, &path).unwrap();
+        wait_for("the refusal", || file.status().failures_total == 1);
+        std::thread::sleep(poll * 10);
+        let status = file.status();
+        assert_eq!(status.failures_total, 1, "{status:?}");
+        let error = status.last_error.unwrap_or_default();
+        assert!(error.contains("not trusted") && error.contains("chmod go-w"), "{error}");
+        assert_eq!(verifier.keys().kids(), kids);
     }
 }

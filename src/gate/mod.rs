@@ -17,6 +17,7 @@ pub use config::{DEFAULT_GATE_LISTEN, DEFAULT_REFRESH_SECONDS, GateConfig, Store
 pub use jwks_file::{JwksFileError, MAX_JWKS_FILE_BYTES};
 
 use crate::enforce::{Authorized, Enforcer, Refusal};
+use crate::limits::throttle::Throttle;
 use crate::limits::{LimitStore, MemoryStore, RedisStore, StoreError};
 use crate::policy::ip::IpRules;
 use crate::refresh::{JwksRefresher, RefreshStatus, RevocationRefresher};
@@ -30,13 +31,14 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Why the gate could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GateError {
-    /// The JWKS file could not be read, or is not a valid key set.
+    /// The JWKS file could not be read, is not trusted (others can change it), or is not a
+    /// valid key set.
     #[error(transparent)]
     JwksFile(#[from] JwksFileError),
     /// The limit store address is invalid.
@@ -74,6 +76,9 @@ pub struct Gate {
     metrics_listen: Option<SocketAddr>,
     /// Peers that may ask `/v1/authorize`.
     allowed_callers: IpRules,
+    /// The warning for a peer not in `allowed_callers`, which any host that reaches the gate
+    /// can cause at will: one a minute (the metric counts every refusal).
+    refused_callers: Throttle,
 }
 
 impl std::fmt::Debug for Gate {
@@ -132,6 +137,7 @@ impl Gate {
             metrics,
             metrics_listen: config.metrics_listen,
             allowed_callers: config.allowed_callers,
+            refused_callers: Throttle::default(),
         })
     }
 
@@ -149,14 +155,16 @@ impl Gate {
         keys && list
     }
 
-    /// The gate's HTTP routes: `/v1/authorize` (any method), also under `/v1/authorize/…`
-    /// (Envoy's `ext_authz` puts its `path_prefix` before the original path; the decision still
-    /// reads only the forwarded method and URI headers), `/healthz`, and `/metrics` unless
+    /// The gate's HTTP routes: `/v1/authorize` (any method), also `/v1/authorize/` and under
+    /// `/v1/authorize/…` (Envoy's `ext_authz` puts its `path_prefix` before the original path,
+    /// `/` included; the decision still reads only the forwarded method and URI headers), `/healthz`, and `/metrics` unless
     /// `metrics_listen` moves it to [`Gate::metrics_router`]. Serve them with
     /// `into_make_service_with_connect_info::<SocketAddr>()`.
     pub fn router(self: Arc<Self>) -> Router {
         let router = Router::new()
             .route("/v1/authorize", any(authorize))
+            // `{*original}` needs at least one character: Envoy asks `/v1/authorize/` for `/`.
+            .route("/v1/authorize/", any(authorize))
             .route("/v1/authorize/{*original}", any(authorize))
             .route("/healthz", get(healthz));
         let router = if self.metrics_listen.is_none() { router.route("/metrics", get(metrics)) } else { router };
@@ -237,7 +245,11 @@ async fn authorize(
     let decided = async {
         // Before any header is read: only an allowed caller's description of a request counts.
         if !gate.allowed_callers.contains(peer.ip()) {
-            tracing::warn!(code = Refusal::CallerNotAllowed.code(), peer = %peer.ip(), "refused");
+            let code = Refusal::CallerNotAllowed.code();
+            match gate.refused_callers.allow(Instant::now()) {
+                Some(held_back) => tracing::warn!(code, peer = %peer.ip(), held_back, "refused"),
+                None => tracing::debug!(code, peer = %peer.ip(), "refused"),
+            }
             return Err(Refusal::CallerNotAllowed);
         }
         let (method, uri) = original_request(&headers).ok_or(Refusal::InvalidTarget)?;
@@ -339,5 +351,96 @@ mod tests {
         assert_eq!(original_request(&headers(&repeated)), None);
         assert_eq!(original_request(&headers(&[("x-forwarded-method", "PUT")])), None);
         assert_eq!(original_request(&HeaderMap::new()), None);
+    }
+
+    /// A gate reading its JWKS from a file in `dir`, asked by `127.0.0.1` only.
+    fn gate(dir: &Path) -> Arc<Gate> {
+        let jwks = dir.join("jwks.json");
+        let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key();
+        let set = crate::token::jwk::Jwks { keys: vec![crate::token::jwk::PublicJwk::from_key(&key)] };
+        std::fs::write(&jwks, serde_json::to_string(&set).unwrap()).unwrap();
+        let toml = format!(
+            "issuer = \"https://iss\"\naudience = \"demo\"\njwks = {:?}\nallowed_callers = [\"127.0.0.1/32\"]\n\
+             [[routes]]\nmethods = [\"PUT\"]\npath = \"/files/{{*file}}\"\npermission = \"FILE_UPLOAD\"\n",
+            jwks.display().to_string()
+        );
+        Arc::new(Gate::start(GateConfig::from_toml(&toml).unwrap()).unwrap())
+    }
+
+    /// Asks `path` of the gate's router from `peer` for an upload to `/files/a`, without a key:
+    /// the status, the content type and the problem's `code`.
+    async fn ask(gate: &Arc<Gate>, path: &str, peer: [u8; 4]) -> (StatusCode, String, serde_json::Value) {
+        use tower::ServiceExt as _;
+        let mut request = http::Request::get(path)
+            .header("x-forwarded-method", "PUT")
+            .header("x-forwarded-uri", "/files/a")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        request.extensions_mut().insert(ConnectInfo(SocketAddr::from((peer, 40000))));
+        let response = Arc::clone(gate).router().oneshot(request).await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap();
+        let problem = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+        (status, content_type, problem["code"].clone())
+    }
+
+    /// Envoy's `ext_authz` asks `path_prefix` + the original path: `/v1/authorize/` for a
+    /// request to `/`. Every form gets the same decision, never a bare `404`.
+    #[tokio::test]
+    async fn authorize_answers_under_every_path_envoy_asks() {
+        let dir = tempfile::tempdir().unwrap();
+        let gate = gate(dir.path());
+        let plain = ask(&gate, "/v1/authorize", [127, 0, 0, 1]).await;
+        assert_eq!(plain.1, "application/problem+json", "{plain:?}");
+        assert_eq!(plain.0, StatusCode::UNAUTHORIZED, "{plain:?}");
+        for path in ["/v1/authorize/", "/v1/authorize/files/a", "/v1/authorize//"] {
+            assert_eq!(ask(&gate, path, [127, 0, 0, 1]).await, plain, "{path}");
+        }
+        let refused = ask(&gate, "/v1/authorize/", [10, 0, 0, 1]).await;
+        assert_eq!((refused.0, refused.2), (StatusCode::FORBIDDEN, "caller_not_allowed".into()));
+    }
+
+    /// Counts the warnings logged under `keysmith::gate`.
+    struct CountWarnings(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl tracing::Subscriber for CountWarnings {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            let meta = event.metadata();
+            if *meta.level() == tracing::Level::WARN && meta.target().starts_with("keysmith::gate") {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    /// A host on the network cannot flood the log: many refused peers are one warning (the
+    /// metric counts each of them).
+    #[tokio::test(flavor = "current_thread")]
+    async fn refused_callers_are_one_warning_and_every_one_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let gate = gate(dir.path());
+        let warnings = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let _log = tracing::subscriber::set_default(CountWarnings(Arc::clone(&warnings)));
+        for i in 0..50u8 {
+            let refused = ask(&gate, "/v1/authorize", [10, 0, 0, i]).await;
+            assert_eq!(refused.2, "caller_not_allowed", "{refused:?}");
+        }
+        assert_eq!(warnings.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let metrics = gate.render_metrics(SystemTime::now()).unwrap();
+        assert!(metrics.contains("keysmith_gate_decisions_total{code=\"caller_not_allowed\"} 50"), "{metrics}");
     }
 }

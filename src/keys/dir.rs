@@ -258,7 +258,11 @@ fn effective_uid() -> u32 {
 ///
 /// [`KeyError::OutsideDirectory`], or as [`trusted_dir`] for a directory on the way.
 pub(crate) fn resolve_entry(dir: &TrustedDir, path: &Path) -> Result<PathBuf, KeyError> {
-    let (uid, dir) = (dir.uid, dir.path.as_path());
+    resolve_entry_as(&dir.path, path, dir.uid)
+}
+
+/// [`resolve_entry`], the directories on the way checked for the user `me`.
+fn resolve_entry_as(dir: &Path, path: &Path, me: u32) -> Result<PathBuf, KeyError> {
     let meta = fs::symlink_metadata(path).map_err(|e| KeyError::io(path, e))?;
     if !meta.file_type().is_symlink() {
         return Ok(path.to_owned());
@@ -273,9 +277,58 @@ pub(crate) fn resolve_entry(dir: &TrustedDir, path: &Path) -> Result<PathBuf, Ke
             break; // the target itself: the caller checks the file
         }
         through.push(component);
-        check_dir(&through, uid)?;
+        check_dir(&through, me)?;
     }
     Ok(target)
+}
+
+/// Opens a file given on its own that is trusted as the key store is, such as the gate's JWKS
+/// file (whoever can change it can add a key): the directory holding it (after following
+/// symlinks to that directory), every directory a symlink at `path` leads through, and the file
+/// opened may be changed by their owner alone, who must be this process's user or root. Write
+/// bits are excused on a read-only tmpfs only ([`Mount::excuses_write_bits`]: a Kubernetes
+/// Secret or projected volume). A symlink at `path` must lead inside its directory, as a
+/// Secret's or a projected volume's `jwks.json -> ..data/jwks.json` does.
+///
+/// The file is checked on the handle returned (its metadata is returned with it), so it cannot
+/// be swapped between the check and the read. A symlink swapped while it is resolved (a volume
+/// update removes the old version) is resolved again.
+///
+/// # Errors
+///
+/// [`KeyError::Io`] when the file or a directory cannot be looked at or opened;
+/// [`KeyError::WritableByOthers`], [`KeyError::UntrustedOwner`] or
+/// [`KeyError::OutsideDirectory`].
+#[allow(dead_code)] // the gate's alone: a build without the `gate` feature has no caller
+pub(crate) fn open_trusted_file(path: &Path) -> Result<(fs::File, fs::Metadata), KeyError> {
+    const ATTEMPTS: usize = 3;
+    let me = effective_uid();
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| {
+        KeyError::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a path to a file"))
+    })?;
+    let attempt = || -> Result<(fs::File, fs::Metadata), KeyError> {
+        let dir = fs::canonicalize(parent).map_err(|e| KeyError::io(parent, e))?;
+        check_dir(&dir, me)?;
+        let target = resolve_entry_as(&dir, &dir.join(name), me)?;
+        let file = fs::File::open(&target).map_err(|e| KeyError::io(&target, e))?;
+        let meta = file.metadata().map_err(|e| KeyError::io(&target, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            check_not_writable_by_others(&target, meta.mode(), meta.uid(), me, || Mount::of_file(&file))?;
+        }
+        Ok((file, meta))
+    };
+    let mut tries = 1;
+    loop {
+        match attempt() {
+            Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && tries < ATTEMPTS => {
+                tries += 1;
+            }
+            done => return done,
+        }
+    }
 }
 
 /// A directory of keys may be changed by its owner alone, who must be `me` or root.
@@ -358,7 +411,7 @@ pub(crate) fn check_not_writable_by_others(
 }
 
 /// A private key file must be readable by its owner alone, and owned by `me` (this process's
-/// user, or the one root acts for: [`acting_uid`]).
+/// user, or the directory's owner root signs for: [`Reader::OwnerIfRoot`]).
 #[cfg(unix)]
 fn check_permissions(path: &Path, meta: &fs::Metadata, me: u32) -> Result<(), KeyError> {
     use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};

@@ -166,29 +166,8 @@ fn cors(handle: IssuerHandle) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
-/// Lets one event through per [`Throttle::EVERY`] and counts the ones held back since.
-#[derive(Debug, Default)]
-pub(crate) struct Throttle {
-    state: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
-}
-
-impl Throttle {
-    /// At most one warning this often.
-    pub(crate) const EVERY: Duration = Duration::from_secs(60);
-
-    /// `Some(held back since the last one)` when an event may be logged at `now`, else `None`.
-    pub(crate) fn allow(&self, now: std::time::Instant) -> Option<u64> {
-        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (last, held_back) = &mut *state;
-        if last.is_none_or(|at| now.saturating_duration_since(at) >= Self::EVERY) {
-            *last = Some(now);
-            Some(std::mem::take(held_back))
-        } else {
-            *held_back = held_back.saturating_add(1);
-            None
-        }
-    }
-}
+/// The log throttle, shared with the gate (it lives in `limits`, below both).
+pub(crate) use crate::limits::throttle::Throttle;
 
 /// CORS for the public documents (JWKS, revocation list, discovery metadata): any origin may
 /// read them, revalidate with `If-None-Match` and see the `ETag`, so a verifier in a browser or
@@ -236,16 +215,6 @@ mod tests {
         assert!(!body.to_string().contains("handler bug"), "no internals in the response");
         let again = app.oneshot(Request::get("/ok").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(again.status(), StatusCode::OK);
-    }
-
-    #[test]
-    fn one_warning_a_minute() {
-        let throttle = Throttle::default();
-        let t0 = std::time::Instant::now();
-        assert_eq!(throttle.allow(t0), Some(0));
-        assert_eq!(throttle.allow(t0 + Duration::from_secs(1)), None);
-        assert_eq!(throttle.allow(t0 + Duration::from_secs(59)), None);
-        assert_eq!(throttle.allow(t0 + Duration::from_secs(60)), Some(2));
     }
 
     /// The methods an OpenAPI path item can hold, as the router sees them (`OPTIONS` is the
