@@ -552,3 +552,36 @@ fn readme_lists_every_package_test_deps_installs() {
     let missing: Vec<&String> = packages.iter().filter(|p| !tests.contains(p.as_str())).collect();
     assert!(missing.is_empty(), "README's Development section does not list {missing:?} (test-deps.sh installs them)");
 }
+
+/// Every release build the docs, `deploy/`, the scripts and the Containerfile tell someone to
+/// run uses the committed lock file (`cargo build --release --locked`), so the binary that is
+/// installed, packaged or measured is built from the dependencies CI tested.
+#[test]
+fn documented_release_builds_are_locked() {
+    let mut files = vec![repo().join("README.md"), repo().join("Containerfile")];
+    let mut stack = vec![repo().join("docs"), repo().join("deploy"), repo().join("scripts")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    let mut found = 0;
+    let mut unlocked = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (i, _) in text.match_indices("cargo build --release") {
+            found += 1;
+            if !text[i + "cargo build --release".len()..].starts_with(" --locked") {
+                let line = text[..i].matches('\n').count() + 1;
+                unlocked.push(format!("{}:{line}", path.strip_prefix(repo()).unwrap().display()));
+            }
+        }
+    }
+    assert!(found >= 4, "the install, image and unit instructions build a release binary");
+    assert!(unlocked.is_empty(), "`cargo build --release` without `--locked` at {unlocked:?}");
+}
