@@ -1,10 +1,32 @@
 //! A small upload service that enforces keysmith keys in-process, with the same decisions as
 //! `keysmith gate` and without the proxy hop.
 //!
+//! From a checkout, next to `keysmith serve` on the shipped `config.toml` (which listens on
+//! `127.0.0.1:8080`): the service reads the JWKS from a file, once, at start, and takes the
+//! issuer (the `issuer` of `config.toml`: a name compared with each key's `iss`, not fetched),
+//! the project and its listen address. In one terminal:
+//!
 //! ```sh
+//! curl -s http://localhost:8080/.well-known/jwks.json -o jwks.json
 //! cargo run --example enforce_service -- jwks.json http://localhost:8080 demo 127.0.0.1:3000
-//! curl -T photo.jpg -H "Authorization: Bearer $KEY" http://127.0.0.1:3000/files/uploads/photo.jpg
 //! ```
+//!
+//! and in a second one (each `# →` line is what the command before it prints; `…` stands for
+//! what changes from key to key):
+//!
+//! ```sh
+//! KEY=$(curl -s http://localhost:8080/demo/v1/key/upload-widget | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+//! curl -s -X PUT -H "Authorization: Bearer $KEY" --data-binary 'hello' http://127.0.0.1:3000/files/uploads/photo.jpg
+//! # → stored 5 bytes at /uploads/photo.jpg for upload-widget (…)
+//! curl -s -H "Authorization: Bearer $KEY" http://127.0.0.1:3000/list/uploads
+//! # → listing /uploads
+//! curl -s -X PUT -H "Authorization: Bearer $KEY" --data-binary 'hello' http://127.0.0.1:3000/files/etc/photo.jpg
+//! # → {…"status":403,…"code":"outside_scope"…}
+//! curl -s -X PUT --data-binary 'hello' http://127.0.0.1:3000/files/uploads/photo.jpg
+//! # → {…"status":401,…"code":"key_missing"…}
+//! ```
+//!
+//! `tests/example.rs` runs these steps as written (addresses replaced) against a live server.
 //!
 //! `PUT /files/{*file}` needs `FILE_UPLOAD` on the file's directory and counts against the
 //! key's upload limits; `GET /list/{*dir}` needs `OBJECTS_LIST` on the directory. The key is
@@ -37,9 +59,14 @@ async fn list(Path(dir): Path<String>) -> String {
     format!("listing /{dir}\n")
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
+/// Runs the service with the command line's arguments (`JWKS_FILE ISSUER PROJECT LISTEN`, each
+/// with a default) until it fails.
+///
+/// # Errors
+///
+/// When the JWKS file cannot be read or parsed, the address is invalid or cannot be bound.
+pub async fn run(args: impl IntoIterator<Item = String>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut args = args.into_iter();
     let jwks = std::fs::read(args.next().unwrap_or_else(|| "jwks.json".into()))?;
     let issuer = args.next().unwrap_or_else(|| "http://localhost:8080".into());
     let project = args.next().unwrap_or_else(|| "demo".into());
@@ -61,4 +88,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The enforcer reads the client address from `ConnectInfo`.
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
     Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    run(std::env::args().skip(1)).await
 }

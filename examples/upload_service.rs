@@ -1,12 +1,26 @@
 //! A downstream upload service that accepts keysmith keys: `PUT /files/<path>` stores a file
 //! when the key in `Authorization: Bearer` grants `FILE_UPLOAD` for the file's directory to the
-//! caller's address. Run it next to `keysmith serve` on the shipped `config.toml`:
+//! caller's address. Run it from a checkout next to `keysmith serve` on the shipped
+//! `config.toml` (`127.0.0.1:8080`); it fetches the JWKS and the revocation list from
+//! `KEYSMITH_URL` (default `http://localhost:8080`) and listens on `LISTEN` (default
+//! `127.0.0.1:3000`). In one terminal:
 //!
-//! ```text
+//! ```sh
 //! cargo run --example upload_service    # a downstream crate needs the `refresh` feature
-//! KEY=$(curl -s http://localhost:8080/demo/v1/key/upload-widget | jq -r .key)
-//! curl -X PUT -H "Authorization: Bearer $KEY" --data-binary @photo.jpg localhost:3000/files/uploads/photo.jpg
 //! ```
+//!
+//! and in a second one (each `# →` line is what the command before it prints; `…` stands for
+//! what changes from key to key):
+//!
+//! ```sh
+//! KEY=$(curl -s http://localhost:8080/demo/v1/key/upload-widget | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+//! curl -s -X PUT -H "Authorization: Bearer $KEY" --data-binary 'hello' http://127.0.0.1:3000/files/uploads/photo.jpg
+//! # → stored 5 bytes at /uploads/photo.jpg for key …
+//! curl -s -X PUT -H "Authorization: Bearer $KEY" --data-binary 'hello' http://127.0.0.1:3000/files/etc/photo.jpg
+//! # → outside_scope
+//! ```
+//!
+//! `tests/example.rs` runs these steps as written (addresses replaced) against a live server.
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};

@@ -5,7 +5,7 @@
 # gate's cost differs between the two paths) and wrk
 # (scripts/test-deps.sh installs both). Prints both rates and their ratio.
 #
-#   cargo build --release --bin keysmith && scripts/bench-gate.sh [DURATION_S] [CONNECTIONS]
+#   cargo build --release --locked --bin keysmith && scripts/bench-gate.sh [DURATION_S] [CONNECTIONS]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 duration="${1:-10}"
@@ -14,7 +14,7 @@ bin=target/release/keysmith
 for tool in nginx wrk; do
     command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] || { echo "missing $tool: run scripts/test-deps.sh" >&2; exit 1; }
 done
-[[ -x $bin ]] || { echo "build first: cargo build --release --bin keysmith" >&2; exit 1; }
+[[ -x $bin ]] || { echo "build first: cargo build --release --locked --bin keysmith" >&2; exit 1; }
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 work=$(mktemp -d)
 pids=()

@@ -16,7 +16,7 @@ RATE_LIMIT=${RATE_LIMIT:-0}
 PORT=${PORT:-18181}
 
 command -v wrk >/dev/null || { echo "soak: wrk is not installed (apt-get install wrk)" >&2; exit 2; }
-cargo build --release --quiet --bin keysmith
+cargo build --release --locked --quiet --bin keysmith
 
 work=$(mktemp -d)
 cleanup() { [[ -n "${server:-}" ]] && kill "$server" 2>/dev/null; rm -rf "$work"; }

@@ -20,6 +20,9 @@
 #   tests/interop/node_modules (ignored by git), and Debian's golang-go with go-jose v2, built in
 #   GOPATH mode (no Go module download).
 # - Debian's sudo, for the runbook commands of docs/operations.md (tests/runbooks.rs).
+# - the basics a minimal image may lack: curl (the README's "Try it", the examples' steps, the
+#   runbooks), openssl (tests/keyfiles.rs), util-linux's unshare, nsenter and setpriv and
+#   passwd's useradd (tests/runbooks.rs runs the unit's install steps in a private namespace).
 # Idempotent: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -100,8 +103,19 @@ command -v go >/dev/null || missing+=(golang-go)
 # sudo: tests/runbooks.rs runs the documented `sudo -u keysmith keysmith …` commands as written.
 command -v sudo >/dev/null || missing+=(sudo)
 [[ -d /usr/share/gocode/src/gopkg.in/square/go-jose.v2 ]] || missing+=(golang-gopkg-square-go-jose.v2-dev)
+command -v curl >/dev/null || missing+=(curl)
+command -v openssl >/dev/null || missing+=(openssl)
+# unshare, nsenter and setpriv: util-linux on Debian 12; where setpriv is a package of its own,
+# that one too.
+if ! { command -v unshare && command -v nsenter && command -v setpriv; } >/dev/null; then
+    missing+=(util-linux)
+    command -v setpriv >/dev/null || ! apt-cache show setpriv >/dev/null 2>&1 || missing+=(setpriv)
+fi
+# useradd sits in /usr/sbin, which a user's PATH may not hold.
+command -v useradd >/dev/null || [[ -x /usr/sbin/useradd ]] || missing+=(passwd)
 if [[ ${#missing[@]} == 0 ]]; then
-    echo "test-deps: chromium, podman, systemd-analyze, redis-server, nginx, caddy, wrk, go, go-jose and sudo already installed"
+    echo "test-deps: chromium, podman, systemd-analyze, redis-server, nginx, caddy, wrk, go, go-jose, sudo," \
+        "curl, openssl, unshare, nsenter, setpriv and useradd already installed"
 else
     echo "test-deps: installing Debian's ${missing[*]}"
     sudo=()

@@ -1,7 +1,8 @@
 //! What `deploy/` and the `Containerfile` ship actually works: the image builds (Podman, from a
 //! locally assembled base, since base images cannot be pulled here) and its filesystem alone
-//! runs the service; the Kubernetes manifests match the Kubernetes schemas and leave the
-//! ConfigMap and Secret to the commands in their header; the systemd unit passes
+//! runs the service; the Kubernetes manifests (and the Kubernetes examples of `docs/`) match
+//! the Kubernetes schemas, the manifests leave the ConfigMap and Secret to the commands in their
+//! header, and the documented gate sidecar listens where its readiness probe looks; the systemd unit passes
 //! `systemd-analyze verify` and its install steps create everything it uses.
 //!
 //! Tools come from `scripts/test-deps.sh`; a missing one fails the test, it never skips.
@@ -347,4 +348,91 @@ fn kubernetes_config_trusts_narrow_proxies_and_keeps_metrics_off_the_service() {
     for l in lines.iter().filter(|l| l[0] == "service") {
         assert!(l[1] != metrics_port && l[2] != metrics_port, "the Service exposes /metrics: {l:?}");
     }
+}
+
+/// The YAML blocks of `docs/*.md` that are Kubernetes objects (they have an `apiVersion:`), as
+/// (where, text).
+fn documented_manifests() -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(repo().join("docs")).unwrap().map(|e| e.unwrap().path()).collect();
+    docs.sort();
+    for doc in docs.iter().filter(|d| d.extension().is_some_and(|e| e == "md")) {
+        let text = std::fs::read_to_string(doc).unwrap();
+        let mut block: Option<(usize, String)> = None;
+        for (i, line) in text.lines().enumerate() {
+            match &mut block {
+                None if line.trim_end() == "```yaml" => block = Some((i + 1, String::new())),
+                Some((start, body)) if line.trim_end() == "```" => {
+                    if body.lines().any(|l| l.starts_with("apiVersion:")) {
+                        let name = doc.strip_prefix(repo()).unwrap().display();
+                        found.push((format!("{name}:{start}"), std::mem::take(body)));
+                    }
+                    block = None;
+                }
+                Some((_, body)) => {
+                    body.push_str(line);
+                    body.push('\n');
+                }
+                None => {}
+            }
+        }
+    }
+    found
+}
+
+/// The Kubernetes examples of the docs (the gate's sidecar in `docs/gate.md`) match the
+/// Kubernetes schemas, like the manifests of `deploy/`.
+#[test]
+fn kubernetes_yaml_in_the_docs_matches_the_kubernetes_schemas() {
+    let manifests = documented_manifests();
+    assert!(manifests.iter().any(|(at, _)| at.starts_with("docs/gate.md:")), "{manifests:?}");
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (at, text)) in manifests.iter().enumerate() {
+        let file = dir.path().join(format!("doc-{i}.yaml"));
+        std::fs::write(&file, text).unwrap();
+        let out = run("kubernetes-validate", &["--strict", file.to_str().unwrap()], None);
+        let report = ok(&out, &format!("kubernetes-validate --strict on the block at {at}"));
+        assert!(!report.contains("ERROR") && !report.contains("WARN"), "{at}: {report}\n{text}");
+    }
+}
+
+/// Every `keysmith gate` container in the docs' Kubernetes examples listens (`--listen`; the
+/// default is loopback, which the kubelet cannot reach) on all addresses, at the port its
+/// readiness probe asks, and reads its `--config` from a mounted volume.
+#[test]
+fn documented_gate_sidecar_listens_where_its_probe_looks() {
+    let script = "import sys, yaml\n\
+                  for d in yaml.safe_load_all(open(sys.argv[1])):\n    \
+                  if not d or d['kind'] != 'Deployment': continue\n    \
+                  for c in d['spec']['template']['spec']['containers']:\n        \
+                  a = c.get('args') or []\n        \
+                  if a[:1] != ['gate']: continue\n        \
+                  opt = lambda f: a[a.index(f) + 1] if f in a else '-'\n        \
+                  p = c.get('readinessProbe', {}).get('httpGet', {})\n        \
+                  mounts = ','.join(m['mountPath'] for m in c.get('volumeMounts', []))\n        \
+                  print(c['name'], opt('--listen'), p.get('port', '-'), p.get('path', '-'), opt('--config'), mounts or '-')\n";
+    let dir = tempfile::tempdir().unwrap();
+    let mut gates = 0;
+    for (i, (at, text)) in documented_manifests().iter().enumerate() {
+        let file = dir.path().join(format!("doc-{i}.yaml"));
+        std::fs::write(&file, text).unwrap();
+        let out = ok(&run("python3", &["-c", script, file.to_str().unwrap()], None), "python3 yaml");
+        for line in out.lines() {
+            gates += 1;
+            let [name, listen, port, path, config, mounts] = line.split(' ').collect::<Vec<_>>()[..] else {
+                panic!("{at}: {line}");
+            };
+            let (host, listen_port) = listen.rsplit_once(':').unwrap_or_else(|| panic!("{at}: {name} has no --listen"));
+            assert!(
+                ["0.0.0.0", "[::]"].contains(&host),
+                "{at}: {name} listens on {listen}, which the kubelet's probe cannot reach"
+            );
+            assert_eq!((listen_port, path), (port, "/healthz"), "{at}: {name}'s readiness probe looks elsewhere");
+            assert!(
+                mounts.split(',').any(|m| config.starts_with(&format!("{m}/"))),
+                "{at}: {name} reads {config}, outside its mounts {mounts}"
+            );
+        }
+    }
+    assert!(gates >= 1, "no `keysmith gate` container in the docs' Kubernetes examples");
 }

