@@ -395,6 +395,15 @@ async fn allowed_callers_everywhere_lets_any_peer_ask_and_warns_at_start() {
     assert_eq!(request.from(OTHER_HOST).send(gate.port).await.unwrap().status, 200);
     let log = gate.log();
     assert!(log.contains("WARN") && log.contains("allowed_callers covers every address"), "{log}");
+    drop(gate);
+
+    // A wide `trusted_proxies` (a load balancer's whole range), the default `allowed_callers`:
+    // warned about too; a narrow one is not.
+    let wide = GateConfig::new(backend).trusted_proxies(r#"["127.0.0.0/8"]"#).start().await;
+    let log = wide.log();
+    assert!(log.contains("WARN") && log.contains("wider than /24"), "{log}");
+    let narrow = GateConfig::new(backend).start().await;
+    assert!(!narrow.log().contains("wider than /24"), "{}", narrow.log());
 }
 
 /// A gate nobody may ask does not start: `trusted_proxies = []` without `allowed_callers`

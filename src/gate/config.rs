@@ -30,6 +30,7 @@ const SETTINGS: &[&str] = &[
     "cache_capacity",
     "limits.store",
     "limits.on_store_error",
+    "limits.max_keys_per_source",
     "routes[].methods",
     "routes[].path",
     "routes[].permission",
@@ -73,6 +74,8 @@ struct RawLimits {
     store: Option<String>,
     #[serde(default)]
     on_store_error: OnStoreError,
+    #[serde(default)]
+    max_keys_per_source: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +128,10 @@ pub struct GateConfig {
     pub store: StoreSetting,
     /// What to do when the store cannot decide. Defaults to deny.
     pub on_store_error: OnStoreError,
+    /// With the memory store, the live keys one address (IPv6: its /64) may start counters
+    /// for; `None` is the store's default (1 % of its entries). Not allowed with Redis, which
+    /// has no such bound.
+    pub max_keys_per_source: Option<usize>,
     /// The routes, in order.
     pub routes: Routes,
     /// The scope rules of the permission vocabulary. Defaults to the Scaleflex catalogue.
@@ -196,6 +203,14 @@ impl GateConfig {
                 StoreSetting::Memory
             }
         };
+        match (raw.limits.max_keys_per_source, &store) {
+            (Some(0), _) => problem("limits.max_keys_per_source", "must be at least 1".into()),
+            (Some(_), StoreSetting::Redis(_)) => problem(
+                "limits.max_keys_per_source",
+                "applies to the memory store only (Redis is bounded by its maxmemory)".into(),
+            ),
+            _ => {}
+        }
         let rules = match &raw.catalog {
             None => ScopeRules::scaleflex(),
             Some(c) => {
@@ -232,6 +247,7 @@ impl GateConfig {
                 cache_capacity: raw.cache_capacity.unwrap_or(crate::verify::DEFAULT_CACHE_CAPACITY),
                 store,
                 on_store_error: raw.limits.on_store_error,
+                max_keys_per_source: raw.limits.max_keys_per_source,
                 routes,
                 rules,
             }),
@@ -304,6 +320,22 @@ upload = true
         assert_eq!(c.on_store_error, OnStoreError::Allow);
         assert_eq!(c.listen, DEFAULT_GATE_LISTEN.parse().unwrap());
         assert_eq!(c.metrics_listen, None);
+    }
+
+    #[test]
+    fn max_keys_per_source_is_for_the_memory_store_only() {
+        let memory =
+            GOOD.replace("store = \"redis://127.0.0.1:6379/0\"", "store = \"memory\"\nmax_keys_per_source = 5000");
+        let c = GateConfig::from_toml(&memory).unwrap();
+        assert_eq!((c.store, c.max_keys_per_source), (StoreSetting::Memory, Some(5000)));
+        assert_eq!(GateConfig::from_toml(GOOD).unwrap().max_keys_per_source, None);
+        for bad in
+            [GOOD.replace("on_store_error", "max_keys_per_source = 5000\non_store_error"), memory.replace("5000", "0")]
+        {
+            let ConfigError::Invalid(problems) = GateConfig::from_toml(&bad).unwrap_err() else { panic!("{bad}") };
+            let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
+            assert_eq!(paths, ["limits.max_keys_per_source"], "{bad}");
+        }
     }
 
     #[test]

@@ -114,7 +114,10 @@ impl Gate {
             .as_ref()
             .map(|url| RevocationRefresher::spawn(verifier.clone(), url.clone(), config.refresh));
         let store: Arc<dyn LimitStore> = match &config.store {
-            StoreSetting::Memory => Arc::new(MemoryStore::default()),
+            StoreSetting::Memory => Arc::new(match config.max_keys_per_source {
+                Some(max) => MemoryStore::default().with_max_keys_per_source(max),
+                None => MemoryStore::default(),
+            }),
             StoreSetting::Redis(url) => Arc::new(RedisStore::connect(url)?),
         };
         if config.allowed_callers.ranges().iter().any(|range| range.net().prefix_len() == 0) {
@@ -122,6 +125,15 @@ impl Gate {
                 allowed_callers = ?config.allowed_callers.to_strings(),
                 "allowed_callers covers every address of a family: any peer that reaches the gate may describe \
                  requests to it; list the proxies that call it instead"
+            );
+        } else if let Some(wide) = config.allowed_callers.ranges().iter().find(|range| is_wide(range.net())) {
+            // `trusted_proxies` (the default) often holds a load balancer's whole range so that
+            // multi-hop `X-Forwarded-For` can be walked; every host in it may then ask the gate.
+            tracing::warn!(
+                range = %wide,
+                "allowed_callers (by default trusted_proxies) includes a range wider than /24 (IPv4) or /64 \
+                 (IPv6): every host in it may ask the gate and spend keys' upload counters; list only the \
+                 proxies that call the gate in allowed_callers"
             );
         }
         let metrics = metrics::GateMetrics::new();
@@ -202,6 +214,14 @@ impl Gate {
     /// Whether a revocation refresher runs (for status output).
     pub fn refreshes_revocations(&self) -> bool {
         self.revocations.is_some()
+    }
+}
+
+/// Wider than one IPv4 /24 or one IPv6 /64: more hosts than a set of proxies.
+fn is_wide(net: ipnet::IpNet) -> bool {
+    match net {
+        ipnet::IpNet::V4(v4) => v4.prefix_len() < 24,
+        ipnet::IpNet::V6(v6) => v6.prefix_len() < 64,
     }
 }
 
