@@ -26,6 +26,7 @@ const SETTINGS: &[&str] = &[
     "metrics_listen",
     "trusted_proxies",
     "allowed_callers",
+    "request_headers",
     "refresh_seconds",
     "cache_capacity",
     "limits.store",
@@ -56,6 +57,8 @@ struct RawGate {
     trusted_proxies: Vec<String>,
     #[serde(default)]
     allowed_callers: Option<Vec<String>>,
+    #[serde(default)]
+    request_headers: RequestHeaders,
     #[serde(default)]
     refresh_seconds: Option<u64>,
     #[serde(default)]
@@ -96,6 +99,22 @@ pub enum StoreSetting {
     Redis(String),
 }
 
+/// Which headers describe the original request to the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RequestHeaders {
+    /// `X-Forwarded-Method` + `X-Forwarded-Uri` (Caddy, Traefik, Envoy) or `X-Original-Method` +
+    /// `X-Original-URI` (nginx), each pair complete; where both are complete they must agree,
+    /// and a partial pair beside a complete one is refused.
+    #[default]
+    Either,
+    /// `X-Forwarded-Method` + `X-Forwarded-Uri` only; `X-Original-*` is ignored.
+    XForwarded,
+    /// `X-Original-Method` + `X-Original-URI` only; `X-Forwarded-Method`/`-Uri` are ignored
+    /// (behind nginx with another proxy in front that sets them, for example).
+    XOriginal,
+}
+
 /// A validated `gate.toml`.
 #[derive(Debug)]
 pub struct GateConfig {
@@ -120,6 +139,8 @@ pub struct GateConfig {
     /// caller_not_allowed`. Defaults to `trusted_proxies`; never empty (a config error), and
     /// loopback is not added implicitly. `["0.0.0.0/0", "::/0"]` lets every peer ask.
     pub allowed_callers: IpRules,
+    /// Which headers describe the original request. Defaults to either kind.
+    pub request_headers: RequestHeaders,
     /// How often the JWKS and revocation list are fetched. Defaults to [`DEFAULT_REFRESH_SECONDS`].
     pub refresh: Duration,
     /// Verified tokens cached. Defaults to [`crate::verify::DEFAULT_CACHE_CAPACITY`].
@@ -243,6 +264,7 @@ impl GateConfig {
                 metrics_listen,
                 trusted_proxies,
                 allowed_callers,
+                request_headers: raw.request_headers,
                 refresh: Duration::from_secs(refresh),
                 cache_capacity: raw.cache_capacity.unwrap_or(crate::verify::DEFAULT_CACHE_CAPACITY),
                 store,

@@ -13,7 +13,7 @@ mod config;
 mod jwks_file;
 mod metrics;
 
-pub use config::{DEFAULT_GATE_LISTEN, DEFAULT_REFRESH_SECONDS, GateConfig, StoreSetting};
+pub use config::{DEFAULT_GATE_LISTEN, DEFAULT_REFRESH_SECONDS, GateConfig, RequestHeaders, StoreSetting};
 pub use jwks_file::{JwksFileError, MAX_JWKS_FILE_BYTES};
 
 use crate::enforce::{Authorized, Enforcer, Refusal};
@@ -76,6 +76,8 @@ pub struct Gate {
     metrics_listen: Option<SocketAddr>,
     /// Peers that may ask `/v1/authorize`.
     allowed_callers: IpRules,
+    /// Which headers describe the original request.
+    request_headers: RequestHeaders,
     /// The warning for a peer not in `allowed_callers`, which any host that reaches the gate
     /// can cause at will: one a minute (the metric counts every refusal).
     refused_callers: Throttle,
@@ -149,6 +151,7 @@ impl Gate {
             metrics,
             metrics_listen: config.metrics_listen,
             allowed_callers: config.allowed_callers,
+            request_headers: config.request_headers,
             refused_callers: Throttle::default(),
         })
     }
@@ -233,16 +236,44 @@ fn is_wide(net: ipnet::IpNet) -> bool {
 /// does), so a client can add the other kind: every description header present must appear
 /// once, and where both kinds name the method (or the target) they must agree. Otherwise the
 /// description is refused rather than one kind believed.
-fn original_request(headers: &HeaderMap) -> Option<(Method, String)> {
-    let method = agreed(headers, "x-forwarded-method", "x-original-method")?;
-    let uri = agreed(headers, "x-forwarded-uri", "x-original-uri")?;
-    Some((Method::from_bytes(method.as_bytes()).ok()?, uri))
+fn original_request(headers: &HeaderMap, kind: RequestHeaders) -> Option<(Method, String)> {
+    let forwarded = || pair(headers, "x-forwarded-method", "x-forwarded-uri");
+    let original = || pair(headers, "x-original-method", "x-original-uri");
+    let (method, uri) = match kind {
+        RequestHeaders::XForwarded => forwarded()?.into_complete()?,
+        RequestHeaders::XOriginal => original()?.into_complete()?,
+        // Both halves from one kind: a method of one kind and a target of the other is no
+        // description (a proxy that sets only one header would let the client add the other).
+        RequestHeaders::Either => match (forwarded()?, original()?) {
+            (Pair::Complete(a, b), Pair::Complete(c, d)) if a == c && b == d => (a, b),
+            (Pair::Complete(m, u), Pair::Absent) | (Pair::Absent, Pair::Complete(m, u)) => (m, u),
+            _ => return None,
+        },
+    };
+    Some((Method::from_bytes(method.as_bytes()).ok()?, uri.to_owned()))
 }
 
-/// The value that headers `a` and `b` give together: the one present, or both when they are
-/// equal; `None` when neither is present, one is repeated or not text, or they differ.
-fn agreed(headers: &HeaderMap, a: &str, b: &str) -> Option<String> {
-    let one = |name: &str| -> Option<Option<&str>> {
+/// A method and target header pair as sent.
+#[derive(Debug, PartialEq, Eq)]
+enum Pair<'a> {
+    Complete(&'a str, &'a str),
+    Partial,
+    Absent,
+}
+
+impl<'a> Pair<'a> {
+    fn into_complete(self) -> Option<(&'a str, &'a str)> {
+        match self {
+            Self::Complete(m, u) => Some((m, u)),
+            Self::Partial | Self::Absent => None,
+        }
+    }
+}
+
+/// The pair `method` + `target` in `headers`; `None` (refused) when either is repeated or not
+/// text.
+fn pair<'a>(headers: &'a HeaderMap, method: &str, target: &str) -> Option<Pair<'a>> {
+    let one = |name: &str| -> Option<Option<&'a str>> {
         let mut all = headers.get_all(name).iter();
         match (all.next(), all.next()) {
             (None, _) => Some(None),
@@ -250,11 +281,11 @@ fn agreed(headers: &HeaderMap, a: &str, b: &str) -> Option<String> {
             (Some(_), Some(_)) => None,
         }
     };
-    match (one(a)?, one(b)?) {
-        (Some(x), Some(y)) => (x == y).then(|| x.to_owned()),
-        (Some(x), None) | (None, Some(x)) => Some(x.to_owned()),
-        (None, None) => None,
-    }
+    Some(match (one(method)?, one(target)?) {
+        (Some(m), Some(u)) => Pair::Complete(m, u),
+        (None, None) => Pair::Absent,
+        _ => Pair::Partial,
+    })
 }
 
 async fn authorize(
@@ -272,7 +303,7 @@ async fn authorize(
             }
             return Err(Refusal::CallerNotAllowed);
         }
-        let (method, uri) = original_request(&headers).ok_or(Refusal::InvalidTarget)?;
+        let (method, uri) = original_request(&headers, gate.request_headers).ok_or(Refusal::InvalidTarget)?;
         let client = gate.enforcer.client_ip(peer.ip(), &headers)?;
         let authorized = gate.enforcer.authorize(&method, &uri, &headers, client, SystemTime::now()).await;
         if let Err(refusal) = &authorized {
@@ -343,12 +374,13 @@ mod tests {
             [("x-forwarded-method", "PUT"), ("x-forwarded-uri", "/files/a")],
             [("x-original-method", "PUT"), ("x-original-uri", "/files/a")],
         ] {
-            assert_eq!(original_request(&headers(&pairs)), Some((Method::PUT, "/files/a".into())));
+            let described = original_request(&headers(&pairs), RequestHeaders::Either);
+            assert_eq!(described, Some((Method::PUT, "/files/a".into())));
         }
     }
 
     /// nginx sets `X-Original-*` and passes a client's `X-Forwarded-*` (Caddy the reverse):
-    /// a client's pair of the other kind must not replace the proxy's.
+    /// a client's headers of the other kind must not replace or complete the proxy's.
     #[test]
     fn descriptions_of_both_kinds_must_agree() {
         let proxy = [("x-original-method", "PUT"), ("x-original-uri", "/files/secret/a")];
@@ -357,20 +389,57 @@ mod tests {
             &[("x-forwarded-uri", "/files/uploads/a")][..],
             &[("x-forwarded-method", "POST")][..],
             &[("x-forwarded-method", "put")][..],
+            // Even agreeing, half a description beside a whole one is refused.
+            &[("x-forwarded-method", "PUT")][..],
         ] {
             let both: Vec<_> = proxy.iter().chain(client).copied().collect();
-            assert_eq!(original_request(&headers(&both)), None, "{client:?}");
+            assert_eq!(original_request(&headers(&both), RequestHeaders::Either), None, "{client:?}");
         }
         let same = [proxy[0], proxy[1], ("x-forwarded-method", "PUT"), ("x-forwarded-uri", "/files/secret/a")];
-        assert_eq!(original_request(&headers(&same)), Some((Method::PUT, "/files/secret/a".into())));
+        assert_eq!(
+            original_request(&headers(&same), RequestHeaders::Either),
+            Some((Method::PUT, "/files/secret/a".into()))
+        );
+    }
+
+    /// A proxy that sets only one header of a kind (a misconfigured nginx without
+    /// `X-Original-Method`) must not let the client supply the other half in the other kind.
+    #[test]
+    fn a_method_of_one_kind_and_a_target_of_the_other_is_no_description() {
+        let mixed = [("x-original-uri", "/files/uploads/a"), ("x-forwarded-method", "PUT")];
+        assert_eq!(original_request(&headers(&mixed), RequestHeaders::Either), None);
+    }
+
+    /// With `request_headers` set, only that kind is read and the other ignored: behind nginx
+    /// with an edge proxy that also sets `X-Forwarded-*`, two honest but different descriptions
+    /// (a stripped prefix) no longer conflict.
+    #[test]
+    fn a_chosen_kind_is_read_alone() {
+        let chained = [
+            ("x-original-method", "PUT"),
+            ("x-original-uri", "/files/uploads/a"),
+            ("x-forwarded-method", "PUT"),
+            ("x-forwarded-uri", "/api/files/uploads/a"),
+        ];
+        assert_eq!(original_request(&headers(&chained), RequestHeaders::Either), None);
+        let nginx = original_request(&headers(&chained), RequestHeaders::XOriginal);
+        assert_eq!(nginx, Some((Method::PUT, "/files/uploads/a".into())));
+        let edge = original_request(&headers(&chained), RequestHeaders::XForwarded);
+        assert_eq!(edge, Some((Method::PUT, "/api/files/uploads/a".into())));
+        // The chosen kind must be complete; the other never fills in.
+        let half = [("x-original-uri", "/files/uploads/a"), ("x-forwarded-method", "PUT")];
+        assert_eq!(original_request(&headers(&half), RequestHeaders::XOriginal), None);
+        assert_eq!(original_request(&headers(&half), RequestHeaders::XForwarded), None);
     }
 
     #[test]
     fn a_repeated_or_missing_description_is_refused() {
         let repeated = [("x-forwarded-method", "PUT"), ("x-forwarded-uri", "/a"), ("x-forwarded-uri", "/b")];
-        assert_eq!(original_request(&headers(&repeated)), None);
-        assert_eq!(original_request(&headers(&[("x-forwarded-method", "PUT")])), None);
-        assert_eq!(original_request(&HeaderMap::new()), None);
+        for kind in [RequestHeaders::Either, RequestHeaders::XForwarded] {
+            assert_eq!(original_request(&headers(&repeated), kind), None);
+            assert_eq!(original_request(&headers(&[("x-forwarded-method", "PUT")]), kind), None);
+            assert_eq!(original_request(&HeaderMap::new(), kind), None);
+        }
     }
 
     /// A gate reading its JWKS from a file in `dir`, asked by `127.0.0.1` only.
