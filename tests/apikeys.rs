@@ -166,14 +166,30 @@ async fn create_use_deactivate_reactivate() {
         code(mint(&server, "backend-upload", Some(&secret), None).await, StatusCode::UNAUTHORIZED).await,
         "api_key_revoked"
     );
-    // A public template needs no key, but a key presented to it must be valid: the holder of a
-    // revoked (or forged) key is told so, not served as if it had sent none.
+    // A public template needs no key, but a permanent key presented to it must be valid: the
+    // holder of a revoked one is told so, not served as if it had sent none. What is no claim
+    // to be a permanent key (an old access token resent as Bearer, a gateway's own token,
+    // garbage) is ignored there.
     assert_eq!(
         code(mint(&server, "public-list", Some(&secret), None).await, StatusCode::UNAUTHORIZED).await,
         "api_key_revoked"
     );
+    for ignored in ["garbage", short] {
+        let response = mint(&server, "public-list", Some(ignored), None).await;
+        assert_eq!(response.status(), StatusCode::OK, "{ignored}");
+        let resent = reqwest::Client::new()
+            .get(server.url("/demo/v1/key/public-list"))
+            .bearer_auth(ignored)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resent.status(), StatusCode::OK, "Bearer {ignored}");
+    }
+    // A forged permanent key (its header says so, its signature does not verify) is refused.
+    let (header, rest) = secret.split_once('.').unwrap();
+    let forged = format!("{header}.{}", rest.replacen('e', "f", 1));
     assert_eq!(
-        code(mint(&server, "public-list", Some("garbage"), None).await, StatusCode::UNAUTHORIZED).await,
+        code(mint(&server, "public-list", Some(&forged), None).await, StatusCode::UNAUTHORIZED).await,
         "api_key_invalid"
     );
     assert_eq!(mint(&server, "public-list", None, None).await.status(), StatusCode::OK);

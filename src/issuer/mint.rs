@@ -8,7 +8,7 @@ use crate::policy::dir_scope::{ScopeError, ScopeSet};
 use crate::policy::ip::{IpRange, IpRules};
 use crate::policy::media::MediaRange;
 use crate::token::claims::{AccessClaims, Audience};
-use crate::token::jws::TokenType;
+use crate::token::jws::{TokenType, unverified_type};
 use crate::verify::{ApiKeyGrant, unix_seconds};
 use chrono::{DateTime, Utc};
 use rand_core::{OsRng, RngCore as _};
@@ -164,11 +164,17 @@ impl Issuer {
                 let key = caller.api_key.ok_or(MintError::ApiKeyRequired)?;
                 Some(self.authenticate(key, project, now)?)
             }
-            // A key presented to a public template must still be valid: a caller holding a
-            // revoked or forged key is told so rather than served as if it had sent none.
+            // A permanent key presented to a public template must still be valid: its holder
+            // is told that it was revoked, expired or forged rather than served as if it had
+            // sent none. Only a token whose header says it is a permanent key is checked: an
+            // old access token resent by a widget, or a gateway's own bearer token, is no
+            // claim to be one. A key of another project says nothing about this one: ignored.
             Access::Public => {
-                if let Some(key) = caller.api_key {
-                    self.authenticate(key, project, now)?;
+                if let Some(key) = caller.api_key.filter(|k| unverified_type(k) == Some(TokenType::ApiKey)) {
+                    match self.authenticate(key, project, now) {
+                        Ok(_) | Err(MintError::ApiKeyWrongProject) => {}
+                        Err(e) => return Err(e),
+                    }
                 }
                 None
             }
