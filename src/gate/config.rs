@@ -32,6 +32,7 @@ const SETTINGS: &[&str] = &[
     "limits.store",
     "limits.on_store_error",
     "limits.max_keys_per_source",
+    "limits.max_entries",
     "routes[].methods",
     "routes[].path",
     "routes[].permission",
@@ -79,6 +80,8 @@ struct RawLimits {
     on_store_error: OnStoreError,
     #[serde(default)]
     max_keys_per_source: Option<usize>,
+    #[serde(default)]
+    max_entries: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,6 +156,10 @@ pub struct GateConfig {
     /// for; `None` is the store's default (1 % of its entries). Not allowed with Redis, which
     /// has no such bound.
     pub max_keys_per_source: Option<usize>,
+    /// With the memory store, the live entries it holds; `None` is
+    /// [`MemoryStore::DEFAULT_MAX_ENTRIES`](crate::limits::MemoryStore::DEFAULT_MAX_ENTRIES).
+    /// Not allowed with Redis.
+    pub max_entries: Option<usize>,
     /// The routes, in order.
     pub routes: Routes,
     /// The scope rules of the permission vocabulary. Defaults to the Scaleflex catalogue.
@@ -224,13 +231,17 @@ impl GateConfig {
                 StoreSetting::Memory
             }
         };
-        match (raw.limits.max_keys_per_source, &store) {
-            (Some(0), _) => problem("limits.max_keys_per_source", "must be at least 1".into()),
-            (Some(_), StoreSetting::Redis(_)) => problem(
-                "limits.max_keys_per_source",
-                "applies to the memory store only (Redis is bounded by its maxmemory)".into(),
-            ),
-            _ => {}
+        for (key, value) in [
+            ("limits.max_keys_per_source", raw.limits.max_keys_per_source),
+            ("limits.max_entries", raw.limits.max_entries),
+        ] {
+            match (value, &store) {
+                (Some(0), _) => problem(key, "must be at least 1".into()),
+                (Some(_), StoreSetting::Redis(_)) => {
+                    problem(key, "applies to the memory store only (Redis is bounded by its maxmemory)".into());
+                }
+                _ => {}
+            }
         }
         let rules = match &raw.catalog {
             None => ScopeRules::scaleflex(),
@@ -270,6 +281,7 @@ impl GateConfig {
                 store,
                 on_store_error: raw.limits.on_store_error,
                 max_keys_per_source: raw.limits.max_keys_per_source,
+                max_entries: raw.limits.max_entries,
                 routes,
                 rules,
             }),
@@ -346,17 +358,26 @@ upload = true
 
     #[test]
     fn max_keys_per_source_is_for_the_memory_store_only() {
-        let memory =
-            GOOD.replace("store = \"redis://127.0.0.1:6379/0\"", "store = \"memory\"\nmax_keys_per_source = 5000");
+        let memory = GOOD.replace(
+            "store = \"redis://127.0.0.1:6379/0\"",
+            "store = \"memory\"\nmax_keys_per_source = 5000\nmax_entries = 500000",
+        );
         let c = GateConfig::from_toml(&memory).unwrap();
-        assert_eq!((c.store, c.max_keys_per_source), (StoreSetting::Memory, Some(5000)));
-        assert_eq!(GateConfig::from_toml(GOOD).unwrap().max_keys_per_source, None);
-        for bad in
-            [GOOD.replace("on_store_error", "max_keys_per_source = 5000\non_store_error"), memory.replace("5000", "0")]
-        {
+        assert_eq!((c.store, c.max_keys_per_source, c.max_entries), (StoreSetting::Memory, Some(5000), Some(500_000)));
+        let c = GateConfig::from_toml(GOOD).unwrap();
+        assert_eq!((c.max_keys_per_source, c.max_entries), (None, None));
+        for (bad, path) in [
+            (
+                GOOD.replace("on_store_error", "max_keys_per_source = 5000\non_store_error"),
+                "limits.max_keys_per_source",
+            ),
+            (GOOD.replace("on_store_error", "max_entries = 5000\non_store_error"), "limits.max_entries"),
+            (memory.replace("5000\n", "0\n"), "limits.max_keys_per_source"),
+            (memory.replace("500000", "0"), "limits.max_entries"),
+        ] {
             let ConfigError::Invalid(problems) = GateConfig::from_toml(&bad).unwrap_err() else { panic!("{bad}") };
             let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
-            assert_eq!(paths, ["limits.max_keys_per_source"], "{bad}");
+            assert_eq!(paths, [path], "{bad}");
         }
     }
 

@@ -116,10 +116,13 @@ impl Gate {
             .as_ref()
             .map(|url| RevocationRefresher::spawn(verifier.clone(), url.clone(), config.refresh));
         let store: Arc<dyn LimitStore> = match &config.store {
-            StoreSetting::Memory => Arc::new(match config.max_keys_per_source {
-                Some(max) => MemoryStore::default().with_max_keys_per_source(max),
-                None => MemoryStore::default(),
-            }),
+            StoreSetting::Memory => {
+                let store = MemoryStore::new(config.max_entries.unwrap_or(MemoryStore::DEFAULT_MAX_ENTRIES));
+                Arc::new(match config.max_keys_per_source {
+                    Some(max) => store.with_max_keys_per_source(max),
+                    None => store,
+                })
+            }
             StoreSetting::Redis(url) => Arc::new(RedisStore::connect(url)?),
         };
         if config.allowed_callers.ranges().iter().any(|range| range.net().prefix_len() == 0) {

@@ -20,11 +20,12 @@ const SWEEP_EVERY: usize = 1024;
 /// `exp` and the retention after it, rate budgets back to full) are swept in bulk once
 /// enough new entries were inserted, so each insertion costs O(1) amortised; when the store is
 /// full of live entries a new key is refused with [`StoreError::Full`] rather than evicting a
-/// live budget (which would hand its holder a fresh one). One address (IPv6: its /64) may
-/// start counters for at most `max_keys_per_source` live keys; a further key first used from
-/// it is refused with [`Limit::KeysPerSource`], so one client minting keys from a public
-/// template cannot fill the store for everyone (many addresses still can: size the store, or
-/// use Redis, for the clients expected).
+/// live budget (which would hand its holder a fresh one). Once the store is more than half
+/// full, one source (an IPv4 address, an IPv6 /48) may hold counters for at most
+/// `max_keys_per_source` live keys it first used; a further new key from it is refused with
+/// [`Limit::KeysPerSource`], so one client minting keys from a public template cannot fill the
+/// store for everyone, while a busy address (a NAT) is not held back in normal operation. Many
+/// sources can still fill it: size the store, or use Redis, for the clients expected.
 #[derive(Debug)]
 pub struct MemoryStore {
     max_entries: usize,
@@ -39,8 +40,8 @@ struct Inner {
     rates: HashMap<String, u64>,
     /// The source entries of every key in `uploads`, together.
     sources: usize,
-    /// For each address (IPv6: /64) that first used a key held in `uploads`, when each such
-    /// key's counters go (ms since the epoch).
+    /// For each source (IPv4 address, IPv6 /48) that first used a key held in `uploads`, when
+    /// each such key's counters go (ms since the epoch). At most one entry per live key.
     keys_by_source: HashMap<IpAddr, Vec<u64>>,
     inserted_since_sweep: usize,
 }
@@ -73,8 +74,8 @@ impl MemoryStore {
         Self { max_entries, max_keys_per_source, retention: DEFAULT_RETENTION, inner: Mutex::new(Inner::default()) }
     }
 
-    /// This store allowing counters for at most `max` live keys first used from one address
-    /// (IPv6: its /64). Behind a NAT many clients share an address: raise it for them.
+    /// This store allowing, once more than half full, counters for at most `max` live keys first
+    /// used from one source (an IPv4 address, an IPv6 /48).
     #[must_use]
     pub fn with_max_keys_per_source(mut self, max: usize) -> Self {
         self.max_keys_per_source = max;
@@ -123,15 +124,19 @@ impl MemoryStore {
             return Ok(UploadDecision::Refused { limit: Limit::PerSourceIp, retry_after: None });
         }
         let ttl = ttl_ms(attempt.expires_at, attempt.now, self.retention);
-        if !key_known {
-            // At most `max_keys_per_source` live keys started from one address; the wait is
-            // until the first of them goes. Bounded work: at most that many times per address.
-            let held = inner.keys_by_source.entry(source).or_default();
+        let starter = key_source(attempt.source);
+        // Under pressure (more than half full), at most `max_keys_per_source` live keys started
+        // from one source. Bounded work: at most that many expiry times per source.
+        if !key_known && inner.len().saturating_mul(2) > self.max_entries {
+            let held = inner.keys_by_source.entry(starter).or_default();
             held.retain(|&until| until > now_ms);
             if held.len() >= self.max_keys_per_source {
+                // Retrying helps only if a slot frees while the presented key is still valid.
                 let first = held.iter().min().copied().unwrap_or(now_ms);
-                let wait = Duration::from_millis(first.saturating_sub(now_ms).max(1));
-                return Ok(UploadDecision::Refused { limit: Limit::KeysPerSource, retry_after: Some(wait) });
+                let key_ends = unix_ms(attempt.expires_at);
+                let retry_after =
+                    (first < key_ends).then(|| Duration::from_millis(first.saturating_sub(now_ms).max(1)));
+                return Ok(UploadDecision::Refused { limit: Limit::KeysPerSource, retry_after });
             }
         }
         let needed = usize::from(!key_known) + usize::from(new_source);
@@ -140,7 +145,7 @@ impl MemoryStore {
         }
         let Inner { uploads, sources, keys_by_source, .. } = &mut *inner;
         if !key_known {
-            keys_by_source.entry(source).or_default().push(now_ms.saturating_add(ttl));
+            keys_by_source.entry(starter).or_default().push(now_ms.saturating_add(ttl));
         }
         let entry = uploads.entry(attempt.jti.to_owned()).or_default();
         entry.expires_ms = entry.expires_ms.max(now_ms.saturating_add(ttl));
@@ -237,6 +242,15 @@ impl MemoryStore {
     }
 }
 
+/// The source a new key is charged to: an IPv4 address, or an IPv6 /48 (a site: one customer
+/// may hold a /56 or a /48, 256 or 65 536 /64s).
+fn key_source(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !(u128::MAX >> 48))),
+        v4 => v4,
+    }
+}
+
 impl Inner {
     /// Entries held: keys, their source entries, rate budgets.
     fn len(&self) -> usize {
@@ -293,31 +307,47 @@ mod tests {
         Limits { per_min: Some(n), per_source_ip: None }
     }
 
-    /// One address starts counters for at most `max_keys_per_source` live keys: the next new
-    /// key from it (or its /64) waits until the first of them goes; keys it already holds,
-    /// and other addresses, are decided as before.
+    /// Once the store is more than half full, one source (an IPv4 address, an IPv6 /48) holds
+    /// counters for at most `max_keys_per_source` live keys it started: the next new key from
+    /// it is refused, with `Retry-After` only when a slot frees while that key is still valid;
+    /// keys it already holds, and other sources, are decided as before.
     #[test]
-    fn one_address_cannot_fill_the_store_with_new_keys() {
-        let store = MemoryStore::new(1000).with_max_keys_per_source(3);
+    fn one_source_cannot_fill_the_store_with_new_keys() {
+        let store = MemoryStore::new(10).with_max_keys_per_source(3);
+        let retention = DEFAULT_RETENTION.as_millis() as u64;
         let exp = T0 + 600_000;
-        let key = |jti: &str, source: &str, now| UploadAttempt {
+        let key = |jti: &str, source: &str, exp: u64, now| UploadAttempt {
             expires_at: at(exp),
             ..attempt(jti, source, per_min(5), now)
         };
-        for jti in ["a", "b", "c"] {
-            assert_eq!(store.upload(key(jti, "2001:db8::1", T0)).unwrap(), UploadDecision::Allowed);
+        let allowed = |jti: &str, source: &str, now| store.upload(key(jti, source, exp, now)).unwrap();
+        // Not under pressure: a busy source is not held back.
+        for jti in ["a", "b", "c", "d"] {
+            assert_eq!(allowed(jti, "2001:db8::1", T0), UploadDecision::Allowed);
         }
-        // Another address in the same /64: the same budget of keys.
-        let wait = exp + DEFAULT_RETENTION.as_millis() as u64 - (T0 + 1000);
+        for jti in ["x", "y"] {
+            assert_eq!(allowed(jti, "192.0.2.7", T0), UploadDecision::Allowed);
+        }
+        // More than half full: the /48 has started 4 live keys, more than 3.
+        let refused =
+            |jti: &str, source: &str, key_exp: u64, now| store.upload(key(jti, source, key_exp, now)).unwrap();
         assert_eq!(
-            store.upload(key("d", "2001:db8::2", T0 + 1000)).unwrap(),
-            UploadDecision::Refused { limit: Limit::KeysPerSource, retry_after: Some(Duration::from_millis(wait)) }
+            refused("e", "2001:db8:0:ff::9", exp, T0 + 1000),
+            UploadDecision::Refused { limit: Limit::KeysPerSource, retry_after: None },
+            "no slot frees before this key expires: waiting does not help"
         );
-        assert_eq!(store.upload(key("a", "2001:db8::1", T0 + 1000)).unwrap(), UploadDecision::Allowed);
-        assert_eq!(store.upload(key("d", "192.0.2.7", T0 + 1000)).unwrap(), UploadDecision::Allowed);
-        // Once the first keys' counters are gone, new keys from that address are counted again.
-        let later = exp + DEFAULT_RETENTION.as_millis() as u64 + 1;
-        assert_eq!(store.upload(key("e", "2001:db8::3", later)).unwrap(), UploadDecision::Allowed);
+        assert_eq!(
+            refused("e", "2001:db8:0:ff::9", exp + 3_600_000, T0 + 1000),
+            UploadDecision::Refused {
+                limit: Limit::KeysPerSource,
+                retry_after: Some(Duration::from_millis(exp + retention - (T0 + 1000))),
+            }
+        );
+        assert_eq!(allowed("a", "2001:db8::1", T0 + 1000), UploadDecision::Allowed, "a key it holds");
+        assert_eq!(allowed("z", "192.0.2.8", T0 + 1000), UploadDecision::Allowed, "another source");
+        // Once its keys' counters are gone, the source starts new ones again.
+        let later = exp + retention + 1;
+        assert_eq!(store.upload(key("f", "2001:db8::3", later + 600_000, later)).unwrap(), UploadDecision::Allowed);
         assert_eq!(Limit::KeysPerSource.code(), "limit_keys_per_source");
     }
 
