@@ -234,9 +234,17 @@ pub(crate) enum Reader {
 #[derive(Debug, Clone)]
 pub(crate) struct TrustedDir {
     /// The canonical path.
-    pub(crate) path: PathBuf,
+    path: PathBuf,
     /// The user the entries must belong to (or to root).
-    pub(crate) uid: u32,
+    uid: u32,
+}
+
+impl TrustedDir {
+    /// The canonical path. Only [`trusted_dir`] makes a `TrustedDir`, so holding one means the
+    /// checks ran.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 #[cfg(unix)]

@@ -92,7 +92,7 @@ impl Keyring {
 
     fn load_as(dir: &Path, reader: Reader) -> Result<Self, KeyError> {
         let trusted = trusted_dir(dir, reader)?;
-        let dir = &trusted.path;
+        let dir = trusted.path();
         let paths = pem_paths(dir)?;
         let state = crate::keys::lifecycle::KeyringState::load_in(&trusted)?;
         if let Some(state) = state {
@@ -105,7 +105,7 @@ impl Keyring {
             keys.push(key);
             times.push(KeyTimes { published: modified, signed: modified });
         }
-        let active = keys.len().checked_sub(1).ok_or_else(|| KeyError::NoKeys(dir.clone()))?;
+        let active = keys.len().checked_sub(1).ok_or_else(|| KeyError::NoKeys(dir.to_owned()))?;
         Ok(Self::with_times(keys, active, Vec::new(), times))
     }
 
@@ -136,7 +136,7 @@ impl Keyring {
         state: &crate::keys::lifecycle::KeyringState,
     ) -> Result<Self, KeyError> {
         use crate::keys::lifecycle::KeyState;
-        let dir = trusted.path.as_path();
+        let dir = trusted.path();
         let unlisted: Vec<String> = paths
             .iter()
             .filter_map(|p| p.file_name())
