@@ -332,6 +332,44 @@ async fn gate_metrics_listen_moves_metrics_off_the_main_listener() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(parsed.contains_key("keysmith_gate_cache_entries{}"), "{parsed:?}");
+    // The metrics listener is the same accept loop: its errors are problem documents too.
+    let wrong = Request::new("POST", "/metrics").send(metrics).await.unwrap();
+    assert_eq!(wrong.status, 405, "{}\n{}", wrong.head, wrong.body);
+    assert_eq!(wrong.header("content-type").as_deref(), Some("application/problem+json"), "{}", wrong.head);
+    assert_eq!(wrong.header("allow").as_deref(), Some("GET,HEAD"), "{}", wrong.head);
+}
+
+/// [`ask_upload`] from `10.1.2.3` with the client's `cookie` passed on.
+async fn ask_upload_with(port: u16, token: &str, cookie: &str) -> Reply {
+    asking_about_upload("10.1.2.3").bearer(token).header("Cookie", cookie).send(port).await.unwrap()
+}
+
+/// Forwarded requests are bigger than direct ones: Envoy asks with the original path in the
+/// URI, nginx and Caddy pass on every header of the client (cookies). The gate takes a 12 KiB
+/// URI and 48 KiB of headers, past the issuer's 4 KiB / 32 KiB, and still refuses beyond its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gate_takes_forwarded_uris_and_headers_larger_than_the_issuers() {
+    let first = issuer(&config(1, ""));
+    let backend = start_backend(Documents::of(&first)).await;
+    let gate = Gate::start(backend).await;
+    let token = mint(&first, "demo", "up");
+    // As Envoy asks: `path_prefix` + the original path, and the description in the headers.
+    let asking_at = |target: &str| {
+        Request::new("GET", target)
+            .header("X-Forwarded-Method", "PUT")
+            .header("X-Forwarded-Uri", "/files/uploads/x.bin")
+            .header("X-Forwarded-For", "10.1.2.3")
+            .bearer(&token)
+    };
+    let long = format!("/v1/authorize/files/{}", "a".repeat(12 * 1024));
+    let asked = asking_at(&long).send(gate.port).await.unwrap();
+    assert_eq!(asked.status, 200, "{}\n{}", asked.head, asked.body);
+    let cookie = "c".repeat(48 * 1024);
+    let asked = ask_upload_with(gate.port, &token, &cookie).await;
+    assert_eq!(asked.status, 200, "{}\n{}", asked.head, asked.body);
+    let too_long = format!("/v1/authorize/files/{}", "a".repeat(17 * 1024));
+    let refused = asking_at(&too_long).send(gate.port).await.unwrap();
+    assert_eq!(refused.status, 414, "{}\n{}", refused.head, refused.body);
 }
 
 /// Another host, to a gate on `127.0.0.1`.

@@ -339,7 +339,18 @@ async fn healthz(State(gate): State<Arc<Gate>>) -> Response {
     if gate.is_ready(SystemTime::now()) {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: no JWKS yet, or the revocation list is not fresh\n")
+        let problem = serde_json::json!({
+            "type": "about:blank",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": "not ready: no JWKS yet, or the revocation list is not fresh",
+            "code": "not_ready",
+        });
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(http::header::CONTENT_TYPE, "application/problem+json"), (http::header::CACHE_CONTROL, "no-store")],
+            problem.to_string(),
+        )
             .into_response()
     }
 }
@@ -495,6 +506,26 @@ mod tests {
         }
         let refused = ask(&gate, "/v1/authorize/", [10, 0, 0, 1]).await;
         assert_eq!((refused.0, refused.2), (StatusCode::FORBIDDEN, "caller_not_allowed".into()));
+    }
+
+    /// Before it holds a JWKS the gate's `/healthz` is a `503` problem document of its own
+    /// (`not_ready`), not a plain text the listener would have to replace.
+    #[tokio::test]
+    async fn healthz_not_ready_is_a_problem_document() {
+        use tower::ServiceExt as _;
+        let toml = "issuer = \"https://iss\"\naudience = \"demo\"\njwks = \"http://127.0.0.1:9/jwks.json\"\n\
+                    allowed_callers = [\"127.0.0.1/32\"]\n[[routes]]\nmethods = [\"PUT\"]\npath = \"/files/{*file}\"\n\
+                    permission = \"FILE_UPLOAD\"\n";
+        let gate = Arc::new(Gate::start(GateConfig::from_toml(toml).unwrap()).unwrap());
+        let request = http::Request::get("/healthz").body(axum::body::Body::empty()).unwrap();
+        let response = gate.router().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[http::header::CONTENT_TYPE], "application/problem+json");
+        let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["code"], "not_ready", "{problem}");
+        assert_eq!(problem["status"], 503, "{problem}");
+        assert_eq!(problem["detail"], "not ready: no JWKS yet, or the revocation list is not fresh", "{problem}");
     }
 
     /// Counts the warnings logged under `keysmith::gate`.

@@ -3,7 +3,7 @@
 
 use crate::server::escape;
 use crate::server::problem::ApiError;
-use crate::server::router::{ensure_problem, router};
+use crate::server::router::{Throttle, ensure_problem, router};
 use crate::server::state::{IssuerHandle, source_key};
 use axum::response::{IntoResponse as _, Response};
 use std::future::Future;
@@ -12,22 +12,34 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// ConnectionLimits that protect the service from slow, large and numerous requests.
+///
+/// Peers come in two kinds: the *exempt* ones (the issuer's `server.trusted_proxies`, the
+/// gate's `allowed_callers`: proxies that carry every client behind them) and every other peer.
+/// Each kind has its own pool of connections, so other peers cannot take the proxies' slots.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
-    /// Time a client has to send its request headers. Defaults to 10 s (slowloris).
+    /// Time a client has to send its request headers, and how long a kept-alive connection may
+    /// wait for its next request. Defaults to 10 s (slowloris). Exempt peers have none: a proxy
+    /// pools its upstream connections for a minute or more and would otherwise reuse one that
+    /// was just closed (and answer its client with a `502`); their requests still have
+    /// [`request_timeout`](Self::request_timeout).
     pub header_read_timeout: Duration,
     /// Time a request may take, body included. Defaults to 30 s.
     pub request_timeout: Duration,
-    /// Open connections at once; more are closed on accept. Defaults to 1024. With HTTP/1.1
-    /// this also caps requests in flight.
+    /// Open connections at once from exempt peers (the proxies); more are closed on accept.
+    /// Defaults to 1024. With HTTP/1.1 this also caps their requests in flight.
     pub max_connections: usize,
+    /// Open connections at once from every other peer, a pool apart from the exempt peers'.
+    /// Defaults to 1024 (the issuer's direct clients); the gate's default is 128, since they
+    /// only get `403`, `/healthz` and `/metrics` there.
+    pub max_other_connections: usize,
     /// Open connections from one address (IPv6: one /64) at once, so one client cannot take
-    /// every slot. Peers in `server.trusted_proxies` are exempt (they carry every client behind
-    /// them; the global cap still holds them). Defaults to 64.
+    /// every slot of [`max_other_connections`](Self::max_other_connections). Exempt peers have
+    /// no such cap (they carry every client behind them). Defaults to 64.
     pub max_connections_per_address: usize,
-    /// Longest request line URI, in bytes. Defaults to 4096.
+    /// Longest request line URI, in bytes. Defaults to 4096 (the gate's, 16 KiB).
     pub max_uri_bytes: usize,
-    /// Largest request header block, in bytes. Defaults to 32 KiB.
+    /// Largest request header block, in bytes. Defaults to 32 KiB (the gate's, 64 KiB).
     pub max_header_bytes: usize,
     /// How long shutdown waits for in-flight requests. Defaults to 20 s.
     pub drain_timeout: Duration,
@@ -39,11 +51,22 @@ impl Default for ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            max_other_connections: 1024,
             max_connections_per_address: 64,
             max_uri_bytes: 4096,
             max_header_bytes: 32 * 1024,
             drain_timeout: Duration::from_secs(20),
         }
+    }
+}
+
+impl ConnectionLimits {
+    /// The limits of `keysmith gate`: as the default, with 128 connections for peers other than
+    /// its callers, and room for forwarded requests: a 16 KiB URI (Envoy's `ext_authz` puts the
+    /// original path in it) and 64 KiB of headers (nginx and Caddy pass on every header of the
+    /// client, cookies included).
+    pub fn gate() -> Self {
+        Self { max_other_connections: 128, max_uri_bytes: 16 * 1024, max_header_bytes: 64 * 1024, ..Self::default() }
     }
 }
 
@@ -89,7 +112,7 @@ pub async fn serve_with(
     let trusted = handle.clone();
     let metrics = handle.clone();
     let peers = Peers {
-        // A trusted proxy carries every client behind it: it is held to the global cap only,
+        // A trusted proxy carries every client behind it: it has its own pool of connections,
         // and the rate limit applies to the client address it names.
         exempt: Box::new(move |ip| trusted.serving().issuer.config().server.trusted_proxies.contains(ip)),
         opened: Box::new(move || Box::new(metrics.metrics().connection_opened())),
@@ -100,7 +123,8 @@ pub async fn serve_with(
 /// Serves `app` (which may extract `ConnectInfo<SocketAddr>`) on `listener` with `limits`
 /// until `shutdown` resolves, then drains: the accept loop of [`serve_with`] for another
 /// service, such as `keysmith gate`. Peers for which `exempt` holds (the proxies that carry
-/// every client behind them) are held to the global connection cap only.
+/// every client behind them) draw from their own pool of connections, have no per-address cap
+/// and no header read timeout (see [`ConnectionLimits`]).
 ///
 /// # Errors
 ///
@@ -143,8 +167,13 @@ async fn accept(
         ))
         // The timeout answers with a bare status: make it a problem document too.
         .layer(axum::middleware::map_response(ensure_problem));
-    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    // Two pools: the exempt peers' (the proxies) and everyone else's, so other peers cannot
+    // take the slots of the proxies.
+    let exempt_pool = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let other_pool = Arc::new(tokio::sync::Semaphore::new(limits.max_other_connections));
     let per_address: Arc<Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> = Arc::default();
+    // A client can cause these warnings at will: one a minute, saying how many were held back.
+    let full = Throttle::default();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -153,6 +182,11 @@ async fn accept(
         // while hyper still bounds what one connection may buffer.
         .max_buf_size((limits.max_header_bytes + limits.max_uri_bytes).saturating_mul(2).max(8192))
         .keep_alive(true);
+    // hyper's header read timeout also runs while a kept-alive connection waits for its next
+    // request. Proxies keep idle upstream connections for a minute or more (nginx 60 s, Envoy
+    // 1 h): for them, none.
+    let mut exempt_http = http.clone();
+    exempt_http.header_read_timeout(None);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -167,16 +201,23 @@ async fn accept(
             },
             () = &mut shutdown => break,
         };
-        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
-            tracing::warn!(target: "keysmith::server", %peer, max = limits.max_connections, "connection limit reached; closing");
+        let exempt = (peers.exempt)(peer.ip());
+        let (pool, max, kind) = if exempt {
+            (&exempt_pool, limits.max_connections, "exempt peers")
+        } else {
+            (&other_pool, limits.max_other_connections, "other peers")
+        };
+        let Ok(permit) = Arc::clone(pool).try_acquire_owned() else {
+            warn_full(&full, peer, max, kind);
             continue;
         };
-        let source = if (peers.exempt)(peer.ip()) { None } else { Some(source_key(peer.ip())) };
+        let source = if exempt { None } else { Some(source_key(peer.ip())) };
         if let Some(source) = source {
             let mut open = per_address.lock().unwrap_or_else(PoisonError::into_inner);
             let count = open.entry(source).or_insert(0);
             if *count >= limits.max_connections_per_address {
-                tracing::warn!(target: "keysmith::server", %peer, max = limits.max_connections_per_address, "per-address connection limit reached; closing");
+                drop(open);
+                warn_full(&full, peer, limits.max_connections_per_address, "one address");
                 continue;
             }
             *count += 1;
@@ -187,8 +228,9 @@ async fn accept(
             request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             request
         });
+        let builder = if exempt { &exempt_http } else { &http };
         let connection =
-            http.serve_connection(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(service));
+            builder.serve_connection(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -213,6 +255,20 @@ async fn accept(
         () = tokio::time::sleep(limits.drain_timeout) => tracing::warn!(target: "keysmith::server", "drain timed out; closing remaining connections"),
     }
     Ok(())
+}
+
+/// Logs that a connection from `peer` was closed because the limit of `max` connections of
+/// `kind` is reached, at most once per [`Throttle::EVERY`] (the rest at the debug level).
+fn warn_full(throttle: &Throttle, peer: std::net::SocketAddr, max: usize, kind: &'static str) {
+    match throttle.allow(std::time::Instant::now()) {
+        Some(held_back) => tracing::warn!(target: "keysmith::server",
+            %peer,
+            max,
+            kind,
+            held_back,
+            "connection limit reached; closing (one warning a minute, held_back since the last)"),
+        None => tracing::debug!(target: "keysmith::server", %peer, max, kind, "connection limit reached; closing"),
+    }
 }
 
 /// Refuses over-long URIs (`414`) and header blocks (`431`) as problem documents.

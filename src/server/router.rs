@@ -141,7 +141,9 @@ async fn check_host(
 }
 
 /// Turns any error response that is not yet a problem document (an extractor's plain-text
-/// rejection, a timeout) into one, so clients always get the same shape.
+/// rejection, a timeout, a handler's plain-text error) into one, so clients always get the
+/// same shape. The original headers (`Allow`, `Retry-After`, …) are kept, but for those that
+/// describe the replaced body.
 pub(crate) async fn ensure_problem(response: Response) -> Response {
     let status = response.status();
     let is_problem = response
@@ -151,7 +153,30 @@ pub(crate) async fn ensure_problem(response: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return response;
     }
-    ApiError::from_status(status).into_response()
+    let mut problem = ApiError::from_status(status).into_response();
+    let (parts, _body) = response.into_parts();
+    // Headers that describe the replaced body, and the problem's `no-store`, are not carried.
+    let replaced = [
+        header::CONTENT_TYPE,
+        header::CONTENT_LENGTH,
+        header::CONTENT_ENCODING,
+        header::CONTENT_RANGE,
+        header::TRANSFER_ENCODING,
+        header::ETAG,
+        header::LAST_MODIFIED,
+        header::CACHE_CONTROL,
+    ];
+    for name in parts.headers.keys() {
+        if replaced.contains(name) {
+            continue;
+        }
+        // The original's values win over the problem's (a `WWW-Authenticate` with details).
+        problem.headers_mut().remove(name);
+        for value in parts.headers.get_all(name) {
+            problem.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    problem
 }
 
 /// CORS for the origins of the config in use, read per request so a reload applies at once.

@@ -41,21 +41,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             tracing::info!(address = %metrics.local_addr()?, "metrics on http://{address}/metrics");
             let app = Arc::clone(&gate).metrics_router();
             tokio::spawn(async move {
-                if let Err(e) =
-                    axum::serve(metrics, app).with_graceful_shutdown(keysmith::server::shutdown_signal()).await
-                {
+                // The same accept loop, no peer exempt: whoever scrapes is held to the caps.
+                let served = keysmith::server::serve_router(
+                    metrics,
+                    app,
+                    keysmith::server::ConnectionLimits::gate(),
+                    |_| false,
+                    keysmith::server::shutdown_signal(),
+                )
+                .await;
+                if let Err(e) = served {
                     tracing::error!(error = %e, "the metrics listener stopped");
                 }
             });
         }
-        // The issuer's accept loop: connection caps (global, and per address but for the
-        // proxies that may ask, which carry every client), header and request timeouts, size
-        // checks and a graceful drain.
+        // The issuer's accept loop with the gate's limits: a pool of connections for the
+        // proxies that may ask (no per-address cap, no header read timeout on their idle
+        // keep-alive connections) and a smaller one for everyone else, request timeouts, size
+        // checks (room for forwarded URIs and headers) and a graceful drain.
         let callers = allowed_callers;
         keysmith::server::serve_router(
             listener,
             gate.router(),
-            keysmith::server::ConnectionLimits::default(),
+            keysmith::server::ConnectionLimits::gate(),
             move |ip| callers.contains(ip),
             keysmith::server::shutdown_signal(),
         )
