@@ -101,6 +101,7 @@ async fn create_use_deactivate_reactivate() {
     let (id, secret) = create(dir.path(), "FILE_UPLOAD,OBJECTS_LIST", "demo");
     let text = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
     assert!(text.starts_with("# Backend access.\nversion = 2\n"), "comments kept, version bumped:\n{text}");
+    let (_, other_project) = create(dir.path(), "OBJECTS_LIST", "other");
     assert!(text.contains(&format!("id = \"{id}\"")) && !text.contains(&secret), "metadata only, never the secret");
     let listed = keysmith(dir.path(), &["apikey", "list"]);
     let listed = String::from_utf8(listed.stdout).unwrap();
@@ -158,7 +159,7 @@ async fn create_use_deactivate_reactivate() {
     let list = list.text().await.unwrap();
     let claims: Value = serde_json::from_slice(&common::unb64(list.split('.').nth(1).unwrap())).unwrap();
     assert_eq!(claims["revoked_api_keys"], json!([id]));
-    assert_eq!(claims["ver"], 3);
+    assert_eq!(claims["ver"], 4, "two creations and one deactivation after version 1");
     assert_eq!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(), 60);
     let verifier = downstream(&server).await;
     assert_eq!(verifier.verify_api_key(&secret, SystemTime::now()).unwrap_err(), VerifyError::Revoked);
@@ -193,6 +194,8 @@ async fn create_use_deactivate_reactivate() {
         "api_key_invalid"
     );
     assert_eq!(mint(&server, "public-list", None, None).await.status(), StatusCode::OK);
+    // Another project's valid key says nothing about this one: ignored on a public template.
+    assert_eq!(mint(&server, "public-list", Some(&other_project), None).await.status(), StatusCode::OK);
 
     // Reactivate: it passes again.
     assert!(keysmith(&dir, &["apikey", "activate", &id]).status.success());

@@ -205,6 +205,14 @@ fn host_install_and_runbooks_work_as_written() {
         let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap();
         assert!(found.status.success(), "{tool} is missing: run scripts/test-deps.sh");
     }
+    // The overlay hides the namespace's `/etc` changes from the host, not the host's users from
+    // the namespace: the unit's `useradd` needs a host without a `keysmith` user.
+    let existing = Command::new("id").arg("keysmith").output().unwrap();
+    assert!(
+        !existing.status.success(),
+        "this host already has a `keysmith` user, so the documented `useradd` would fail: run this test on a \
+         machine without one (CI is)"
+    );
     let commands = documented_commands();
     let host = Host::new();
 

@@ -81,7 +81,16 @@ pub async fn serve_metrics(
     handle: IssuerHandle,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, crate::server::router::metrics_router(handle)).with_graceful_shutdown(shutdown).await
+    // The same accept loop and limits as the service (no peer exempt): a scraper that holds
+    // slow connections cannot exhaust the process's descriptors.
+    serve_router(
+        listener,
+        crate::server::router::metrics_router(handle),
+        ConnectionLimits::default(),
+        |_| false,
+        shutdown,
+    )
+    .await
 }
 
 /// Serves `handle` on `listener` with the default [`ConnectionLimits`] until `shutdown` resolves, then
