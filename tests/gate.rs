@@ -615,3 +615,24 @@ async fn the_gate_caps_connections_per_address_but_not_for_its_callers() {
     assert_eq!(asked.status, 200, "{}\n{}", asked.head, asked.body);
     drop((held, callers));
 }
+
+/// The memory store's bound on new keys per source, set in `gate.toml`: once the store is more
+/// than half full, a source that already started `max_keys_per_source` live keys gets `429
+/// limit_keys_per_source` for a new one, while other sources and the keys it holds go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_cannot_fill_the_gates_memory_store() {
+    let first = issuer(&config(1, ""));
+    let backend = start_backend(Documents::of(&first)).await;
+    let gate = GateConfig::new(backend).with_limits("max_entries = 4\nmax_keys_per_source = 1").start().await;
+    // Keys with `limit_per_min`: one entry each, 1, 2, 3 of 4 (no pressure before the third).
+    let key = || mint(&first, "demo", "burst");
+    let held = key();
+    for (token, client) in [(&held, "10.1.1.1"), (&key(), "10.2.2.2"), (&key(), "10.3.3.3")] {
+        let reply = ask_upload(gate.port, token, client).await;
+        assert_eq!(reply.status, 200, "{}\n{}", reply.head, reply.body);
+    }
+    let refused = ask_upload(gate.port, &key(), "10.1.1.1").await;
+    assert_eq!((refused.status, refused.code().as_str()), (429, "limit_keys_per_source"), "{}", refused.head);
+    assert_eq!(ask_upload(gate.port, &held, "10.1.1.1").await.status, 200, "a key it holds");
+    assert_eq!(ask_upload(gate.port, &key(), "10.4.4.4").await.status, 200, "another source");
+}

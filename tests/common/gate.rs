@@ -212,6 +212,7 @@ pub struct GateConfig {
     store: String,
     on_store_error: String,
     extra: String,
+    limits_extra: String,
 }
 
 impl GateConfig {
@@ -224,6 +225,7 @@ impl GateConfig {
             store: "memory".to_owned(),
             on_store_error: "deny".to_owned(),
             extra: String::new(),
+            limits_extra: String::new(),
         }
     }
 
@@ -247,6 +249,13 @@ impl GateConfig {
         self
     }
 
+    /// Adds settings to `[limits]` (TOML lines).
+    pub fn with_limits(mut self, settings: &str) -> Self {
+        self.limits_extra.push_str(settings);
+        self.limits_extra.push('\n');
+        self
+    }
+
     /// Adds top-level settings (TOML lines).
     pub fn with(mut self, settings: &str) -> Self {
         self.extra.push_str(settings);
@@ -256,7 +265,7 @@ impl GateConfig {
 
     /// The text of `gate.toml`.
     pub fn toml(&self) -> String {
-        let Self { jwks, revocations, trusted_proxies, store, on_store_error, extra } = self;
+        let Self { jwks, revocations, trusted_proxies, store, on_store_error, extra, limits_extra } = self;
         let revocations = revocations.as_ref().map(|r| format!("revocations = {r:?}\n")).unwrap_or_default();
         format!(
             r#"
@@ -269,7 +278,7 @@ refresh_seconds = 1
 [limits]
 store = {store:?}
 on_store_error = {on_store_error:?}
-
+{limits_extra}
 [[routes]]
 methods = ["PUT", "POST"]
 path = "/files/{{*file}}"
