@@ -265,12 +265,8 @@ fn effective_uid() -> u32 {
 /// # Errors
 ///
 /// [`KeyError::OutsideDirectory`], or as [`trusted_dir`] for a directory on the way.
-pub(crate) fn resolve_entry(dir: &TrustedDir, path: &Path) -> Result<PathBuf, KeyError> {
-    resolve_entry_as(&dir.path, path, dir.uid)
-}
-
-/// [`resolve_entry`], the directories on the way checked for the user `me`.
-fn resolve_entry_as(dir: &Path, path: &Path, me: u32) -> Result<PathBuf, KeyError> {
+pub(crate) fn resolve_entry(trusted: &TrustedDir, path: &Path) -> Result<PathBuf, KeyError> {
+    let (dir, me) = (trusted.path(), trusted.uid);
     let meta = fs::symlink_metadata(path).map_err(|e| KeyError::io(path, e))?;
     if !meta.file_type().is_symlink() {
         return Ok(path.to_owned());
@@ -310,15 +306,15 @@ fn resolve_entry_as(dir: &Path, path: &Path, me: u32) -> Result<PathBuf, KeyErro
 #[allow(dead_code)] // the gate's alone: a build without the `gate` feature has no caller
 pub(crate) fn open_trusted_file(path: &Path) -> Result<(fs::File, fs::Metadata), KeyError> {
     const ATTEMPTS: usize = 3;
-    let me = effective_uid();
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().ok_or_else(|| {
         KeyError::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a path to a file"))
     })?;
     let attempt = || -> Result<(fs::File, fs::Metadata), KeyError> {
-        let dir = fs::canonicalize(parent).map_err(|e| KeyError::io(parent, e))?;
-        check_dir(&dir, me)?;
-        let target = resolve_entry_as(&dir, &dir.join(name), me)?;
+        // The directory as a key directory is checked, for this process's user.
+        let dir = trusted_dir(parent, Reader::Process)?;
+        let target = resolve_entry(&dir, &dir.path().join(name))?;
+        let me = dir.uid;
         let file = fs::File::open(&target).map_err(|e| KeyError::io(&target, e))?;
         let meta = file.metadata().map_err(|e| KeyError::io(&target, e))?;
         #[cfg(unix)]
