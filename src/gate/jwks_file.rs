@@ -298,17 +298,33 @@ mod tests {
         assert!(matches!(start(), JwksFileError::TooLarge { .. }));
     }
 
-    /// A file that disappears is one failure while it stays away, not one per look; the keys
-    /// stay; the file back (same content, another inode) is loaded again.
-    #[test]
-    fn a_removed_file_is_one_failure_and_keeps_the_keys_until_it_is_back() {
+    /// A watcher polling every 20 ms a file in a fresh directory holding key 1, with the key
+    /// ids it loaded.
+    struct Running {
+        dir: tempfile::TempDir,
+        path: PathBuf,
+        verifier: Verifier,
+        poll: Duration,
+        file: JwksFile,
+        kids: Vec<String>,
+    }
+
+    fn running() -> Running {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("jwks.json");
         std::fs::write(&path, jwks(1)).unwrap();
         let verifier = verifier();
         let poll = Duration::from_millis(20);
         let file = JwksFile::start(&verifier, &path, poll).unwrap();
-        let kids = verifier.keys().kids().iter().map(|k| (*k).to_owned()).collect::<Vec<_>>();
+        let kids = verifier.keys().kids().iter().map(|k| (*k).to_owned()).collect();
+        Running { dir, path, verifier, poll, file, kids }
+    }
+
+    /// A file that disappears is one failure while it stays away, not one per look; the keys
+    /// stay; the file back (same content, another inode) is loaded again.
+    #[test]
+    fn a_removed_file_is_one_failure_and_keeps_the_keys_until_it_is_back() {
+        let Running { dir: _dir, path, verifier, poll, file, kids } = running();
         assert_eq!(kids.len(), 1);
         std::fs::remove_file(&path).unwrap();
         wait_for("the failure", || file.status().failures_total == 1);
@@ -399,13 +415,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn a_file_replaced_by_a_world_writable_one_is_refused_and_the_keys_stay() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("jwks.json");
-        std::fs::write(&path, jwks(1)).unwrap();
-        let verifier = verifier();
-        let poll = Duration::from_millis(20);
-        let file = JwksFile::start(&verifier, &path, poll).unwrap();
-        let kids = verifier.keys().kids().iter().map(|k| (*k).to_owned()).collect::<Vec<_>>();
+        let Running { dir, path, verifier, poll, file, kids } = running();
         let planted = dir.path().join("planted.json");
         std::fs::write(&planted, jwks(2)).unwrap();
         chmod(&planted, 0o666);
