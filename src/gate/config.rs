@@ -382,6 +382,18 @@ upload = true
     }
 
     #[test]
+    fn request_headers_takes_one_of_three_kinds() {
+        let with =
+            |value: &str| GOOD.replace("trusted_proxies", &format!("request_headers = {value:?}\ntrusted_proxies"));
+        assert_eq!(GateConfig::from_toml(GOOD).unwrap().request_headers, RequestHeaders::Either);
+        assert_eq!(GateConfig::from_toml(&with("x-original")).unwrap().request_headers, RequestHeaders::XOriginal);
+        assert_eq!(GateConfig::from_toml(&with("x-forwarded")).unwrap().request_headers, RequestHeaders::XForwarded);
+        for bad in ["X-Original", "x_original", "both", ""] {
+            assert!(matches!(GateConfig::from_toml(&with(bad)), Err(ConfigError::Parse { .. })), "{bad}");
+        }
+    }
+
+    #[test]
     fn metrics_listen_is_validated() {
         let with =
             |value: &str| GOOD.replace("trusted_proxies", &format!("metrics_listen = {value:?}\ntrusted_proxies"));

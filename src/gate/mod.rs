@@ -446,6 +446,20 @@ mod tests {
         assert_eq!(original_request(&headers(&half), RequestHeaders::XForwarded), None);
     }
 
+    /// A description header that is not text, or a method that is no HTTP token, is refused
+    /// in every mode, never skipped in favour of the other kind.
+    #[test]
+    fn a_description_that_is_not_text_is_refused() {
+        for kind in [RequestHeaders::Either, RequestHeaders::XOriginal] {
+            let mut map = headers(&[("x-original-method", "PUT"), ("x-forwarded-method", "PUT")]);
+            map.append("x-original-uri", HeaderValue::from_bytes(b"/files/\xff").unwrap());
+            map.append("x-forwarded-uri", HeaderValue::from_static("/files/uploads/a"));
+            assert_eq!(original_request(&map, kind), None, "{kind:?}");
+            let bad_method = headers(&[("x-original-method", "P(T"), ("x-original-uri", "/files/a")]);
+            assert_eq!(original_request(&bad_method, kind), None, "{kind:?}");
+        }
+    }
+
     #[test]
     fn a_repeated_or_missing_description_is_refused() {
         let repeated = [("x-forwarded-method", "PUT"), ("x-forwarded-uri", "/a"), ("x-forwarded-uri", "/b")];
